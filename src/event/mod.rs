@@ -1,0 +1,13 @@
+//! The event model and its two wire formats.
+//!
+//! [`Event`] mirrors Distribution's `notifications.Event` field for field;
+//! [`Format`] writes envelopes byte-exact in Distribution 2.x (`events.v1`) or
+//! 3.x (`events.v2`, the default) form.
+
+mod format;
+mod model;
+mod timestamp;
+
+pub use format::{Format, EVENTS_V1_MEDIA_TYPE, EVENTS_V2_MEDIA_TYPE};
+pub use model::{Action, ActorRecord, Batch, Descriptor, Envelope, Event, Platform, RequestRecord, SourceRecord, Target};
+pub use timestamp::{ParseTimestampError, Timestamp};

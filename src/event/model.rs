@@ -1,0 +1,286 @@
+//! The event model: the fields of Distribution's `notifications.Event`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::Timestamp;
+
+/// What happened to the target: Distribution's four actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A manifest or blob was written (for blobs: the upload was committed).
+    Push,
+    /// A manifest or blob was read (GET or HEAD).
+    Pull,
+    /// A blob was mounted from another repository (`fromRepository`).
+    Mount,
+    /// A manifest, blob or tag was deleted.
+    Delete,
+}
+
+impl Action {
+    /// The wire name: `push`, `pull`, `mount` or `delete`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::Push => "push",
+            Action::Pull => "pull",
+            Action::Mount => "mount",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "push" => Ok(Action::Push),
+            "pull" => Ok(Action::Pull),
+            "mount" => Ok(Action::Mount),
+            "delete" => Ok(Action::Delete),
+            other => Err(format!("unknown action {other:?} (expected push, pull, mount or delete)")),
+        }
+    }
+}
+
+/// An OCI platform, as found on the children of an image index.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// CPU architecture, e.g. `amd64`.
+    #[serde(default)]
+    pub architecture: String,
+    /// Operating system, e.g. `linux`.
+    #[serde(default)]
+    pub os: String,
+    /// Operating system version.
+    #[serde(rename = "os.version", default, skip_serializing_if = "String::is_empty")]
+    pub os_version: String,
+    /// Operating system features.
+    #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
+    pub os_features: Vec<String>,
+    /// CPU variant, e.g. `v8`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub variant: String,
+}
+
+/// An OCI content descriptor (`target` embeds one; `references` lists them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Media type of the content.
+    #[serde(default)]
+    pub media_type: String,
+    /// Content digest, e.g. `sha256:…`.
+    #[serde(default)]
+    pub digest: String,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: i64,
+    /// Alternate download locations.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Annotations (written with sorted keys, like Go maps).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Embedded content, base64.
+    #[serde(default)]
+    pub data: Option<String>,
+    /// Platform of an index child.
+    #[serde(default)]
+    pub platform: Option<Platform>,
+    /// Artifact type.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+}
+
+impl Descriptor {
+    /// A descriptor with the three fields every event uses.
+    pub fn new(media_type: impl Into<String>, digest: impl Into<String>, size: i64) -> Self {
+        Self {
+            media_type: media_type.into(),
+            digest: digest.into(),
+            size,
+            ..Self::default()
+        }
+    }
+}
+
+/// What the event is about: a descriptor plus repository, URL and tag.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    /// The content descriptor (`mediaType`, `digest`, `size`, …).
+    #[serde(flatten)]
+    pub descriptor: Descriptor,
+    /// Same as `size`, kept by Distribution for backwards compatibility.
+    #[serde(default)]
+    pub length: i64,
+    /// Repository name, e.g. `library/alpine`.
+    #[serde(default)]
+    pub repository: String,
+    /// Source repository of a `mount`.
+    #[serde(default)]
+    pub from_repository: String,
+    /// Digest URL of the manifest or blob.
+    #[serde(default)]
+    pub url: String,
+    /// Tag, when the request addressed one.
+    #[serde(default)]
+    pub tag: String,
+    /// Descriptors the manifest references (with `events.includereferences`).
+    #[serde(default)]
+    pub references: Vec<Descriptor>,
+}
+
+/// The HTTP request that caused the event (Distribution's `RequestRecord`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// Request id: all events of one request share it.
+    #[serde(default)]
+    pub id: String,
+    /// Client address: `X-Forwarded-For`, `X-Real-Ip` or the peer `ip:port`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub addr: String,
+    /// The `Host` the client asked for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// HTTP method, e.g. `HEAD` for a HEAD pull.
+    #[serde(default)]
+    pub method: String,
+    /// The client's `User-Agent`.
+    #[serde(default)]
+    pub useragent: String,
+}
+
+/// Who made the request (Distribution's `ActorRecord`); `{}` when anonymous.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorRecord {
+    /// The authenticated user name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+/// Which registry instance produced the event (Distribution's `SourceRecord`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// `hostname:port` of the registry.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub addr: String,
+    /// A UUID that changes each time the process starts.
+    #[serde(rename = "instanceID", default, skip_serializing_if = "String::is_empty")]
+    pub instance_id: String,
+}
+
+/// One registry notification event.
+///
+/// Serialising an `Event` with serde writes the default format,
+/// [`Format::EventsV2`](crate::Format::EventsV2); [`Format::encode`](crate::Format::encode)
+/// writes an envelope in either format, byte for byte as Distribution does.
+/// Deserialising accepts both formats.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Event {
+    /// Unique id of the event; the same on every delivery attempt.
+    #[serde(default)]
+    pub id: String,
+    /// When the event was created.
+    pub timestamp: Timestamp,
+    /// What happened.
+    pub action: Action,
+    /// What it happened to.
+    #[serde(default)]
+    pub target: Target,
+    /// The request that caused it.
+    #[serde(default)]
+    pub request: RequestRecord,
+    /// Who made the request.
+    #[serde(default)]
+    pub actor: ActorRecord,
+    /// Which registry instance saw it.
+    #[serde(default)]
+    pub source: SourceRecord,
+}
+
+impl Event {
+    /// A new event with a fresh UUIDv7 id and the current time.
+    pub fn new(action: Action, target: Target) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            timestamp: Timestamp::now(),
+            action,
+            target,
+            request: RequestRecord::default(),
+            actor: ActorRecord::default(),
+            source: SourceRecord::default(),
+        }
+    }
+}
+
+/// A cheap-to-clone, immutable batch of events: what every sink stage carries.
+///
+/// ```
+/// use registry_notify::{Action, Batch, Event, Target};
+/// let batch = Batch::from(vec![Event::new(Action::Push, Target::default())]);
+/// let copy = batch.clone(); // an `Arc` clone, no event is copied
+/// assert_eq!(copy.len(), 1);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Batch(Arc<[Event]>);
+
+impl Batch {
+    /// The events of the batch.
+    pub fn events(&self) -> &[Event] {
+        &self.0
+    }
+
+    /// Keep only the events for which `f` is true; returns `self` unchanged
+    /// (no allocation) when all are kept.
+    pub fn retain(self, mut f: impl FnMut(&Event) -> bool) -> Self {
+        if self.0.iter().all(&mut f) {
+            return self;
+        }
+        Batch(self.0.iter().filter(|e| f(e)).cloned().collect())
+    }
+}
+
+impl std::ops::Deref for Batch {
+    type Target = [Event];
+    fn deref(&self) -> &[Event] {
+        &self.0
+    }
+}
+
+impl From<Vec<Event>> for Batch {
+    fn from(v: Vec<Event>) -> Self {
+        Batch(v.into())
+    }
+}
+
+impl From<Event> for Batch {
+    fn from(e: Event) -> Self {
+        Batch(Arc::new([e]))
+    }
+}
+
+impl FromIterator<Event> for Batch {
+    fn from_iter<I: IntoIterator<Item = Event>>(iter: I) -> Self {
+        Batch(iter.into_iter().collect())
+    }
+}
+
+/// The body of a notification POST: `{"events":[…]}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct Envelope {
+    /// The events.
+    #[serde(default)]
+    pub events: Vec<Event>,
+}
