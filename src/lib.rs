@@ -1,7 +1,30 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod event;
+pub mod hint;
+pub mod sink;
 
-pub use event::{Action, ActorRecord, Batch, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SourceRecord, Target, Timestamp};
+// The pipeline, in the order events travel:
+// layer → dispatcher → broadcast → filter → queue → retry → http.
+pub mod layer;
+pub mod dispatcher;
+pub mod broadcast;
+pub mod filter;
+pub mod queue;
+pub mod retry;
+pub mod http;
+
+pub mod config;
+pub mod endpoint;
+pub mod metrics;
+pub mod notifications;
+
+pub use event::{
+    Action, ActorRecord, Batch, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SourceRecord,
+    Target, Timestamp,
+};
+pub use hint::{AuthenticatedUser, EventHint, RequestId};
+pub use layer::NotificationLayer;

@@ -1,0 +1,81 @@
+//! What every delivery stage has in common.
+//!
+//! Each stage of the pipeline — [`broadcast`](crate::broadcast), [`filter`](crate::filter),
+//! [`queue`](crate::queue), [`retry`](crate::retry), [`http`](crate::http) — is a
+//! [`tower::Service`] over a [`Batch`] of events, with `Response = ()` and
+//! `Error = `[`BoxError`]. Any service of that shape is a sink: a Kafka producer,
+//! a logger or a test probe plugs in with the same `Layer`s.
+//!
+//! ```
+//! use registry_notify::{sink::BoxError, Batch};
+//! use tower::service_fn;
+//!
+//! // A sink that only counts events.
+//! let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+//! let c = counter.clone();
+//! let sink = service_fn(move |batch: Batch| {
+//!     c.fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
+//!     async { Ok::<(), BoxError>(()) }
+//! });
+//! # let _ = sink;
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+pub use crate::event::Batch;
+
+/// The error type of every sink stage.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A type-erased, cloneable, `Sync` sink.
+pub type BoxSink = tower::util::BoxCloneSyncService<Batch, (), BoxError>;
+
+/// Why one delivery attempt failed; returned (boxed) by the HTTP sink and
+/// inspected by the retry stage to decide between retrying and dead-lettering.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The endpoint answered with a status that is not a success.
+    Status {
+        /// The status code.
+        status: http::StatusCode,
+        /// The `Retry-After` delay the endpoint asked for, if any.
+        retry_after: Option<Duration>,
+    },
+    /// The attempt did not finish within the endpoint's timeout.
+    Timeout(Duration),
+    /// Connecting or sending failed (refused, reset, TLS, …). The message never
+    /// contains URL credentials or header values.
+    Transport(String),
+    /// The sink is closed and accepts no more events.
+    Closed,
+}
+
+impl DeliveryError {
+    /// Whether a later attempt may succeed: 408, 429, 5xx, timeouts and
+    /// transport errors are retryable; other statuses are permanent.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DeliveryError::Status { status, .. } => {
+                let code = status.as_u16();
+                code == 408 || code == 429 || status.is_server_error()
+            }
+            DeliveryError::Timeout(_) | DeliveryError::Transport(_) => true,
+            DeliveryError::Closed => false,
+        }
+    }
+}
+
+impl fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeliveryError::Status { status, .. } => write!(f, "response status {status} unaccepted"),
+            DeliveryError::Timeout(d) => write!(f, "timed out after {d:?}"),
+            DeliveryError::Transport(msg) => write!(f, "transport error: {msg}"),
+            DeliveryError::Closed => f.write_str("sink: closed"),
+        }
+    }
+}
+
+impl std::error::Error for DeliveryError {}
