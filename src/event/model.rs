@@ -284,3 +284,26 @@ pub struct Envelope {
     #[serde(default)]
     pub events: Vec<Event>,
 }
+
+impl SourceRecord {
+    /// Distribution's source for a registry listening on `listen_addr`
+    /// (`http.addr`, e.g. `:5000` or `0.0.0.0:5000`): `addr` is the host name
+    /// joined with the port, `instanceID` a UUID fixed for the process.
+    pub fn local(listen_addr: &str) -> Self {
+        let port = listen_addr.rsplit_once(':').map(|(_, p)| p).filter(|p| !p.is_empty());
+        let addr = match (hostname::get().ok().and_then(|h| h.into_string().ok()), port) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            _ => listen_addr.to_owned(),
+        };
+        Self {
+            addr,
+            instance_id: instance_id().to_owned(),
+        }
+    }
+}
+
+/// The per-process instance id (`source.instanceID`).
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| uuid::Uuid::now_v7().to_string())
+}

@@ -1,0 +1,225 @@
+//! Parsing registry API paths (distribution-spec v1.1) into routes.
+//!
+//! Anything that does not parse — unknown paths, names that violate the
+//! grammar, invalid digests or tags — is `None`, and the request passes through
+//! the layer untouched.
+
+/// A manifest reference: a tag or a digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reference<'a> {
+    Tag(&'a str),
+    Digest(&'a str),
+}
+
+/// The registry API routes that can yield events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route<'a> {
+    /// `/v2/<name>/manifests/<reference>`
+    Manifest { name: &'a str, reference: Reference<'a> },
+    /// `/v2/<name>/blobs/<digest>`
+    Blob { name: &'a str, digest: &'a str },
+    /// `/v2/<name>/blobs/uploads/` (POST: start, monolithic or mount)
+    UploadStart { name: &'a str },
+    /// `/v2/<name>/blobs/uploads/<session>`
+    Upload { name: &'a str },
+}
+
+/// A parsed path: the prefix before `/v2/` and the route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Parsed<'a> {
+    pub(crate) prefix: &'a str,
+    pub(crate) route: Route<'a>,
+}
+
+impl<'a> Parsed<'a> {
+    pub(crate) fn name(&self) -> &'a str {
+        match self.route {
+            Route::Manifest { name, .. }
+            | Route::Blob { name, .. }
+            | Route::UploadStart { name }
+            | Route::Upload { name } => name,
+        }
+    }
+}
+
+/// Parses a request path. `/v2/` may be preceded by a prefix (`/registry/v2/…`).
+pub(crate) fn parse(path: &str) -> Option<Parsed<'_>> {
+    if path.len() > 4096 {
+        return None;
+    }
+    let at = if path.starts_with("/v2/") { 0 } else { path.find("/v2/")? };
+    let prefix = &path[..at];
+    let rest = &path[at + 4..];
+    // The last API verb splits the name from the rest: a repository may itself
+    // have components called "manifests" or "blobs".
+    let m = rest.rfind("/manifests/");
+    let b = rest.rfind("/blobs/");
+    let route = match (m, b) {
+        (Some(i), b) if b.is_none_or(|b| i > b) => {
+            let (name, reference) = (&rest[..i], &rest[i + "/manifests/".len()..]);
+            let reference = if reference.contains(':') {
+                Reference::Digest(valid_digest(reference)?)
+            } else {
+                Reference::Tag(valid_tag(reference)?)
+            };
+            Route::Manifest { name: valid_name(name)?, reference }
+        }
+        (_, Some(i)) => {
+            let name = valid_name(&rest[..i])?;
+            let tail = &rest[i + "/blobs/".len()..];
+            match tail.strip_prefix("uploads") {
+                Some("" | "/") => Route::UploadStart { name },
+                Some(session) => {
+                    let session = session.strip_prefix('/')?;
+                    if session.contains('/') {
+                        return None;
+                    }
+                    Route::Upload { name }
+                }
+                None => Route::Blob { name, digest: valid_digest(tail)? },
+            }
+        }
+        _ => return None,
+    };
+    Some(Parsed { prefix, route })
+}
+
+/// Repository name grammar:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`, ≤ 255 bytes.
+pub(crate) fn valid_name(name: &str) -> Option<&str> {
+    if name.is_empty() || name.len() > 255 {
+        return None;
+    }
+    name.split('/').all(valid_component).then_some(name)
+}
+
+fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if is_alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator: ".", "_", "__" or one or more "-", followed by alnum.
+        let start = i;
+        match b[i] {
+            b'.' => i += 1,
+            b'_' => {
+                i += 1;
+                if b.get(i) == Some(&b'_') {
+                    i += 1;
+                }
+            }
+            b'-' => {
+                while b.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+        if i == start || !b.get(i).copied().is_some_and(is_alnum) {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_alnum(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+/// Tag grammar: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub(crate) fn valid_tag(tag: &str) -> Option<&str> {
+    let b = tag.as_bytes();
+    let first_ok = b.first().is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_');
+    let rest_ok = b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    (first_ok && rest_ok && b.len() <= 128).then_some(tag)
+}
+
+/// Digest grammar: `algorithm:encoded`, algorithm `[a-z0-9]+([+._-][a-z0-9]+)*`,
+/// encoded `[a-zA-Z0-9=_-]+`; sha256 needs 64 and sha512 128 lowercase hex digits.
+pub(crate) fn valid_digest(digest: &str) -> Option<&str> {
+    let (alg, enc) = digest.split_once(':')?;
+    if digest.len() > 255 || alg.is_empty() || enc.is_empty() {
+        return None;
+    }
+    let ab = alg.as_bytes();
+    if !is_alnum(ab[0]) || !is_alnum(ab[ab.len() - 1]) {
+        return None;
+    }
+    let mut prev_sep = false;
+    for &c in ab {
+        let sep = matches!(c, b'+' | b'.' | b'_' | b'-');
+        if !(is_alnum(c) || sep) || (sep && prev_sep) {
+            return None;
+        }
+        prev_sep = sep;
+    }
+    if !enc.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'=' | b'_' | b'-')) {
+        return None;
+    }
+    let hex = |n: usize| enc.len() == n && enc.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    match alg {
+        "sha256" if !hex(64) => None,
+        "sha512" if !hex(128) => None,
+        _ => Some(digest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:ae40c5188662bc7902612ed0ceb103e138a8f36d041b758626c5d5b71f517e05";
+
+    #[test]
+    fn routes() {
+        let p = parse(&format!("/v2/library/test/manifests/{D}")).unwrap();
+        assert_eq!(p.route, Route::Manifest { name: "library/test", reference: Reference::Digest(D) });
+        let p = parse("/v2/a/manifests/latest").unwrap();
+        assert_eq!(p.route, Route::Manifest { name: "a", reference: Reference::Tag("latest") });
+        let p = parse(&format!("/registry/v2/x/y/z/blobs/{D}")).unwrap();
+        assert_eq!(p.prefix, "/registry");
+        assert_eq!(p.route, Route::Blob { name: "x/y/z", digest: D });
+        assert_eq!(parse("/v2/a/blobs/uploads/").unwrap().route, Route::UploadStart { name: "a" });
+        assert_eq!(parse("/v2/a/blobs/uploads").unwrap().route, Route::UploadStart { name: "a" });
+        assert_eq!(parse("/v2/a/blobs/uploads/abc-123").unwrap().route, Route::Upload { name: "a" });
+        // A repository may itself be called "manifests" or "blobs".
+        let p = parse("/v2/manifests/blobs/manifests/v1").unwrap();
+        assert_eq!(p.route, Route::Manifest { name: "manifests/blobs", reference: Reference::Tag("v1") });
+    }
+
+    #[test]
+    fn non_routes() {
+        for p in [
+            "/", "/v2/", "/v2/_catalog", "/v2/a/tags/list", "/v2/A/manifests/x", "/v2/a//b/manifests/x",
+            "/v2/a/manifests/", "/v2/a/manifests/sha256:zz", "/v2/a/blobs/latest", "/v2/-a/manifests/x",
+            "/v2/a-/manifests/x", "/v2/a___b/manifests/x", "/v2/a/manifests/.x", "/v2/a/blobs/uploads/x/y",
+            "/v2/a/manifests/a%20b", "/v2/é/manifests/x", "/v2/a/manifests/sha256:",
+        ] {
+            assert!(parse(p).is_none(), "{p}");
+        }
+        let long = format!("/v2/{}/manifests/x", "a".repeat(256));
+        assert!(parse(&long).is_none());
+        assert!(parse(&format!("/v2/a/manifests/{}", "t".repeat(129))).is_none());
+    }
+
+    #[test]
+    fn grammar() {
+        for ok in ["a", "a0", "a.b", "a_b", "a__b", "a---b", "a/b/c", "library/hello-world"] {
+            assert!(valid_name(ok).is_some(), "{ok}");
+        }
+        for bad in ["", "A", "a..b", "a._b", "_a", "a/", "/a", "a b"] {
+            assert!(valid_name(bad).is_none(), "{bad}");
+        }
+        assert!(valid_digest("sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564").is_some());
+        assert!(valid_digest("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_some());
+        assert!(valid_digest("sha256:ABCD").is_none());
+        let p = parse(&format!("/v2/a/manifests/b/blobs/{D}")).unwrap();
+        assert_eq!(p.route, Route::Blob { name: "a/manifests/b", digest: D });
+    }
+}
