@@ -178,11 +178,13 @@ mod tests {
 
     #[test]
     fn routes() {
-        let p = parse(&format!("/v2/library/test/manifests/{D}")).unwrap();
+        let path = format!("/v2/library/test/manifests/{D}");
+        let p = parse(&path).unwrap();
         assert_eq!(p.route, Route::Manifest { name: "library/test", reference: Reference::Digest(D) });
         let p = parse("/v2/a/manifests/latest").unwrap();
         assert_eq!(p.route, Route::Manifest { name: "a", reference: Reference::Tag("latest") });
-        let p = parse(&format!("/registry/v2/x/y/z/blobs/{D}")).unwrap();
+        let path = format!("/registry/v2/x/y/z/blobs/{D}");
+        let p = parse(&path).unwrap();
         assert_eq!(p.prefix, "/registry");
         assert_eq!(p.route, Route::Blob { name: "x/y/z", digest: D });
         assert_eq!(parse("/v2/a/blobs/uploads/").unwrap().route, Route::UploadStart { name: "a" });
@@ -219,7 +221,8 @@ mod tests {
         assert!(valid_digest("sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564").is_some());
         assert!(valid_digest("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_some());
         assert!(valid_digest("sha256:ABCD").is_none());
-        let p = parse(&format!("/v2/a/manifests/b/blobs/{D}")).unwrap();
+        let path = format!("/v2/a/manifests/b/blobs/{D}");
+        let p = parse(&path).unwrap();
         assert_eq!(p.route, Route::Blob { name: "a/manifests/b", digest: D });
     }
 }
