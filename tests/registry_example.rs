@@ -534,6 +534,22 @@ async fn chunked_uploads(s: Server) {
     s.send(Method::PATCH, &location, &[("content-range", b"nonsense")], "x")
         .await
         .expect_error(400, "BLOB_UPLOAD_INVALID");
+    s.send(
+        Method::PATCH,
+        &location,
+        &[("content-range", b"0-18446744073709551615")],
+        "x",
+    )
+    .await
+    .expect_error(400, "BLOB_UPLOAD_INVALID");
+    s.send(
+        Method::PATCH,
+        &location,
+        &[("content-range", b"10-18446744073709551616")],
+        "x",
+    )
+    .await
+    .expect_error(400, "BLOB_UPLOAD_INVALID");
     s.send(Method::PATCH, &location, &[("content-range", b"9-3")], "x")
         .await
         .expect_error(416, "RANGE_INVALID");

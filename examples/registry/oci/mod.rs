@@ -11,9 +11,36 @@
 //! axum::serve(listener, oci::router(registry)).await?;
 //! ```
 //!
-//! Responses carry a [`registry_notify::EventHint`] in their extensions where
-//! the HTTP exchange alone does not tell the notification layer everything
-//! (see `handlers` for which responses carry which facts).
+//! # Event hints
+//!
+//! Successful responses carry a [`registry_notify::EventHint`] in their
+//! extensions with what the HTTP exchange alone does not tell the
+//! notification layer:
+//!
+//! | response | hint fields |
+//! |---|---|
+//! | blob upload completed (`PUT …/uploads/<id>?digest=`, monolithic `POST ?digest=`), 201 | `size`, `digest` |
+//! | cross-repository mount, 201 | `size`, `digest` |
+//! | blob `GET`/`HEAD`, 200/206 | `size` (of the whole blob, also for ranges), `digest` |
+//! | manifest `GET`/`HEAD` (200, 304) and `PUT` (201) | `media_type`, `size`, `digest`, `references` |
+//! | manifest `DELETE` by digest, 202 | `deleted_tags` (sorted; empty if none pointed at it) |
+//!
+//! `references` lists the config then the layers of an OCI or Docker v2
+//! image manifest, or the children of an index / manifest list with their
+//! `platform`; `urls`, `annotations`, `artifactType` and `data` are kept. It is
+//! `None` when a manifest references nothing. Errors, upload sessions
+//! (`POST`/`PATCH`/status/cancel), failed mounts (202), listings and deletes by
+//! tag carry no hint.
+//!
+//! # Behaviour worth knowing
+//!
+//! * `Location` headers are absolute URLs built from `Host` (and
+//!   `X-Forwarded-Proto`), like Distribution; a relative path without a usable
+//!   `Host`. Upload locations carry a dummy `?_state=` query, as Distribution's do.
+//! * Manifests are served as stored, whatever `Accept` says (no schema 1).
+//! * A blob is visible in a repository only once pushed or mounted there.
+//! * `DELETE` by digest removes the manifest and every tag pointing at it;
+//!   by tag only the tag (Distribution 3); 405 UNSUPPORTED when disabled.
 
 // Each crate that includes this module (the example, test crates) uses a
 // different subset of it.

@@ -145,7 +145,6 @@ pub(super) async fn put(
         .header_str(&CONTENT_TYPE)
         .map_err(|()| RegistryError::manifest_invalid("Content-Type is not valid UTF-8"))?
         .map(str::to_owned);
-    let base = req.url("");
     let content = read_manifest_body(req, body).await?;
     let (digest, tag) = match &reference {
         Reference::Digest(expected) => {
@@ -175,7 +174,7 @@ pub(super) async fn put(
     set_header(
         &mut response,
         LOCATION,
-        &format!("{base}/v2/{name}/manifests/{digest}"),
+        &req.url(&format!("/v2/{name}/manifests/{digest}")),
     );
     set_header(&mut response, CONTENT_DIGEST_HEADER, &digest.to_string());
     if let Some(subject) = &parsed.subject {

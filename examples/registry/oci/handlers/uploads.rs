@@ -36,7 +36,6 @@ pub(super) async fn start(storage: &dyn Storage, name: &str, req: &Req, body: Bo
     if let Some(digest) = req.query.get("digest") {
         let digest = parse_digest(digest)?;
         let id = storage.upload_create(name).await.map_err(storage_error)?;
-        let url = req.url("");
         let bounds = chunk_bounds(req)?;
         let result = async {
             storage.upload_write(name, &id, bounds, body_stream(body)).await?;
@@ -44,7 +43,7 @@ pub(super) async fn start(storage: &dyn Storage, name: &str, req: &Req, body: Bo
         }
         .await;
         return match result {
-            Ok(size) => Ok(blob_created_at(&url, name, &digest, size)),
+            Ok(size) => Ok(blob_created(req, name, &digest, size)),
             Err(e) => {
                 if let Err(cancel) = storage.upload_cancel(name, &id).await {
                     tracing::warn!(error = %cancel, "cancelling failed monolithic upload {id}");
@@ -78,12 +77,11 @@ pub(super) async fn patch(
     body: Body,
 ) -> HandlerResult {
     let bounds = chunk_bounds(req)?;
-    let url = req.url("");
     let size = storage
         .upload_write(name, id, bounds, body_stream(body))
         .await
-        .map_err(|e| upload_error(e, &url, name, id))?;
-    Ok(upload_response_at(&url, StatusCode::ACCEPTED, name, id, size))
+        .map_err(|e| upload_error(e, req, name, id))?;
+    Ok(upload_response(req, StatusCode::ACCEPTED, name, id, size))
 }
 
 /// `PUT ?digest=`: appends the optional last chunk, verifies, commits: 201.
@@ -100,16 +98,15 @@ pub(super) async fn finish(
         .ok_or_else(|| RegistryError::digest_invalid("digest parameter missing"))
         .and_then(parse_digest)?;
     let bounds = chunk_bounds(req)?;
-    let url = req.url("");
     storage
         .upload_write(name, id, bounds, body_stream(body))
         .await
-        .map_err(|e| upload_error(e, &url, name, id))?;
+        .map_err(|e| upload_error(e, req, name, id))?;
     let size = storage
         .upload_commit(name, id, &digest)
         .await
         .map_err(storage_error)?;
-    Ok(blob_created_at(&url, name, &digest, size))
+    Ok(blob_created(req, name, &digest, size))
 }
 
 /// `DELETE`: cancels the upload, 204.
@@ -152,7 +149,7 @@ fn chunk_bounds(req: &Req) -> Result<ChunkBounds, RegistryError> {
             "Content-Range ends before it starts",
         ));
     }
-    let length = last - first + 1;
+    let length = (last - first).checked_add(1).ok_or_else(invalid)?;
     let content_length = req
         .header_str(&CONTENT_LENGTH)
         .ok()
@@ -172,11 +169,11 @@ fn chunk_bounds(req: &Req) -> Result<ChunkBounds, RegistryError> {
 }
 
 /// A storage error during a chunk write; a 416 also says where the upload stands.
-fn upload_error(err: super::StorageError, base: &str, name: &str, id: &str) -> RegistryError {
+fn upload_error(err: super::StorageError, req: &Req, name: &str, id: &str) -> RegistryError {
     let mut error = storage_error(err);
     if error.status == StatusCode::RANGE_NOT_SATISFIABLE {
         error = error
-            .with_header(LOCATION, &upload_location(base, name, id))
+            .with_header(LOCATION, &upload_location(req, name, id))
             .with_header(UPLOAD_UUID_HEADER, id);
     }
     error
@@ -185,37 +182,30 @@ fn upload_error(err: super::StorageError, base: &str, name: &str, id: &str) -> R
 /// `<base>/v2/<name>/blobs/uploads/<id>?_state=<id>`: the query mirrors
 /// Distribution's opaque `_state`, so clients that append `&digest=…` to the
 /// location (as some scripts do) keep working; it is ignored on input.
-fn upload_location(base: &str, name: &str, id: &str) -> String {
-    format!("{base}/v2/{name}/blobs/uploads/{id}?_state={id}")
+fn upload_location(req: &Req, name: &str, id: &str) -> String {
+    req.url(&format!("/v2/{name}/blobs/uploads/{id}?_state={id}"))
 }
 
 fn upload_accepted(req: &Req, name: &str, id: &str, size: u64) -> Response {
     upload_response(req, StatusCode::ACCEPTED, name, id, size)
 }
 
+/// An empty response with the upload's `Location`, `Range` and `Docker-Upload-UUID`.
 fn upload_response(req: &Req, status: StatusCode, name: &str, id: &str, size: u64) -> Response {
-    upload_response_at(&req.url(""), status, name, id, size)
-}
-
-fn upload_response_at(base: &str, status: StatusCode, name: &str, id: &str, size: u64) -> Response {
     let mut response = empty(status);
-    set_header(&mut response, LOCATION, &upload_location(base, name, id));
+    set_header(&mut response, LOCATION, &upload_location(req, name, id));
     set_header(&mut response, RANGE, &range_value(size));
     set_header(&mut response, UPLOAD_UUID_HEADER, id);
     response
 }
 
-fn blob_created(req: &Req, name: &str, digest: &Digest, size: u64) -> Response {
-    blob_created_at(&req.url(""), name, digest, size)
-}
-
 /// 201 for a blob now in `name`, with the size hint for the push/mount event.
-fn blob_created_at(base: &str, name: &str, digest: &Digest, size: u64) -> Response {
+fn blob_created(req: &Req, name: &str, digest: &Digest, size: u64) -> Response {
     let mut response = empty(StatusCode::CREATED);
     set_header(
         &mut response,
         LOCATION,
-        &format!("{base}/v2/{name}/blobs/{digest}"),
+        &req.url(&format!("/v2/{name}/blobs/{digest}")),
     );
     set_header(&mut response, CONTENT_DIGEST_HEADER, &digest.to_string());
     let mut hint = EventHint::size(hint_size(size));

@@ -404,11 +404,13 @@ impl Storage for FilesystemStorage {
                 fs::rename(&data, &target).await?;
             }
             self.link(repo, digest).await?;
-            *guard = None;
-            self.upload_map().remove(id);
+            // Remove the directory while the (locked) entry is still in the map,
+            // so that no concurrent request reloads the session from disk.
             if let Err(e) = fs::remove_dir_all(&dir).await {
                 tracing::warn!(error = %e, "removing finished upload {id}");
             }
+            *guard = None;
+            self.upload_map().remove(id);
             Ok(size)
         })
     }
@@ -424,9 +426,9 @@ impl Storage for FilesystemStorage {
             if guard.as_ref().is_none_or(|u| u.repo != repo) {
                 return Ok(false);
             }
+            optional(fs::remove_dir_all(self.upload_dir(id)).await)?;
             *guard = None;
             self.upload_map().remove(id);
-            optional(fs::remove_dir_all(self.upload_dir(id)).await)?;
             Ok(true)
         })
     }
