@@ -80,9 +80,7 @@ pub(super) async fn get(storage: &dyn Storage, name: &str, raw: &str, req: &Req)
     let parsed = manifest::parse(&stored.content, Some(&stored.media_type)).ok();
     let hint = manifest_hint(&stored.media_type, &stored.content, &digest, parsed.as_ref());
     let mut response = if not_modified(req, &digest) {
-        let mut response = empty(StatusCode::NOT_MODIFIED);
-        response.headers_mut().remove(CONTENT_LENGTH);
-        response
+        empty(StatusCode::NOT_MODIFIED)
     } else {
         let length = stored.content.len();
         let body = if req.is_head() {

@@ -201,13 +201,15 @@ fn hint_size(size: u64) -> i64 {
     i64::try_from(size).unwrap_or(i64::MAX)
 }
 
-/// An empty response with `Content-Length: 0`.
+/// An empty response, with `Content-Length: 0` unless the status forbids a body (204, 304).
 fn empty(status: StatusCode) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_LENGTH, HeaderValue::from(0u64));
+    if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(0u64));
+    }
     response
 }
 

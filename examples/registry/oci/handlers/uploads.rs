@@ -63,9 +63,7 @@ pub(super) async fn status(storage: &dyn Storage, name: &str, id: &str, req: &Re
         .await
         .map_err(storage_error)?
         .ok_or_else(RegistryError::upload_unknown)?;
-    let mut response = upload_response(req, StatusCode::NO_CONTENT, name, id, size);
-    response.headers_mut().remove(CONTENT_LENGTH);
-    Ok(response)
+    Ok(upload_response(req, StatusCode::NO_CONTENT, name, id, size))
 }
 
 /// `PATCH`: appends a chunk (contiguous with what was received), 202.
