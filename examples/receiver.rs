@@ -106,16 +106,26 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    eprintln!("receiver listening on http://{}", listener.local_addr().expect("bound"));
+    eprintln!(
+        "receiver listening on http://{}",
+        listener.local_addr().expect("bound")
+    );
     let status = args.status;
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let sink = sink.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let sink = sink.clone();
                 async move {
-                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
                     if !body.is_empty() {
                         let mut line = compact(&body);
                         line.push(b'\n');

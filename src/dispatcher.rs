@@ -41,7 +41,9 @@ pub struct Dispatcher {
 
 impl fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Dispatcher").field("enabled", &self.is_enabled()).finish()
+        f.debug_struct("Dispatcher")
+            .field("enabled", &self.is_enabled())
+            .finish()
     }
 }
 
@@ -86,7 +88,9 @@ impl Dispatcher {
                     }),
                 }
             }
-            Poll::Ready(Err(e)) => tracing::warn!(error = %e, events = batch.len(), "dispatcher: sink failed"),
+            Poll::Ready(Err(e)) => {
+                tracing::warn!(error = %e, events = batch.len(), "dispatcher: sink failed")
+            }
             Poll::Pending => spawn(async move {
                 if let Err(e) = sink.oneshot(batch).await {
                     tracing::warn!(error = %e, "dispatcher: sink refused events");
@@ -101,6 +105,8 @@ fn spawn(fut: impl Future<Output = ()> + Send + 'static) {
         Ok(handle) => {
             handle.spawn(fut);
         }
-        Err(_) => tracing::error!("dispatcher: no Tokio runtime to finish a pending hand-off; events dropped"),
+        Err(_) => {
+            tracing::error!("dispatcher: no Tokio runtime to finish a pending hand-off; events dropped")
+        }
     }
 }

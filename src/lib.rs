@@ -1,5 +1,10 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -9,13 +14,13 @@ pub mod sink;
 
 // The pipeline, in the order events travel:
 // layer → dispatcher → broadcast → filter → queue → retry → http.
-pub mod layer;
-pub mod dispatcher;
 pub mod broadcast;
+pub mod dispatcher;
 pub mod filter;
+pub mod http;
+pub mod layer;
 pub mod queue;
 pub mod retry;
-pub mod http;
 
 pub mod config;
 pub mod endpoint;

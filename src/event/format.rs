@@ -74,14 +74,22 @@ impl Format {
     pub fn encode_into(&self, events: &[Event], out: &mut Vec<u8>) {
         let mut ser = serde_json::Serializer::with_formatter(&mut *out, GoFormatter::new());
         // Serialising our own types into a Vec cannot fail.
-        let _ = WireEnvelope { events, format: *self }.serialize(&mut ser);
+        let _ = WireEnvelope {
+            events,
+            format: *self,
+        }
+        .serialize(&mut ser);
     }
 
     /// Writes one event (not an envelope) in this format, indented like the envelope.
     pub fn encode_event(&self, event: &Event) -> Vec<u8> {
         let mut out = Vec::with_capacity(640);
         let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter::new());
-        let _ = Wire { v: event, format: *self }.serialize(&mut ser);
+        let _ = Wire {
+            v: event,
+            format: *self,
+        }
+        .serialize(&mut ser);
         out
     }
 }
@@ -98,7 +106,9 @@ impl std::str::FromStr for Format {
         match s {
             "events.v1" | "v1" | EVENTS_V1_MEDIA_TYPE => Ok(Format::EventsV1),
             "events.v2" | "v2" | EVENTS_V2_MEDIA_TYPE => Ok(Format::EventsV2),
-            other => Err(format!("unknown format {other:?} (expected events.v1 or events.v2)")),
+            other => Err(format!(
+                "unknown format {other:?} (expected events.v1 or events.v2)"
+            )),
         }
     }
 }
@@ -183,7 +193,14 @@ impl Formatter for GoFormatter {
             CharEscape::Solidus => b"/",
             CharEscape::AsciiControl(byte) => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                let buf = [b'\\', b'u', b'0', b'0', HEX[(byte >> 4) as usize], HEX[(byte & 0xF) as usize]];
+                let buf = [
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(byte >> 4) as usize],
+                    HEX[(byte & 0xF) as usize],
+                ];
                 return w.write_all(&buf);
             }
         };
@@ -205,7 +222,13 @@ impl Serialize for WireEnvelope<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         if !self.events.is_empty() {
-            m.serialize_entry("events", &WireSeq { items: self.events, format: self.format })?;
+            m.serialize_entry(
+                "events",
+                &WireSeq {
+                    items: self.events,
+                    format: self.format,
+                },
+            )?;
         }
         m.end()
     }
@@ -223,7 +246,10 @@ where
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.items.len()))?;
         for v in self.items {
-            seq.serialize_element(&Wire { v, format: self.format })?;
+            seq.serialize_element(&Wire {
+                v,
+                format: self.format,
+            })?;
         }
         seq.end()
     }
@@ -238,7 +264,13 @@ impl Serialize for Wire<'_, Event> {
         }
         m.serialize_entry("timestamp", &e.timestamp)?;
         m.serialize_entry("action", &e.action)?;
-        m.serialize_entry("target", &Wire { v: &e.target, format: self.format })?;
+        m.serialize_entry(
+            "target",
+            &Wire {
+                v: &e.target,
+                format: self.format,
+            },
+        )?;
         m.serialize_entry("request", &e.request)?;
         m.serialize_entry("actor", &e.actor)?;
         m.serialize_entry("source", &e.source)?;
@@ -247,7 +279,12 @@ impl Serialize for Wire<'_, Event> {
 }
 
 /// Writes the descriptor's fields into an open map.
-fn descriptor_fields<M: SerializeMap>(m: &mut M, d: &Descriptor, format: Format, reference: bool) -> Result<(), M::Error> {
+fn descriptor_fields<M: SerializeMap>(
+    m: &mut M,
+    d: &Descriptor,
+    format: Format,
+    reference: bool,
+) -> Result<(), M::Error> {
     match format {
         Format::EventsV1 => {
             if !d.media_type.is_empty() {
@@ -308,13 +345,24 @@ impl Serialize for Wire<'_, Target> {
         if t.length != 0 {
             m.serialize_entry("length", &t.length)?;
         }
-        for (k, v) in [("repository", &t.repository), ("fromRepository", &t.from_repository), ("url", &t.url), ("tag", &t.tag)] {
+        for (k, v) in [
+            ("repository", &t.repository),
+            ("fromRepository", &t.from_repository),
+            ("url", &t.url),
+            ("tag", &t.tag),
+        ] {
             if !v.is_empty() {
                 m.serialize_entry(k, v)?;
             }
         }
         if !t.references.is_empty() {
-            m.serialize_entry("references", &WireSeq { items: &t.references, format: self.format })?;
+            m.serialize_entry(
+                "references",
+                &WireSeq {
+                    items: &t.references,
+                    format: self.format,
+                },
+            )?;
         }
         m.end()
     }
@@ -323,28 +371,44 @@ impl Serialize for Wire<'_, Target> {
 impl Serialize for Event {
     /// Serialises in the default format, [`Format::EventsV2`].
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        Wire { v: self, format: Format::EventsV2 }.serialize(s)
+        Wire {
+            v: self,
+            format: Format::EventsV2,
+        }
+        .serialize(s)
     }
 }
 
 impl Serialize for Target {
     /// Serialises in the default format, [`Format::EventsV2`].
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        Wire { v: self, format: Format::EventsV2 }.serialize(s)
+        Wire {
+            v: self,
+            format: Format::EventsV2,
+        }
+        .serialize(s)
     }
 }
 
 impl Serialize for Descriptor {
     /// Serialises in the default format, [`Format::EventsV2`].
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        Wire { v: self, format: Format::EventsV2 }.serialize(s)
+        Wire {
+            v: self,
+            format: Format::EventsV2,
+        }
+        .serialize(s)
     }
 }
 
 impl Serialize for Envelope {
     /// Serialises in the default format, [`Format::EventsV2`].
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        WireEnvelope { events: &self.events, format: Format::EventsV2 }.serialize(s)
+        WireEnvelope {
+            events: &self.events,
+            format: Format::EventsV2,
+        }
+        .serialize(s)
     }
 }
 
@@ -373,7 +437,9 @@ mod tests {
                 method: "PUT".into(),
                 useragent: "test/0.1".into(),
             },
-            actor: ActorRecord { name: "test-actor".into() },
+            actor: ActorRecord {
+                name: "test-actor".into(),
+            },
             source: SourceRecord {
                 addr: "hostname.local:port".into(),
                 instance_id: String::new(),
@@ -382,22 +448,36 @@ mod tests {
         let layer = "application/vnd.docker.container.image.rootfs.diff+x-gtar";
         vec![
             proto(0, first_media_type, "sha256:0123456789abcdef0", 1),
-            proto(1, layer, "sha256:3b3692957d439ac1928219a83fac91e7bf96c153725526874673ae1f2023f8d5", 2),
-            proto(2, layer, "sha256:3b3692957d439ac1928219a83fac91e7bf96c153725526874673ae1f2023f8d6", 3),
+            proto(
+                1,
+                layer,
+                "sha256:3b3692957d439ac1928219a83fac91e7bf96c153725526874673ae1f2023f8d5",
+                2,
+            ),
+            proto(
+                2,
+                layer,
+                "sha256:3b3692957d439ac1928219a83fac91e7bf96c153725526874673ae1f2023f8d6",
+                3,
+            ),
         ]
     }
 
     #[test]
     fn distribution_v3_envelope_format() {
         let expected = include_str!("../../tests/fixtures/envelope-format-distribution-v3.json");
-        let got = Format::EventsV2.encode(&fixture_events("application/vnd.docker.distribution.manifest.v2+json"));
+        let got = Format::EventsV2.encode(&fixture_events(
+            "application/vnd.docker.distribution.manifest.v2+json",
+        ));
         assert_eq!(String::from_utf8(got).unwrap(), expected.trim());
     }
 
     #[test]
     fn distribution_v28_envelope_format() {
         let expected = include_str!("../../tests/fixtures/envelope-format-distribution-v2.8.json");
-        let got = Format::EventsV1.encode(&fixture_events("application/vnd.docker.distribution.manifest.v1+prettyjws"));
+        let got = Format::EventsV1.encode(&fixture_events(
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        ));
         assert_eq!(String::from_utf8(got).unwrap(), expected.trim());
     }
 
@@ -406,7 +486,10 @@ mod tests {
         let mut e = fixture_events("a<b>&c\u{2028}\u{2029}\u{8}\u{c}\u{1}\"\\/é").remove(0);
         e.target.references.push(Descriptor::new("x", "y", 0));
         let s = String::from_utf8(Format::EventsV2.encode_event(&e)).unwrap();
-        assert!(s.contains(r#""mediaType": "a\u003cb\u003e\u0026c\u2028\u2029\u0008\u000c\u0001\"\\/é""#), "{s}");
+        assert!(
+            s.contains(r#""mediaType": "a\u003cb\u003e\u0026c\u2028\u2029\u0008\u000c\u0001\"\\/é""#),
+            "{s}"
+        );
         let back: Event = serde_json::from_str(&s).unwrap();
         assert_eq!(back, e);
     }

@@ -10,7 +10,7 @@ mod timestamp;
 
 pub use format::{Format, EVENTS_V1_MEDIA_TYPE, EVENTS_V2_MEDIA_TYPE};
 pub use model::{
-    instance_id, Action, ActorRecord, Batch, Descriptor, Envelope, Event, Platform, RequestRecord, SourceRecord,
-    Target,
+    instance_id, Action, ActorRecord, Batch, Descriptor, Envelope, Event, Platform, RequestRecord,
+    SourceRecord, Target,
 };
 pub use timestamp::{ParseTimestampError, Timestamp};

@@ -48,7 +48,9 @@ impl std::str::FromStr for Action {
             "pull" => Ok(Action::Pull),
             "mount" => Ok(Action::Mount),
             "delete" => Ok(Action::Delete),
-            other => Err(format!("unknown action {other:?} (expected push, pull, mount or delete)")),
+            other => Err(format!(
+                "unknown action {other:?} (expected push, pull, mount or delete)"
+            )),
         }
     }
 }
@@ -290,7 +292,10 @@ impl SourceRecord {
     /// (`http.addr`, e.g. `:5000` or `0.0.0.0:5000`): `addr` is the host name
     /// joined with the port, `instanceID` a UUID fixed for the process.
     pub fn local(listen_addr: &str) -> Self {
-        let port = listen_addr.rsplit_once(':').map(|(_, p)| p).filter(|p| !p.is_empty());
+        let port = listen_addr
+            .rsplit_once(':')
+            .map(|(_, p)| p)
+            .filter(|p| !p.is_empty());
         let addr = match (hostname::get().ok().and_then(|h| h.into_string().ok()), port) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             _ => listen_addr.to_owned(),

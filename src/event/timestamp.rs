@@ -155,7 +155,14 @@ impl std::str::FromStr for Timestamp {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseTimestampError(s.chars().take(64).collect());
         let b = s.as_bytes();
-        if !s.is_ascii() || b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't') || b[13] != b':' || b[16] != b':' {
+        if !s.is_ascii()
+            || b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !(b[10] == b'T' || b[10] == b't')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return Err(err());
         }
         let num = |r: std::ops::Range<usize>| -> Result<i64, ParseTimestampError> {
@@ -166,7 +173,14 @@ impl std::str::FromStr for Timestamp {
                 Err(err())
             }
         };
-        let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+        let (y, mo, d, h, mi, se) = (
+            num(0..4)?,
+            num(5..7)?,
+            num(8..10)?,
+            num(11..13)?,
+            num(14..16)?,
+            num(17..19)?,
+        );
         if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
             return Err(err());
         }
@@ -186,7 +200,10 @@ impl std::str::FromStr for Timestamp {
         }
         let offset: i64 = match &s[i..] {
             "Z" | "z" => 0,
-            rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && rest.as_bytes()[3] == b':' => {
+            rest if rest.len() == 6
+                && (rest.starts_with('+') || rest.starts_with('-'))
+                && rest.as_bytes()[3] == b':' =>
+            {
                 let oh = num(i + 1..i + 3)?;
                 let om = num(i + 4..i + 6)?;
                 let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -240,7 +257,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "2006-01-02", "2006-13-02T15:04:05Z", "2006-01-02T15:04:05", "2006-01-02T15:04:05.Z", "2006-01-02T15:04:05.1234567890Z", "２００６-01-02T15:04:05Z"] {
+        for bad in [
+            "",
+            "2006-01-02",
+            "2006-13-02T15:04:05Z",
+            "2006-01-02T15:04:05",
+            "2006-01-02T15:04:05.Z",
+            "2006-01-02T15:04:05.1234567890Z",
+            "２００６-01-02T15:04:05Z",
+        ] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
         }
     }

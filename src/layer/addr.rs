@@ -38,11 +38,19 @@ impl TrustedProxies {
         };
         self.0.iter().any(|&(net, bits)| match (net, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(bits))
+                };
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(bits))
+                };
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -61,7 +69,9 @@ impl FromStr for TrustedProxies {
                 Some((a, b)) => (a, Some(b)),
                 None => (part, None),
             };
-            let ip: IpAddr = addr.parse().map_err(|_| format!("trusted proxy {part:?}: not an IP address"))?;
+            let ip: IpAddr = addr
+                .parse()
+                .map_err(|_| format!("trusted proxy {part:?}: not an IP address"))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let bits = match bits {
                 Some(b) => b
@@ -100,7 +110,11 @@ pub(crate) fn peer_addr(ext: &Extensions) -> Option<SocketAddr> {
 
 /// Distribution's `RemoteAddr`: the first `X-Forwarded-For` entry if it is an
 /// IP, else `X-Real-Ip` if it is an IP, else the peer `ip:port`.
-pub(crate) fn remote_addr(headers: &HeaderMap, peer: Option<SocketAddr>, trusted: Option<&TrustedProxies>) -> String {
+pub(crate) fn remote_addr(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trusted: Option<&TrustedProxies>,
+) -> String {
     let trust_headers = match (trusted, peer) {
         (None, _) => true,
         (Some(t), Some(p)) => t.contains(p.ip()),
@@ -139,9 +153,22 @@ mod tests {
     fn distribution_order() {
         let peer = Some("10.0.0.2:4444".parse().unwrap());
         assert_eq!(remote_addr(&h(&[]), peer, None), "10.0.0.2:4444");
-        assert_eq!(remote_addr(&h(&[("x-forwarded-for", " 1.2.3.4 , 5.6.7.8")]), peer, None), "1.2.3.4");
-        assert_eq!(remote_addr(&h(&[("x-forwarded-for", "nope"), ("x-real-ip", "::1")]), peer, None), "::1");
-        assert_eq!(remote_addr(&h(&[("x-real-ip", "junk")]), peer, None), "10.0.0.2:4444");
+        assert_eq!(
+            remote_addr(&h(&[("x-forwarded-for", " 1.2.3.4 , 5.6.7.8")]), peer, None),
+            "1.2.3.4"
+        );
+        assert_eq!(
+            remote_addr(
+                &h(&[("x-forwarded-for", "nope"), ("x-real-ip", "::1")]),
+                peer,
+                None
+            ),
+            "::1"
+        );
+        assert_eq!(
+            remote_addr(&h(&[("x-real-ip", "junk")]), peer, None),
+            "10.0.0.2:4444"
+        );
         assert_eq!(remote_addr(&h(&[]), None, None), "");
     }
 
@@ -149,8 +176,14 @@ mod tests {
     fn trusted_only() {
         let t: TrustedProxies = "10.0.0.0/8".parse().unwrap();
         let hdr = h(&[("x-forwarded-for", "1.2.3.4")]);
-        assert_eq!(remote_addr(&hdr, Some("10.9.9.9:1".parse().unwrap()), Some(&t)), "1.2.3.4");
-        assert_eq!(remote_addr(&hdr, Some("11.0.0.1:1".parse().unwrap()), Some(&t)), "11.0.0.1:1");
+        assert_eq!(
+            remote_addr(&hdr, Some("10.9.9.9:1".parse().unwrap()), Some(&t)),
+            "1.2.3.4"
+        );
+        assert_eq!(
+            remote_addr(&hdr, Some("11.0.0.1:1".parse().unwrap()), Some(&t)),
+            "11.0.0.1:1"
+        );
         assert_eq!(remote_addr(&hdr, None, Some(&t)), "");
         let t6: TrustedProxies = "::ffff:127.0.0.1, fd00::/8".parse().unwrap();
         assert!(t6.contains("127.0.0.1".parse().unwrap()));

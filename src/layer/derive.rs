@@ -16,16 +16,35 @@ const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 /// Which request, as far as events are concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
-    ManifestPull { tag: Option<String>, digest: Option<String> },
-    ManifestPush { tag: Option<String>, digest: Option<String> },
-    ManifestDelete { digest: String },
-    TagDelete { tag: String },
-    BlobPull { digest: String },
-    BlobDelete { digest: String },
+    ManifestPull {
+        tag: Option<String>,
+        digest: Option<String>,
+    },
+    ManifestPush {
+        tag: Option<String>,
+        digest: Option<String>,
+    },
+    ManifestDelete {
+        digest: String,
+    },
+    TagDelete {
+        tag: String,
+    },
+    BlobPull {
+        digest: String,
+    },
+    BlobDelete {
+        digest: String,
+    },
     /// POST to `uploads/`: a mount (`mount` + `from`) or a monolithic upload (`digest`).
-    UploadStart { mount: Option<(String, String)>, digest: Option<String> },
+    UploadStart {
+        mount: Option<(String, String)>,
+        digest: Option<String>,
+    },
     /// PUT to an upload session: the blob is committed.
-    UploadCommit { digest: Option<String> },
+    UploadCommit {
+        digest: Option<String>,
+    },
 }
 
 /// What the layer keeps of a request until its response arrives.
@@ -74,7 +93,11 @@ fn header_str<'a>(h: &'a HeaderMap, name: impl http::header::AsHeaderName) -> Op
 }
 
 fn header_i64(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<i64> {
-    header_str(h, name)?.trim().parse::<i64>().ok().filter(|n| *n >= 0)
+    header_str(h, name)?
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
 }
 
 /// Decodes `%XX` escapes of a query value (repository names in `from=`).
@@ -109,7 +132,9 @@ fn basic_user(h: &HeaderMap) -> Option<String> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(cred.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(cred.trim())
+        .ok()?;
     let raw = String::from_utf8(raw).ok()?;
     let (user, _) = raw.split_once(':')?;
     Some(user.to_owned())
@@ -178,21 +203,39 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
     let query = req.uri().query().unwrap_or("");
     let kind = match (parsed.route, method.as_str()) {
         (Route::Manifest { reference, .. }, "GET" | "HEAD") => match reference {
-            Reference::Tag(t) => Kind::ManifestPull { tag: Some(t.into()), digest: None },
-            Reference::Digest(d) => Kind::ManifestPull { tag: None, digest: Some(d.into()) },
+            Reference::Tag(t) => Kind::ManifestPull {
+                tag: Some(t.into()),
+                digest: None,
+            },
+            Reference::Digest(d) => Kind::ManifestPull {
+                tag: None,
+                digest: Some(d.into()),
+            },
         },
         (Route::Manifest { reference, .. }, "PUT") => match reference {
-            Reference::Tag(t) => Kind::ManifestPush { tag: Some(t.into()), digest: None },
-            Reference::Digest(d) => Kind::ManifestPush { tag: None, digest: Some(d.into()) },
+            Reference::Tag(t) => Kind::ManifestPush {
+                tag: Some(t.into()),
+                digest: None,
+            },
+            Reference::Digest(d) => Kind::ManifestPush {
+                tag: None,
+                digest: Some(d.into()),
+            },
         },
         (Route::Manifest { reference, .. }, "DELETE") => match reference {
             Reference::Tag(t) => Kind::TagDelete { tag: t.into() },
             Reference::Digest(d) => Kind::ManifestDelete { digest: d.into() },
         },
-        (Route::Blob { digest, .. }, "GET" | "HEAD") => Kind::BlobPull { digest: digest.into() },
-        (Route::Blob { digest, .. }, "DELETE") => Kind::BlobDelete { digest: digest.into() },
+        (Route::Blob { digest, .. }, "GET" | "HEAD") => Kind::BlobPull {
+            digest: digest.into(),
+        },
+        (Route::Blob { digest, .. }, "DELETE") => Kind::BlobDelete {
+            digest: digest.into(),
+        },
         (Route::UploadStart { .. }, "POST") => {
-            let digest = query_param(query, "digest").and_then(route::valid_digest).map(str::to_owned);
+            let digest = query_param(query, "digest")
+                .and_then(route::valid_digest)
+                .map(str::to_owned);
             let mount = match (query_param(query, "mount"), query_param(query, "from")) {
                 (Some(m), Some(f)) => {
                     let from = percent_decode(f).filter(|f| route::valid_name(f).is_some());
@@ -203,7 +246,9 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
             Kind::UploadStart { mount, digest }
         }
         (Route::Upload { .. }, "PUT") => Kind::UploadCommit {
-            digest: query_param(query, "digest").and_then(|d| percent_decode(d)).filter(|d| route::valid_digest(d).is_some()),
+            digest: query_param(query, "digest")
+                .and_then(|d| percent_decode(d))
+                .filter(|d| route::valid_digest(d).is_some()),
         },
         _ => return None,
     };
@@ -213,14 +258,22 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
     let headers = req.headers();
     let actor = match req.extensions().get::<AuthenticatedUser>() {
         Some(AuthenticatedUser(name)) => ActorRecord { name: name.clone() },
-        None => ActorRecord { name: basic_user(headers).unwrap_or_default() },
+        None => ActorRecord {
+            name: basic_user(headers).unwrap_or_default(),
+        },
     };
     let request = RequestRecord {
         id: request_id(req),
-        addr: remote_addr(headers, peer_addr(req.extensions()), shared.trusted_proxies.as_ref()),
+        addr: remote_addr(
+            headers,
+            peer_addr(req.extensions()),
+            shared.trusted_proxies.as_ref(),
+        ),
         host: request_host(req),
         method: method.as_str().to_owned(),
-        useragent: header_str(headers, http::header::USER_AGENT).unwrap_or("").to_owned(),
+        useragent: header_str(headers, http::header::USER_AGENT)
+            .unwrap_or("")
+            .to_owned(),
     };
     Some(Pending {
         kind,
@@ -245,7 +298,12 @@ pub(crate) fn media_type_of(content_type: &str) -> &str {
 /// Total size from `Content-Range: bytes a-b/total`.
 fn content_range_total(h: &HeaderMap) -> Option<i64> {
     let v = header_str(h, CONTENT_RANGE)?;
-    v.rsplit_once('/')?.1.trim().parse::<i64>().ok().filter(|n| *n >= 0)
+    v.rsplit_once('/')?
+        .1
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
 }
 
 impl Pending {
@@ -349,7 +407,9 @@ impl Pending {
             Kind::ManifestDelete { digest } => {
                 target.descriptor.digest = digest.clone();
                 let mut events = vec![self.event(Action::Delete, target, shared, at)];
-                let tags = hint.and_then(|h| h.deleted_tags.clone()).or_else(|| self.tags_before_delete.clone());
+                let tags = hint
+                    .and_then(|h| h.deleted_tags.clone())
+                    .or_else(|| self.tags_before_delete.clone());
                 for tag in tags.unwrap_or_default() {
                     let t = Target {
                         repository: self.name.clone(),
@@ -391,7 +451,13 @@ impl Pending {
                     }
                     (None, None) => return (Vec::new(), missing),
                 };
-                let size = hint_size.or_else(|| if mount.is_none() { self.req_content_length } else { None });
+                let size = hint_size.or_else(|| {
+                    if mount.is_none() {
+                        self.req_content_length
+                    } else {
+                        None
+                    }
+                });
                 missing.blob_size = size.is_none();
                 self.blob_target(&mut target, &d, size);
             }

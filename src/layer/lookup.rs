@@ -77,7 +77,12 @@ where
     }
 }
 
-fn request(p: &Pending, method: Method, path: String, accept: Option<&'static str>) -> Option<Request<Empty<Bytes>>> {
+fn request(
+    p: &Pending,
+    method: Method,
+    path: String,
+    accept: Option<&'static str>,
+) -> Option<Request<Empty<Bytes>>> {
     let mut b = Request::builder().method(method).uri(path);
     if !p.request.host.is_empty() {
         b = b.header(HOST, p.request.host.as_str());
@@ -110,20 +115,34 @@ pub(crate) fn references(body: &[u8]) -> Option<Vec<Descriptor>> {
 }
 
 /// Fills the fields `missing` names, by asking the lookup service.
-pub(crate) async fn fill(lookup: &dyn Lookup, p: &Pending, events: &mut [Event], missing: Missing, refs: bool) {
+pub(crate) async fn fill(
+    lookup: &dyn Lookup,
+    p: &Pending,
+    events: &mut [Event],
+    missing: Missing,
+    refs: bool,
+) {
     for e in events.iter_mut() {
         let digest = e.target.descriptor.digest.clone();
         if digest.is_empty() {
             continue;
         }
         if missing.blob_size {
-            let Some(req) = request(p, Method::HEAD, format!("{}/v2/{}/blobs/{}", p.prefix, p.name, digest), None)
-            else {
+            let Some(req) = request(
+                p,
+                Method::HEAD,
+                format!("{}/v2/{}/blobs/{}", p.prefix, p.name, digest),
+                None,
+            ) else {
                 continue;
             };
             match lookup.fetch(req).await {
                 Some(f) if f.status.is_success() => {
-                    if let Some(n) = f.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()) {
+                    if let Some(n) = f
+                        .headers
+                        .get(CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok()?.parse().ok())
+                    {
                         e.target.descriptor.size = n;
                         e.target.length = n;
                     }
@@ -166,14 +185,21 @@ pub(crate) async fn tags_pointing_at(lookup: &dyn Lookup, p: &Pending, digest: &
         tags: Option<Vec<String>>,
     }
     let mut found = Vec::new();
-    let Some(req) = request(p, Method::GET, format!("{}/v2/{}/tags/list?n={MAX_TAGS}", p.prefix, p.name), None)
-    else {
+    let Some(req) = request(
+        p,
+        Method::GET,
+        format!("{}/v2/{}/tags/list?n={MAX_TAGS}", p.prefix, p.name),
+        None,
+    ) else {
         return found;
     };
     let Some(f) = lookup.fetch(req).await.filter(|f| f.status.is_success()) else {
         return found;
     };
-    let tags = serde_json::from_slice::<TagList>(&f.body).ok().and_then(|t| t.tags).unwrap_or_default();
+    let tags = serde_json::from_slice::<TagList>(&f.body)
+        .ok()
+        .and_then(|t| t.tags)
+        .unwrap_or_default();
     for tag in tags.into_iter().take(MAX_TAGS) {
         if super::route::valid_tag(&tag).is_none() {
             continue;
@@ -183,7 +209,10 @@ pub(crate) async fn tags_pointing_at(lookup: &dyn Lookup, p: &Pending, digest: &
             continue;
         };
         if let Some(f) = lookup.fetch(req).await {
-            let d = f.headers.get("docker-content-digest").and_then(|v| v.to_str().ok());
+            let d = f
+                .headers
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok());
             if f.status.is_success() && d == Some(digest) {
                 found.push(tag);
             }

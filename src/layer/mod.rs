@@ -177,7 +177,11 @@ impl NotificationLayer {
     /// module docs for the requests it receives.
     pub fn lookup<S, B>(self, service: S) -> Self
     where
-        S: tower_service::Service<Request<Empty<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S: tower_service::Service<Request<Empty<Bytes>>, Response = Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
         S::Future: Send,
         B: http_body::Body + Send + 'static,
         B::Data: Send,

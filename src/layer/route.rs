@@ -47,7 +47,11 @@ pub(crate) fn parse(path: &str) -> Option<Parsed<'_>> {
     if path.len() > 4096 {
         return None;
     }
-    let at = if path.starts_with("/v2/") { 0 } else { path.find("/v2/")? };
+    let at = if path.starts_with("/v2/") {
+        0
+    } else {
+        path.find("/v2/")?
+    };
     let prefix = &path[..at];
     let rest = &path[at + 4..];
     // The last API verb splits the name from the rest: a repository may itself
@@ -62,7 +66,10 @@ pub(crate) fn parse(path: &str) -> Option<Parsed<'_>> {
             } else {
                 Reference::Tag(valid_tag(reference)?)
             };
-            Route::Manifest { name: valid_name(name)?, reference }
+            Route::Manifest {
+                name: valid_name(name)?,
+                reference,
+            }
         }
         (_, Some(i)) => {
             let name = valid_name(&rest[..i])?;
@@ -76,7 +83,10 @@ pub(crate) fn parse(path: &str) -> Option<Parsed<'_>> {
                     }
                     Route::Upload { name }
                 }
-                None => Route::Blob { name, digest: valid_digest(tail)? },
+                None => Route::Blob {
+                    name,
+                    digest: valid_digest(tail)?,
+                },
             }
         }
         _ => return None,
@@ -136,7 +146,9 @@ fn is_alnum(c: u8) -> bool {
 pub(crate) fn valid_tag(tag: &str) -> Option<&str> {
     let b = tag.as_bytes();
     let first_ok = b.first().is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_');
-    let rest_ok = b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    let rest_ok = b
+        .iter()
+        .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
     (first_ok && rest_ok && b.len() <= 128).then_some(tag)
 }
 
@@ -159,10 +171,18 @@ pub(crate) fn valid_digest(digest: &str) -> Option<&str> {
         }
         prev_sep = sep;
     }
-    if !enc.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'=' | b'_' | b'-')) {
+    if !enc
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'=' | b'_' | b'-'))
+    {
         return None;
     }
-    let hex = |n: usize| enc.len() == n && enc.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    let hex = |n: usize| {
+        enc.len() == n
+            && enc
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    };
     match alg {
         "sha256" if !hex(64) => None,
         "sha512" if !hex(128) => None,
@@ -180,28 +200,74 @@ mod tests {
     fn routes() {
         let path = format!("/v2/library/test/manifests/{D}");
         let p = parse(&path).unwrap();
-        assert_eq!(p.route, Route::Manifest { name: "library/test", reference: Reference::Digest(D) });
+        assert_eq!(
+            p.route,
+            Route::Manifest {
+                name: "library/test",
+                reference: Reference::Digest(D)
+            }
+        );
         let p = parse("/v2/a/manifests/latest").unwrap();
-        assert_eq!(p.route, Route::Manifest { name: "a", reference: Reference::Tag("latest") });
+        assert_eq!(
+            p.route,
+            Route::Manifest {
+                name: "a",
+                reference: Reference::Tag("latest")
+            }
+        );
         let path = format!("/registry/v2/x/y/z/blobs/{D}");
         let p = parse(&path).unwrap();
         assert_eq!(p.prefix, "/registry");
-        assert_eq!(p.route, Route::Blob { name: "x/y/z", digest: D });
-        assert_eq!(parse("/v2/a/blobs/uploads/").unwrap().route, Route::UploadStart { name: "a" });
-        assert_eq!(parse("/v2/a/blobs/uploads").unwrap().route, Route::UploadStart { name: "a" });
-        assert_eq!(parse("/v2/a/blobs/uploads/abc-123").unwrap().route, Route::Upload { name: "a" });
+        assert_eq!(
+            p.route,
+            Route::Blob {
+                name: "x/y/z",
+                digest: D
+            }
+        );
+        assert_eq!(
+            parse("/v2/a/blobs/uploads/").unwrap().route,
+            Route::UploadStart { name: "a" }
+        );
+        assert_eq!(
+            parse("/v2/a/blobs/uploads").unwrap().route,
+            Route::UploadStart { name: "a" }
+        );
+        assert_eq!(
+            parse("/v2/a/blobs/uploads/abc-123").unwrap().route,
+            Route::Upload { name: "a" }
+        );
         // A repository may itself be called "manifests" or "blobs".
         let p = parse("/v2/manifests/blobs/manifests/v1").unwrap();
-        assert_eq!(p.route, Route::Manifest { name: "manifests/blobs", reference: Reference::Tag("v1") });
+        assert_eq!(
+            p.route,
+            Route::Manifest {
+                name: "manifests/blobs",
+                reference: Reference::Tag("v1")
+            }
+        );
     }
 
     #[test]
     fn non_routes() {
         for p in [
-            "/", "/v2/", "/v2/_catalog", "/v2/a/tags/list", "/v2/A/manifests/x", "/v2/a//b/manifests/x",
-            "/v2/a/manifests/", "/v2/a/manifests/sha256:zz", "/v2/a/blobs/latest", "/v2/-a/manifests/x",
-            "/v2/a-/manifests/x", "/v2/a___b/manifests/x", "/v2/a/manifests/.x", "/v2/a/blobs/uploads/x/y",
-            "/v2/a/manifests/a%20b", "/v2/é/manifests/x", "/v2/a/manifests/sha256:",
+            "/",
+            "/v2/",
+            "/v2/_catalog",
+            "/v2/a/tags/list",
+            "/v2/A/manifests/x",
+            "/v2/a//b/manifests/x",
+            "/v2/a/manifests/",
+            "/v2/a/manifests/sha256:zz",
+            "/v2/a/blobs/latest",
+            "/v2/-a/manifests/x",
+            "/v2/a-/manifests/x",
+            "/v2/a___b/manifests/x",
+            "/v2/a/manifests/.x",
+            "/v2/a/blobs/uploads/x/y",
+            "/v2/a/manifests/a%20b",
+            "/v2/é/manifests/x",
+            "/v2/a/manifests/sha256:",
         ] {
             assert!(parse(p).is_none(), "{p}");
         }
@@ -212,7 +278,16 @@ mod tests {
 
     #[test]
     fn grammar() {
-        for ok in ["a", "a0", "a.b", "a_b", "a__b", "a---b", "a/b/c", "library/hello-world"] {
+        for ok in [
+            "a",
+            "a0",
+            "a.b",
+            "a_b",
+            "a__b",
+            "a---b",
+            "a/b/c",
+            "library/hello-world",
+        ] {
             assert!(valid_name(ok).is_some(), "{ok}");
         }
         for bad in ["", "A", "a..b", "a._b", "_a", "a/", "/a", "a b"] {
@@ -223,6 +298,12 @@ mod tests {
         assert!(valid_digest("sha256:ABCD").is_none());
         let path = format!("/v2/a/manifests/b/blobs/{D}");
         let p = parse(&path).unwrap();
-        assert_eq!(p.route, Route::Blob { name: "a/manifests/b", digest: D });
+        assert_eq!(
+            p.route,
+            Route::Blob {
+                name: "a/manifests/b",
+                digest: D
+            }
+        );
     }
 }

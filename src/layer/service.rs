@@ -23,7 +23,9 @@ pub struct Notification<S> {
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Notification<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Notification").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("Notification")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,7 +84,8 @@ where
             let clone = self.inner.clone();
             let mut inner = std::mem::replace(&mut self.inner, clone);
             let fut = async move {
-                pending.tags_before_delete = Some(lookup::tags_pointing_at(&*lookup, &pending, &digest).await);
+                pending.tags_before_delete =
+                    Some(lookup::tags_pointing_at(&*lookup, &pending, &digest).await);
                 let result = inner.call(req).await;
                 (Box::new(pending), result)
             };
@@ -104,11 +107,23 @@ impl Ready {
     /// Hands the events over, after looking up missing fields if a lookup
     /// service is configured (off the request path).
     pub(crate) fn deliver(self) {
-        let Ready { mut events, missing, pending, shared } = self;
+        let Ready {
+            mut events,
+            missing,
+            pending,
+            shared,
+        } = self;
         if missing.any() {
             if let (Some(lookup), Ok(rt)) = (shared.lookup.clone(), tokio::runtime::Handle::try_current()) {
                 rt.spawn(async move {
-                    lookup::fill(&*lookup, &pending, &mut events, missing, shared.include_references).await;
+                    lookup::fill(
+                        &*lookup,
+                        &pending,
+                        &mut events,
+                        missing,
+                        shared.include_references,
+                    )
+                    .await;
                     shared.dispatcher.dispatch(Batch::from(events));
                 });
                 return;

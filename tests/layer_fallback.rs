@@ -1,0 +1,124 @@
+//! Without response hints, the layer asks the registry itself (the lookup
+//! fallback) for the fields the HTTP exchange lacks.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/registry/oci/mod.rs"]
+mod oci;
+mod support;
+
+use axum::response::Response;
+use registry_notify::dispatcher::Dispatcher;
+use registry_notify::{Action, EventHint, NotificationLayer};
+use support::{sha256, Http, Probe};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The example registry with every `EventHint` removed from its responses,
+/// as a registry that knows nothing of this crate would answer.
+fn hintless() -> axum::Router {
+    oci::router(oci::Registry::in_memory(oci::RegistryOptions {
+        delete_enabled: true,
+    }))
+    .layer(axum::middleware::map_response(|mut r: Response| async move {
+        r.extensions_mut().remove::<EventHint>();
+        r
+    }))
+}
+
+async fn start(with_lookup: bool) -> (Http, Probe) {
+    let probe = Probe::default();
+    let registry = hintless();
+    let mut layer = NotificationLayer::new(Dispatcher::new(probe.sink())).include_references(true);
+    if with_lookup {
+        layer = layer.lookup(registry.clone());
+    }
+    let addr = support::serve_router(registry.layer(layer)).await;
+    (Http::new(addr), probe)
+}
+
+async fn chunked_upload(c: &Http, repo: &str, chunks: &[&str]) -> String {
+    let r = c
+        .send("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], "")
+        .await;
+    let mut loc = r.header("location").unwrap().to_string();
+    for chunk in chunks {
+        let r = c.send("PATCH", &loc, &[], chunk.to_string()).await;
+        assert_eq!(r.status, 202);
+        loc = r.header("location").unwrap().to_string();
+    }
+    let d = sha256(chunks.concat().as_bytes());
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    assert_eq!(
+        c.send("PUT", &format!("{loc}{sep}digest={d}"), &[], "")
+            .await
+            .status,
+        201
+    );
+    d
+}
+
+#[tokio::test]
+async fn sizes_tags_and_references_come_from_lookups() {
+    let (c, probe) = start(true).await;
+    // Chunked upload: the final PUT has no body, the size comes from HEAD of the blob.
+    let config = chunked_upload(&c, "lib/x", &[r#"{"architecture":"#, r#""amd64","os":"linux"}"#]).await;
+    let layer = chunked_upload(&c, "lib/x", &["0123456789", "abcdefghij"]).await;
+    let ev = probe.wait_take(2).await;
+    assert_eq!(ev[0].target.descriptor.size, 39);
+    assert_eq!(ev[1].target.descriptor.size, 20);
+    assert_eq!(ev[1].target.length, 20);
+
+    // Mount: size from the lookup too.
+    let r = c
+        .send(
+            "POST",
+            &format!("/v2/lib/y/blobs/uploads/?mount={layer}&from=lib/x"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let ev = probe.wait_take(1).await;
+    assert_eq!((ev[0].action, ev[0].target.descriptor.size), (Action::Mount, 20));
+
+    // Manifest push: references from a GET of the manifest.
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":39}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":20}}]}}"#
+    );
+    let digest = sha256(manifest.as_bytes());
+    for tag in ["a", "b"] {
+        let r = c
+            .send(
+                "PUT",
+                &format!("/v2/lib/x/manifests/{tag}"),
+                &[("content-type", OCI_MANIFEST)],
+                manifest.clone(),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let ev = probe.wait_take(2).await;
+    assert_eq!(ev[0].target.references.len(), 2);
+    assert_eq!(ev[0].target.references[0].digest, config);
+
+    // Delete by digest: the tags that pointed at it were looked up before the delete.
+    let r = c
+        .send("DELETE", &format!("/v2/lib/x/manifests/{digest}"), &[], "")
+        .await;
+    assert_eq!(r.status, 202);
+    let ev = probe.wait_take(3).await;
+    let mut tags: Vec<&str> = ev[1..].iter().map(|e| e.target.tag.as_str()).collect();
+    tags.sort();
+    assert_eq!(tags, ["a", "b"]);
+    // The lookups themselves produced no events.
+    assert!(probe.events().is_empty(), "{:?}", probe.events());
+}
+
+#[tokio::test]
+async fn without_hint_or_lookup_the_gaps_stay_empty() {
+    let (c, probe) = start(false).await;
+    chunked_upload(&c, "lib/x", &["0123456789", "abcdefghij"]).await;
+    let ev = probe.wait_take(1).await;
+    // Nothing to ask: the final PUT carried no body, so the size is unknown.
+    assert_eq!(ev[0].target.descriptor.size, 0);
+}
