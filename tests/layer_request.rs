@@ -168,7 +168,14 @@ async fn skip_head_pulls() {
 
 #[tokio::test]
 async fn pull_on_body_end_emits_for_complete_bodies_only() {
-    let (c, probe) = start_with(registry(), |l| l.pull_on_body_end(true)).await;
+    // The filesystem store streams blobs in chunks, as a real registry would.
+    let dir = tempfile::tempdir().unwrap();
+    let fs = oci::Registry::filesystem(
+        dir.path().to_path_buf(),
+        oci::RegistryOptions { delete_enabled: true },
+    )
+    .unwrap();
+    let (c, probe) = start_with(oci::router(fs), |l| l.pull_on_body_end(true)).await;
     let big = vec![1u8; 8 << 20];
     let d = push_blob(&c, "", "a", &big, &[]).await;
     probe.wait_take(1).await;

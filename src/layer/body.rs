@@ -3,6 +3,7 @@
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -17,11 +18,14 @@ pin_project! {
     /// it holds the pull event until the end of the body is reached — the last
     /// frame, a trailers frame, or `is_end_stream()` turning true, since hyper
     /// stops polling a body of known length before it returns `None` — and
-    /// drops it if the body is dropped first (the client went away).
+    /// drops it if the body is dropped first (the client went away). "Sent"
+    /// means handed in full to the server, which is all a body can observe.
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
         on_end: Option<Ready>,
+        // Bytes still to send when the length is known (Content-Length).
+        remaining: Option<u64>,
     }
 
     impl<B> PinnedDrop for ResponseBody<B> {
@@ -43,18 +47,27 @@ impl<B> std::fmt::Debug for ResponseBody<B> {
 
 impl<B: Body> ResponseBody<B> {
     pub(crate) fn new(inner: B) -> Self {
-        Self { inner, on_end: None }
+        Self {
+            inner,
+            on_end: None,
+            remaining: None,
+        }
     }
 
     /// Delivers `ready` once the body has been sent to its end.
-    pub(crate) fn on_end(inner: B, ready: Ready) -> Self {
-        if inner.is_end_stream() {
+    ///
+    /// `length` is the response's `Content-Length`: hyper stops polling once
+    /// that many bytes were written, so reaching it is the end too.
+    pub(crate) fn on_end(inner: B, ready: Ready, length: Option<u64>) -> Self {
+        let remaining = length.or_else(|| inner.size_hint().exact());
+        if inner.is_end_stream() || remaining == Some(0) {
             ready.deliver();
             return Self::new(inner);
         }
         Self {
             inner,
             on_end: Some(ready),
+            remaining,
         }
     }
 }
@@ -72,7 +85,12 @@ impl<B: Body> Body for ResponseBody<B> {
         if this.on_end.is_some() {
             let ended = match &frame {
                 None => true,
-                Some(Ok(f)) => f.is_trailers() || this.inner.is_end_stream(),
+                Some(Ok(f)) => {
+                    if let (Some(rem), Some(data)) = (this.remaining.as_mut(), f.data_ref()) {
+                        *rem = rem.saturating_sub(data.remaining() as u64);
+                    }
+                    f.is_trailers() || *this.remaining == Some(0) || this.inner.is_end_stream()
+                }
                 Some(Err(_)) => {
                     if let Some(r) = this.on_end.take() {
                         r.abort();

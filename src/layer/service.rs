@@ -164,7 +164,11 @@ pub(crate) fn finish<B: http_body::Body>(
         shared: shared.clone(),
     };
     if wait_for_body {
-        response.map(|body| ResponseBody::on_end(body, ready))
+        let length = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        response.map(|body| ResponseBody::on_end(body, ready, length))
     } else {
         ready.deliver();
         response.map(ResponseBody::new)
