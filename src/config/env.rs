@@ -1,0 +1,1 @@
+//! Environment variable overrides.
