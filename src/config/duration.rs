@@ -25,7 +25,10 @@ enum ErrorKind {
 
 impl ParseDurationError {
     fn new(kind: ErrorKind, input: &str) -> Self {
-        ParseDurationError { kind, input: input.to_owned() }
+        ParseDurationError {
+            kind,
+            input: input.to_owned(),
+        }
     }
 
     /// `true` if the only problem is a missing unit (`"500"`), the classic bare-number mistake.
@@ -119,7 +122,10 @@ pub fn parse_go_duration(input: &str) -> Result<i64, ParseDurationError> {
             return Err(invalid());
         }
         // The unit: everything up to the next '.' or digit.
-        let i = s.iter().position(|&c| c == b'.' || c.is_ascii_digit()).unwrap_or(s.len());
+        let i = s
+            .iter()
+            .position(|&c| c == b'.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
         if i == 0 {
             return Err(ParseDurationError::new(ErrorKind::MissingUnit, input));
         }
@@ -127,8 +133,8 @@ pub fn parse_go_duration(input: &str) -> Result<i64, ParseDurationError> {
         s = rest;
         // `u` ends before an ASCII byte (or at the end), so it is valid UTF-8.
         let u = std::str::from_utf8(u).unwrap_or("");
-        let unit = unit(u)
-            .ok_or_else(|| ParseDurationError::new(ErrorKind::UnknownUnit(u.to_owned()), input))?;
+        let unit =
+            unit(u).ok_or_else(|| ParseDurationError::new(ErrorKind::UnknownUnit(u.to_owned()), input))?;
         if v > LIMIT / unit {
             return Err(invalid());
         }
@@ -286,13 +292,31 @@ mod tests {
             ("+.s", r#"time: invalid duration "+.s""#),
             ("1d", r#"time: unknown unit "d" in duration "1d""#),
             ("\u{FFFD}", "time: invalid duration \"\u{FFFD}\""),
-            ("9223372036854775810ns", r#"time: invalid duration "9223372036854775810ns""#),
-            ("9223372036854775808ns", r#"time: invalid duration "9223372036854775808ns""#),
-            ("-9223372036854775809ns", r#"time: invalid duration "-9223372036854775809ns""#),
-            ("9223372036854776us", r#"time: invalid duration "9223372036854776us""#),
+            (
+                "9223372036854775810ns",
+                r#"time: invalid duration "9223372036854775810ns""#,
+            ),
+            (
+                "9223372036854775808ns",
+                r#"time: invalid duration "9223372036854775808ns""#,
+            ),
+            (
+                "-9223372036854775809ns",
+                r#"time: invalid duration "-9223372036854775809ns""#,
+            ),
+            (
+                "9223372036854776us",
+                r#"time: invalid duration "9223372036854776us""#,
+            ),
             ("3000000h", r#"time: invalid duration "3000000h""#),
-            ("9223372036854775.808us", r#"time: invalid duration "9223372036854775.808us""#),
-            ("9223372036854ms775us808ns", r#"time: invalid duration "9223372036854ms775us808ns""#),
+            (
+                "9223372036854775.808us",
+                r#"time: invalid duration "9223372036854775.808us""#,
+            ),
+            (
+                "9223372036854ms775us808ns",
+                r#"time: invalid duration "9223372036854ms775us808ns""#,
+            ),
             // More shapes Go rejects.
             (" 1s", r#"time: invalid duration " 1s""#),
             ("1 s", r#"time: unknown unit " s" in duration "1 s""#),

@@ -19,17 +19,29 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error with a message and no field path.
     pub fn new(message: impl Into<String>) -> Self {
-        ConfigError { path: String::new(), message: message.into(), joined: false }
+        ConfigError {
+            path: String::new(),
+            message: message.into(),
+            joined: false,
+        }
     }
 
     /// `"{path}: {message}"`.
     pub(crate) fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { path: path.into(), message: message.into(), joined: false }
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+            joined: false,
+        }
     }
 
     /// `"{path} {message}"`, for messages such as `must be > 0`.
     pub(crate) fn field(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { path: path.into(), message: message.into(), joined: true }
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+            joined: true,
+        }
     }
 
     /// The path of the offending field (`notifications.endpoints[1] ("b").retry.maxattempts`), or
@@ -77,11 +89,20 @@ mod tests {
     #[test]
     fn display_forms() {
         assert_eq!(ConfigError::new("boom").to_string(), "boom");
-        assert_eq!(ConfigError::at("a.b", "unknown key \"c\"").to_string(), "a.b: unknown key \"c\"");
-        assert_eq!(ConfigError::field("a.b", "must be > 0").to_string(), "a.b must be > 0");
+        assert_eq!(
+            ConfigError::at("a.b", "unknown key \"c\"").to_string(),
+            "a.b: unknown key \"c\""
+        );
+        assert_eq!(
+            ConfigError::field("a.b", "must be > 0").to_string(),
+            "a.b must be > 0"
+        );
         let e = ConfigError::field("ca", "must be set").within("tls");
         assert_eq!((e.path(), e.message()), ("tls.ca", "must be set"));
         assert_eq!(e.to_string(), "tls.ca must be set");
-        assert_eq!(ConfigError::new("x").within("endpoint \"a\"").to_string(), "endpoint \"a\": x");
+        assert_eq!(
+            ConfigError::new("x").within("endpoint \"a\"").to_string(),
+            "endpoint \"a\": x"
+        );
     }
 }

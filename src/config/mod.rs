@@ -244,7 +244,12 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { addr: HttpConfig::DEFAULT_ADDR.to_owned(), host: None, relative_urls: false, prefix: None }
+        HttpConfig {
+            addr: HttpConfig::DEFAULT_ADDR.to_owned(),
+            host: None,
+            relative_urls: false,
+            prefix: None,
+        }
     }
 }
 
@@ -478,7 +483,9 @@ impl Config {
     /// The endpoints that are configured and not `disabled` (none without a `notifications`
     /// section).
     pub fn enabled_endpoints(&self) -> impl Iterator<Item = &EndpointConfig> + '_ {
-        self.notifications.iter().flat_map(NotificationsConfig::enabled_endpoints)
+        self.notifications
+            .iter()
+            .flat_map(NotificationsConfig::enabled_endpoints)
     }
 }
 

@@ -115,7 +115,10 @@ impl NotificationsConfig {
             if let Some(first) = self.endpoints[..i].iter().position(|other| other.name == ep.name) {
                 return Err(ConfigError::at(
                     at.key("name").as_str(),
-                    format!("endpoint names must be unique, {:?} is also the name of endpoints[{first}]", ep.name),
+                    format!(
+                        "endpoint names must be unique, {:?} is also the name of endpoints[{first}]",
+                        ep.name
+                    ),
                 ));
             }
         }
@@ -131,7 +134,11 @@ impl NotificationsConfig {
 pub(crate) fn read_endpoints(v: &Value, at: &Path) -> Result<Vec<EndpointConfig>> {
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::Sequence(items) => items.iter().enumerate().map(|(i, item)| EndpointConfig::read(item, i)).collect(),
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| EndpointConfig::read(item, i))
+            .collect(),
         other => Err(type_error(at, "a list of endpoints", other)),
     }
 }
@@ -208,7 +215,8 @@ impl Section for IgnoreConfig {
                     .iter()
                     .enumerate()
                     .map(|(i, a)| {
-                        a.parse::<Action>().map_err(|e| ConfigError::at(format!("{}[{i}]", p.as_str()), e))
+                        a.parse::<Action>()
+                            .map_err(|e| ConfigError::at(format!("{}[{i}]", p.as_str()), e))
                     })
                     .collect::<Result<_>>()?
             }
@@ -230,7 +238,10 @@ pub struct QueueSettings {
 
 impl Default for QueueSettings {
     fn default() -> Self {
-        QueueSettings { capacity: 100_000, overflow: QueueOverflow::DropOldest }
+        QueueSettings {
+            capacity: 100_000,
+            overflow: QueueOverflow::DropOldest,
+        }
     }
 }
 
@@ -322,8 +333,15 @@ pub enum RetryMode {
 const EXPONENTIAL_ONLY: &[&str] = &["initial", "max", "multiplier", "jitter"];
 
 impl Section for RetrySettings {
-    const KEYS: &'static [&'static str] =
-        &["mode", "initial", "max", "multiplier", "jitter", "maxattempts", "maxage"];
+    const KEYS: &'static [&'static str] = &[
+        "mode",
+        "initial",
+        "max",
+        "multiplier",
+        "jitter",
+        "maxattempts",
+        "maxage",
+    ];
 
     fn set(&mut self, key: &str, v: &Value, at: &Path) -> Result<()> {
         let p = at.key(key);
@@ -365,7 +383,10 @@ impl Section for RetrySettings {
                     self.set(k, v, at)?;
                 }
                 if self.mode == RetryMode::Breaker {
-                    if let Some((k, _)) = entries.iter().find(|(k, v)| EXPONENTIAL_ONLY.contains(k) && !v.is_null()) {
+                    if let Some((k, _)) = entries
+                        .iter()
+                        .find(|(k, v)| EXPONENTIAL_ONLY.contains(k) && !v.is_null())
+                    {
                         return Err(ConfigError::field(
                             at.key(k).as_str(),
                             "only applies to mode: exponential (mode: breaker uses the endpoint's threshold and backoff)",
@@ -441,8 +462,10 @@ impl Section for FilterSettings {
                 for (k, v) in entries {
                     match k {
                         "exclude" => {
-                            self.exclude_methods =
-                                string_list(v, &p.key(k))?.into_iter().map(|m| m.to_ascii_uppercase()).collect()
+                            self.exclude_methods = string_list(v, &p.key(k))?
+                                .into_iter()
+                                .map(|m| m.to_ascii_uppercase())
+                                .collect()
                         }
                         _ => return Err(unknown_key(&p, k, &["exclude"])),
                     }
@@ -520,7 +543,10 @@ impl TlsSettings {
                 if !contains(&pem, b"-----BEGIN CERTIFICATE-----") {
                     return Err(ConfigError::at(
                         "tls.ca",
-                        format!("{} contains no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display()),
+                        format!(
+                            "{} contains no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                            path.display()
+                        ),
                     ));
                 }
                 Ok(Some(pem))
@@ -632,7 +658,11 @@ impl Section for EndpointConfig {
 /// Distribution's `timeout`/`backoff`: a Go duration; ≤ 0 (or absent) means `default`.
 fn distribution_duration(v: &Value, p: &Path, default: Duration) -> Result<Duration> {
     let ns = go_duration(v, p)?;
-    Ok(if ns <= 0 { default } else { Duration::from_nanos(ns as u64) })
+    Ok(if ns <= 0 {
+        default
+    } else {
+        Duration::from_nanos(ns as u64)
+    })
 }
 
 /// Merges a `headers` mapping: each name replaces an existing header of the same name (names are
@@ -705,12 +735,18 @@ impl EndpointConfig {
         }
         if !self.url.is_empty() {
             check_url(&self.url).map_err(|msg| {
-                ConfigError::at(at.key("url").as_str(), format!("{msg} (got {:?})", redact_url(&self.url)))
+                ConfigError::at(
+                    at.key("url").as_str(),
+                    format!("{msg} (got {:?})", redact_url(&self.url)),
+                )
             })?;
         }
         for (name, values) in &self.headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(ConfigError::at(at.key("headers").as_str(), format!("invalid header name {name:?}")));
+                return Err(ConfigError::at(
+                    at.key("headers").as_str(),
+                    format!("invalid header name {name:?}"),
+                ));
             }
             for (i, value) in values.iter().enumerate() {
                 if http::HeaderValue::from_str(value).is_err() {
@@ -763,7 +799,10 @@ impl EndpointConfig {
             ("filter.repositories.exclude", &self.filter.exclude_repositories),
         ] {
             if let Some(i) = globs.iter().position(|g| g.trim().is_empty()) {
-                return Err(ConfigError::field(format!("{}[{i}]", at.key(key).as_str()), "must not be empty"));
+                return Err(ConfigError::field(
+                    format!("{}[{i}]", at.key(key).as_str()),
+                    "must not be empty",
+                ));
             }
         }
         for (i, m) in self.filter.exclude_methods.iter().enumerate() {
@@ -776,7 +815,10 @@ impl EndpointConfig {
         }
         if let Some(CaSource::Pem(pem)) = &self.tls.ca {
             if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(must("tls.ca", "contains no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+                return Err(must(
+                    "tls.ca",
+                    "contains no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                ));
             }
         }
         Ok(())
@@ -801,7 +843,10 @@ impl EndpointConfig {
         let (userinfo, url) = split_userinfo(&self.url);
         let mut lines: Vec<(String, String)> = Vec::new();
         if let Some(userinfo) = userinfo {
-            let has_auth = self.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("authorization") && !v.is_empty());
+            let has_auth = self
+                .headers
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case("authorization") && !v.is_empty());
             if !has_auth {
                 use base64::Engine as _;
                 let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));

@@ -47,9 +47,15 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 
 pub(crate) fn type_error(path: &Path, expected: &str, found: &Value) -> ConfigError {
     if let Value::Tagged(t) = found {
-        return ConfigError::at(path.as_str(), format!("expected {expected}, found a value tagged {}", t.tag));
+        return ConfigError::at(
+            path.as_str(),
+            format!("expected {expected}, found a value tagged {}", t.tag),
+        );
     }
-    ConfigError::at(path.as_str(), format!("expected {expected}, found {}", kind(found)))
+    ConfigError::at(
+        path.as_str(),
+        format!("expected {expected}, found {}", kind(found)),
+    )
 }
 
 /// The entries of a mapping whose keys are all strings; `None` for null.
@@ -65,7 +71,10 @@ pub(crate) fn entries<'a>(m: &'a Mapping, path: &Path) -> Result<Vec<(&'a str, &
     m.iter()
         .map(|(k, v)| match k {
             Value::String(k) => Ok((k.as_str(), v)),
-            other => Err(ConfigError::at(path.as_str(), format!("keys must be strings, found {}", kind(other)))),
+            other => Err(ConfigError::at(
+                path.as_str(),
+                format!("keys must be strings, found {}", kind(other)),
+            )),
         })
         .collect()
 }
@@ -134,7 +143,10 @@ pub(crate) fn integer(v: &Value, path: &Path) -> Result<i64> {
             if let Some(i) = n.as_i64() {
                 Ok(i)
             } else if n.is_u64() {
-                Err(ConfigError::field(path.as_str(), format!("is too large (at most {})", i64::MAX)))
+                Err(ConfigError::field(
+                    path.as_str(),
+                    format!("is too large (at most {})", i64::MAX),
+                ))
             } else {
                 Err(type_error(path, "an integer", v))
             }
@@ -148,7 +160,10 @@ pub(crate) fn unsigned(v: &Value, path: &Path, max: u64) -> Result<u64> {
     if let Value::Number(n) = v {
         if let Some(u) = n.as_u64() {
             return if u > max {
-                Err(ConfigError::field(path.as_str(), format!("is too large (at most {max})")))
+                Err(ConfigError::field(
+                    path.as_str(),
+                    format!("is too large (at most {max})"),
+                ))
             } else {
                 Ok(u)
             };
@@ -180,7 +195,11 @@ pub(crate) fn string_list(v: &Value, path: &Path) -> Result<Vec<String>> {
             .iter()
             .enumerate()
             .map(|(i, item)| match item {
-                Value::Null => Err(type_error(&Path::new(format!("{}[{i}]", path.as_str())), "a string", item)),
+                Value::Null => Err(type_error(
+                    &Path::new(format!("{}[{i}]", path.as_str())),
+                    "a string",
+                    item,
+                )),
                 _ => string(item, &Path::new(format!("{}[{i}]", path.as_str()))),
             })
             .collect(),
@@ -274,7 +293,10 @@ mod tests {
         let e = string(&y("[a]"), &p()).unwrap_err();
         assert_eq!(e.to_string(), "x: expected a string, found a list");
         let e = string(&y("!secret abc"), &p()).unwrap_err();
-        assert_eq!(e.to_string(), "x: expected a string, found a value tagged !secret");
+        assert_eq!(
+            e.to_string(),
+            "x: expected a string, found a value tagged !secret"
+        );
     }
 
     #[test]
@@ -297,16 +319,31 @@ mod tests {
         assert_eq!(integer(&y("-5"), &p()).unwrap(), -5);
         assert_eq!(integer(&y("0x10"), &p()).unwrap(), 16);
         assert_eq!(integer(&y("~"), &p()).unwrap(), 0);
-        assert_eq!(integer(&y("1.5"), &p()).unwrap_err().to_string(), "x: expected an integer, found a floating-point number");
+        assert_eq!(
+            integer(&y("1.5"), &p()).unwrap_err().to_string(),
+            "x: expected an integer, found a floating-point number"
+        );
         assert_eq!(
             integer(&y("18446744073709551615"), &p()).unwrap_err().to_string(),
             "x is too large (at most 9223372036854775807)"
         );
-        assert_eq!(integer(&y("\"10\""), &p()).unwrap_err().to_string(), "x: expected an integer, found a string");
+        assert_eq!(
+            integer(&y("\"10\""), &p()).unwrap_err().to_string(),
+            "x: expected an integer, found a string"
+        );
         assert_eq!(unsigned(&y("7"), &p(), 10).unwrap(), 7);
-        assert_eq!(unsigned(&y("11"), &p(), 10).unwrap_err().to_string(), "x is too large (at most 10)");
-        assert_eq!(unsigned(&y("-1"), &p(), 10).unwrap_err().to_string(), "x must not be negative");
-        assert_eq!(unsigned(&y("18446744073709551615"), &p(), u64::MAX).unwrap(), u64::MAX);
+        assert_eq!(
+            unsigned(&y("11"), &p(), 10).unwrap_err().to_string(),
+            "x is too large (at most 10)"
+        );
+        assert_eq!(
+            unsigned(&y("-1"), &p(), 10).unwrap_err().to_string(),
+            "x must not be negative"
+        );
+        assert_eq!(
+            unsigned(&y("18446744073709551615"), &p(), u64::MAX).unwrap(),
+            u64::MAX
+        );
     }
 
     #[test]
@@ -314,8 +351,14 @@ mod tests {
         assert_eq!(float(&y("2"), &p()).unwrap(), Some(2.0));
         assert_eq!(float(&y("0.5"), &p()).unwrap(), Some(0.5));
         assert_eq!(float(&y("~"), &p()).unwrap(), None);
-        assert_eq!(float(&y(".nan"), &p()).unwrap_err().to_string(), "x must be a finite number");
-        assert_eq!(float(&y(".inf"), &p()).unwrap_err().to_string(), "x must be a finite number");
+        assert_eq!(
+            float(&y(".nan"), &p()).unwrap_err().to_string(),
+            "x must be a finite number"
+        );
+        assert_eq!(
+            float(&y(".inf"), &p()).unwrap_err().to_string(),
+            "x must be a finite number"
+        );
         assert!(float(&y("abc"), &p()).is_err());
     }
 
@@ -324,9 +367,18 @@ mod tests {
         assert_eq!(string_list(&y("[a, 1]"), &p()).unwrap(), vec!["a", "1"]);
         assert_eq!(string_list(&y("a"), &p()).unwrap(), vec!["a"]);
         assert!(string_list(&y("~"), &p()).unwrap().is_empty());
-        assert_eq!(string_list(&y("[a, ~]"), &p()).unwrap_err().to_string(), "x[1]: expected a string, found null");
-        assert_eq!(string_list(&y("[[a]]"), &p()).unwrap_err().to_string(), "x[0]: expected a string, found a list");
-        assert_eq!(string_list(&y("{a: b}"), &p()).unwrap_err().to_string(), "x: expected a list of strings, found a mapping");
+        assert_eq!(
+            string_list(&y("[a, ~]"), &p()).unwrap_err().to_string(),
+            "x[1]: expected a string, found null"
+        );
+        assert_eq!(
+            string_list(&y("[[a]]"), &p()).unwrap_err().to_string(),
+            "x[0]: expected a string, found a list"
+        );
+        assert_eq!(
+            string_list(&y("{a: b}"), &p()).unwrap_err().to_string(),
+            "x: expected a list of strings, found a mapping"
+        );
     }
 
     #[test]
@@ -338,16 +390,28 @@ mod tests {
         assert_eq!(go_duration(&y("0.0"), &p()).unwrap(), 0);
         assert_eq!(go_duration(&y("~"), &p()).unwrap(), 0);
         let e = go_duration(&y("500"), &p()).unwrap_err().to_string();
-        assert!(e.starts_with("x: a bare number is not accepted as a duration"), "{e}");
-        assert!(e.contains("500 nanoseconds") && e.contains("\"500ms\"") && e.contains("Portus#905"), "{e}");
+        assert!(
+            e.starts_with("x: a bare number is not accepted as a duration"),
+            "{e}"
+        );
+        assert!(
+            e.contains("500 nanoseconds") && e.contains("\"500ms\"") && e.contains("Portus#905"),
+            "{e}"
+        );
         let e = go_duration(&y("-3"), &p()).unwrap_err().to_string();
         assert!(e.contains("-3 nanoseconds"), "{e}");
         let e = go_duration(&y("1.5"), &p()).unwrap_err().to_string();
         assert!(e.contains("bare number") && e.contains("1.5"), "{e}");
         let e = go_duration(&y("\"500\""), &p()).unwrap_err().to_string();
-        assert!(e.starts_with("x: time: missing unit in duration \"500\"; durations need a unit"), "{e}");
+        assert!(
+            e.starts_with("x: time: missing unit in duration \"500\"; durations need a unit"),
+            "{e}"
+        );
         let e = go_duration(&y("1d"), &p()).unwrap_err().to_string();
-        assert!(e.starts_with("x: time: unknown unit \"d\" in duration \"1d\" (expected a Go duration"), "{e}");
+        assert!(
+            e.starts_with("x: time: unknown unit \"d\" in duration \"1d\" (expected a Go duration"),
+            "{e}"
+        );
         let e = go_duration(&y("[1s]"), &p()).unwrap_err().to_string();
         assert_eq!(e, "x: expected a duration string such as \"1s\", found a list");
     }
@@ -356,8 +420,14 @@ mod tests {
     fn mappings_and_unknown_keys() {
         assert!(mapping(&y("~"), &p()).unwrap().is_none());
         assert_eq!(mapping(&y("{a: 1}"), &p()).unwrap().unwrap()[0].0, "a");
-        assert_eq!(mapping(&y("[1]"), &p()).unwrap_err().to_string(), "x: expected a mapping, found a list");
-        assert_eq!(mapping(&y("{1: a}"), &p()).unwrap_err().to_string(), "x: keys must be strings, found an integer");
+        assert_eq!(
+            mapping(&y("[1]"), &p()).unwrap_err().to_string(),
+            "x: expected a mapping, found a list"
+        );
+        assert_eq!(
+            mapping(&y("{1: a}"), &p()).unwrap_err().to_string(),
+            "x: keys must be strings, found an integer"
+        );
         let known = ["timeout", "threshold", "backoff"];
         assert_eq!(
             unknown_key(&p(), "timout", &known).to_string(),

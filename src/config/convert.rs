@@ -1,0 +1,1 @@
+//! Conversion to pipeline endpoints (compiled out until the endpoint module lands).
