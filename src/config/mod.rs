@@ -535,3 +535,6 @@ impl<'de> serde::Deserialize<'de> for NotificationsConfig {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -934,6 +934,9 @@ pub(crate) fn redact_url(url: &str) -> String {
 }
 
 fn check_url(url: &str) -> std::result::Result<(), &'static str> {
+    if !url.contains("://") {
+        return Err("must be an http:// or https:// URL");
+    }
     let (_, url) = split_userinfo(url);
     let uri: http::Uri = url.parse().map_err(|_| "is not a valid URL")?;
     match uri.scheme_str() {
@@ -966,4 +969,56 @@ fn percent_decode(s: &str) -> Vec<u8> {
 
 fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_userinfo_and_query() {
+        let cases = [
+            (
+                "https://user:pass@host:8443/p?token=x#frag",
+                "https://***@host:8443/p?***",
+            ),
+            ("https://host/p", "https://host/p"),
+            ("https://host/p#frag", "https://host/p"),
+            ("https://a@b@host", "https://***@host"),
+            ("http://host?x=1", "http://host?***"),
+            ("user:pass@host/x", "***@host/x"),
+            ("", ""),
+            ("://@", "://***@"),
+            ("héllo://ü@ß/ä?ö", "héllo://***@ß/ä?***"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn userinfo_split_and_percent_decoding() {
+        assert_eq!(
+            split_userinfo("https://u:p@h/x@y"),
+            (Some("u:p"), "https://h/x@y".to_owned())
+        );
+        assert_eq!(
+            split_userinfo("https://h/x@y"),
+            (None, "https://h/x@y".to_owned())
+        );
+        assert_eq!(split_userinfo("no-scheme@h"), (None, "no-scheme@h".to_owned()));
+        assert_eq!(percent_decode("a%40b%3a%zz%4"), b"a@b:%zz%4");
+        assert_eq!(percent_decode("%"), b"%");
+        assert_eq!(percent_decode("ü%C3%BC"), "üü".as_bytes());
+    }
+
+    #[test]
+    fn url_checks() {
+        assert_eq!(check_url("http://h"), Ok(()));
+        assert_eq!(check_url("https://u:p@h:1/x?y"), Ok(()));
+        assert_eq!(check_url("ftp://h"), Err("must be an http:// or https:// URL"));
+        assert_eq!(check_url("h:80"), Err("must be an http:// or https:// URL"));
+        assert_eq!(check_url("http://"), Err("is not a valid URL"));
+        assert_eq!(check_url("http://h ost/"), Err("is not a valid URL"));
+    }
 }

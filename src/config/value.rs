@@ -86,7 +86,7 @@ pub(crate) fn unknown_key(path: &Path, key: &str, known: &[&str]) -> ConfigError
     let best = known
         .iter()
         .map(|k| (edit_distance(&lower, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4) || common_prefix(&lower, k) >= 4)
         .min_by_key(|(d, _)| *d);
     if let Some((_, k)) = best {
         msg.push_str(&format!(" (did you mean {k:?}?)"));
@@ -94,6 +94,10 @@ pub(crate) fn unknown_key(path: &Path, key: &str, known: &[&str]) -> ConfigError
         msg.push_str(&format!(" (expected one of: {})", known.join(", ")));
     }
     ConfigError::at(path.as_str(), msg)
+}
+
+fn common_prefix(a: &str, b: &str) -> usize {
+    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
