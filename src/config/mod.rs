@@ -285,12 +285,16 @@ impl HttpConfig {
 
     fn validate(&self) -> Result<()> {
         if let Some(host) = &self.host {
-            let ok = host
-                .parse::<http::Uri>()
-                .ok()
-                .filter(|u| matches!(u.scheme_str(), Some("http" | "https")))
-                .is_some_and(|u| u.host().is_some_and(|h| !h.is_empty()));
-            if !ok {
+            if notifications::split_userinfo(host).0.is_some() || host.contains(['?', '#']) {
+                return Err(ConfigError::at(
+                    "http.host",
+                    format!(
+                        "must not contain user info, a query or a fragment (got {:?})",
+                        notifications::redact_url(host)
+                    ),
+                ));
+            }
+            if notifications::check_url(host).is_err() {
                 return Err(ConfigError::at(
                     "http.host",
                     format!(
@@ -430,6 +434,7 @@ impl StorageConfig {
 impl Config {
     /// Parses a Distribution configuration from YAML text and validates it.
     pub fn from_yaml_str(yaml: &str) -> Result<Self> {
+        check_flow_nesting(yaml)?;
         let mut value: Value = serde_yaml::from_str(yaml).map_err(|e| yaml_error(&e))?;
         value.apply_merge().map_err(|e| yaml_error(&e))?;
         Self::from_value(&value)
@@ -487,6 +492,30 @@ impl Config {
             .iter()
             .flat_map(NotificationsConfig::enabled_endpoints)
     }
+}
+
+/// The most nested `[`/`{` accepted, counted naively (brackets inside strings count too). The YAML
+/// parser needs time quadratic in the flow nesting depth (100 000 `[` take minutes), and it rejects
+/// anything deeper than 128 levels anyway; this check keeps bad input fast to reject.
+const MAX_FLOW_NESTING: usize = 1000;
+
+fn check_flow_nesting(yaml: &str) -> Result<()> {
+    let mut depth = 0usize;
+    for b in yaml.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_FLOW_NESTING {
+                    return Err(ConfigError::new(format!(
+                        "invalid YAML: brackets nested more than {MAX_FLOW_NESTING} levels deep"
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Distribution's `Version`: `MAJOR.MINOR`, both unsigned integers.

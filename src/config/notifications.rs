@@ -901,7 +901,7 @@ impl fmt::Debug for EndpointConfig {
 }
 
 /// Splits `scheme://userinfo@host/…` into the user info and the URL without it.
-fn split_userinfo(url: &str) -> (Option<&str>, String) {
+pub(crate) fn split_userinfo(url: &str) -> (Option<&str>, String) {
     let Some(i) = url.find("://") else {
         return (None, url.to_owned());
     };
@@ -921,10 +921,18 @@ pub(crate) fn redact_url(url: &str) -> String {
     };
     let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (auth, tail) = rest.split_at(auth_end);
-    let auth = match auth.rfind('@') {
-        Some(i) => format!("***@{}", &auth[i + 1..]),
-        None => auth.to_owned(),
+    let (userinfo, host) = match auth.rfind('@') {
+        Some(i) => ("***@", &auth[i + 1..]),
+        None => ("", auth),
     };
+    // A non-numeric "port" may be a password whose "@host" is missing: hide it.
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if !host.ends_with(']') && !port.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{h}:***")
+        }
+        _ => host.to_owned(),
+    };
+    let auth = format!("{userinfo}{host}");
     let tail = match tail.find(['?', '#']) {
         Some(i) if tail[i..].starts_with('?') => format!("{}?***", &tail[..i]),
         Some(i) => tail[..i].to_owned(),
@@ -933,7 +941,7 @@ pub(crate) fn redact_url(url: &str) -> String {
     format!("{scheme}{auth}{tail}")
 }
 
-fn check_url(url: &str) -> std::result::Result<(), &'static str> {
+pub(crate) fn check_url(url: &str) -> std::result::Result<(), &'static str> {
     if !url.contains("://") {
         return Err("must be an http:// or https:// URL");
     }
@@ -945,6 +953,13 @@ fn check_url(url: &str) -> std::result::Result<(), &'static str> {
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err("has no host");
+    }
+    if let Some(authority) = uri.authority() {
+        let port = authority.as_str().rsplit_once(':').map(|(_, p)| p);
+        if port.is_some_and(|p| !authority.as_str().ends_with(']') && !p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err("has an invalid port");
+        }
     }
     Ok(())
 }
@@ -990,6 +1005,10 @@ mod tests {
             ("", ""),
             ("://@", "://***@"),
             ("héllo://ü@ß/ä?ö", "héllo://***@ß/ä?***"),
+            ("https://user:password", "https://user:***"),
+            ("https://host:8080/x", "https://host:8080/x"),
+            ("https://[::1]:8080/x", "https://[::1]:8080/x"),
+            ("https://[::1]/x", "https://[::1]/x"),
         ];
         for (url, want) in cases {
             assert_eq!(redact_url(url), want, "{url}");
@@ -1020,5 +1039,9 @@ mod tests {
         assert_eq!(check_url("h:80"), Err("must be an http:// or https:// URL"));
         assert_eq!(check_url("http://"), Err("is not a valid URL"));
         assert_eq!(check_url("http://h ost/"), Err("is not a valid URL"));
+        assert_eq!(check_url("https://user:password"), Err("has an invalid port"));
+        assert_eq!(check_url("https://h:/"), Ok(()));
+        assert_eq!(check_url("https://[::1]:8080/"), Ok(()));
+        assert_eq!(check_url("https://[::1]/"), Ok(()));
     }
 }

@@ -528,6 +528,11 @@ fn http_section() {
         "http.addr: expected a string, found a list"
     );
     assert_eq!(err("http: 5"), "http: expected a mapping, found an integer");
+    assert_eq!(
+        err("http: {host: 'https://u:p@r.example.com'}"),
+        "http.host: must not contain user info, a query or a fragment (got \"https://***@r.example.com\")"
+    );
+    assert!(err("http: {host: 'https://r.example.com:port'}").contains("(got \"https://r.example.com:***\")"));
 }
 
 #[test]
