@@ -19,7 +19,7 @@ const PREFIX: &str = "REGISTRY_";
 
 impl Config {
     /// Applies Distribution-style environment overrides from `vars` (pass `std::env::vars()` to
-    /// use the process environment), then validates the result.
+    /// use the process environment), then validates the result. On error `self` is unchanged.
     ///
     /// Supported, with the value parsed as YAML like Distribution does:
     /// - `REGISTRY_NOTIFICATIONS_ENDPOINTS_<n>_<KEY>` for every endpoint key (`NAME`, `URL`,
@@ -63,11 +63,15 @@ impl Config {
             .collect();
         // More general variables first (REGISTRY_NOTIFICATIONS before …_ENDPOINTS_0_URL).
         vars.sort();
+        // All or nothing: work on a copy.
+        let mut next = self.clone();
         for (name, payload) in &vars {
-            self.apply_var(name, payload)
-                .map_err(|e| ConfigError::at(format!("environment variable {name}"), e.to_string()))?;
+            next.apply_var(name, payload)
+                .map_err(|e| e.with_origin(format!("environment variable {name}")))?;
         }
-        self.validate()
+        next.validate()?;
+        *self = next;
+        Ok(())
     }
 
     fn apply_var(&mut self, name: &str, payload: &str) -> Result<()> {

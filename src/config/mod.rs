@@ -384,6 +384,7 @@ impl StorageConfig {
         let mut storage = StorageConfig::default();
         match v {
             Value::Null => {}
+            Value::String(name) if name.is_empty() => {}
             // `storage: inmemory`
             Value::String(name) => storage.driver = Some(StorageDriver::named(name, &Value::Null, at)?),
             Value::Mapping(_) => {
@@ -445,7 +446,7 @@ impl Config {
         let path = path.as_ref();
         let yaml = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", path.display())))?;
-        Self::from_yaml_str(&yaml).map_err(|e| e.within(&path.display().to_string()))
+        Self::from_yaml_str(&yaml).map_err(|e| e.with_origin(path.display().to_string()))
     }
 
     fn from_value(value: &Value) -> Result<Self> {

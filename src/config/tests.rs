@@ -554,6 +554,7 @@ fn storage_section() {
         })
     );
     assert_eq!(s.driver.as_ref().unwrap().name(), "filesystem");
+    assert_eq!(parse("storage: ''").storage, StorageConfig::default());
     for yaml in [
         "storage: {inmemory: ~}",
         "storage: {inmemory: {}}",
@@ -674,10 +675,13 @@ fn from_path_reads_and_names_the_file() {
     assert_eq!(
         e,
         format!(
-            "{}.notifications.endpoints[0] (\"a\"): unknown key \"timout\" (did you mean \"timeout\"?)",
+            "{}: notifications.endpoints[0] (\"a\"): unknown key \"timout\" (did you mean \"timeout\"?)",
             path.display()
         )
     );
+    let e = Config::from_path(&path).unwrap_err();
+    assert_eq!(e.origin(), path.display().to_string());
+    assert_eq!(e.path(), "notifications.endpoints[0] (\"a\")");
     let e = Config::from_path(dir.path().join("missing.yml"))
         .unwrap_err()
         .to_string();
@@ -950,6 +954,21 @@ mod env {
             with_env(&endpoint(""), &[("REGISTRY_NOTIFICATIONS_ENDPOINTS_1_NAME", "b")]).unwrap_err(),
             "notifications.endpoints[1] (\"b\").url is required"
         );
+        // All or nothing.
+        let mut c = parse(&endpoint(""));
+        let before = c.clone();
+        let e = c
+            .apply_env([
+                ("REGISTRY_HTTP_ADDR", ":1"),
+                ("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT", "5"),
+            ])
+            .unwrap_err();
+        assert_eq!(
+            e.origin(),
+            "environment variable REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT"
+        );
+        assert_eq!(e.path(), "notifications.endpoints[0] (\"a\").timeout");
+        assert_eq!(c, before);
         // Secrets in variables are not echoed.
         let e = with_env(
             &endpoint(""),
