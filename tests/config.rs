@@ -58,7 +58,7 @@ fn golden_registry_yml() {
         e.ignored_media_types.is_empty() && e.ignore.media_types.is_empty() && e.ignore.actions.is_empty()
     );
     // Each header value is its own line, like Distribution's wire capture.
-    let (url, lines) = e.http_target().unwrap();
+    let (url, lines) = e.http_target();
     assert_eq!(url, "http://127.0.0.1:5055/events");
     let lines: Vec<(&str, &str)> = lines.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     assert_eq!(
@@ -190,7 +190,7 @@ fn full_distribution_config_with_every_section() {
         Some(CaSource::File("/etc/registry/audit-ca.pem".into()))
     );
     assert!(!b.tls.insecure_skip_verify);
-    let (url, lines) = b.http_target().unwrap();
+    let (url, lines) = b.http_target();
     assert_eq!(url, "https://audit.example.com:8443/hooks?token=SECRET-query");
     assert!(lines[0].0 == "Authorization" && lines[0].1.starts_with("Basic "));
 

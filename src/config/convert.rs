@@ -41,7 +41,7 @@ impl EndpointConfig {
     }
 
     fn build(&self) -> Result<Endpoint, ConfigError> {
-        let (url, headers) = self.http_target()?;
+        let (url, headers) = self.http_target();
         let mut builder = Endpoint::builder(self.name.clone(), url)
             .timeout(self.timeout)
             .format(self.format)

@@ -247,6 +247,7 @@ impl Default for QueueSettings {
 
 /// `queue.overflow`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QueueOverflow {
     /// `dropoldest` — make room by dropping the oldest queued events.
     #[default]
@@ -321,6 +322,7 @@ impl Default for RetrySettings {
 
 /// `retry.mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RetryMode {
     /// `exponential` — capped exponential backoff with jitter.
     #[default]
@@ -839,7 +841,7 @@ impl EndpointConfig {
     /// The URL to POST to and the header lines to send, as Go's HTTP client would: user info in
     /// the URL is removed from it and sent as `Authorization: Basic …` (first), unless an
     /// `Authorization` header is configured, which then wins. Each header value is one line.
-    pub fn http_target(&self) -> Result<(String, Vec<(String, String)>)> {
+    pub fn http_target(&self) -> (String, Vec<(String, String)>) {
         let (userinfo, url) = split_userinfo(&self.url);
         let mut lines: Vec<(String, String)> = Vec::new();
         if let Some(userinfo) = userinfo {
@@ -860,7 +862,7 @@ impl EndpointConfig {
         for (name, values) in &self.headers {
             lines.extend(values.iter().map(|v| (name.clone(), v.clone())));
         }
-        Ok((url, lines))
+        (url, lines)
     }
 
     /// The URL without user info or query, safe to log: `https://***@host/path?***`.
