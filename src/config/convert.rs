@@ -1,0 +1,123 @@
+//! `EndpointConfig` → `crate::endpoint::Endpoint`, through the builder API of the API spec.
+//!
+//! Compiled out (`#[cfg(any())]` in `mod.rs`) until the endpoint, filter, queue and retry modules
+//! are merged; then remove that attribute. Assumptions about those modules (from the spec):
+//! - `Endpoint::builder(name, url)` with by-value setters `header(name, value)` (appends),
+//!   `timeout(Duration)`, `format(Format)`, `max_events(usize)`, `retry(RetryConfig)`,
+//!   `filter(Filter)`, `queue(QueueConfig)`, `redirects_as_success(bool)`, `ca_pem(Vec<u8>)`,
+//!   `danger_accept_invalid_certs(bool)`, `disabled(bool)`, and
+//!   `build() -> Result<Endpoint, endpoint::ConfigError>` where that error implements `Display`.
+//! - `Filter::new()`, `ignore_media_types`, `ignore_actions`, `ignore_methods` (infallible) and
+//!   `include_repositories` / `exclude_repositories` returning `Result<Filter, endpoint::ConfigError>`,
+//!   all taking iterators of `String` (or `Action`).
+//! - `QueueConfig { capacity, overflow }`, `Overflow::{DropOldest, DropNewest}`,
+//!   `RetryConfig { policy, max_attempts, max_age }`, `RetryPolicy::{Breaker { threshold, backoff },
+//!   Exponential { initial, max, multiplier, jitter }}`: public fields, constructed literally.
+
+use crate::endpoint::Endpoint;
+use crate::filter::Filter;
+use crate::queue::{Overflow, QueueConfig};
+use crate::retry::{RetryConfig, RetryPolicy};
+
+use super::notifications::endpoint_path;
+use super::value::Path;
+use super::{ConfigError, EndpointConfig, NotificationsConfig, QueueOverflow, RetryMode};
+
+/// Any error of the endpoint module, as a config error.
+fn err(e: impl std::fmt::Display) -> ConfigError {
+    ConfigError::new(e.to_string())
+}
+
+impl EndpointConfig {
+    /// Builds the pipeline endpoint this configuration describes (validating it first). Reads the
+    /// `tls.ca` file, if any.
+    pub fn to_endpoint(&self) -> Result<Endpoint, ConfigError> {
+        self.to_endpoint_at(&Path::new(format!("endpoint {:?}", self.name)))
+    }
+
+    fn to_endpoint_at(&self, at: &Path) -> Result<Endpoint, ConfigError> {
+        self.validate_at(at)?;
+        self.build().map_err(|e| e.within(at.as_str()))
+    }
+
+    fn build(&self) -> Result<Endpoint, ConfigError> {
+        let (url, headers) = self.http_target();
+        let mut builder = Endpoint::builder(self.name.clone(), url)
+            .timeout(self.timeout)
+            .format(self.format)
+            .max_events(self.max_events)
+            .retry(self.retry_config())
+            .filter(self.filter_rules()?)
+            .queue(QueueConfig {
+                capacity: self.queue.capacity,
+                overflow: match self.queue.overflow {
+                    QueueOverflow::DropOldest => Overflow::DropOldest,
+                    QueueOverflow::DropNewest => Overflow::DropNewest,
+                },
+            })
+            .redirects_as_success(self.redirects_as_success)
+            .danger_accept_invalid_certs(self.tls.insecure_skip_verify)
+            .disabled(self.disabled);
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(pem) = self.tls.ca_pem()? {
+            builder = builder.ca_pem(pem);
+        }
+        builder.build().map_err(err)
+    }
+
+    fn retry_config(&self) -> RetryConfig {
+        let r = &self.retry;
+        let policy = match r.mode {
+            RetryMode::Breaker => RetryPolicy::Breaker {
+                threshold: self.threshold,
+                backoff: self.backoff,
+            },
+            RetryMode::Exponential => RetryPolicy::Exponential {
+                initial: r.initial,
+                max: r.max,
+                multiplier: r.multiplier,
+                jitter: r.jitter,
+            },
+        };
+        RetryConfig {
+            policy,
+            max_attempts: r.max_attempts,
+            max_age: Some(r.max_age),
+        }
+    }
+
+    fn filter_rules(&self) -> Result<Filter, ConfigError> {
+        let f = &self.filter;
+        let mut filter = Filter::new()
+            .ignore_media_types(self.all_ignored_media_types())
+            .ignore_actions(self.ignore.actions.iter().copied())
+            .ignore_methods(f.exclude_methods.iter().cloned());
+        // An empty include list means "all repositories": only set it when non-empty.
+        if !f.include_repositories.is_empty() {
+            filter = filter
+                .include_repositories(f.include_repositories.iter().cloned())
+                .map_err(err)?;
+        }
+        if !f.exclude_repositories.is_empty() {
+            filter = filter
+                .exclude_repositories(f.exclude_repositories.iter().cloned())
+                .map_err(err)?;
+        }
+        Ok(filter)
+    }
+}
+
+impl NotificationsConfig {
+    /// Builds every endpoint that is not `disabled`, in file order. Errors name the endpoint:
+    /// `notifications.endpoints[1] ("b"): …`.
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>, ConfigError> {
+        self.endpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.disabled)
+            .map(|(i, e)| e.to_endpoint_at(&endpoint_path(i, &e.name)))
+            .collect()
+    }
+}

@@ -1,0 +1,518 @@
+//! `registry_notify::config` through the public API: real Distribution configs, environment
+//! overrides, and malformed input (which must give errors, never panics, and never leak secrets).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use registry_notify::config::{CaSource, Config, EndpointConfig, QueueOverflow, RetryMode, StorageDriver};
+use registry_notify::{Action, Format};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(name)
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(fixture(name)).unwrap()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn golden_registry_yml() {
+    let config = Config::from_path(fixture("registry.yml")).unwrap();
+    assert_eq!(config.version.as_deref(), Some("0.1"));
+    assert_eq!(config.http.addr, "127.0.0.1:5000");
+    assert_eq!(config.http.host, None);
+    assert_eq!(
+        config.storage.driver,
+        Some(StorageDriver::Filesystem {
+            root_directory: "/tmp/golden-run/registry-data".into()
+        })
+    );
+    assert!(config.storage.delete_enabled);
+    assert_eq!(config.ignored_sections, ["log"]);
+
+    let n = config.notifications.as_ref().unwrap();
+    assert!(!n.events.include_references);
+    assert_eq!(n.endpoints.len(), 1);
+    let e = &n.endpoints[0];
+    assert_eq!(e.name, "golden-receiver");
+    assert!(!e.disabled);
+    assert_eq!(e.url, "http://127.0.0.1:5055/events");
+    assert_eq!(
+        e.headers,
+        vec![
+            ("Authorization".to_string(), strings(&["Bearer test"])),
+            ("X-Golden-Multi".to_string(), strings(&["one", "two"])),
+        ]
+    );
+    assert_eq!(
+        (e.timeout, e.threshold, e.backoff),
+        (Duration::from_secs(1), 5, Duration::from_secs(1))
+    );
+    assert!(
+        e.ignored_media_types.is_empty() && e.ignore.media_types.is_empty() && e.ignore.actions.is_empty()
+    );
+    // Each header value is its own line, like Distribution's wire capture.
+    let (url, lines) = e.http_target();
+    assert_eq!(url, "http://127.0.0.1:5055/events");
+    let lines: Vec<(&str, &str)> = lines.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert_eq!(
+        lines,
+        [
+            ("Authorization", "Bearer test"),
+            ("X-Golden-Multi", "one"),
+            ("X-Golden-Multi", "two")
+        ]
+    );
+    assert_eq!(config.enabled_endpoints().count(), 1);
+}
+
+#[test]
+fn golden_registry_refs_yml() {
+    let config = Config::from_path(fixture("registry-refs.yml")).unwrap();
+    let n = config.notifications.unwrap();
+    assert!(n.events.include_references);
+    assert_eq!(n.endpoints[0].name, "golden-receiver");
+}
+
+#[test]
+fn fixtures_match_the_shared_golden_files() {
+    // The fixtures are copies; when the shared reference is around, they must not drift.
+    let golden = Path::new("/work/shared/reference/golden");
+    for name in ["registry.yml", "registry-refs.yml"] {
+        if let Ok(original) = std::fs::read_to_string(golden.join(name)) {
+            assert_eq!(read(name), original, "{name}");
+        }
+    }
+}
+
+#[test]
+fn official_image_default_config() {
+    let config = Config::from_path(fixture("distribution-default.yml")).unwrap();
+    assert_eq!(config.http.addr, ":5000");
+    assert_eq!(
+        config.storage.driver,
+        Some(StorageDriver::Filesystem {
+            root_directory: "/var/lib/registry".into()
+        })
+    );
+    assert_eq!(config.storage.ignored, ["cache"]);
+    assert!(!config.storage.delete_enabled);
+    assert_eq!(config.notifications, None);
+    assert_eq!(config.ignored_sections, ["log", "health"]);
+    assert_eq!(config.enabled_endpoints().count(), 0);
+}
+
+#[test]
+fn full_distribution_config_with_every_section() {
+    let config = Config::from_path(fixture("distribution-full.yml")).unwrap();
+    assert_eq!(
+        config.ignored_sections,
+        [
+            "log",
+            "loglevel",
+            "auth",
+            "middleware",
+            "catalog",
+            "tags",
+            "redis",
+            "health",
+            "proxy",
+            "validation",
+            "policy",
+            "compatibility"
+        ]
+    );
+    assert_eq!(config.http.addr, "localhost:5000");
+    assert_eq!(
+        config.http.host.as_deref(),
+        Some("https://myregistryaddress.org:5000")
+    );
+    assert_eq!(config.http.prefix.as_deref(), Some("/my/nested/registry/"));
+    assert!(!config.http.relative_urls);
+    assert_eq!(
+        config.storage.driver,
+        Some(StorageDriver::Filesystem {
+            root_directory: "/srv/registry".into()
+        })
+    );
+    assert!(config.storage.delete_enabled);
+    assert_eq!(
+        config.storage.ignored,
+        ["tag", "redirect", "cache", "maintenance"]
+    );
+
+    let n = config.notifications.as_ref().unwrap();
+    assert!(n.events.include_references);
+    assert_eq!(n.endpoints.len(), 3);
+
+    let a = &n.endpoints[0];
+    assert_eq!(a.name, "alistener");
+    assert_eq!(a.ignored_media_types, ["application/octet-stream"]);
+    assert_eq!(a.ignore.media_types, ["application/octet-stream"]);
+    assert_eq!(a.ignore.actions, [Action::Pull]);
+    assert_eq!(a.all_ignored_media_types(), ["application/octet-stream"]);
+    assert_eq!(a.format, Format::EventsV2);
+    assert_eq!(a.retry.mode, RetryMode::Exponential);
+
+    let b = &n.endpoints[1];
+    assert_eq!(b.name, "audit");
+    assert_eq!(b.headers, vec![("X-Source".to_string(), strings(&["registry"]))]);
+    assert_eq!(b.timeout, Duration::from_secs(5));
+    assert_eq!((b.threshold, b.backoff), (10, Duration::from_secs(1)));
+    assert_eq!(b.format, Format::EventsV1);
+    assert_eq!(b.max_events, 100);
+    assert_eq!(
+        (b.queue.capacity, b.queue.overflow),
+        (50_000, QueueOverflow::DropNewest)
+    );
+    assert_eq!(b.retry.mode, RetryMode::Exponential);
+    assert_eq!(
+        (b.retry.initial, b.retry.max),
+        (Duration::from_millis(250), Duration::from_secs(120))
+    );
+    assert_eq!((b.retry.multiplier, b.retry.jitter), (1.5, 0.1));
+    assert_eq!(
+        (b.retry.max_attempts, b.retry.max_age),
+        (Some(30), Duration::from_secs(12 * 3600))
+    );
+    assert_eq!(b.filter.include_repositories, ["prod/**"]);
+    assert_eq!(b.filter.exclude_repositories, ["prod/tmp-*"]);
+    assert_eq!(b.filter.exclude_methods, ["HEAD"]);
+    assert!(b.redirects_as_success);
+    assert_eq!(
+        b.tls.ca,
+        Some(CaSource::File("/etc/registry/audit-ca.pem".into()))
+    );
+    assert!(!b.tls.insecure_skip_verify);
+    let (url, lines) = b.http_target();
+    assert_eq!(url, "https://audit.example.com:8443/hooks?token=SECRET-query");
+    assert!(lines[0].0 == "Authorization" && lines[0].1.starts_with("Basic "));
+
+    let c = &n.endpoints[2];
+    assert!(c.disabled);
+    assert_eq!(c.retry.mode, RetryMode::Breaker);
+    let enabled: Vec<&str> = config.enabled_endpoints().map(|e| e.name.as_str()).collect();
+    assert_eq!(enabled, ["alistener", "audit"]);
+
+    // Nothing secret survives into Debug output.
+    let debug = format!("{config:?} {config:#?}");
+    assert!(!debug.contains("SECRET"), "{debug}");
+    assert!(debug.contains("https://***@audit.example.com:8443/hooks?***"));
+}
+
+#[test]
+fn environment_overrides_through_an_explicit_iterator() {
+    let mut config = Config::from_path(fixture("registry.yml")).unwrap();
+    config
+        .apply_env([
+            (
+                "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL",
+                "http://127.0.0.1:6066/events",
+            ),
+            ("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT", "2s"),
+            ("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_THRESHOLD", "7"),
+            ("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_BACKOFF", "3s"),
+            ("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_FORMAT", "events.v1"),
+            ("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_MAXEVENTS", "10"),
+            ("REGISTRY_NOTIFICATIONS_ENDPOINTS_1_NAME", "second"),
+            ("REGISTRY_NOTIFICATIONS_ENDPOINTS_1_URL", "http://second/"),
+            ("REGISTRY_NOTIFICATIONS_ENDPOINTS_1_DISABLED", "true"),
+            ("REGISTRY_NOTIFICATIONS_EVENTCONFIG_INCLUDEREFERENCES", "true"),
+            ("REGISTRY_HTTP_ADDR", "0.0.0.0:5000"),
+            ("REGISTRY_LOG_LEVEL", "debug"),
+            ("UNRELATED", "x"),
+        ])
+        .unwrap();
+    let n = config.notifications.as_ref().unwrap();
+    assert!(n.events.include_references);
+    let e = &n.endpoints[0];
+    assert_eq!(e.url, "http://127.0.0.1:6066/events");
+    assert_eq!(
+        (e.timeout, e.threshold, e.backoff),
+        (Duration::from_secs(2), 7, Duration::from_secs(3))
+    );
+    assert_eq!((e.format, e.max_events), (Format::EventsV1, 10));
+    assert_eq!(e.headers.len(), 2);
+    assert!(n.endpoints[1].disabled);
+    assert_eq!(config.http.addr, "0.0.0.0:5000");
+
+    let err = config
+        .apply_env([("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT", "500")])
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Distribution reads 500 as 500 nanoseconds"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Malformed input: errors, never panics, never secrets.
+
+const SECRET: &str = "SECRET";
+
+/// A tiny deterministic PRNG (xorshift64*), so failures are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Parses; on error checks that no secret is echoed.
+fn parse_checked(yaml: &str) -> Result<Config, String> {
+    match Config::from_yaml_str(yaml) {
+        Ok(c) => {
+            let debug = format!("{c:?}");
+            // Header values and URL credentials never show; other sections are not kept.
+            assert!(
+                !debug.contains(SECRET),
+                "secret in Debug of a config parsed from:\n{yaml}\n{debug}"
+            );
+            Ok(c)
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(!msg.contains(SECRET), "secret in error {msg:?} for:\n{yaml}");
+            assert!(!msg.is_empty());
+            Err(msg)
+        }
+    }
+}
+
+#[test]
+fn every_truncation_of_a_full_config_is_handled() {
+    let full = read("distribution-full.yml");
+    let mut ok = 0;
+    for (i, _) in full.char_indices() {
+        if parse_checked(&full[..i]).is_ok() {
+            ok += 1;
+        }
+    }
+    assert!(ok > 0);
+    assert!(parse_checked(&full).is_ok());
+}
+
+#[test]
+fn random_mutations_are_handled() {
+    let full = read("distribution-full.yml");
+    let chars: Vec<char> = full.chars().collect();
+    let alphabet: Vec<char> = " \t\n:-[]{},#&*!|>'\"%@`?0123456789.aeiouxyz\u{0}\u{b5}\u{feff}é"
+        .chars()
+        .collect();
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    for _ in 0..1000 {
+        let mut text = chars.clone();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(text.len());
+            match rng.below(3) {
+                0 => {
+                    text.remove(at);
+                }
+                1 => text.insert(at, alphabet[rng.below(alphabet.len())]),
+                _ => text[at] = alphabet[rng.below(alphabet.len())],
+            }
+        }
+        let text: String = text.into_iter().collect();
+        let _ = parse_checked(&text);
+    }
+}
+
+#[test]
+fn random_garbage_is_handled() {
+    let mut rng = Rng(42);
+    for len in [0usize, 1, 2, 5, 20, 200, 2000] {
+        for _ in 0..50 {
+            let s: String = (0..len)
+                .map(|_| char::from_u32(rng.below(0x3000) as u32).unwrap_or('\u{fffd}'))
+                .collect();
+            let _ = parse_checked(&s);
+            let ascii: String = (0..len).map(|_| (rng.below(95) as u8 + 32) as char).collect();
+            let _ = parse_checked(&ascii);
+        }
+    }
+}
+
+#[test]
+fn wrong_types_huge_numbers_and_negative_durations_in_every_key() {
+    let keys = [
+        "name",
+        "disabled",
+        "url",
+        "headers",
+        "timeout",
+        "threshold",
+        "backoff",
+        "ignoredmediatypes",
+        "ignore",
+        "format",
+        "maxevents",
+        "queue",
+        "retry",
+        "filter",
+        "redirects",
+        "tls",
+    ];
+    let sub_keys = [
+        ("ignore", ["mediatypes", "actions"].as_slice()),
+        ("queue", &["capacity", "overflow"]),
+        (
+            "retry",
+            &[
+                "mode",
+                "initial",
+                "max",
+                "multiplier",
+                "jitter",
+                "maxattempts",
+                "maxage",
+            ],
+        ),
+        ("filter", &["repositories", "methods"]),
+        ("tls", &["ca", "insecureskipverify"]),
+        ("headers", &["Authorization"]),
+    ];
+    let values = [
+        "~",
+        "''",
+        "true",
+        "0",
+        "-1",
+        "1.5",
+        "-1s",
+        "-9223372036854775808ns",
+        "9223372036854775807",
+        "18446744073709551615",
+        "99999999999999999999999999999",
+        "1e400",
+        "-.inf",
+        ".nan",
+        "[]",
+        "[{s}]",
+        "[[{s}]]",
+        "{}",
+        "{k: {s}}",
+        "!tag {s}",
+        "'{s}\\u0000'",
+        "\"{s}\\n\"",
+        "\"\\u00b5s\"",
+        "2562048h",
+        "&a [*a]",
+    ];
+    let base = "notifications:\n  endpoints:\n    - name: a\n      url: http://a/\n";
+    // Only header values are secret (names, media types, globs… are shown in messages).
+    let fill = |value: &str, secret: bool| value.replace("{s}", if secret { SECRET } else { "x" });
+    for key in keys {
+        for value in values {
+            let yaml = format!("{base}      {key}: {}\n", fill(value, key == "headers"));
+            let _ = parse_checked(&yaml);
+        }
+    }
+    for (section, subs) in sub_keys {
+        for sub in subs {
+            for value in values {
+                let yaml = format!(
+                    "{base}      {section}:\n        {sub}: {}\n",
+                    fill(value, section == "headers")
+                );
+                let _ = parse_checked(&yaml);
+            }
+        }
+    }
+    // URL credentials, in URLs broken in various ways.
+    for url in [
+        "https://user:SECRET@host/x",
+        "https://user:SECRET@",
+        "https://user:SECRET@host:port/x",
+        "https://user:SECRET",
+        "https://SECRET@host:99999999/x",
+        "ftp://user:SECRET@host/x",
+        "https://user:SECRET@ho st/x",
+        "https://host/x?token=SECRET",
+        "https://host/x?token=SECRET#frag",
+        "https://host:SECRET/x",
+    ] {
+        let _ = parse_checked(&format!(
+            "notifications: {{endpoints: [{{name: a, url: '{url}'}}]}}"
+        ));
+        let _ = parse_checked(&format!(
+            "notifications: {{endpoints: [{{name: a, url: '{url}', timout: 1s}}]}}"
+        ));
+        let _ = parse_checked(&format!("http: {{host: '{url}'}}"));
+    }
+    // A few with a definite outcome.
+    let must_fail = [
+        "timeout: -1s\n      retry: {initial: -1s}",
+        "threshold: 99999999999999999999999999999",
+        "maxevents: 1e400",
+        "headers: {Authorization: [[SECRET]]}",
+        "retry: {multiplier: .nan}",
+        "timeout: 2562048h",
+    ];
+    for extra in must_fail {
+        let yaml = format!("{base}      {extra}\n");
+        assert!(parse_checked(&yaml).is_err(), "{extra}");
+    }
+    // Negative Distribution durations mean the default, as in Distribution.
+    let c = parse_checked(&format!(
+        "{base}      timeout: -1s\n      backoff: '-9223372036854775808ns'\n"
+    ))
+    .unwrap();
+    let e: &EndpointConfig = &c.notifications.as_ref().unwrap().endpoints[0];
+    assert_eq!(
+        (e.timeout, e.backoff),
+        (Duration::from_secs(1), Duration::from_secs(1))
+    );
+}
+
+#[test]
+fn pathological_yaml_is_rejected_not_fatal() {
+    // Deep nesting (serde_yaml limits recursion).
+    let start = std::time::Instant::now();
+    let deep = format!("notifications: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(parse_checked(&deep)
+        .unwrap_err()
+        .contains("nested more than 1000 levels"));
+    let deep = format!("notifications: {}{}", "[".repeat(1000), "]".repeat(1000));
+    assert!(parse_checked(&deep).is_err());
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let deep_maps = format!("a: {}1{}", "{b: ".repeat(900), "}".repeat(900));
+    let _ = parse_checked(&deep_maps);
+    // Alias expansion bomb.
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let prev = format!("*a{}", i - 1);
+        bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
+    }
+    let _ = parse_checked(&bomb);
+    // Very long scalars and keys.
+    let long = "x".repeat(1 << 20);
+    let _ = parse_checked(&format!(
+        "notifications:\n  endpoints:\n    - name: {long}\n      url: http://a/\n"
+    ));
+    let _ = parse_checked(&format!("{long}: 1\n"));
+    // Non-string keys everywhere.
+    let _ = parse_checked("? [a]\n: 1\n");
+    assert!(parse_checked("notifications:\n  ? [a]\n  : 1\n").is_err());
+    // Invalid UTF-8 cannot reach us (&str); a byte-order mark and NULs can.
+    let _ = parse_checked("\u{feff}version: 0.1\n");
+    let _ = parse_checked("version: 0.1\n\0\n");
+}
