@@ -1,6 +1,9 @@
 //! Endpoint settings and the per-endpoint delivery stack.
 
 use std::fmt;
+use std::sync::Arc;
+
+use crate::event::Batch;
 
 /// An invalid endpoint, filter, retry or queue setting; the message names the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +67,23 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
     out
 }
+
+/// A batch the retry stage gave up on, handed to the endpoint's dead-letter hook.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// The events, exactly as they were sent.
+    pub batch: Batch,
+    /// Why delivery stopped (the last error, never containing secrets).
+    pub reason: String,
+    /// How many attempts were made.
+    pub attempts: u32,
+}
+
+/// Receives the batches an endpoint gave up on (see [`EndpointBuilder::dead_letter`]).
+pub type DeadLetterHandler = Arc<dyn Fn(DeadLetter) + Send + Sync>;
 
 #[cfg(test)]
 mod tests {
