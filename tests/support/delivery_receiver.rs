@@ -31,6 +31,8 @@ pub struct Received {
     pub body: Bytes,
     /// Index of the accepted connection it came on.
     pub connection: usize,
+    /// When the request (head and body) had arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -146,6 +148,7 @@ impl Receiver {
                                 headers: parts.headers,
                                 body,
                                 connection,
+                                at: std::time::Instant::now(),
                             };
                             let index = {
                                 let mut requests = s.requests.lock().unwrap();
