@@ -356,7 +356,7 @@ impl QueueHandle {
             if let Some(suppressed) = shared.drops_log.check() {
                 let endpoint = shared.metrics.as_ref().map(|m| m.name()).unwrap_or_default();
                 tracing::warn!(
-                    endpoint,
+                    %endpoint,
                     dropped,
                     suppressed,
                     "eventqueue: queue full, events dropped"

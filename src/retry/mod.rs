@@ -346,7 +346,7 @@ where
         }
         if delivery.is_some_and(|e| !e.is_retryable()) {
             tracing::warn!(
-                endpoint = name, events = batch.len(), attempts, %error,
+                endpoint = %name, events = batch.len(), attempts, %error,
                 "notifications: permanent failure, not retrying"
             );
             shared.dead_letter(batch, error.to_string(), attempts);
@@ -354,7 +354,7 @@ where
         }
         let (failures, was_open) = shared.on_failure();
         if config.max_attempts.is_some_and(|max| attempts >= max) {
-            tracing::warn!(endpoint = name, events = batch.len(), attempts, %error, "notifications: attempt failed, giving up");
+            tracing::warn!(endpoint = %name, events = batch.len(), attempts, %error, "notifications: attempt failed, giving up");
             let reason = format!("gave up after {attempts} attempts: {error}");
             shared.dead_letter(batch, reason, attempts);
             return Ok(());
@@ -369,20 +369,20 @@ where
             RetryPolicy::Breaker { .. } => shared.breaker_wait(),
         };
         if expired(delay) {
-            tracing::warn!(endpoint = name, events = batch.len(), attempts, %error, "notifications: attempt failed, giving up");
+            tracing::warn!(endpoint = %name, events = batch.len(), attempts, %error, "notifications: attempt failed, giving up");
             let reason = format!("max_age exceeded after {attempts} attempts: {error}");
             shared.dead_letter(batch, reason, attempts);
             return Ok(());
         }
         if !was_open {
-            tracing::warn!(endpoint = name, events = batch.len(), attempts, ?delay, %error, "notifications: attempt failed, retrying");
+            tracing::warn!(endpoint = %name, events = batch.len(), attempts, ?delay, %error, "notifications: attempt failed, retrying");
         } else if let Some(suppressed) = shared.reminder.check() {
             tracing::warn!(
-                endpoint = name, events = batch.len(), attempts, failures, ?delay, %error, suppressed,
+                endpoint = %name, events = batch.len(), attempts, failures, ?delay, %error, suppressed,
                 "notifications: endpoint still failing, retrying"
             );
         } else {
-            tracing::debug!(endpoint = name, attempts, ?delay, %error, "notifications: attempt failed, retrying");
+            tracing::debug!(endpoint = %name, attempts, ?delay, %error, "notifications: attempt failed, retrying");
         }
         if matches!(config.policy, RetryPolicy::Exponential { .. }) && !delay.is_zero() {
             tokio::time::sleep(delay).await;
