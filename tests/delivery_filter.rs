@@ -84,7 +84,7 @@ async fn ignoredmediatypes_and_ignore_mediatypes_are_merged() {
         .ignore_media_types(["blob"])
         .ignore_media_types(vec!["manifest".to_string()]);
     let (got, _) = run(filter, &[blob, manifest, config.clone()]).await;
-    assert_eq!(got, [config.id.clone()]);
+    assert_eq!(got, [config.id.as_str()]);
     let prefix = Filter::new().ignore_media_types(["conf"]);
     assert!(prefix.allows(&config), "no prefix matching");
 }

@@ -296,6 +296,7 @@ async fn retried_body_is_byte_identical() {
     assert_eq!(m.statuses["503 Service Unavailable"], 2);
 }
 
+#[cfg(feature = "https")]
 mod tls {
     use super::*;
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};

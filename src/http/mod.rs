@@ -2,7 +2,7 @@
 //!
 //! [`HttpSink`] is the innermost service of an endpoint stack. Each call is one attempt:
 //!
-//! * `POST <url>` with the batch encoded in the endpoint's [`Format`](crate::Format) —
+//! * `POST <url>` with the batch encoded in the endpoint's [`Format`] —
 //!   the same batch always encodes to the same bytes, so a retry is byte-identical;
 //! * `Content-Type` = the format's media type, `User-Agent: registry-notify/<version>`,
 //!   then the configured headers, each value on its own header line, like Distribution;
