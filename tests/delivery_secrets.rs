@@ -29,9 +29,12 @@ fn assert_clean(what: &str, text: &str) {
 }
 
 fn secret_endpoint(host: &str) -> EndpointBuilder {
-    Endpoint::builder("secret", format!("http://alice:{PASSWORD}@{host}/hook?token={QUERY_TOKEN}&x=1"))
-        .header("Authorization", format!("Bearer {BEARER}"))
-        .header("X-Api-Key", API_KEY)
+    Endpoint::builder(
+        "secret",
+        format!("http://alice:{PASSWORD}@{host}/hook?token={QUERY_TOKEN}&x=1"),
+    )
+    .header("Authorization", format!("Bearer {BEARER}"))
+    .header("X-Api-Key", API_KEY)
 }
 
 /// A log sink for a `tracing` subscriber.
@@ -72,7 +75,10 @@ impl Logs {
     }
 
     fn lines(&self, level: &str, containing: &str) -> usize {
-        self.text().lines().filter(|l| l.contains(level) && l.contains(containing)).count()
+        self.text()
+            .lines()
+            .filter(|l| l.contains(level) && l.contains(containing))
+            .count()
     }
 }
 
@@ -83,8 +89,14 @@ fn debug_output_and_config_errors_redact() {
     let endpoint = builder.build().unwrap();
     let debug = format!("{endpoint:?}");
     assert_clean("Endpoint Debug", &debug);
-    assert!(debug.contains("authorization") && debug.contains("x-api-key"), "names are shown: {debug}");
-    assert!(debug.contains("http://***@127.0.0.1:9/hook?token=***&x=***"), "{debug}");
+    assert!(
+        debug.contains("authorization") && debug.contains("x-api-key"),
+        "names are shown: {debug}"
+    );
+    assert!(
+        debug.contains("http://***@127.0.0.1:9/hook?token=***&x=***"),
+        "{debug}"
+    );
     assert_clean("Endpoint redacted_url", endpoint.redacted_url());
     assert_clean("HttpSink Debug", &format!("{:?}", HttpSink::new(&endpoint)));
 
@@ -93,18 +105,30 @@ fn debug_output_and_config_errors_redact() {
         .header("X-Bad", format!("{API_KEY}\nsplit"))
         .build()
         .unwrap_err();
-    assert_eq!(err.to_string(), "endpoint \"secret\": invalid value for header \"X-Bad\"");
-    let err = Endpoint::builder("secret", format!("http://alice:{PASSWORD}@[::1/?token={QUERY_TOKEN}"))
-        .build()
-        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "endpoint \"secret\": invalid value for header \"X-Bad\""
+    );
+    let err = Endpoint::builder(
+        "secret",
+        format!("http://alice:{PASSWORD}@[::1/?token={QUERY_TOKEN}"),
+    )
+    .build()
+    .unwrap_err();
     assert_clean("ConfigError", &err.to_string());
     assert_clean("ConfigError Debug", &format!("{err:?}"));
     let err = Endpoint::builder("secret", format!("ftp://alice:{PASSWORD}@h/?token={QUERY_TOKEN}"))
         .build()
         .unwrap_err();
-    assert!(err.to_string().contains("must start with http:// or https://"), "{err}");
+    assert!(
+        err.to_string().contains("must start with http:// or https://"),
+        "{err}"
+    );
     assert_clean("ConfigError", &err.to_string());
-    let err = Endpoint::builder("x", "http://h/").timeout(Duration::ZERO).build().unwrap_err();
+    let err = Endpoint::builder("x", "http://h/")
+        .timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
     assert_eq!(err.to_string(), "endpoint \"x\": timeout must be > 0");
 }
 
@@ -153,7 +177,10 @@ async fn failures_keep_secrets_out_and_do_not_flood() {
         .unwrap();
 
     // One attempt directly: the transport error text is clean.
-    let err = HttpSink::new(&endpoint).oneshot(Batch::from(event(0, "r"))).await.unwrap_err();
+    let err = HttpSink::new(&endpoint)
+        .oneshot(Batch::from(event(0, "r")))
+        .await
+        .unwrap_err();
     assert_clean("transport error", &err.to_string());
     assert_clean("transport error Debug", &format!("{err:?}"));
 
