@@ -582,7 +582,11 @@ impl EndpointHandle {
             Some(queue) => {
                 let left = queue.shutdown(deadline).await;
                 if left > 0 {
-                    tracing::warn!(endpoint = %self.name, left, "notifications: endpoint shut down with undelivered events");
+                    tracing::warn!(
+                        endpoint = %self.name,
+                        left,
+                        "notifications: endpoint shut down with undelivered events"
+                    );
                 } else {
                     tracing::info!(endpoint = %self.name, "notifications: endpoint drained and shut down");
                 }

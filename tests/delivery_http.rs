@@ -269,6 +269,40 @@ async fn keep_alive_reuses_one_connection() {
     );
 }
 
+/// On a multi-threaded runtime too, the connection is reused (a few may be opened when a
+/// request races the previous connection's return to the pool; never one per event).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_on_a_multi_thread_runtime() {
+    let server = Receiver::start(always(200)).await;
+    let endpoint = Endpoint::builder("k", server.url()).build().unwrap();
+    let (sink, handle) = endpoint.spawn();
+    for i in 0..200 {
+        sink.clone()
+            .oneshot(Batch::from(event(i, "library/test")))
+            .await
+            .unwrap();
+    }
+    server.wait_requests(200).await;
+    if std::env::var("SHOW_CONNECTIONS").is_ok() {
+        eprintln!("connections: {}", server.connections());
+    }
+    assert!(
+        server.connections() <= 20,
+        "{} connections for 200 POSTs",
+        server.connections()
+    );
+    assert_eq!(
+        server.ids(),
+        (0..200).map(|i| format!("event-{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        handle
+            .shutdown(tokio::time::Instant::now() + Duration::from_secs(30))
+            .await,
+        0
+    );
+}
+
 /// A retried batch is byte-identical (same ids, same bytes).
 #[tokio::test]
 async fn retried_body_is_byte_identical() {
