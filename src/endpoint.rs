@@ -382,7 +382,7 @@ impl EndpointBuilder {
     }
 
     /// Receives the batches the endpoint gives up on (permanent failure, `max_attempts`,
-    /// `max_age`); by default they are logged at WARN (count and ids, no bodies).
+    /// `max_age`); giving up is logged at WARN either way (count, first id, reason; no bodies).
     pub fn dead_letter(mut self, handler: impl Fn(DeadLetter) + Send + Sync + 'static) -> Self {
         self.dead_letter = Some(Arc::new(handler));
         self

@@ -200,9 +200,10 @@ async fn failures_keep_secrets_out_and_do_not_flood() {
     }
     assert_clean("logs", &text);
     // 40 failed attempts: WARN for the attempts before the breaker opened, one reminder
-    // after, and the final give-up line; the rest at DEBUG.
-    let warn_attempts = logs.lines("WARN", "attempt failed") + logs.lines("WARN", "still failing");
-    assert!(warn_attempts <= 5, "WARN flood ({warn_attempts} lines):\n{text}");
+    // after, and the dead letter; the rest at DEBUG.
+    let warn_lines = logs.lines("WARN", "registry_notify");
+    assert!(warn_lines <= 6, "WARN flood ({warn_lines} lines):\n{text}");
+    assert_eq!(logs.lines("WARN", "dead letter"), 1, "{text}");
     assert_eq!(logs.lines("INFO", "breaker open"), 1, "{text}");
     assert!(logs.lines("DEBUG", "attempt failed") >= 30, "{text}");
     assert!(!text.contains("\"events\""), "no bodies in logs");

@@ -105,8 +105,8 @@ impl RetryLayer {
         self
     }
 
-    /// Where batches the stage gives up on go (default: a WARN log line with the count
-    /// and the event ids).
+    /// Where batches the stage gives up on go. Either way, giving up is logged at WARN
+    /// (count, first event id, attempts and reason; never the events themselves).
     pub fn dead_letter(mut self, handler: DeadLetterHandler) -> Self {
         self.dead_letter = Some(handler);
         self
@@ -265,16 +265,17 @@ impl Shared {
             reason,
             attempts,
         };
-        match &settings.dead_letter {
-            Some(handler) => handler(letter),
-            None => {
-                let ids: Vec<&str> = letter.batch.iter().map(|e| e.id.as_str()).collect();
-                tracing::warn!(
-                    endpoint = %letter.endpoint, events = letter.batch.len(), attempts,
-                    reason = %letter.reason, ?ids,
-                    "notifications: giving up on events (dead letter)"
-                );
-            }
+        // The one log line of the final failed attempt.
+        tracing::warn!(
+            endpoint = %letter.endpoint,
+            events = letter.batch.len(),
+            first_id = letter.batch.first().map_or("", |e| e.id.as_str()),
+            attempts,
+            reason = %letter.reason,
+            "notifications: giving up on events (dead letter)"
+        );
+        if let Some(handler) = &settings.dead_letter {
+            handler(letter);
         }
     }
 }
@@ -345,16 +346,11 @@ where
             return Err(error);
         }
         if delivery.is_some_and(|e| !e.is_retryable()) {
-            tracing::warn!(
-                endpoint = %name, events = batch.len(), attempts, %error,
-                "notifications: permanent failure, not retrying"
-            );
-            shared.dead_letter(batch, error.to_string(), attempts);
+            shared.dead_letter(batch, format!("permanent failure: {error}"), attempts);
             return Ok(());
         }
         let (failures, was_open) = shared.on_failure();
         if config.max_attempts.is_some_and(|max| attempts >= max) {
-            tracing::warn!(endpoint = %name, events = batch.len(), attempts, %error, "notifications: attempt failed, giving up");
             let reason = format!("gave up after {attempts} attempts: {error}");
             shared.dead_letter(batch, reason, attempts);
             return Ok(());
@@ -369,7 +365,6 @@ where
             RetryPolicy::Breaker { .. } => shared.breaker_wait(),
         };
         if expired(delay) {
-            tracing::warn!(endpoint = %name, events = batch.len(), attempts, %error, "notifications: attempt failed, giving up");
             let reason = format!("max_age exceeded after {attempts} attempts: {error}");
             shared.dead_letter(batch, reason, attempts);
             return Ok(());
