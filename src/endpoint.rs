@@ -667,4 +667,70 @@ mod tests {
         assert_eq!(redact_url("http://h/p#frag"), "http://h/p");
         assert_eq!(redact_url("not a url?secret=1"), "not a url?secret=***");
     }
+
+    #[test]
+    fn percent_decoding_and_scrubbing() {
+        assert_eq!(percent_decode("p%40ss%3a%zz%4"), "p@ss:%zz%4");
+        assert_eq!(percent_decode("é%C3%A9"), "éé");
+        let mut secrets = Secrets::default();
+        secrets.add("ab"); // too short to track
+        secrets.add("secret");
+        secrets.add("secret-longer");
+        assert_eq!(secrets.scrub("ab secret-longer secret"), "ab *** ***");
+    }
+
+    #[test]
+    fn builder_validation_names_the_field() {
+        let cases = [
+            (
+                Endpoint::builder("", "http://h/"),
+                "endpoint name must not be empty",
+            ),
+            (
+                Endpoint::builder("x", "h/path"),
+                "endpoint \"x\": invalid url \"h/path\"",
+            ),
+            (
+                Endpoint::builder("x", "http://h/").max_events(0),
+                "endpoint \"x\": max_events must be > 0",
+            ),
+            (
+                Endpoint::builder("x", "http://h/").queue(QueueConfig {
+                    capacity: 0,
+                    ..QueueConfig::default()
+                }),
+                "endpoint \"x\": queue capacity must be > 0",
+            ),
+            (
+                Endpoint::builder("x", "http://h/").header("bad name", "v"),
+                "endpoint \"x\": invalid header name \"bad name\"",
+            ),
+        ];
+        for (builder, want) in cases {
+            assert_eq!(builder.build().unwrap_err().to_string(), want);
+        }
+        let e = Endpoint::builder("x", "http://u:p@h:8080/a?b=c").build().unwrap();
+        assert_eq!(
+            e.uri.to_string(),
+            "http://h:8080/a?b=c",
+            "userinfo is not sent in the URI"
+        );
+        assert_eq!(e.headers[0].0, AUTHORIZATION);
+        assert_eq!(e.redacted_url(), "http://***@h:8080/a?b=***");
+    }
+
+    #[tokio::test]
+    async fn disabled_endpoint_discards() {
+        use tower::ServiceExt;
+        let (sink, handle) = Endpoint::builder("off", "http://127.0.0.1:9/")
+            .disabled(true)
+            .build()
+            .unwrap()
+            .spawn();
+        let event = crate::Event::new(crate::Action::Push, crate::Target::default());
+        sink.oneshot(Batch::from(event)).await.unwrap();
+        let m = handle.metrics();
+        assert_eq!((m.events, m.filtered), (0, 1));
+        assert_eq!(handle.shutdown(tokio::time::Instant::now()).await, 0);
+    }
 }

@@ -33,7 +33,7 @@
 //!
 //! let metrics = EndpointMetrics::new("listener", "https://user:secret@hooks.example/x?token=t");
 //! metrics.record_ingress(3);
-//! metrics.record_status(http::StatusCode::OK, 3);
+//! metrics.record_success(http::StatusCode::OK, 3);
 //! metrics.record_egress(3);
 //! let snap = metrics.snapshot();
 //! assert_eq!((snap.events, snap.pending, snap.successes, snap.delivered), (3, 0, 1, 3));
@@ -172,10 +172,9 @@ impl EndpointMetrics {
         self.export_pending(prev.saturating_sub(n));
     }
 
-    /// One attempt was answered with `status`, carrying `events` events. Success (2xx,
-    /// or 3xx counted as success by the caller) also adds `events` to `delivered`.
-    /// Use [`record_failure_status`](Self::record_failure_status) for failures.
-    pub fn record_status(&self, status: StatusCode, events: usize) {
+    /// One attempt carrying `events` events was answered with the success `status` (2xx,
+    /// or 3xx when redirects count as success): `successes += 1`, `delivered += events`.
+    pub fn record_success(&self, status: StatusCode, events: usize) {
         self.successes.fetch_add(1, Ordering::Relaxed);
         self.delivered.fetch_add(events as u64, Ordering::Relaxed);
         self.export_counter("registry_notifications_events_total", Some("Successes"), 1);
@@ -184,7 +183,7 @@ impl EndpointMetrics {
     }
 
     /// One attempt was answered with a status that is not a success.
-    pub fn record_failure_status(&self, status: StatusCode) {
+    pub fn record_failure(&self, status: StatusCode) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.export_counter("registry_notifications_events_total", Some("Failures"), 1);
         self.add_status(status);
@@ -324,7 +323,7 @@ mod tests {
         let m = EndpointMetrics::new("x", "http://h/");
         m.record_ingress(5);
         m.record_egress(2);
-        m.record_failure_status(StatusCode::BAD_GATEWAY);
+        m.record_failure(StatusCode::BAD_GATEWAY);
         m.record_error();
         m.record_dropped(1);
         m.record_egress(1);

@@ -219,10 +219,10 @@ async fn attempt(
     let _ = tokio::time::timeout_at(deadline, drain).await;
 
     if status.is_success() || (status.is_redirection() && shared.redirects_as_success) {
-        record(&|m| m.record_status(status, batch.len()));
+        record(&|m| m.record_success(status, batch.len()));
         Ok(())
     } else {
-        record(&|m| m.record_failure_status(status));
+        record(&|m| m.record_failure(status));
         Err(DeliveryError::Status { status, retry_after })
     }
 }
