@@ -30,6 +30,7 @@
 //!     .unwrap();
 //! assert!(!format!("{endpoint:?}").contains("s3cr3t"));
 //!
+//! # let endpoint = Endpoint::builder("audit", "http://127.0.0.1:9/registry").build().unwrap();
 //! let (sink, handle) = endpoint.spawn();
 //! // Returns at once; delivery happens in the endpoint's worker task.
 //! sink.oneshot(Batch::from(Event::new(Action::Push, Target::default()))).await.unwrap();
@@ -120,7 +121,6 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 /// A batch the retry stage gave up on, handed to the endpoint's dead-letter hook.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct DeadLetter {
     /// Endpoint name.
     pub endpoint: String,
