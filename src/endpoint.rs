@@ -1,1 +1,736 @@
-//! TODO
+//! Endpoint settings and the per-endpoint delivery stack.
+//!
+//! An [`Endpoint`] is validated configuration for one webhook receiver, built with
+//! [`Endpoint::builder`]. [`Endpoint::spawn`] assembles its stack — filter → queue →
+//! retry → HTTP, each stage a tower service from its own module — spawns the queue worker
+//! and returns the sink (a [`BoxSink`] whose `call` returns as soon as the batch is
+//! queued) with an [`EndpointHandle`] for metrics and graceful shutdown.
+//!
+//! Secrets stay secret: header values and URL credentials (userinfo and query values)
+//! never appear in `Debug` output, logs, metrics or error messages. Userinfo in the URL
+//! is sent as `Authorization: Basic` (like Go's HTTP client does for Distribution) unless
+//! an `Authorization` header is configured.
+//!
+//! ```
+//! use std::time::Duration;
+//! use registry_notify::endpoint::Endpoint;
+//! use registry_notify::filter::Filter;
+//! use registry_notify::retry::RetryConfig;
+//! use registry_notify::{Action, Batch, Event, Target};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let endpoint = Endpoint::builder("audit", "https://hooks.example.com/registry?token=s3cr3t")
+//!     .header("Authorization", "Bearer s3cr3t")
+//!     .timeout(Duration::from_secs(2))
+//!     .max_events(50)
+//!     .retry(RetryConfig::breaker(10, Duration::from_secs(1)))
+//!     .filter(Filter::new().ignore_methods(["HEAD"]))
+//!     .build()
+//!     .unwrap();
+//! assert!(!format!("{endpoint:?}").contains("s3cr3t"));
+//!
+//! # let endpoint = Endpoint::builder("audit", "http://127.0.0.1:9/registry").build().unwrap();
+//! let (sink, handle) = endpoint.spawn();
+//! // Returns at once; delivery happens in the endpoint's worker task.
+//! sink.oneshot(Batch::from(Event::new(Action::Push, Target::default()))).await.unwrap();
+//! assert_eq!(handle.metrics().events, 1);
+//! let left = handle.shutdown(tokio::time::Instant::now()).await;
+//! assert!(left <= 1);
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use tower::util::BoxCloneSyncService;
+use tower_layer::Layer;
+
+use crate::event::{Batch, Format};
+use crate::filter::{Filter, FilterLayer};
+use crate::http::HttpSink;
+use crate::metrics::{EndpointMetrics, EndpointSnapshot};
+use crate::queue::{QueueConfig, QueueHandle, QueueLayer};
+use crate::retry::{RetryConfig, RetryLayer};
+use crate::sink::{BoxError, BoxSink};
+
+/// An invalid endpoint, filter, retry or queue setting; the message names the field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    /// An error with `message` (which must not contain secrets).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// `url` with its userinfo replaced by `***` and every query value by `***`; the
+/// fragment is dropped. Works on any string, valid URL or not.
+pub(crate) fn redact_url(url: &str) -> String {
+    let url = url.split('#').next().unwrap_or("");
+    let (before_query, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let (scheme, rest) = match before_query.find("://") {
+        Some(i) => before_query.split_at(i + 3),
+        None => ("", before_query),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let mut out = String::with_capacity(url.len());
+    out.push_str(scheme);
+    match authority.rfind('@') {
+        Some(i) => {
+            out.push_str("***@");
+            out.push_str(&authority[i + 1..]);
+        }
+        None => out.push_str(authority),
+    }
+    out.push_str(path);
+    if let Some(query) = query {
+        out.push('?');
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) => format!("{k}=***"),
+                None if pair.is_empty() => String::new(),
+                None => "***".to_owned(),
+            })
+            .collect();
+        out.push_str(&redacted.join("&"));
+    }
+    out
+}
+
+/// A batch the retry stage gave up on, handed to the endpoint's dead-letter hook.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// The events, exactly as they were sent.
+    pub batch: Batch,
+    /// Why delivery stopped (the last error, never containing secrets).
+    pub reason: String,
+    /// How many attempts were made.
+    pub attempts: u32,
+}
+
+/// Receives the batches an endpoint gave up on (see [`EndpointBuilder::dead_letter`]).
+pub type DeadLetterHandler = Arc<dyn Fn(DeadLetter) + Send + Sync>;
+
+/// Validated settings of one webhook endpoint; see the [module docs](self).
+///
+/// `Debug` shows header names but not their values, and the URL with its credentials
+/// redacted.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub(crate) name: String,
+    pub(crate) redacted_url: String,
+    /// The URL without userinfo.
+    pub(crate) uri: http::Uri,
+    /// Configured headers (values marked sensitive), plus Basic auth from the userinfo.
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) secrets: Arc<Secrets>,
+    pub(crate) timeout: Duration,
+    pub(crate) format: Format,
+    pub(crate) max_events: usize,
+    pub(crate) retry: RetryConfig,
+    pub(crate) filter: Filter,
+    pub(crate) queue: QueueConfig,
+    pub(crate) redirects_as_success: bool,
+    pub(crate) has_ca_pem: bool,
+    pub(crate) danger_accept_invalid_certs: bool,
+    pub(crate) dead_letter: Option<DeadLetterHandler>,
+    pub(crate) disabled: bool,
+    #[cfg(feature = "https")]
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Endpoint {
+    /// Starts building an endpoint named `name` that POSTs to `url`.
+    pub fn builder(name: impl Into<String>, url: impl Into<String>) -> EndpointBuilder {
+        EndpointBuilder {
+            name: name.into(),
+            url: url.into(),
+            headers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            format: Format::default(),
+            max_events: 1,
+            retry: RetryConfig::default(),
+            filter: Filter::default(),
+            queue: QueueConfig::default(),
+            redirects_as_success: false,
+            ca_pem: None,
+            danger_accept_invalid_certs: false,
+            dead_letter: None,
+            disabled: false,
+        }
+    }
+
+    /// The endpoint name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The URL with credentials redacted.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    /// Whether the endpoint is disabled (its sink discards everything).
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+
+    /// The per-attempt timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The envelope format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Events per envelope at most.
+    pub fn max_events(&self) -> usize {
+        self.max_events
+    }
+
+    /// The filter rules.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
+    /// The retry settings.
+    pub fn retry(&self) -> &RetryConfig {
+        &self.retry
+    }
+
+    /// The queue settings.
+    pub fn queue(&self) -> &QueueConfig {
+        &self.queue
+    }
+
+    /// Builds filter → queue → retry → http and spawns the queue worker (must run inside
+    /// a Tokio runtime). The sink's `call` returns as soon as the batch is queued (or
+    /// filtered); it fails only once the endpoint is shut down. A disabled endpoint
+    /// gets a sink that discards everything (counted as `filtered`) and no worker.
+    pub fn spawn(self) -> (BoxSink, EndpointHandle) {
+        let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
+        if self.disabled {
+            let m = metrics.clone();
+            let sink = tower::service_fn(move |batch: Batch| {
+                m.record_filtered(batch.len());
+                std::future::ready(Ok::<(), BoxError>(()))
+            });
+            let handle = EndpointHandle {
+                name: self.name.into(),
+                metrics,
+                queue: None,
+            };
+            return (BoxCloneSyncService::new(sink), handle);
+        }
+        let http = HttpSink::new(&self).metrics(metrics.clone());
+        let mut retry = RetryLayer::new(self.retry.clone())
+            .name(self.name.clone())
+            .metrics(metrics.clone());
+        if let Some(handler) = self.dead_letter.clone() {
+            retry = retry.dead_letter(handler);
+        }
+        let queue = QueueLayer::new(self.queue.clone())
+            .max_events(self.max_events)
+            .metrics(metrics.clone())
+            .layer(retry.layer(http));
+        let queue_handle = queue.handle();
+        let sink = FilterLayer::new(self.filter.clone())
+            .metrics(metrics.clone())
+            .layer(queue);
+        tracing::info!(
+            endpoint = %self.name, url = %self.redacted_url, timeout = ?self.timeout,
+            format = %self.format, max_events = self.max_events,
+            "notifications: configuring endpoint"
+        );
+        let handle = EndpointHandle {
+            name: self.name.into(),
+            metrics,
+            queue: Some(queue_handle),
+        };
+        (BoxCloneSyncService::new(sink), handle)
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, _)| (n.as_str(), "***")).collect();
+        f.debug_struct("Endpoint")
+            .field("name", &self.name)
+            .field("url", &self.redacted_url)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("format", &self.format)
+            .field("max_events", &self.max_events)
+            .field("retry", &self.retry)
+            .field("filter", &self.filter)
+            .field("queue", &self.queue)
+            .field("redirects_as_success", &self.redirects_as_success)
+            .field("ca_pem", &self.has_ca_pem)
+            .field("danger_accept_invalid_certs", &self.danger_accept_invalid_certs)
+            .field("dead_letter", &self.dead_letter.is_some())
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+/// Builds an [`Endpoint`]; every setter takes and returns the builder by value and
+/// [`build`](Self::build) validates everything at once.
+pub struct EndpointBuilder {
+    name: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    format: Format,
+    max_events: usize,
+    retry: RetryConfig,
+    filter: Filter,
+    queue: QueueConfig,
+    redirects_as_success: bool,
+    ca_pem: Option<Vec<u8>>,
+    danger_accept_invalid_certs: bool,
+    dead_letter: Option<DeadLetterHandler>,
+    disabled: bool,
+}
+
+impl EndpointBuilder {
+    /// Adds a header; calling it again with the same name adds another value, sent as its
+    /// own header line after ours (`Content-Type`, `User-Agent`), like Distribution.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Per-attempt timeout, connecting included (default 1 s, Distribution's); must be > 0.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Envelope format (default [`Format::EventsV2`]); the `Content-Type` is its media type.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Events per envelope at most (default 1, like Distribution); must be > 0.
+    pub fn max_events(mut self, max_events: usize) -> Self {
+        self.max_events = max_events;
+        self
+    }
+
+    /// Retry settings (default [`RetryConfig::default`]).
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Filter rules (default: none).
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Queue bounds (default [`QueueConfig::default`]).
+    pub fn queue(mut self, queue: QueueConfig) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// Counts 3xx responses as delivered, as Distribution does (default `false`: a 3xx is
+    /// a permanent failure). Redirects are never followed.
+    pub fn redirects_as_success(mut self, yes: bool) -> Self {
+        self.redirects_as_success = yes;
+        self
+    }
+
+    /// Extra trusted CA certificates (PEM bundle) for an https URL, on top of the system roots.
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Accepts any server certificate. Insecure: only for tests and trusted networks.
+    pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
+        self.danger_accept_invalid_certs = yes;
+        self
+    }
+
+    /// Receives the batches the endpoint gives up on (permanent failure, `max_attempts`,
+    /// `max_age`); giving up is logged at WARN either way (count, first id, reason; no bodies).
+    pub fn dead_letter(mut self, handler: impl Fn(DeadLetter) + Send + Sync + 'static) -> Self {
+        self.dead_letter = Some(Arc::new(handler));
+        self
+    }
+
+    /// Disables the endpoint: its sink discards every event.
+    pub fn disabled(mut self, yes: bool) -> Self {
+        self.disabled = yes;
+        self
+    }
+
+    /// Validates the settings; the error names the endpoint and the field, e.g.
+    /// `endpoint "x": timeout must be > 0`, and never contains secrets.
+    pub fn build(self) -> Result<Endpoint, ConfigError> {
+        if self.name.trim().is_empty() {
+            return Err(ConfigError::new("endpoint name must not be empty"));
+        }
+        let name = self.name.clone();
+        let err = |msg: String| ConfigError::new(format!("endpoint {name:?}: {msg}"));
+        let redacted_url = redact_url(&self.url);
+        let mut secrets = Secrets::default();
+        let parsed: http::Uri = self
+            .url
+            .parse()
+            .map_err(|_| err(format!("invalid url {redacted_url:?}")))?;
+        match parsed.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                if !cfg!(feature = "https") {
+                    return Err(err(
+                        "https urls need the `https` feature of registry-notify".into()
+                    ));
+                }
+            }
+            _ => {
+                return Err(err(format!(
+                    "url {redacted_url:?} must start with http:// or https://"
+                )))
+            }
+        }
+        let authority = parsed
+            .authority()
+            .ok_or_else(|| err(format!("url {redacted_url:?} has no host")))?
+            .as_str();
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => (Some(userinfo), host),
+            None => (None, authority),
+        };
+        if host.is_empty() {
+            return Err(err(format!("url {redacted_url:?} has no host")));
+        }
+        if let Some(query) = parsed.query() {
+            for pair in query.split('&') {
+                let value = pair.split_once('=').map_or(pair, |(_, v)| v);
+                secrets.add(value);
+                secrets.add(&percent_decode(value));
+            }
+        }
+        let mut uri_parts = parsed.clone().into_parts();
+        uri_parts.authority = Some(
+            host.parse()
+                .map_err(|_| err(format!("invalid url {redacted_url:?}")))?,
+        );
+        let uri =
+            http::Uri::from_parts(uri_parts).map_err(|_| err(format!("invalid url {redacted_url:?}")))?;
+
+        if self.timeout.is_zero() {
+            return Err(err("timeout must be > 0".into()));
+        }
+        if self.max_events == 0 {
+            return Err(err("max_events must be > 0".into()));
+        }
+        if self.queue.capacity == 0 {
+            return Err(err("queue capacity must be > 0".into()));
+        }
+        self.retry.validate().map_err(|e| err(e.to_string()))?;
+
+        let mut headers = Vec::with_capacity(self.headers.len() + 1);
+        for (n, v) in &self.headers {
+            let hn = HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| err(format!("invalid header name {n:?}")))?;
+            let mut hv =
+                HeaderValue::from_str(v).map_err(|_| err(format!("invalid value for header {n:?}")))?;
+            hv.set_sensitive(true);
+            secrets.add(v);
+            headers.push((hn, hv));
+        }
+        if let Some(userinfo) = userinfo {
+            secrets.add(userinfo);
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let (user, password) = (percent_decode(user), percent_decode(password));
+            secrets.add(&user);
+            secrets.add(&password);
+            if !headers.iter().any(|(n, _)| n == AUTHORIZATION) {
+                use base64::Engine as _;
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                secrets.add(&token);
+                let mut hv = HeaderValue::from_str(&format!("Basic {token}"))
+                    .map_err(|_| err("invalid credentials in url".into()))?;
+                hv.set_sensitive(true);
+                // Go sets it on the request before the configured headers are appended.
+                headers.insert(0, (AUTHORIZATION, hv));
+            }
+        }
+
+        #[cfg(feature = "https")]
+        let tls = {
+            if let Some(pem) = &self.ca_pem {
+                crate::http::tls::parse_pem(pem).map_err(|e| err(format!("ca_pem: {e}")))?;
+            }
+            if uri.scheme_str() == Some("https") {
+                let config = crate::http::tls::client_config(
+                    self.ca_pem.as_deref(),
+                    self.danger_accept_invalid_certs,
+                    true,
+                )
+                .map_err(|e| err(format!("tls: {e}")))?;
+                Some(Arc::new(config))
+            } else {
+                None
+            }
+        };
+
+        Ok(Endpoint {
+            name: self.name,
+            redacted_url,
+            uri,
+            headers,
+            secrets: Arc::new(secrets),
+            timeout: self.timeout,
+            format: self.format,
+            max_events: self.max_events,
+            retry: self.retry,
+            filter: self.filter,
+            queue: self.queue,
+            redirects_as_success: self.redirects_as_success,
+            has_ca_pem: self.ca_pem.is_some(),
+            danger_accept_invalid_certs: self.danger_accept_invalid_certs,
+            dead_letter: self.dead_letter,
+            disabled: self.disabled,
+            #[cfg(feature = "https")]
+            tls,
+        })
+    }
+}
+
+impl fmt::Debug for EndpointBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, _)| (n.as_str(), "***")).collect();
+        f.debug_struct("EndpointBuilder")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("format", &self.format)
+            .field("max_events", &self.max_events)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Controls a spawned endpoint: metrics and graceful shutdown. Cheap to clone.
+#[derive(Clone)]
+pub struct EndpointHandle {
+    name: Arc<str>,
+    metrics: Arc<EndpointMetrics>,
+    queue: Option<QueueHandle>,
+}
+
+impl EndpointHandle {
+    /// The endpoint name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A snapshot of the endpoint's counters.
+    pub fn metrics(&self) -> EndpointSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// The live counters (shared with the endpoint's stages).
+    pub fn live_metrics(&self) -> &Arc<EndpointMetrics> {
+        &self.metrics
+    }
+
+    /// Events queued or in flight.
+    pub fn queued(&self) -> usize {
+        self.queue.as_ref().map_or(0, QueueHandle::len)
+    }
+
+    /// Stops accepting (the sink's `call` then fails with
+    /// [`DeliveryError::Closed`](crate::sink::DeliveryError::Closed)), drains the queue
+    /// until `deadline`, then stops the worker; returns the number of events left
+    /// undelivered. Calling it again just reports what is left.
+    pub async fn shutdown(&self, deadline: tokio::time::Instant) -> usize {
+        match &self.queue {
+            Some(queue) => {
+                let left = queue.shutdown(deadline).await;
+                if left > 0 {
+                    tracing::warn!(
+                        endpoint = %self.name,
+                        left,
+                        "notifications: endpoint shut down with undelivered events"
+                    );
+                } else {
+                    tracing::info!(endpoint = %self.name, "notifications: endpoint drained and shut down");
+                }
+                left
+            }
+            None => 0,
+        }
+    }
+}
+
+impl fmt::Debug for EndpointHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointHandle")
+            .field("name", &self.name)
+            .field("metrics", &self.metrics.snapshot())
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+/// Strings that must not leak (header values, URL credentials), scrubbed from messages.
+#[derive(Debug, Default)]
+pub(crate) struct Secrets(Vec<String>);
+
+impl Secrets {
+    /// Secrets shorter than 3 bytes are not tracked: scrubbing them would garble messages.
+    fn add(&mut self, secret: &str) {
+        if secret.len() >= 3 && !self.0.iter().any(|s| s == secret) {
+            self.0.push(secret.to_owned());
+            self.0.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    /// `message` with every secret replaced by `***`.
+    pub(crate) fn scrub(&self, message: &str) -> String {
+        let mut out = message.to_owned();
+        for s in &self.0 {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+/// Decodes `%XX` escapes (invalid escapes are kept as they are).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact_url("https://h:8443/a/b"), "https://h:8443/a/b");
+        assert_eq!(
+            redact_url("https://u:p@h/a?x=1&tok=s3cr3t&flag"),
+            "https://***@h/a?x=***&tok=***&***"
+        );
+        assert_eq!(redact_url("http://u:p@h"), "http://***@h");
+        assert_eq!(redact_url("http://h/p#frag"), "http://h/p");
+        assert_eq!(redact_url("not a url?secret=1"), "not a url?secret=***");
+    }
+
+    #[test]
+    fn percent_decoding_and_scrubbing() {
+        assert_eq!(percent_decode("p%40ss%3a%zz%4"), "p@ss:%zz%4");
+        assert_eq!(percent_decode("é%C3%A9"), "éé");
+        let mut secrets = Secrets::default();
+        secrets.add("ab"); // too short to track
+        secrets.add("secret");
+        secrets.add("secret-longer");
+        assert_eq!(secrets.scrub("ab secret-longer secret"), "ab *** ***");
+    }
+
+    #[test]
+    fn builder_validation_names_the_field() {
+        let cases = [
+            (
+                Endpoint::builder("", "http://h/"),
+                "endpoint name must not be empty",
+            ),
+            (
+                Endpoint::builder("x", "h/path"),
+                "endpoint \"x\": invalid url \"h/path\"",
+            ),
+            (
+                Endpoint::builder("x", "http://h/").max_events(0),
+                "endpoint \"x\": max_events must be > 0",
+            ),
+            (
+                Endpoint::builder("x", "http://h/").queue(QueueConfig {
+                    capacity: 0,
+                    ..QueueConfig::default()
+                }),
+                "endpoint \"x\": queue capacity must be > 0",
+            ),
+            (
+                Endpoint::builder("x", "http://h/").header("bad name", "v"),
+                "endpoint \"x\": invalid header name \"bad name\"",
+            ),
+        ];
+        for (builder, want) in cases {
+            assert_eq!(builder.build().unwrap_err().to_string(), want);
+        }
+        let e = Endpoint::builder("x", "http://u:p@h:8080/a?b=c").build().unwrap();
+        assert_eq!(
+            e.uri.to_string(),
+            "http://h:8080/a?b=c",
+            "userinfo is not sent in the URI"
+        );
+        assert_eq!(e.headers[0].0, AUTHORIZATION);
+        assert_eq!(e.redacted_url(), "http://***@h:8080/a?b=***");
+    }
+
+    #[tokio::test]
+    async fn disabled_endpoint_discards() {
+        use tower::ServiceExt;
+        let (sink, handle) = Endpoint::builder("off", "http://127.0.0.1:9/")
+            .disabled(true)
+            .build()
+            .unwrap()
+            .spawn();
+        let event = crate::Event::new(crate::Action::Push, crate::Target::default());
+        sink.oneshot(Batch::from(event)).await.unwrap();
+        let m = handle.metrics();
+        assert_eq!((m.events, m.filtered), (0, 1));
+        assert_eq!(handle.shutdown(tokio::time::Instant::now()).await, 0);
+    }
+}

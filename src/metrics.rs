@@ -1,1 +1,340 @@
-//! TODO
+//! Per-endpoint delivery metrics, shared by every stage of an endpoint's stack.
+//!
+//! One [`EndpointMetrics`] is created per endpoint and handed (as an `Arc`) to its
+//! filter, queue, retry and HTTP stages; [`EndpointMetrics::snapshot`] reads it as an
+//! [`EndpointSnapshot`]. The counters follow Distribution's `notifications/metrics.go`:
+//!
+//! * `events` counts events entering the endpoint queue (ingress), `pending` is
+//!   ingress minus egress (delivered, dead-lettered or dropped);
+//! * `successes`, `failures` and `errors` count HTTP **attempts**, not events, so retries
+//!   inflate them; `statuses` is keyed like Distribution, `"200 OK"`;
+//! * our additions: `delivered` and `dead_lettered` (events), `dropped` (events lost
+//!   to queue overflow or a failing sink), `filtered` (events dropped by the filter,
+//!   which are *not* counted in `events`), `retries` (attempts after a failed one) and
+//!   `breaker_open`.
+//!
+//! With the `metrics` feature every update is also exported through the
+//! [`metrics`](https://docs.rs/metrics) facade under Distribution 3's Prometheus names:
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `registry_notifications_events_total` | counter | `type` ∈ `Events`, `Successes`, `Failures`, `Errors`; `endpoint` |
+//! | `registry_notifications_pending_total` | gauge | `endpoint` |
+//! | `registry_notifications_status_total` | counter | `code` (`"200 OK"`), `endpoint` |
+//!
+//! and, beyond Distribution, `registry_notifications_delivered_total`,
+//! `registry_notifications_dropped_total`, `registry_notifications_filtered_total`,
+//! `registry_notifications_dead_lettered_total`, `registry_notifications_retries_total`
+//! (counters) and `registry_notifications_breaker_open` (gauge, 0 or 1), all labelled
+//! with `endpoint`.
+//!
+//! ```
+//! use registry_notify::metrics::EndpointMetrics;
+//!
+//! let metrics = EndpointMetrics::new("listener", "https://user:secret@hooks.example/x?token=t");
+//! metrics.record_ingress(3);
+//! metrics.record_success(http::StatusCode::OK, 3);
+//! metrics.record_egress(3);
+//! let snap = metrics.snapshot();
+//! assert_eq!((snap.events, snap.pending, snap.successes, snap.delivered), (3, 0, 1, 3));
+//! assert_eq!(snap.statuses["200 OK"], 1);
+//! assert_eq!(snap.url, "https://***@hooks.example/x?token=***");
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use http::StatusCode;
+
+/// The live counters of one endpoint; cheap atomics shared (in an `Arc`) by its stages.
+pub struct EndpointMetrics {
+    name: String,
+    url: String,
+    events: AtomicU64,
+    pending: AtomicU64,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    errors: AtomicU64,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    filtered: AtomicU64,
+    dead_lettered: AtomicU64,
+    retries: AtomicU64,
+    breaker_open: AtomicBool,
+    statuses: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A point-in-time copy of an endpoint's counters (see the [module docs](self)).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EndpointSnapshot {
+    /// Endpoint name.
+    pub name: String,
+    /// Endpoint URL with credentials (userinfo and query values) redacted.
+    pub url: String,
+    /// Events that entered the endpoint queue (Distribution's `Events`).
+    pub events: u64,
+    /// Events queued or in flight: ingress minus egress (Distribution's `Pending`).
+    pub pending: u64,
+    /// Attempts answered with a success status (Distribution's `Successes`).
+    pub successes: u64,
+    /// Attempts answered with a failure status (Distribution's `Failures`).
+    pub failures: u64,
+    /// Attempts that got no response: transport errors and timeouts (Distribution's `Errors`).
+    pub errors: u64,
+    /// Responses per status, keyed `"200 OK"` like Distribution (`Statuses`).
+    pub statuses: BTreeMap<String, u64>,
+    /// Events delivered (acknowledged by a success status).
+    pub delivered: u64,
+    /// Events lost: queue overflow, or an inner sink that failed without retry.
+    pub dropped: u64,
+    /// Events the endpoint's filter dropped; not counted in `events`.
+    pub filtered: u64,
+    /// Events handed to the dead-letter hook (permanent failure, `max_attempts`, `max_age`).
+    pub dead_lettered: u64,
+    /// Attempts that followed a failed attempt.
+    pub retries: u64,
+    /// Whether the endpoint is currently failing (breaker open / backing off).
+    pub breaker_open: bool,
+}
+
+/// `"<code> <canonical reason>"`, like Go's `fmt.Sprintf("%d %s", code, http.StatusText(code))`.
+pub(crate) fn status_key(status: StatusCode) -> String {
+    format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""))
+}
+
+impl EndpointMetrics {
+    /// New zeroed metrics for endpoint `name`; credentials in `url` are redacted on the way in.
+    pub fn new(name: impl Into<String>, url: &str) -> Self {
+        Self {
+            name: name.into(),
+            url: crate::endpoint::redact_url(url),
+            events: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            filtered: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            breaker_open: AtomicBool::new(false),
+            statuses: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The endpoint name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A consistent-enough copy of the counters (each counter is read atomically).
+    pub fn snapshot(&self) -> EndpointSnapshot {
+        let statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        EndpointSnapshot {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            events: self.events.load(Ordering::Relaxed),
+            pending: self.pending.load(Ordering::Relaxed),
+            successes: self.successes.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            statuses,
+            delivered: self.delivered.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            filtered: self.filtered.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            breaker_open: self.breaker_open.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `n` events entered the queue: `events += n`, `pending += n`.
+    pub fn record_ingress(&self, n: usize) {
+        let n = n as u64;
+        self.events.fetch_add(n, Ordering::Relaxed);
+        let pending = self.pending.fetch_add(n, Ordering::Relaxed) + n;
+        self.export_counter("registry_notifications_events_total", Some("Events"), n);
+        self.export_pending(pending);
+    }
+
+    /// `n` events left the queue (delivered, dead-lettered or dropped): `pending -= n`.
+    pub fn record_egress(&self, n: usize) {
+        let n = n as u64;
+        let prev = self
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(p.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        self.export_pending(prev.saturating_sub(n));
+    }
+
+    /// One attempt carrying `events` events was answered with the success `status` (2xx,
+    /// or 3xx when redirects count as success): `successes += 1`, `delivered += events`.
+    pub fn record_success(&self, status: StatusCode, events: usize) {
+        self.successes.fetch_add(1, Ordering::Relaxed);
+        self.delivered.fetch_add(events as u64, Ordering::Relaxed);
+        self.export_counter("registry_notifications_events_total", Some("Successes"), 1);
+        self.export_counter("registry_notifications_delivered_total", None, events as u64);
+        self.add_status(status);
+    }
+
+    /// One attempt was answered with a status that is not a success.
+    pub fn record_failure(&self, status: StatusCode) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.export_counter("registry_notifications_events_total", Some("Failures"), 1);
+        self.add_status(status);
+    }
+
+    /// One attempt got no response (transport error or timeout); adds no status.
+    pub fn record_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.export_counter("registry_notifications_events_total", Some("Errors"), 1);
+    }
+
+    /// `n` events were lost (queue overflow or a failing sink).
+    pub fn record_dropped(&self, n: usize) {
+        self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        self.export_counter("registry_notifications_dropped_total", None, n as u64);
+    }
+
+    /// `n` events were dropped by the endpoint's filter.
+    pub fn record_filtered(&self, n: usize) {
+        self.filtered.fetch_add(n as u64, Ordering::Relaxed);
+        self.export_counter("registry_notifications_filtered_total", None, n as u64);
+    }
+
+    /// `n` events were handed to the dead-letter hook.
+    pub fn record_dead_lettered(&self, n: usize) {
+        self.dead_lettered.fetch_add(n as u64, Ordering::Relaxed);
+        self.export_counter("registry_notifications_dead_lettered_total", None, n as u64);
+    }
+
+    /// One attempt is about to repeat a failed one.
+    pub fn record_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.export_counter("registry_notifications_retries_total", None, 1);
+    }
+
+    /// The endpoint started (`true`) or stopped (`false`) failing.
+    pub fn set_breaker_open(&self, open: bool) {
+        self.breaker_open.store(open, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::gauge!("registry_notifications_breaker_open", "endpoint" => self.name.clone())
+            .set(if open { 1.0 } else { 0.0 });
+    }
+
+    fn add_status(&self, status: StatusCode) {
+        let key = status_key(status);
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "registry_notifications_status_total",
+            "code" => key.clone(),
+            "endpoint" => self.name.clone()
+        )
+        .increment(1);
+        let mut statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
+        *statuses.entry(key).or_insert(0) += 1;
+    }
+
+    #[cfg(feature = "metrics")]
+    fn export_counter(&self, name: &'static str, kind: Option<&'static str>, n: u64) {
+        match kind {
+            Some(kind) => {
+                metrics::counter!(name, "type" => kind, "endpoint" => self.name.clone()).increment(n)
+            }
+            None => metrics::counter!(name, "endpoint" => self.name.clone()).increment(n),
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    fn export_counter(&self, _name: &'static str, _kind: Option<&'static str>, _n: u64) {}
+
+    #[cfg(feature = "metrics")]
+    fn export_pending(&self, pending: u64) {
+        metrics::gauge!("registry_notifications_pending_total", "endpoint" => self.name.clone())
+            .set(pending as f64);
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    fn export_pending(&self, _pending: u64) {}
+}
+
+impl fmt::Debug for EndpointMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("EndpointMetrics").field(&self.snapshot()).finish()
+    }
+}
+
+/// Lets a repeated log line through at most once per `interval`, counting what it held back.
+#[derive(Debug)]
+pub(crate) struct LogLimiter {
+    interval: std::time::Duration,
+    state: Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl LogLimiter {
+    pub(crate) const fn new(interval: std::time::Duration) -> Self {
+        Self {
+            interval,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(suppressed)` when the line may be logged now (with how many were held back
+    /// since the last one), `None` when it must be suppressed.
+    pub(crate) fn check(&self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.0 {
+            Some(last) if now.duration_since(last) < self.interval => {
+                state.1 += 1;
+                None
+            }
+            _ => {
+                let suppressed = state.1;
+                *state = (Some(now), 0);
+                Some(suppressed)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_keys_match_go() {
+        assert_eq!(status_key(StatusCode::OK), "200 OK");
+        assert_eq!(
+            status_key(StatusCode::TEMPORARY_REDIRECT),
+            "307 Temporary Redirect"
+        );
+        assert_eq!(status_key(StatusCode::BAD_REQUEST), "400 Bad Request");
+        assert_eq!(status_key(StatusCode::from_u16(599).unwrap()), "599 ");
+    }
+
+    #[test]
+    fn pending_is_ingress_minus_egress() {
+        let m = EndpointMetrics::new("x", "http://h/");
+        m.record_ingress(5);
+        m.record_egress(2);
+        m.record_failure(StatusCode::BAD_GATEWAY);
+        m.record_error();
+        m.record_dropped(1);
+        m.record_egress(1);
+        let s = m.snapshot();
+        assert_eq!(
+            (s.events, s.pending, s.failures, s.errors, s.dropped),
+            (5, 2, 1, 1, 1)
+        );
+        assert_eq!(s.statuses.get("502 Bad Gateway"), Some(&1));
+        // Egress never underflows.
+        m.record_egress(100);
+        assert_eq!(m.snapshot().pending, 0);
+    }
+}

@@ -1,0 +1,296 @@
+//! HTTP sink: POSTs one envelope per batch to the endpoint.
+//!
+//! [`HttpSink`] is the innermost service of an endpoint stack. Each call is one attempt:
+//!
+//! * `POST <url>` with the batch encoded in the endpoint's [`Format`] —
+//!   the same batch always encodes to the same bytes, so a retry is byte-identical;
+//! * `Content-Type` = the format's media type, `User-Agent: registry-notify/<version>`,
+//!   then the configured headers, each value on its own header line, like Distribution;
+//! * the whole attempt (connect, send, response head) is bounded by the endpoint's timeout
+//!   ([`DeliveryError::Timeout`]); the response body is read (up to 64 KiB) and discarded so
+//!   the connection goes back to the keep-alive pool — unlike Distribution, which opens a
+//!   new connection per event;
+//! * 2xx is success; 3xx is success only with `redirects_as_success` (Distribution's
+//!   behaviour), else [`DeliveryError::Status`] — redirects are never followed; any other
+//!   status is [`DeliveryError::Status`] with the `Retry-After` delay (seconds or HTTP date)
+//!   if the endpoint sent one; no response is [`DeliveryError::Transport`] or `Timeout`.
+//!
+//! Metrics, per attempt, like Distribution: `successes` / `failures` with the status in
+//! `statuses` (`"200 OK"`), or `errors` (no status) for transport errors and timeouts.
+//!
+//! HTTPS (feature `https`, on by default) uses rustls with the system roots plus the
+//! endpoint's `ca_pem`, or no verification with `danger_accept_invalid_certs`.
+//!
+//! ```no_run
+//! use registry_notify::{endpoint::Endpoint, http::HttpSink, Action, Batch, Event, Target};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), registry_notify::sink::BoxError> {
+//! let endpoint = Endpoint::builder("local", "http://127.0.0.1:8080/events").build()?;
+//! let sink = HttpSink::new(&endpoint);
+//! sink.oneshot(Batch::from(Event::new(Action::Push, Target::default()))).await?; // one attempt
+//! # Ok(()) }
+//! ```
+
+#[cfg(feature = "https")]
+pub(crate) mod tls;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower_service::Service;
+
+use crate::endpoint::{Endpoint, Secrets};
+use crate::event::{Batch, Format};
+use crate::metrics::EndpointMetrics;
+use crate::sink::{BoxError, DeliveryError};
+
+/// The `User-Agent` of every notification.
+pub const USER_AGENT_VALUE: &str = concat!("registry-notify/", env!("CARGO_PKG_VERSION"));
+
+/// How much of a response body is read before the connection is given up instead.
+const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+#[cfg(feature = "https")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "https"))]
+type Connector = HttpConnector;
+
+/// A sink that POSTs each batch as one envelope; see the [module docs](self).
+///
+/// Clones share the connection pool.
+#[derive(Clone)]
+pub struct HttpSink {
+    client: Client<Connector, Full<Bytes>>,
+    shared: Arc<Shared>,
+    metrics: Option<Arc<EndpointMetrics>>,
+}
+
+struct Shared {
+    name: String,
+    redacted_url: String,
+    uri: http::Uri,
+    headers: HeaderMap,
+    timeout: Duration,
+    format: Format,
+    redirects_as_success: bool,
+    secrets: Arc<Secrets>,
+}
+
+impl HttpSink {
+    /// An HTTP sink for `endpoint` with its own connection pool.
+    pub fn new(endpoint: &Endpoint) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(endpoint.timeout));
+        #[cfg(feature = "https")]
+        let connector = {
+            let tls = match &endpoint.tls {
+                Some(config) => (**config).clone(),
+                // Plain-http endpoint: the TLS side is never used.
+                None => tls::client_config(None, false, false).expect("default rustls config"),
+            };
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http)
+        };
+        #[cfg(not(feature = "https"))]
+        let connector = http;
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(4)
+            .build(connector);
+
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(endpoint.format.media_type()),
+        );
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        for (name, value) in &endpoint.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        Self {
+            client,
+            shared: Arc::new(Shared {
+                name: endpoint.name.clone(),
+                redacted_url: endpoint.redacted_url.clone(),
+                uri: endpoint.uri.clone(),
+                headers,
+                timeout: endpoint.timeout,
+                format: endpoint.format,
+                redirects_as_success: endpoint.redirects_as_success,
+                secrets: endpoint.secrets.clone(),
+            }),
+            metrics: None,
+        }
+    }
+
+    /// Records every attempt in `metrics`.
+    pub fn metrics(mut self, metrics: Arc<EndpointMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+}
+
+impl fmt::Debug for HttpSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSink")
+            .field("name", &self.shared.name)
+            .field("url", &self.shared.redacted_url)
+            .field("timeout", &self.shared.timeout)
+            .field("format", &self.shared.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service<Batch> for HttpSink {
+    type Response = ();
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // The legacy client is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, batch: Batch) -> Self::Future {
+        let client = self.client.clone();
+        let shared = self.shared.clone();
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            attempt(client, &shared, metrics.as_deref(), batch)
+                .await
+                .map_err(BoxError::from)
+        })
+    }
+}
+
+async fn attempt(
+    client: Client<Connector, Full<Bytes>>,
+    shared: &Shared,
+    metrics: Option<&EndpointMetrics>,
+    batch: Batch,
+) -> Result<(), DeliveryError> {
+    let record = |f: &dyn Fn(&EndpointMetrics)| {
+        if let Some(m) = metrics {
+            f(m);
+        }
+    };
+    let body = Bytes::from(shared.format.encode(&batch));
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = shared.uri.clone();
+    *request.headers_mut() = shared.headers.clone();
+
+    let deadline = tokio::time::Instant::now() + shared.timeout;
+    let response = match tokio::time::timeout_at(deadline, client.request(request)).await {
+        Err(_) => {
+            record(&|m| m.record_error());
+            return Err(DeliveryError::Timeout(shared.timeout));
+        }
+        Ok(Err(error)) => {
+            record(&|m| m.record_error());
+            return Err(DeliveryError::Transport(
+                shared.secrets.scrub(&error_chain(&error)),
+            ));
+        }
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status();
+    let retry_after = parse_retry_after(response.headers(), SystemTime::now());
+    // Read the body so the connection can be reused; the outcome is already known, so a
+    // slow or oversized body only costs the connection.
+    let drain = Limited::new(response.into_body(), MAX_RESPONSE_BODY).collect();
+    let _ = tokio::time::timeout_at(deadline, drain).await;
+
+    if status.is_success() || (status.is_redirection() && shared.redirects_as_success) {
+        record(&|m| m.record_success(status, batch.len()));
+        Ok(())
+    } else {
+        record(&|m| m.record_failure(status));
+        Err(DeliveryError::Status { status, retry_after })
+    }
+}
+
+/// `error: source: source…`, skipping a source already contained in the text so far.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// The delay a `Retry-After` header asks for: delta-seconds or an HTTP date.
+fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Whether `status` counts as delivered for an endpoint (exposed for custom sinks).
+pub fn is_success(status: StatusCode, redirects_as_success: bool) -> bool {
+    status.is_success() || (status.is_redirection() && redirects_as_success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let mut h = HeaderMap::new();
+        assert_eq!(parse_retry_after(&h, now), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("120"));
+        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(120)));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
+        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(30)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&past).unwrap());
+        assert_eq!(parse_retry_after(&h, now), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(parse_retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn success_classes() {
+        assert!(is_success(StatusCode::ACCEPTED, false));
+        assert!(!is_success(StatusCode::TEMPORARY_REDIRECT, false));
+        assert!(is_success(StatusCode::TEMPORARY_REDIRECT, true));
+        assert!(!is_success(StatusCode::BAD_REQUEST, true));
+    }
+
+    #[test]
+    fn user_agent() {
+        assert_eq!(
+            USER_AGENT_VALUE,
+            format!("registry-notify/{}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}

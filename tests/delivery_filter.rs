@@ -1,0 +1,222 @@
+//! The endpoint filter: Distribution's TestIgnoredSink plus repository and method rules.
+
+#[path = "support/delivery_receiver.rs"]
+mod receiver;
+#[path = "support/delivery_sinks.rs"]
+mod sinks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use registry_notify::endpoint::Endpoint;
+use registry_notify::filter::{Filter, FilterLayer};
+use registry_notify::metrics::EndpointMetrics;
+use registry_notify::{Action, Batch, Event, Target};
+use sinks::Collector;
+use tower::{Layer, ServiceExt};
+
+fn test_event(action: Action, repository: &str, media_type: &str) -> Event {
+    let mut e = Event::new(action, Target::default());
+    e.id = format!("{action}-{media_type}");
+    e.target.repository = repository.into();
+    e.target.descriptor.media_type = media_type.into();
+    e
+}
+
+/// Writes each event separately through `filter`; returns the ids that got through and
+/// the `filtered` count.
+async fn run(filter: Filter, events: &[Event]) -> (Vec<String>, u64) {
+    let collector = Collector::new();
+    let metrics = Arc::new(EndpointMetrics::new("f", "http://x/"));
+    let sink = FilterLayer::new(filter)
+        .metrics(metrics.clone())
+        .layer(collector.sink(Duration::ZERO));
+    for e in events {
+        sink.clone().oneshot(Batch::from(e.clone())).await.unwrap();
+    }
+    (collector.ids(), metrics.snapshot().filtered)
+}
+
+/// Distribution's TestIgnoredSink (v3.1, with the #4730 action-only cases): a blob push
+/// and a manifest pull; each passes unless its media type or its action is ignored.
+#[tokio::test]
+async fn test_ignored_sink() {
+    let blob = test_event(Action::Push, "library/test", "blob");
+    let manifest = test_event(Action::Pull, "library/test", "manifest");
+    let both = [blob.clone(), manifest.clone()];
+    use Action::*;
+    let cases: Vec<(Vec<&str>, Vec<Action>, Vec<&Event>)> = vec![
+        (vec![], vec![], vec![&blob, &manifest]),
+        (vec!["other"], vec![Mount], vec![&blob, &manifest]),
+        (vec!["blob"], vec![Mount], vec![&manifest]),
+        (vec!["blob", "manifest"], vec![Mount], vec![]),
+        (vec!["other"], vec![Push], vec![&manifest]),
+        (vec!["other"], vec![Pull], vec![&blob]),
+        (vec!["other"], vec![Pull, Push], vec![]),
+        // Action-only filters: ignored by Distribution 2.x/3.0, honoured since 3.1 and here.
+        (vec![], vec![Push], vec![&manifest]),
+        (vec![], vec![Pull], vec![&blob]),
+        (vec![], vec![Mount, Delete], vec![&blob, &manifest]),
+        (vec![], vec![Pull, Push], vec![]),
+        // Media-type-only filters.
+        (vec!["blob"], vec![], vec![&manifest]),
+        (vec!["manifest"], vec![], vec![&blob]),
+        (vec!["blob"], vec![Pull], vec![]),
+    ];
+    for (media_types, actions, expected) in cases {
+        let filter = Filter::new()
+            .ignore_media_types(media_types.clone())
+            .ignore_actions(actions.clone());
+        let (got, filtered) = run(filter, &both).await;
+        let want: Vec<String> = expected.iter().map(|e| e.id.clone()).collect();
+        assert_eq!(got, want, "mediatypes {media_types:?}, actions {actions:?}");
+        assert_eq!(filtered as usize, 2 - want.len());
+    }
+}
+
+#[tokio::test]
+async fn ignoredmediatypes_and_ignore_mediatypes_are_merged() {
+    let blob = test_event(Action::Push, "r", "blob");
+    let manifest = test_event(Action::Push, "r", "manifest");
+    let config = test_event(Action::Push, "r", "config");
+    // Distribution: `ignoredmediatypes` ∪ `ignore.mediatypes`, exact match only.
+    let filter = Filter::new()
+        .ignore_media_types(["blob"])
+        .ignore_media_types(vec!["manifest".to_string()]);
+    let (got, _) = run(filter, &[blob, manifest, config.clone()]).await;
+    assert_eq!(got, [config.id.as_str()]);
+    let prefix = Filter::new().ignore_media_types(["conf"]);
+    assert!(prefix.allows(&config), "no prefix matching");
+}
+
+#[tokio::test]
+async fn repository_globs() {
+    let repos = [
+        "library/alpine",
+        "library/deep/name",
+        "team/a",
+        "team/a/b",
+        "team",
+        "other/x",
+    ];
+    let events: Vec<Event> = repos.iter().map(|r| test_event(Action::Push, r, "m")).collect();
+    let repos_of = |got: Vec<String>, events: &[Event]| -> Vec<String> {
+        got.iter()
+            .map(|id| {
+                events
+                    .iter()
+                    .find(|e| &e.id == id)
+                    .unwrap()
+                    .target
+                    .repository
+                    .clone()
+            })
+            .collect()
+    };
+    // Ids must be unique for the mapping above.
+    let events: Vec<Event> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            e.id = format!("e{i}");
+            e
+        })
+        .collect();
+
+    let include = Filter::new()
+        .include_repositories(["library/*", "team/**"])
+        .unwrap();
+    let (got, filtered) = run(include, &events).await;
+    assert_eq!(
+        repos_of(got, &events),
+        ["library/alpine", "team/a", "team/a/b", "team"]
+    );
+    assert_eq!(filtered, 2);
+
+    let exclude = Filter::new().exclude_repositories(["**/b", "other/*"]).unwrap();
+    let (got, _) = run(exclude, &events).await;
+    assert_eq!(
+        repos_of(got, &events),
+        ["library/alpine", "library/deep/name", "team/a", "team"]
+    );
+
+    // Exclusion wins over inclusion.
+    let both = Filter::new()
+        .include_repositories(["team/**"])
+        .unwrap()
+        .exclude_repositories(["team/a/*"])
+        .unwrap();
+    let (got, _) = run(both, &events).await;
+    assert_eq!(repos_of(got, &events), ["team/a", "team"]);
+
+    let err = Filter::new().include_repositories(["ok/*", "bad**"]).unwrap_err();
+    assert!(err.to_string().contains("\"bad**\""), "{err}");
+}
+
+#[tokio::test]
+async fn head_pulls_are_dropped_by_method() {
+    let mut get = test_event(Action::Pull, "r", "m");
+    get.id = "get".into();
+    get.request.method = "GET".into();
+    let mut head = test_event(Action::Pull, "r", "m");
+    head.id = "head".into();
+    head.request.method = "HEAD".into();
+    let (got, filtered) = run(Filter::new().ignore_methods(["HEAD"]), &[get, head]).await;
+    assert_eq!((got, filtered), (vec!["get".to_string()], 1));
+}
+
+/// A batch is trimmed, not dropped whole; an empty remainder is not forwarded.
+#[tokio::test]
+async fn batches_are_trimmed_and_empty_ones_not_forwarded() {
+    let collector = Collector::new();
+    let sink =
+        FilterLayer::new(Filter::new().ignore_actions([Action::Pull])).layer(collector.sink(Duration::ZERO));
+    let batch: Batch = vec![
+        test_event(Action::Push, "r", "a"),
+        test_event(Action::Pull, "r", "b"),
+        test_event(Action::Push, "r", "c"),
+    ]
+    .into();
+    sink.clone().oneshot(batch).await.unwrap();
+    sink.clone()
+        .oneshot(Batch::from(test_event(Action::Pull, "r", "d")))
+        .await
+        .unwrap();
+    let sizes: Vec<usize> = collector.batches().iter().map(|b| b.len()).collect();
+    assert_eq!(sizes, [2]);
+}
+
+/// Through a whole endpoint: filtered events are counted in `filtered`, not in `events`,
+/// and never reach the receiver.
+#[tokio::test]
+async fn endpoint_counts_filtered_apart_from_events() {
+    let server = receiver::Receiver::start(receiver::always(200)).await;
+    let endpoint = Endpoint::builder("f", server.url())
+        .filter(
+            Filter::new()
+                .ignore_actions([Action::Pull])
+                .ignore_methods(["HEAD"]),
+        )
+        .build()
+        .unwrap();
+    let (sink, handle) = endpoint.spawn();
+    let mut pull = test_event(Action::Pull, "r", "m");
+    pull.id = "pull".into();
+    let mut head_push = test_event(Action::Push, "r", "m");
+    head_push.id = "head".into();
+    head_push.request.method = "HEAD".into();
+    let mut push = test_event(Action::Push, "r", "m");
+    push.id = "push".into();
+    sink.oneshot(Batch::from(vec![pull, head_push, push]))
+        .await
+        .unwrap();
+    assert_eq!(
+        handle
+            .shutdown(tokio::time::Instant::now() + receiver::HANG_GUARD)
+            .await,
+        0
+    );
+    assert_eq!(server.ids(), ["push"]);
+    let m = handle.metrics();
+    assert_eq!((m.events, m.filtered, m.delivered, m.pending), (1, 2, 1, 0));
+}

@@ -1,0 +1,104 @@
+//! Feature `metrics`: endpoint counters exported through the `metrics` facade with
+//! Distribution 3's Prometheus names. Run with `--features metrics`.
+#![cfg(feature = "metrics")]
+
+#[path = "support/delivery_receiver.rs"]
+mod receiver;
+
+use std::time::Duration;
+
+use receiver::{by_index, event, Receiver, HANG_GUARD};
+use registry_notify::endpoint::Endpoint;
+use registry_notify::retry::{RetryConfig, RetryPolicy};
+use registry_notify::Batch;
+use tower::ServiceExt;
+
+/// The value of the sample of `name` whose labels include all of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || *l == name || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn prometheus_names_match_distribution() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("first recorder of this test binary");
+
+    let server = Receiver::start(by_index(|n, _| if n == 1 { 503 } else { 200 })).await;
+    let retry = RetryConfig {
+        policy: RetryPolicy::Breaker {
+            threshold: 5,
+            backoff: Duration::from_millis(10),
+        },
+        ..RetryConfig::default()
+    };
+    let (sink, endpoint) = Endpoint::builder("prom", server.url())
+        .retry(retry)
+        .build()
+        .unwrap()
+        .spawn();
+    for i in 0..3 {
+        sink.clone().oneshot(Batch::from(event(i, "r"))).await.unwrap();
+    }
+    assert_eq!(
+        endpoint.shutdown(tokio::time::Instant::now() + HANG_GUARD).await,
+        0
+    );
+
+    let text = handle.render();
+    let ep = "endpoint=\"prom\"";
+    let events = "registry_notifications_events_total";
+    assert_eq!(
+        sample(&text, events, &["type=\"Events\"", ep]),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, events, &["type=\"Successes\"", ep]),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, events, &["type=\"Failures\"", ep]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "registry_notifications_pending_total", &[ep]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE registry_notifications_pending_total gauge"),
+        "{text}"
+    );
+    let status = "registry_notifications_status_total";
+    assert_eq!(
+        sample(&text, status, &["code=\"200 OK\"", ep]),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, status, &["code=\"503 Service Unavailable\"", ep]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "registry_notifications_delivered_total", &[ep]),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "registry_notifications_retries_total", &[ep]),
+        Some(1.0),
+        "{text}"
+    );
+
+    // The facade and the snapshot agree.
+    let m = endpoint.metrics();
+    assert_eq!((m.events, m.successes, m.failures, m.errors), (3, 3, 1, 0));
+}

@@ -1,0 +1,210 @@
+//! Header values and URL credentials never appear in Debug output, errors, metrics or
+//! logs; failed attempts do not flood the logs.
+
+#[path = "support/delivery_receiver.rs"]
+mod receiver;
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use receiver::{always, dead_addr, event, wait_until, Receiver, HANG_GUARD};
+use registry_notify::endpoint::{DeadLetter, Endpoint, EndpointBuilder};
+use registry_notify::http::HttpSink;
+use registry_notify::retry::{RetryConfig, RetryPolicy};
+use registry_notify::Batch;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+const PASSWORD: &str = "hunter2-pw";
+const QUERY_TOKEN: &str = "tok3n-in-query";
+const BEARER: &str = "s3cr3t-bearer";
+const API_KEY: &str = "k3y-header-value";
+const SECRETS: [&str; 4] = [PASSWORD, QUERY_TOKEN, BEARER, API_KEY];
+
+fn assert_clean(what: &str, text: &str) {
+    for s in SECRETS {
+        assert!(!text.contains(s), "{what} leaks {s:?}: {text}");
+    }
+}
+
+fn secret_endpoint(host: &str) -> EndpointBuilder {
+    Endpoint::builder(
+        "secret",
+        format!("http://alice:{PASSWORD}@{host}/hook?token={QUERY_TOKEN}&x=1"),
+    )
+    .header("Authorization", format!("Bearer {BEARER}"))
+    .header("X-Api-Key", API_KEY)
+}
+
+/// A log sink for a `tracing` subscriber.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+impl Logs {
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (logs, guard)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    fn lines(&self, level: &str, containing: &str) -> usize {
+        self.text()
+            .lines()
+            .filter(|l| l.contains(level) && l.contains(containing))
+            .count()
+    }
+}
+
+#[test]
+fn debug_output_and_config_errors_redact() {
+    let builder = secret_endpoint("127.0.0.1:9");
+    assert_clean("EndpointBuilder Debug", &format!("{builder:?}"));
+    let endpoint = builder.build().unwrap();
+    let debug = format!("{endpoint:?}");
+    assert_clean("Endpoint Debug", &debug);
+    assert!(
+        debug.contains("authorization") && debug.contains("x-api-key"),
+        "names are shown: {debug}"
+    );
+    assert!(
+        debug.contains("http://***@127.0.0.1:9/hook?token=***&x=***"),
+        "{debug}"
+    );
+    assert_clean("Endpoint redacted_url", endpoint.redacted_url());
+    assert_clean("HttpSink Debug", &format!("{:?}", HttpSink::new(&endpoint)));
+
+    // Errors name the field, never the value.
+    let err = secret_endpoint("127.0.0.1:9")
+        .header("X-Bad", format!("{API_KEY}\nsplit"))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "endpoint \"secret\": invalid value for header \"X-Bad\""
+    );
+    let err = Endpoint::builder(
+        "secret",
+        format!("http://alice:{PASSWORD}@[::1/?token={QUERY_TOKEN}"),
+    )
+    .build()
+    .unwrap_err();
+    assert_clean("ConfigError", &err.to_string());
+    assert_clean("ConfigError Debug", &format!("{err:?}"));
+    let err = Endpoint::builder("secret", format!("ftp://alice:{PASSWORD}@h/?token={QUERY_TOKEN}"))
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("must start with http:// or https://"),
+        "{err}"
+    );
+    assert_clean("ConfigError", &err.to_string());
+    let err = Endpoint::builder("x", "http://h/")
+        .timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.to_string(), "endpoint \"x\": timeout must be > 0");
+}
+
+/// The secrets are sent (to the right place) but stay out of metrics, handles and logs.
+#[tokio::test]
+async fn delivery_keeps_secrets_out_of_metrics_and_logs() {
+    let (logs, _guard) = Logs::capture();
+    let server = Receiver::start(always(200)).await;
+    let (sink, handle) = secret_endpoint(&server.addr.to_string()).build().unwrap().spawn();
+    sink.oneshot(Batch::from(event(0, "r"))).await.unwrap();
+    assert_eq!(handle.shutdown(Instant::now() + HANG_GUARD).await, 0);
+    let r = &server.requests()[0];
+    assert_eq!(r.headers["authorization"], format!("Bearer {BEARER}").as_str());
+    assert_eq!(r.headers["x-api-key"], API_KEY);
+    assert_eq!(r.uri.query(), Some(format!("token={QUERY_TOKEN}&x=1").as_str()));
+
+    let snapshot = handle.metrics();
+    assert_clean("snapshot", &format!("{snapshot:?}"));
+    assert_clean("snapshot JSON", &serde_json::to_string(&snapshot).unwrap());
+    assert_clean("EndpointHandle Debug", &format!("{handle:?}"));
+    let text = logs.text();
+    assert!(text.contains("configuring endpoint"), "{text}");
+    assert_clean("logs", &text);
+}
+
+/// Failing attempts: errors, dead letters and logs are clean; the log has at most one
+/// line per failed attempt and no flood once the endpoint is known to be failing.
+#[tokio::test]
+async fn failures_keep_secrets_out_and_do_not_flood() {
+    let (logs, _guard) = Logs::capture();
+    let addr = dead_addr().await;
+    let letters: Arc<Mutex<Vec<DeadLetter>>> = Arc::default();
+    let l = letters.clone();
+    let retry = RetryConfig {
+        policy: RetryPolicy::Breaker {
+            threshold: 3,
+            backoff: Duration::from_millis(5),
+        },
+        max_attempts: Some(40),
+        max_age: None,
+    };
+    let endpoint = secret_endpoint(&addr.to_string())
+        .retry(retry)
+        .dead_letter(move |d| l.lock().unwrap().push(d))
+        .build()
+        .unwrap();
+
+    // One attempt directly: the transport error text is clean.
+    let err = HttpSink::new(&endpoint)
+        .oneshot(Batch::from(event(0, "r")))
+        .await
+        .unwrap_err();
+    assert_clean("transport error", &err.to_string());
+    assert_clean("transport error Debug", &format!("{err:?}"));
+
+    let (sink, handle) = endpoint.spawn();
+    sink.oneshot(Batch::from(event(1, "r"))).await.unwrap();
+    wait_until("dead letter", || !letters.lock().unwrap().is_empty()).await;
+    let letter = letters.lock().unwrap()[0].clone();
+    assert_eq!(letter.attempts, 40);
+    assert_clean("dead letter reason", &letter.reason);
+    assert_clean("dead letter Debug", &format!("{letter:?}"));
+    assert_eq!(handle.shutdown(Instant::now() + HANG_GUARD).await, 0);
+    assert_eq!(handle.metrics().errors, 40);
+
+    let text = logs.text();
+    if std::env::var("SHOW_LOGS").is_ok() {
+        eprintln!("{text}");
+    }
+    assert_clean("logs", &text);
+    // 40 failed attempts: WARN for the attempts before the breaker opened, one reminder
+    // after, and the dead letter; the rest at DEBUG.
+    let warn_lines = logs.lines("WARN", "registry_notify");
+    assert!(warn_lines <= 6, "WARN flood ({warn_lines} lines):\n{text}");
+    assert_eq!(logs.lines("WARN", "dead letter"), 1, "{text}");
+    assert_eq!(logs.lines("INFO", "breaker open"), 1, "{text}");
+    assert!(logs.lines("DEBUG", "attempt failed") >= 30, "{text}");
+    assert!(!text.contains("\"events\""), "no bodies in logs");
+}
