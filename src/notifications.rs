@@ -1,1 +1,228 @@
-//! TODO
+//! Putting it together: [`Notifications::builder`] returns the layer and a handle.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use registry_notify::{endpoint::Endpoint, notifications::Notifications, SourceRecord};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let (layer, handle) = Notifications::builder()
+//!     .source(SourceRecord::local("127.0.0.1:5000"))
+//!     .include_references(true)
+//!     .endpoint(
+//!         Endpoint::builder("audit", "http://127.0.0.1:5055/events")
+//!             .header("Authorization", "Bearer secret")
+//!             .timeout(Duration::from_secs(2))
+//!             .build()?,
+//!     )
+//!     .build()?;
+//! let app = axum::Router::new().layer(layer);
+//! # let _ = app;
+//! // … serve `app`; on shutdown:
+//! let report = handle.shutdown(Duration::from_secs(5)).await;
+//! println!("{report:?}");
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use crate::broadcast::Broadcast;
+use crate::config::NotificationsConfig;
+use crate::dispatcher::Dispatcher;
+use crate::endpoint::{ConfigError, Endpoint, EndpointHandle};
+use crate::event::SourceRecord;
+use crate::layer::{NotificationLayer, TrustedProxies};
+use crate::metrics::EndpointSnapshot;
+use crate::sink::BoxSink;
+
+/// Entry point of the builder API.
+#[derive(Debug, Clone, Copy)]
+pub struct Notifications;
+
+impl Notifications {
+    /// A builder with Distribution's defaults and no endpoint.
+    pub fn builder() -> NotificationsBuilder {
+        NotificationsBuilder::default()
+    }
+}
+
+/// Builds a [`NotificationLayer`] and its [`NotificationsHandle`].
+#[derive(Default)]
+pub struct NotificationsBuilder {
+    source: Option<SourceRecord>,
+    base_url: Option<String>,
+    include_references: bool,
+    skip_head_pulls: bool,
+    pull_on_body_end: bool,
+    trusted_proxies: Option<TrustedProxies>,
+    endpoints: Vec<Endpoint>,
+    sinks: Vec<BoxSink>,
+}
+
+impl std::fmt::Debug for NotificationsBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationsBuilder")
+            .field("source", &self.source)
+            .field("endpoints", &self.endpoints)
+            .field("sinks", &self.sinks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NotificationsBuilder {
+    /// The `source` of every event (default: `SourceRecord::local(":5000")`).
+    pub fn source(mut self, source: SourceRecord) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// A fixed base for target URLs (Distribution's `http.host`).
+    pub fn base_url(mut self, base: impl Into<String>) -> Self {
+        self.base_url = Some(base.into());
+        self
+    }
+
+    /// Fill `target.references` of manifest events.
+    pub fn include_references(mut self, yes: bool) -> Self {
+        self.include_references = yes;
+        self
+    }
+
+    /// Emit no pull event for HEAD requests.
+    pub fn skip_head_pulls(mut self, yes: bool) -> Self {
+        self.skip_head_pulls = yes;
+        self
+    }
+
+    /// Emit GET pulls only once the response body was sent to its end.
+    pub fn pull_on_body_end(mut self, yes: bool) -> Self {
+        self.pull_on_body_end = yes;
+        self
+    }
+
+    /// Trust forwarding headers only from these proxies.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Some(proxies);
+        self
+    }
+
+    /// Adds a webhook endpoint (skipped if it is disabled).
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoints.push(endpoint);
+        self
+    }
+
+    /// Adds endpoints and settings from Distribution's `notifications:` section.
+    pub fn config(mut self, config: &NotificationsConfig) -> Result<Self, ConfigError> {
+        self.include_references = config.events.include_references;
+        self.endpoints.extend(config.endpoints()?);
+        Ok(self)
+    }
+
+    /// Adds a sink of your own (a Kafka producer, a logger, a test probe) beside
+    /// the endpoints. It should return quickly, e.g. by starting with a queue.
+    pub fn sink(mut self, sink: BoxSink) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Spawns the endpoint workers and returns the layer and its handle.
+    ///
+    /// Must be called inside a Tokio runtime when an endpoint is configured.
+    /// With no endpoint and no sink, the layer derives nothing (near-zero cost).
+    pub fn build(self) -> Result<(NotificationLayer, NotificationsHandle), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for e in &self.endpoints {
+            if !names.insert(e.name().to_owned()) {
+                return Err(ConfigError::new(format!(
+                    "endpoint {:?}: duplicate endpoint name",
+                    e.name()
+                )));
+            }
+        }
+        let mut handles = Vec::new();
+        let mut sinks = self.sinks;
+        for endpoint in self.endpoints.into_iter().filter(|e| !e.is_disabled()) {
+            let (sink, handle) = endpoint.spawn();
+            sinks.push(sink);
+            handles.push(handle);
+        }
+        let dispatcher = if sinks.is_empty() {
+            Dispatcher::disabled()
+        } else {
+            Dispatcher::new(BoxSink::new(Broadcast::new(sinks)))
+        };
+        let mut layer = NotificationLayer::new(dispatcher)
+            .include_references(self.include_references)
+            .skip_head_pulls(self.skip_head_pulls)
+            .pull_on_body_end(self.pull_on_body_end);
+        if let Some(s) = self.source {
+            layer = layer.source(s);
+        }
+        if let Some(b) = self.base_url {
+            layer = layer.base_url(b);
+        }
+        if let Some(p) = self.trusted_proxies {
+            layer = layer.trusted_proxies(p);
+        }
+        Ok((layer, NotificationsHandle { endpoints: handles }))
+    }
+}
+
+/// Observes and stops the endpoints of a [`NotificationLayer`].
+#[derive(Clone, Default)]
+pub struct NotificationsHandle {
+    endpoints: Vec<EndpointHandle>,
+}
+
+impl std::fmt::Debug for NotificationsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.endpoints.iter().map(|e| e.name()).collect();
+        f.debug_struct("NotificationsHandle")
+            .field("endpoints", &names)
+            .finish()
+    }
+}
+
+/// What [`NotificationsHandle::shutdown`] left undelivered, per endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// `(endpoint name, events left undelivered)`.
+    pub undelivered: Vec<(String, usize)>,
+}
+
+impl ShutdownReport {
+    /// Total events left undelivered.
+    pub fn total(&self) -> usize {
+        self.undelivered.iter().map(|(_, n)| n).sum()
+    }
+}
+
+impl NotificationsHandle {
+    /// The endpoint handles.
+    pub fn endpoints(&self) -> &[EndpointHandle] {
+        &self.endpoints
+    }
+
+    /// A metrics snapshot of every endpoint.
+    pub fn metrics(&self) -> Vec<EndpointSnapshot> {
+        self.endpoints.iter().map(|e| e.metrics()).collect()
+    }
+
+    /// Stops accepting events and drains every endpoint's queue, in parallel,
+    /// for at most `timeout`; reports what was left.
+    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut set = tokio::task::JoinSet::new();
+        for e in self.endpoints.iter().cloned() {
+            set.spawn(async move { (e.name().to_owned(), e.shutdown(deadline).await) });
+        }
+        let mut undelivered = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(r) = r {
+                undelivered.push(r);
+            }
+        }
+        undelivered.sort();
+        ShutdownReport { undelivered }
+    }
+}

@@ -65,18 +65,35 @@ fn render_metrics(handle: &NotificationsHandle) -> String {
     let snaps = handle.metrics();
     s.push_str("# TYPE registry_notifications_events_total counter\n");
     for m in &snaps {
-        for (kind, v) in [("Events", m.events), ("Successes", m.successes), ("Failures", m.failures), ("Errors", m.errors)] {
-            let _ = writeln!(s, "registry_notifications_events_total{{endpoint={:?},type=\"{kind}\"}} {v}", m.name);
+        for (kind, v) in [
+            ("Events", m.events),
+            ("Successes", m.successes),
+            ("Failures", m.failures),
+            ("Errors", m.errors),
+        ] {
+            let _ = writeln!(
+                s,
+                "registry_notifications_events_total{{endpoint={:?},type=\"{kind}\"}} {v}",
+                m.name
+            );
         }
     }
     s.push_str("# TYPE registry_notifications_pending_total gauge\n");
     for m in &snaps {
-        let _ = writeln!(s, "registry_notifications_pending_total{{endpoint={:?}}} {}", m.name, m.pending);
+        let _ = writeln!(
+            s,
+            "registry_notifications_pending_total{{endpoint={:?}}} {}",
+            m.name, m.pending
+        );
     }
     s.push_str("# TYPE registry_notifications_status_total counter\n");
     for m in &snaps {
         for (code, v) in &m.statuses {
-            let _ = writeln!(s, "registry_notifications_status_total{{code={code:?},endpoint={:?}}} {v}", m.name);
+            let _ = writeln!(
+                s,
+                "registry_notifications_status_total{{code={code:?},endpoint={:?}}} {v}",
+                m.name
+            );
         }
     }
     s.push_str("# TYPE registry_notify_endpoint_events counter\n");
@@ -88,9 +105,18 @@ fn render_metrics(handle: &NotificationsHandle) -> String {
             ("dead_lettered", m.dead_lettered),
             ("retries", m.retries),
         ] {
-            let _ = writeln!(s, "registry_notify_endpoint_events{{endpoint={:?},kind=\"{kind}\"}} {v}", m.name);
+            let _ = writeln!(
+                s,
+                "registry_notify_endpoint_events{{endpoint={:?},kind=\"{kind}\"}} {v}",
+                m.name
+            );
         }
-        let _ = writeln!(s, "registry_notify_breaker_open{{endpoint={:?}}} {}", m.name, u8::from(m.breaker_open));
+        let _ = writeln!(
+            s,
+            "registry_notify_breaker_open{{endpoint={:?}}} {}",
+            m.name,
+            u8::from(m.breaker_open)
+        );
     }
     s
 }
@@ -103,11 +129,21 @@ struct Setup {
 
 fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
     let config = Config::from_path(path)?;
-    let opts = oci::RegistryOptions { delete_enabled: config.storage.delete_enabled };
+    let opts = oci::RegistryOptions {
+        delete_enabled: config.storage.delete_enabled,
+    };
     let registry = match &config.storage.driver {
-        Some(StorageDriver::Filesystem { root_directory }) => oci::Registry::filesystem(root_directory.clone(), opts)?,
+        Some(StorageDriver::Filesystem { root_directory }) => {
+            oci::Registry::filesystem(root_directory.clone(), opts)?
+        }
         Some(StorageDriver::InMemory) | None => oci::Registry::in_memory(opts),
-        Some(other) => return Err(format!("storage driver {:?} is not supported by this example", other.name()).into()),
+        Some(other) => {
+            return Err(format!(
+                "storage driver {:?} is not supported by this example",
+                other.name()
+            )
+            .into())
+        }
     };
     let notifications = match &config.notifications {
         None => None,
@@ -122,12 +158,17 @@ fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
             }
             for endpoint in endpoints {
                 let file = dead_letters.clone();
-                builder = builder.endpoint(endpoint.with_dead_letter(move |dl| append_dead_letter(&file, dl)));
+                builder =
+                    builder.endpoint(endpoint.with_dead_letter(move |dl| append_dead_letter(&file, dl)));
             }
             Some(builder.build()?)
         }
     };
-    Ok(Setup { addr: config.http.addr.clone(), registry, notifications })
+    Ok(Setup {
+        addr: config.http.addr.clone(),
+        registry,
+        notifications,
+    })
 }
 
 fn append_dead_letter(file: &Path, dl: registry_notify::endpoint::DeadLetter) {
@@ -147,7 +188,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -158,7 +200,8 @@ async fn shutdown_signal() {
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -192,20 +235,25 @@ async fn main() {
         Some((layer, handle)) => {
             app = app.layer(layer);
             let h = handle.clone();
-            app = app.route("/metrics", get(move || {
-                let h = h.clone();
-                async move { render_metrics(&h) }
-            }));
+            app = app.route(
+                "/metrics",
+                get(move || {
+                    let h = h.clone();
+                    async move { render_metrics(&h) }
+                }),
+            );
             Some(handle)
         }
         None => None,
     };
     // Outside the layer: the peer address for `request.addr`, then request logs.
     let app = app
-        .layer(axum::middleware::map_request(|ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request| async move {
-            req.extensions_mut().insert(PeerAddr(peer));
-            req
-        }))
+        .layer(axum::middleware::map_request(
+            |ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request| async move {
+                req.extensions_mut().insert(PeerAddr(peer));
+                req
+            },
+        ))
         .layer(TraceLayer::new_for_http());
 
     let addr = listen_addr(&setup.addr);
@@ -219,7 +267,11 @@ async fn main() {
     eprintln!(
         "registry listening on http://{} ({})",
         listener.local_addr().map(|a| a.to_string()).unwrap_or(addr),
-        if handle.is_some() { "notifications on" } else { "notifications off" }
+        if handle.is_some() {
+            "notifications on"
+        } else {
+            "notifications off"
+        }
     );
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
@@ -230,7 +282,10 @@ async fn main() {
     if let Some(handle) = handle {
         let report = handle.shutdown(Duration::from_secs(5)).await;
         if report.total() > 0 {
-            eprintln!("shutdown: undelivered events per endpoint: {:?}", report.undelivered);
+            eprintln!(
+                "shutdown: undelivered events per endpoint: {:?}",
+                report.undelivered
+            );
         }
     }
 }

@@ -192,7 +192,6 @@ mod error;
 mod notifications;
 mod value;
 
-#[cfg(any())]
 mod convert;
 
 use std::path::{Path as FsPath, PathBuf};
