@@ -12,10 +12,9 @@
 //! ```
 //! use registry_notify::EventHint;
 //! let mut response = http::Response::new(());
-//! response.extensions_mut().insert(EventHint {
-//!     size: Some(20),
-//!     ..EventHint::default()
-//! });
+//! let mut hint = EventHint::size(20);
+//! hint.deleted_tags = Some(vec!["latest".into()]);
+//! response.extensions_mut().insert(hint);
 //! ```
 
 use crate::event::Descriptor;

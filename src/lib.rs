@@ -27,9 +27,13 @@ pub mod endpoint;
 pub mod metrics;
 pub mod notifications;
 
+pub use broadcast::Broadcast;
+pub use config::Config;
+pub use endpoint::{ConfigError, DeadLetter, Endpoint, EndpointHandle};
 pub use event::{
     Action, ActorRecord, Batch, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SourceRecord,
     Target, Timestamp,
 };
 pub use hint::{AuthenticatedUser, EventHint, RequestId};
 pub use layer::NotificationLayer;
+pub use notifications::{Notifications, NotificationsHandle};

@@ -172,8 +172,27 @@ async fn skopeo_and_curl_match_distribution_golden_events() {
     };
     let (layer, handle) = build(false);
     let (refs_layer, refs_handle) = build(true);
-    let addr = support::serve_router(oci::router(registry.clone()).layer(layer)).await;
-    let refs_addr = support::serve_router(oci::router(registry).layer(refs_layer)).await;
+    // One address, as skopeo's blob-info cache is keyed by it: a switch picks
+    // which layer serves, like the reference restarting with another config.
+    let with_refs = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (plain, refs) = (
+        oci::router(registry.clone()).layer(layer),
+        oci::router(registry).layer(refs_layer),
+    );
+    let switch = with_refs.clone();
+    let app = tower::service_fn(move |req: http::Request<axum::body::Body>| {
+        let app = if switch.load(std::sync::atomic::Ordering::SeqCst) {
+            refs.clone()
+        } else {
+            plain.clone()
+        };
+        tower::ServiceExt::oneshot(app, req)
+    });
+    let addr = support::serve(tower::ServiceExt::map_request(
+        app,
+        |r: http::Request<hyper::body::Incoming>| r.map(axum::body::Body::new),
+    ))
+    .await;
     let mut env = Env {
         http: Http::new(addr),
         port: addr.port(),
@@ -526,10 +545,9 @@ async fn skopeo_and_curl_match_distribution_golden_events() {
     );
 
     // With references: the second layer over the same storage.
-    env.http = Http::new(refs_addr);
-    env.port = refs_addr.port();
+    with_refs.store(true, std::sync::atomic::Ordering::SeqCst);
     env.handle = refs_handle;
-    let rdest = |r: &str| format!("docker://{refs_addr}/{r}");
+    let rdest = dest;
     step!(
         "r1-push-refs",
         env.skopeo(&["copy", tls, &env.oci("img-refs", "latest"), &rdest("refs/img:1")])

@@ -233,21 +233,24 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
             digest: digest.into(),
         },
         (Route::UploadStart { .. }, "POST") => {
-            let digest = query_param(query, "digest")
-                .and_then(route::valid_digest)
-                .map(str::to_owned);
-            let mount = match (query_param(query, "mount"), query_param(query, "from")) {
-                (Some(m), Some(f)) => {
-                    let from = percent_decode(f).filter(|f| route::valid_name(f).is_some());
-                    route::valid_digest(m).zip(from).map(|(m, f)| (m.to_owned(), f))
-                }
+            // Clients percent-encode query values (skopeo sends `sha256%3A…`, `library%2Ftest`).
+            let digest_param = |key: &str| {
+                query_param(query, key)
+                    .and_then(percent_decode)
+                    .filter(|d| route::valid_digest(d).is_some())
+            };
+            let digest = digest_param("digest");
+            let mount = match (digest_param("mount"), query_param(query, "from")) {
+                (Some(m), Some(f)) => percent_decode(f)
+                    .filter(|f| route::valid_name(f).is_some())
+                    .map(|f| (m, f)),
                 _ => None,
             };
             Kind::UploadStart { mount, digest }
         }
         (Route::Upload { .. }, "PUT") => Kind::UploadCommit {
             digest: query_param(query, "digest")
-                .and_then(|d| percent_decode(d))
+                .and_then(percent_decode)
                 .filter(|d| route::valid_digest(d).is_some()),
         },
         _ => return None,
