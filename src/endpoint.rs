@@ -652,6 +652,21 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+impl From<crate::config::ConfigError> for ConfigError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        ConfigError::new(e.to_string())
+    }
+}
+
+impl Endpoint {
+    /// Replaces the dead-letter hook (see [`EndpointBuilder::dead_letter`]), e.g. on an
+    /// endpoint that came from configuration.
+    pub fn with_dead_letter(mut self, handler: impl Fn(DeadLetter) + Send + Sync + 'static) -> Self {
+        self.dead_letter = Some(Arc::new(handler));
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -732,20 +747,5 @@ mod tests {
         let m = handle.metrics();
         assert_eq!((m.events, m.filtered), (0, 1));
         assert_eq!(handle.shutdown(tokio::time::Instant::now()).await, 0);
-    }
-}
-
-impl From<crate::config::ConfigError> for ConfigError {
-    fn from(e: crate::config::ConfigError) -> Self {
-        ConfigError::new(e.to_string())
-    }
-}
-
-impl Endpoint {
-    /// Replaces the dead-letter hook (see [`EndpointBuilder::dead_letter`]), e.g. on an
-    /// endpoint that came from configuration.
-    pub fn with_dead_letter(mut self, handler: impl Fn(DeadLetter) + Send + Sync + 'static) -> Self {
-        self.dead_letter = Some(Arc::new(handler));
-        self
     }
 }

@@ -213,7 +213,7 @@ impl NotificationsHandle {
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut set = tokio::task::JoinSet::new();
-        for e in self.endpoints.iter().cloned() {
+        for e in self.endpoints.clone() {
             set.spawn(async move { (e.name().to_owned(), e.shutdown(deadline).await) });
         }
         let mut undelivered = Vec::new();

@@ -7,7 +7,7 @@
 //! Deviations are allowed only where README lists them (the reference is
 //! wrong or lacks the feature): f13, f22 and g2.
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 #[path = "../examples/registry/oci/mod.rs"]
 mod oci;
 mod support;

@@ -1,7 +1,7 @@
 //! Every row of Distribution's request → event table, through the public API:
 //! the example OCI registry wrapped by the layer, a real HTTP client on loopback.
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 #[path = "../examples/registry/oci/mod.rs"]
 mod oci;
 mod support;

@@ -1,7 +1,7 @@
 //! Without response hints, the layer asks the registry itself (the lookup
 //! fallback) for the fields the HTTP exchange lacks.
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 #[path = "../examples/registry/oci/mod.rs"]
 mod oci;
 mod support;

@@ -1,7 +1,7 @@
 //! Request fields (addr, actor, id, host, URL base, prefix), layer options, bad
 //! input, and plain-hyper use.
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 #[path = "../examples/registry/oci/mod.rs"]
 mod oci;
 mod support;
