@@ -15,7 +15,7 @@
 //!             .build()?,
 //!     )
 //!     .build()?;
-//! let app = axum::Router::new().layer(layer);
+//! let app: axum::Router = axum::Router::new().layer(layer);
 //! # let _ = app;
 //! // … serve `app`; on shutdown:
 //! let report = handle.shutdown(Duration::from_secs(5)).await;
