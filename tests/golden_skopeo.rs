@@ -384,9 +384,8 @@ async fn skopeo_and_curl_match_distribution_golden_events() {
                 .await;
             u = r.header("location").unwrap().to_string();
         }
-        let sep = if u.contains('?') { '&' } else { '?' };
         assert_eq!(
-            env.curl("PUT", &format!("{u}{sep}digest={chunked_d}"), &[], vec![])
+            env.curl("PUT", &support::with_digest(&u, &chunked_d), &[], vec![])
                 .await
                 .status,
             201
@@ -399,10 +398,9 @@ async fn skopeo_and_curl_match_distribution_golden_events() {
             .curl("POST", "/v2/library/test/blobs/uploads/", &[], vec![])
             .await;
         let u = r.header("location").unwrap().to_string();
-        let sep = if u.contains('?') { '&' } else { '?' };
         env.curl(
             "PUT",
-            &format!("{u}{sep}digest={d}"),
+            &support::with_digest(&u, &d),
             &[("content-type", "application/octet-stream")],
             body,
         )

@@ -28,27 +28,6 @@ async fn start(layer: impl Fn(NotificationLayer) -> NotificationLayer) -> (Http,
     (Http::new(addr), probe, addr)
 }
 
-/// Pushes a blob with POST + PUT; returns its digest.
-async fn push_blob(c: &Http, repo: &str, data: &[u8]) -> String {
-    let d = sha256(data);
-    let r = c
-        .send("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], "")
-        .await;
-    assert_eq!(r.status, 202);
-    let loc = r.header("location").unwrap().to_string();
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let r = c
-        .send(
-            "PUT",
-            &format!("{loc}{sep}digest={d}"),
-            &[("content-type", "application/octet-stream")],
-            data.to_vec(),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    d
-}
-
 struct Image {
     config: String,
     layers: Vec<String>,
@@ -58,12 +37,12 @@ struct Image {
 
 async fn push_image_blobs(c: &Http, repo: &str, seed: &str) -> Image {
     let config_bytes = format!(r#"{{"architecture":"amd64","os":"linux","seed":"{seed}"}}"#);
-    let config = push_blob(c, repo, config_bytes.as_bytes()).await;
+    let config = c.push_blob(repo, config_bytes.as_bytes()).await;
     let l1 = format!("layer one {seed}");
     let l2 = format!("layer two {seed}");
     let layers = vec![
-        push_blob(c, repo, l1.as_bytes()).await,
-        push_blob(c, repo, l2.as_bytes()).await,
+        c.push_blob(repo, l1.as_bytes()).await,
+        c.push_blob(repo, l2.as_bytes()).await,
     ];
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
@@ -83,18 +62,6 @@ async fn push_image_blobs(c: &Http, repo: &str, seed: &str) -> Image {
     }
 }
 
-async fn put_manifest(c: &Http, repo: &str, reference: &str, media_type: &str, body: &[u8]) {
-    let r = c
-        .send(
-            "PUT",
-            &format!("/v2/{repo}/manifests/{reference}"),
-            &[("content-type", media_type)],
-            body.to_vec(),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-}
-
 fn assert_common(e: &Event, method: &str, addr: SocketAddr) {
     assert_eq!(e.request.method, method);
     assert_eq!(e.request.host, addr.to_string());
@@ -108,7 +75,7 @@ fn assert_common(e: &Event, method: &str, addr: SocketAddr) {
 async fn blob_push_monolithic_chunked_and_post() {
     let (c, probe, addr) = start(|l| l).await;
     // POST then PUT with the whole body.
-    let d = push_blob(&c, "library/test", b"post-then-put blob\n").await;
+    let d = c.push_blob("library/test", b"post-then-put blob\n").await;
     let ev = probe.wait_take(1).await;
     assert_eq!(ev.len(), 1);
     let e = &ev[0];
@@ -143,9 +110,8 @@ async fn blob_push_monolithic_chunked_and_post() {
     let status = c.get(&loc).await;
     assert_eq!(status.status, 204, "upload status");
     let d = sha256(b"chunk-one|chunk-two\n");
-    let sep = if loc.contains('?') { '&' } else { '?' };
     assert_eq!(
-        c.send("PUT", &format!("{loc}{sep}digest={d}"), &[], "")
+        c.send("PUT", &support::with_digest(&loc, &d), &[], "")
             .await
             .status,
         201
@@ -179,7 +145,7 @@ async fn blob_push_monolithic_chunked_and_post() {
 #[tokio::test]
 async fn mount_and_failed_mount() {
     let (c, probe, addr) = start(|l| l).await;
-    let d = push_blob(&c, "other/app", b"shared layer").await;
+    let d = c.push_blob("other/app", b"shared layer").await;
     probe.wait_take(1).await;
     let r = c
         .send(
@@ -223,7 +189,8 @@ async fn manifest_push_pull_by_tag_and_digest() {
     let (c, probe, addr) = start(|l| l).await;
     let img = push_image_blobs(&c, "library/test", "a").await;
     probe.wait_take(3).await;
-    put_manifest(&c, "library/test", "latest", OCI_MANIFEST, &img.manifest).await;
+    c.put_manifest("library/test", "latest", OCI_MANIFEST, &img.manifest)
+        .await;
     let ev = probe.wait_take(1).await;
     let e = &ev[0];
     assert_eq!(e.action, Action::Push);
@@ -241,7 +208,8 @@ async fn manifest_push_pull_by_tag_and_digest() {
     );
     assert_common(e, "PUT", addr);
 
-    put_manifest(&c, "library/test", &img.digest, OCI_MANIFEST, &img.manifest).await;
+    c.put_manifest("library/test", &img.digest, OCI_MANIFEST, &img.manifest)
+        .await;
     assert!(probe.wait_take(1).await[0].target.tag.is_empty());
 
     let accept = [("accept", OCI_MANIFEST)];
@@ -279,7 +247,7 @@ async fn manifest_push_pull_by_tag_and_digest() {
 async fn blob_pulls_head_get_and_range() {
     let (c, probe, addr) = start(|l| l).await;
     let data = vec![7u8; 141];
-    let d = push_blob(&c, "other/app", &data).await;
+    let d = c.push_blob("other/app", &data).await;
     probe.wait_take(1).await;
     for (method, headers, status) in [
         ("HEAD", vec![], 200),
@@ -312,9 +280,12 @@ async fn blob_pulls_head_get_and_range() {
 async fn deletes_manifest_with_its_tags_tag_and_blob() {
     let (c, probe, addr) = start(|l| l).await;
     let img = push_image_blobs(&c, "library/test", "d").await;
-    put_manifest(&c, "library/test", "latest", OCI_MANIFEST, &img.manifest).await;
-    put_manifest(&c, "library/test", "v2", OCI_MANIFEST, &img.manifest).await;
-    put_manifest(&c, "library/test", "keep", OCI_MANIFEST, &img.manifest).await;
+    c.put_manifest("library/test", "latest", OCI_MANIFEST, &img.manifest)
+        .await;
+    c.put_manifest("library/test", "v2", OCI_MANIFEST, &img.manifest)
+        .await;
+    c.put_manifest("library/test", "keep", OCI_MANIFEST, &img.manifest)
+        .await;
     probe.wait_take(6).await;
 
     // DELETE by tag (Distribution 3): one tag delete, the manifest stays.
@@ -381,7 +352,7 @@ async fn deletes_manifest_with_its_tags_tag_and_blob() {
 async fn no_events_for_ping_catalog_tags_status_and_failures() {
     let (c, probe, _) = start(|l| l).await;
     let img = push_image_blobs(&c, "a/b", "n").await;
-    put_manifest(&c, "a/b", "1", OCI_MANIFEST, &img.manifest).await;
+    c.put_manifest("a/b", "1", OCI_MANIFEST, &img.manifest).await;
     probe.wait_take(4).await;
     assert_eq!(c.get("/v2/").await.status, 200);
     assert_eq!(c.get("/v2/_catalog").await.status, 200);
@@ -391,11 +362,7 @@ async fn no_events_for_ping_catalog_tags_status_and_failures() {
     assert_eq!(c.get(&loc).await.status, 204);
     assert_eq!(c.send("PATCH", &loc, &[], "abc").await.status, 202);
     // Wrong digest on commit: 400, no event.
-    let bad = format!(
-        "{loc}{}digest={}",
-        if loc.contains('?') { '&' } else { '?' },
-        sha256(b"other")
-    );
+    let bad = support::with_digest(&loc, &sha256(b"other"));
     assert_eq!(c.send("PUT", &bad, &[], "").await.status, 400);
     // Manifest referencing unknown blobs: 400, no event.
     let r = c
@@ -426,7 +393,8 @@ async fn references_from_hint_for_image_and_index() {
     let (c, probe, _) = start(|l| l.include_references(true)).await;
     let img = push_image_blobs(&c, "refs/multi", "r").await;
     probe.wait_take(3).await;
-    put_manifest(&c, "refs/multi", &img.digest, OCI_MANIFEST, &img.manifest).await;
+    c.put_manifest("refs/multi", &img.digest, OCI_MANIFEST, &img.manifest)
+        .await;
     let e = &probe.wait_take(1).await[0];
     let refs: Vec<&str> = e.target.references.iter().map(|d| d.digest.as_str()).collect();
     assert_eq!(
@@ -443,7 +411,8 @@ async fn references_from_hint_for_image_and_index() {
         img.digest,
         img.manifest.len()
     );
-    put_manifest(&c, "refs/multi", "1", OCI_INDEX, index.as_bytes()).await;
+    c.put_manifest("refs/multi", "1", OCI_INDEX, index.as_bytes())
+        .await;
     let e = &probe.wait_take(1).await[0];
     assert_eq!(e.target.tag, "1");
     assert_eq!(e.target.descriptor.media_type, OCI_INDEX);

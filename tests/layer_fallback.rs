@@ -36,33 +36,14 @@ async fn start(with_lookup: bool) -> (Http, Probe) {
     (Http::new(addr), probe)
 }
 
-async fn chunked_upload(c: &Http, repo: &str, chunks: &[&str]) -> String {
-    let r = c
-        .send("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], "")
-        .await;
-    let mut loc = r.header("location").unwrap().to_string();
-    for chunk in chunks {
-        let r = c.send("PATCH", &loc, &[], chunk.to_string()).await;
-        assert_eq!(r.status, 202);
-        loc = r.header("location").unwrap().to_string();
-    }
-    let d = sha256(chunks.concat().as_bytes());
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    assert_eq!(
-        c.send("PUT", &format!("{loc}{sep}digest={d}"), &[], "")
-            .await
-            .status,
-        201
-    );
-    d
-}
-
 #[tokio::test]
 async fn sizes_tags_and_references_come_from_lookups() {
     let (c, probe) = start(true).await;
     // Chunked upload: the final PUT has no body, the size comes from HEAD of the blob.
-    let config = chunked_upload(&c, "lib/x", &[r#"{"architecture":"#, r#""amd64","os":"linux"}"#]).await;
-    let layer = chunked_upload(&c, "lib/x", &["0123456789", "abcdefghij"]).await;
+    let config = c
+        .chunked_upload("lib/x", &[r#"{"architecture":"#, r#""amd64","os":"linux"}"#])
+        .await;
+    let layer = c.chunked_upload("lib/x", &["0123456789", "abcdefghij"]).await;
     let ev = probe.wait_take(2).await;
     assert_eq!(ev[0].target.descriptor.size, 37);
     assert_eq!(ev[1].target.descriptor.size, 20);
@@ -117,7 +98,7 @@ async fn sizes_tags_and_references_come_from_lookups() {
 #[tokio::test]
 async fn without_hint_or_lookup_the_gaps_stay_empty() {
     let (c, probe) = start(false).await;
-    chunked_upload(&c, "lib/x", &["0123456789", "abcdefghij"]).await;
+    c.chunked_upload("lib/x", &["0123456789", "abcdefghij"]).await;
     let ev = probe.wait_take(1).await;
     // Nothing to ask: the final PUT carried no body, so the size is unknown.
     assert_eq!(ev[0].target.descriptor.size, 0);

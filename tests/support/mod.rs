@@ -132,6 +132,60 @@ impl Http {
     pub async fn get(&self, path: &str) -> Reply {
         self.send("GET", path, &[], Bytes::new()).await
     }
+
+    /// Starts an upload session in `repo`; returns its `Location`.
+    pub async fn start_upload(&self, repo: &str) -> String {
+        let r = self
+            .send("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], Bytes::new())
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        r.header("location").expect("upload location").to_string()
+    }
+
+    /// Pushes a blob with POST then PUT (whole body); returns its digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
+        let d = sha256(data);
+        let loc = self.start_upload(repo).await;
+        let headers = [("content-type", "application/octet-stream")];
+        let r = self
+            .send("PUT", &with_digest(&loc, &d), &headers, data.to_vec())
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        d
+    }
+
+    /// Pushes a blob with POST, one PATCH per chunk, and an empty final PUT; returns its digest.
+    pub async fn chunked_upload(&self, repo: &str, chunks: &[&str]) -> String {
+        let mut loc = self.start_upload(repo).await;
+        for chunk in chunks {
+            let r = self.send("PATCH", &loc, &[], chunk.to_string()).await;
+            assert_eq!(r.status, 202, "{:?}", r.body);
+            loc = r.header("location").expect("upload location").to_string();
+        }
+        let d = sha256(chunks.concat().as_bytes());
+        assert_eq!(
+            self.send("PUT", &with_digest(&loc, &d), &[], Bytes::new())
+                .await
+                .status,
+            201
+        );
+        d
+    }
+
+    /// PUTs a manifest and expects 201.
+    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) {
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let r = self
+            .send("PUT", &path, &[("content-type", media_type)], body.to_vec())
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+}
+
+/// An upload `Location` with `digest=` appended, as curl scripts do.
+pub fn with_digest(location: &str, digest: &str) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={digest}")
 }
 
 /// An in-process sink that records every event it is given.
