@@ -13,4 +13,5 @@ pub use model::{
     instance_id, Action, ActorRecord, Batch, Descriptor, Envelope, Event, Platform, RequestRecord,
     SourceRecord, Target,
 };
+pub(crate) use model::new_id;
 pub use timestamp::{ParseTimestampError, Timestamp};

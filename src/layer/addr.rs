@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use http::header::HeaderName;
 use http::{Extensions, HeaderMap};
 
 /// The peer address of the connection, for `request.addr`.
@@ -121,21 +122,33 @@ pub(crate) fn remote_addr(
         (Some(_), None) => false,
     };
     if trust_headers {
-        let header_ip = |name: &str, first: bool| -> Option<String> {
+        let header_ip = |name: HeaderName, first: bool| -> Option<String> {
             let v = headers.get(name)?.to_str().ok()?;
             let v = if first { v.split(',').next()? } else { v };
             let ip: IpAddr = v.trim().parse().ok()?;
             Some(ip.to_string())
         };
-        if let Some(ip) = header_ip("x-forwarded-for", true) {
+        if let Some(ip) = header_ip(X_FORWARDED_FOR, true) {
             return ip;
         }
-        if let Some(ip) = header_ip("x-real-ip", false) {
+        if let Some(ip) = header_ip(X_REAL_IP, false) {
             return ip;
         }
     }
-    peer.map(|p| p.to_string()).unwrap_or_default()
+    match peer {
+        Some(p) => {
+            use std::fmt::Write;
+            // Long enough for any `[v6%scope]:port`, so the string is allocated once.
+            let mut s = String::with_capacity(64);
+            let _ = write!(s, "{p}");
+            s
+        }
+        None => String::new(),
+    }
 }
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 #[cfg(test)]
 mod tests {

@@ -35,10 +35,28 @@ pub struct MemoryQueue {
 }
 
 struct State {
-    events: VecDeque<Event>,
-    /// The first `inflight` events of `events` were handed out by `next` and not acked.
-    inflight: usize,
+    /// The head of the queue as handed out by `next` and not yet acked (delivery in
+    /// flight): kept as the very batch the worker holds, so a repeated `next` returns it
+    /// again without copying, and `ack` just drops it.
+    inflight: Option<Batch>,
+    /// The events behind it, waiting for delivery.
+    waiting: VecDeque<Event>,
     closed: bool,
+}
+
+impl State {
+    fn inflight_len(&self) -> usize {
+        self.inflight.as_ref().map_or(0, |b| b.len())
+    }
+
+    /// Puts the in-flight events back at the front of `waiting`.
+    fn requeue_inflight(&mut self) {
+        if let Some(batch) = self.inflight.take() {
+            for event in batch.into_events().into_iter().rev() {
+                self.waiting.push_front(event);
+            }
+        }
+    }
 }
 
 impl MemoryQueue {
@@ -51,8 +69,8 @@ impl MemoryQueue {
                 overflow: config.overflow,
             },
             state: Mutex::new(State {
-                events: VecDeque::new(),
-                inflight: 0,
+                inflight: None,
+                waiting: VecDeque::new(),
                 closed: false,
             }),
             notify: Notify::new(),
@@ -74,8 +92,8 @@ impl fmt::Debug for MemoryQueue {
         let state = self.lock();
         f.debug_struct("MemoryQueue")
             .field("config", &self.config)
-            .field("len", &state.events.len())
-            .field("inflight", &state.inflight)
+            .field("len", &(state.inflight_len() + state.waiting.len()))
+            .field("inflight", &state.inflight_len())
             .field("closed", &state.closed)
             .finish()
     }
@@ -88,28 +106,32 @@ impl EventQueue for MemoryQueue {
             return Err(QueueError::Closed);
         }
         let capacity = self.config.capacity;
-        let waiting = state.events.len() - state.inflight;
+        let waiting = state.waiting.len();
         let room = capacity.saturating_sub(waiting);
+        let len = batch.len();
+        // Events are moved in when the batch is not shared (one endpoint), cloned otherwise.
         let dropped = match self.config.overflow {
             Overflow::DropNewest => {
-                let take = room.min(batch.len());
-                state.events.extend(batch[..take].iter().cloned());
-                batch.len() - take
+                let take = room.min(len);
+                if take == len {
+                    state.waiting.extend(batch.into_events());
+                } else {
+                    state.waiting.extend(batch[..take].iter().cloned());
+                }
+                len - take
             }
             Overflow::DropOldest => {
-                if batch.len() >= capacity {
+                if len >= capacity {
                     // Everything waiting goes, and the batch keeps only its newest events.
-                    let start = state.inflight;
-                    state.events.truncate(start);
+                    state.waiting.clear();
                     state
-                        .events
-                        .extend(batch[batch.len() - capacity..].iter().cloned());
-                    waiting + batch.len() - capacity
+                        .waiting
+                        .extend(batch.into_events().into_iter().skip(len - capacity));
+                    waiting + len - capacity
                 } else {
-                    let evict = batch.len().saturating_sub(room);
-                    let start = state.inflight;
-                    state.events.drain(start..start + evict);
-                    state.events.extend(batch.iter().cloned());
+                    let evict = len.saturating_sub(room);
+                    state.waiting.drain(..evict);
+                    state.waiting.extend(batch.into_events());
                     evict
                 }
             }
@@ -125,10 +147,19 @@ impl EventQueue for MemoryQueue {
             loop {
                 {
                     let mut state = self.lock();
-                    if !state.events.is_empty() {
-                        let n = max_events.min(state.events.len());
-                        state.inflight = state.inflight.max(n);
-                        return Some(state.events.iter().take(n).cloned().collect());
+                    let len = state.inflight_len() + state.waiting.len();
+                    if len > 0 {
+                        let n = max_events.min(len);
+                        if let Some(batch) = &state.inflight {
+                            if batch.len() == n {
+                                return Some(batch.clone());
+                            }
+                            // Asked for a different number of events than in flight.
+                            state.requeue_inflight();
+                        }
+                        let batch: Batch = state.waiting.drain(..n).collect();
+                        state.inflight = Some(batch.clone());
+                        return Some(batch);
                     }
                     if state.closed {
                         return None;
@@ -143,13 +174,21 @@ impl EventQueue for MemoryQueue {
 
     fn ack(&self, n: usize) {
         let mut state = self.lock();
-        let n = n.min(state.events.len());
-        state.events.drain(..n);
-        state.inflight = state.inflight.saturating_sub(n);
+        let inflight = state.inflight_len();
+        if n < inflight {
+            // Part of the batch in flight: the rest goes back to the front.
+            state.requeue_inflight();
+        } else {
+            state.inflight = None;
+        }
+        let from_waiting = if n < inflight { n } else { n - inflight };
+        let from_waiting = from_waiting.min(state.waiting.len());
+        state.waiting.drain(..from_waiting);
     }
 
     fn len(&self) -> usize {
-        self.lock().events.len()
+        let state = self.lock();
+        state.inflight_len() + state.waiting.len()
     }
 
     fn close(&self) -> Result<(), QueueError> {
