@@ -7,6 +7,7 @@
 mod format;
 mod model;
 mod timestamp;
+mod writer;
 
 pub use format::{Format, EVENTS_V1_MEDIA_TYPE, EVENTS_V2_MEDIA_TYPE};
 pub use model::{
