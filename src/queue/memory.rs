@@ -39,8 +39,12 @@ struct State {
     /// flight): kept as the very batch the worker holds, so a repeated `next` returns it
     /// again without copying, and `ack` just drops it.
     inflight: Option<Batch>,
-    /// The events behind it, waiting for delivery.
-    waiting: VecDeque<Event>,
+    /// The batches behind it, as pushed (never empty); the first `head` events of the
+    /// first one are gone already.
+    waiting: VecDeque<Batch>,
+    head: usize,
+    /// Events in `waiting`, less `head`.
+    waiting_len: usize,
     closed: bool,
 }
 
@@ -52,10 +56,82 @@ impl State {
     /// Puts the in-flight events back at the front of `waiting`.
     fn requeue_inflight(&mut self) {
         if let Some(batch) = self.inflight.take() {
-            for event in batch.into_events().into_iter().rev() {
-                self.waiting.push_front(event);
+            self.normalize_head();
+            self.waiting_len += batch.len();
+            self.waiting.push_front(batch);
+        }
+    }
+
+    /// Makes `head` 0 by replacing the first batch with its remaining events.
+    fn normalize_head(&mut self) {
+        if self.head > 0 {
+            if let Some(first) = self.waiting.front_mut() {
+                *first = first[self.head..].iter().cloned().collect();
+            }
+            self.head = 0;
+        }
+    }
+
+    /// Removes the first `n` waiting events.
+    fn drop_front(&mut self, n: usize) {
+        let mut n = n.min(self.waiting_len);
+        self.waiting_len -= n;
+        while n > 0 {
+            let Some(first) = self.waiting.front() else { break };
+            let avail = first.len() - self.head;
+            if avail <= n {
+                n -= avail;
+                self.waiting.pop_front();
+                self.head = 0;
+            } else {
+                self.head += n;
+                n = 0;
             }
         }
+    }
+
+    /// Takes the first `n` waiting events as one batch: the pushed batch itself when it
+    /// is exactly that, else events moved (or, from a shared batch, cloned) into a new one.
+    fn take_front(&mut self, n: usize) -> Batch {
+        let n = n.min(self.waiting_len);
+        if self.head == 0 && self.waiting.front().is_some_and(|b| b.len() == n) {
+            self.waiting_len -= n;
+            return self.waiting.pop_front().unwrap_or_default();
+        }
+        let mut events = Vec::with_capacity(n);
+        while events.len() < n {
+            let need = n - events.len();
+            let Some(first) = self.waiting.front() else { break };
+            let avail = first.len() - self.head;
+            if avail <= need {
+                let first = self.waiting.pop_front().unwrap_or_default();
+                if self.head == 0 {
+                    events.extend(first.into_events());
+                } else {
+                    events.extend(first[self.head..].iter().cloned());
+                }
+                self.head = 0;
+            } else {
+                events.extend(first[self.head..self.head + need].iter().cloned());
+                self.head += need;
+            }
+        }
+        self.waiting_len -= events.len();
+        Batch::from(events)
+    }
+
+    /// Appends the events `batch[from..]`.
+    fn append(&mut self, batch: Batch, from: usize) {
+        let batch = if from == 0 {
+            batch
+        } else {
+            batch[from..].iter().cloned().collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        self.waiting_len += batch.len();
+        self.waiting.push_back(batch);
     }
 }
 
@@ -71,6 +147,8 @@ impl MemoryQueue {
             state: Mutex::new(State {
                 inflight: None,
                 waiting: VecDeque::new(),
+                head: 0,
+                waiting_len: 0,
                 closed: false,
             }),
             notify: Notify::new(),
@@ -92,7 +170,7 @@ impl fmt::Debug for MemoryQueue {
         let state = self.lock();
         f.debug_struct("MemoryQueue")
             .field("config", &self.config)
-            .field("len", &(state.inflight_len() + state.waiting.len()))
+            .field("len", &(state.inflight_len() + state.waiting_len))
             .field("inflight", &state.inflight_len())
             .field("closed", &state.closed)
             .finish()
@@ -106,32 +184,30 @@ impl EventQueue for MemoryQueue {
             return Err(QueueError::Closed);
         }
         let capacity = self.config.capacity;
-        let waiting = state.waiting.len();
+        let waiting = state.waiting_len;
         let room = capacity.saturating_sub(waiting);
         let len = batch.len();
-        // Events are moved in when the batch is not shared (one endpoint), cloned otherwise.
+        // The batch is queued as it is (no event copied) unless only part of it fits.
         let dropped = match self.config.overflow {
             Overflow::DropNewest => {
                 let take = room.min(len);
                 if take == len {
-                    state.waiting.extend(batch.into_events());
+                    state.append(batch, 0);
                 } else {
-                    state.waiting.extend(batch[..take].iter().cloned());
+                    state.append(batch[..take].iter().cloned().collect(), 0);
                 }
                 len - take
             }
             Overflow::DropOldest => {
                 if len >= capacity {
                     // Everything waiting goes, and the batch keeps only its newest events.
-                    state.waiting.clear();
-                    state
-                        .waiting
-                        .extend(batch.into_events().into_iter().skip(len - capacity));
+                    state.drop_front(waiting);
+                    state.append(batch, len - capacity);
                     waiting + len - capacity
                 } else {
                     let evict = len.saturating_sub(room);
-                    state.waiting.drain(..evict);
-                    state.waiting.extend(batch.into_events());
+                    state.drop_front(evict);
+                    state.append(batch, 0);
                     evict
                 }
             }
@@ -147,7 +223,7 @@ impl EventQueue for MemoryQueue {
             loop {
                 {
                     let mut state = self.lock();
-                    let len = state.inflight_len() + state.waiting.len();
+                    let len = state.inflight_len() + state.waiting_len;
                     if len > 0 {
                         let n = max_events.min(len);
                         if let Some(batch) = &state.inflight {
@@ -157,7 +233,7 @@ impl EventQueue for MemoryQueue {
                             // Asked for a different number of events than in flight.
                             state.requeue_inflight();
                         }
-                        let batch: Batch = state.waiting.drain(..n).collect();
+                        let batch = state.take_front(n);
                         state.inflight = Some(batch.clone());
                         return Some(batch);
                     }
@@ -178,17 +254,16 @@ impl EventQueue for MemoryQueue {
         if n < inflight {
             // Part of the batch in flight: the rest goes back to the front.
             state.requeue_inflight();
+            state.drop_front(n);
         } else {
             state.inflight = None;
+            state.drop_front(n - inflight);
         }
-        let from_waiting = if n < inflight { n } else { n - inflight };
-        let from_waiting = from_waiting.min(state.waiting.len());
-        state.waiting.drain(..from_waiting);
     }
 
     fn len(&self) -> usize {
         let state = self.lock();
-        state.inflight_len() + state.waiting.len()
+        state.inflight_len() + state.waiting_len
     }
 
     fn close(&self) -> Result<(), QueueError> {
@@ -273,6 +348,35 @@ mod tests {
         assert_eq!(q.push(Batch::from(events(2))).unwrap(), 0);
         assert_eq!(q.push(Batch::from(events(4))).unwrap(), 3);
         assert_eq!(ids(&q.next(10).await.unwrap()), ["0", "1", "0"]);
+    }
+
+    #[tokio::test]
+    async fn batches_split_and_merge() {
+        let q = MemoryQueue::new(QueueConfig {
+            capacity: 3,
+            overflow: Overflow::DropOldest,
+        });
+        q.push(Batch::from(events(3))).unwrap();
+        let mut one = events(4);
+        one.drain(..3);
+        // Evicts the oldest event from the middle of a pushed batch.
+        assert_eq!(q.push(Batch::from(one)).unwrap(), 1);
+        assert_eq!(q.len(), 3);
+        assert_eq!(ids(&q.next(1).await.unwrap()), ["1"]);
+        assert_eq!(ids(&q.next(2).await.unwrap()), ["1", "2"]);
+        q.ack(1);
+        assert_eq!(ids(&q.next(5).await.unwrap()), ["2", "3"]);
+        q.ack(2);
+        assert!(q.is_empty());
+        // A shared batch is copied, not taken.
+        let shared = Batch::from(events(2));
+        q.push(shared.clone()).unwrap();
+        q.push(shared.clone()).unwrap();
+        // (the capacity of 3 evicted the oldest)
+        assert_eq!(ids(&q.next(3).await.unwrap()), ["1", "0", "1"]);
+        q.ack(3);
+        assert!(q.is_empty());
+        assert_eq!(ids(&shared), ["0", "1"]);
     }
 
     #[tokio::test]
