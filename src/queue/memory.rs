@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 
 use super::{EventQueue, Overflow, QueueConfig, QueueError};
-use crate::event::{Batch, Event};
+use crate::event::Batch;
 
 /// A bounded in-memory FIFO of events.
 ///
@@ -285,7 +285,7 @@ impl EventQueue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Action, Target};
+    use crate::event::{Action, Event, Target};
 
     fn events(n: usize) -> Vec<Event> {
         (0..n)
