@@ -136,15 +136,37 @@ pub(crate) fn remote_addr(
         }
     }
     match peer {
-        Some(p) => {
-            use std::fmt::Write;
-            // Long enough for any `[v6%scope]:port`, so the string is allocated once.
-            let mut s = String::with_capacity(64);
-            let _ = write!(s, "{p}");
+        Some(SocketAddr::V4(v4)) => {
+            // `a.b.c.d:port` without the formatting machinery: this runs per request.
+            let mut s = String::with_capacity(21);
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_decimal(&mut s, u32::from(octet));
+            }
+            s.push(':');
+            push_decimal(&mut s, u32::from(v4.port()));
             s
         }
+        Some(p) => p.to_string(),
         None => String::new(),
     }
+}
+
+fn push_decimal(s: &mut String, mut n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits.
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -183,6 +205,10 @@ mod tests {
             "10.0.0.2:4444"
         );
         assert_eq!(remote_addr(&h(&[]), None, None), "");
+        for a in ["0.0.0.0:0", "255.255.255.255:65535", "10.20.3.4:80", "[::1]:5000", "[fe80::1%2]:1"] {
+            let peer: SocketAddr = a.parse().unwrap();
+            assert_eq!(remote_addr(&h(&[]), Some(peer), None), peer.to_string());
+        }
     }
 
     #[test]
