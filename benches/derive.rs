@@ -34,8 +34,12 @@ const DIGEST: &str = "sha256:ae40c5188662bc7902612ed0ceb103e138a8f36d041b758626c
 
 fn counting_service(
     count: Arc<AtomicUsize>,
-) -> impl tower::Service<Batch, Response = (), Error = BoxError, Future = std::future::Ready<Result<(), BoxError>>>
-       + Clone
+) -> impl tower::Service<
+    Batch,
+    Response = (),
+    Error = BoxError,
+    Future = std::future::Ready<Result<(), BoxError>>,
+> + Clone
        + Send
        + Sync
        + 'static {
@@ -109,7 +113,12 @@ fn derive(c: &mut Criterion) {
             format!("/v2/library/test/manifests/{DIGEST}"),
             200,
         ),
-        ("pull_blob", "GET", format!("/v2/library/test/blobs/{DIGEST}"), 200),
+        (
+            "pull_blob",
+            "GET",
+            format!("/v2/library/test/blobs/{DIGEST}"),
+            200,
+        ),
         (
             "push_manifest",
             "PUT",

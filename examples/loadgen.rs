@@ -97,7 +97,10 @@ fn opts() -> Opts {
     };
     for a in &args {
         if a.starts_with("--")
-            && !matches!(a.as_str(), "--quick" | "--concurrency" | "--rounds" | "--round-ms")
+            && !matches!(
+                a.as_str(),
+                "--quick" | "--concurrency" | "--rounds" | "--round-ms"
+            )
         {
             eprintln!("usage: loadgen [--quick] [--concurrency N] [--rounds N] [--round-ms N]");
             std::process::exit(2)
@@ -141,7 +144,9 @@ async fn seed(app: &axum::Router) -> Content {
             r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"n":{i}}}"#
         )
         .into_bytes();
-        let layer: Vec<u8> = (0..4096u32).map(|b| (b.wrapping_mul(31) ^ i as u32) as u8).collect();
+        let layer: Vec<u8> = (0..4096u32)
+            .map(|b| (b.wrapping_mul(31) ^ i as u32) as u8)
+            .collect();
         for blob in [&config, &layer] {
             let d = sha256(blob);
             let req = Request::post(format!("/v2/{name}/blobs/uploads/?digest={d}"))
@@ -267,7 +272,9 @@ fn start_receiver() -> Arc<Receiver> {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else { continue };
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let r = r.clone();
                     tokio::spawn(async move {
@@ -385,7 +392,10 @@ fn memory_phase(opts: &Opts) -> MemoryReport {
         .expect("runtime");
     rt.block_on(async {
         // A port nobody listens on.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let endpoint = Endpoint::builder("down", format!("http://{closed}/events"))
             .retry(RetryConfig {
                 policy: RetryPolicy::default(),
@@ -617,7 +627,8 @@ async fn derived_events(registry: &oci::Registry, mix: &[(Method, String)], n: u
         s.lock().unwrap().extend(b.iter().cloned());
         std::future::ready(Ok::<(), BoxError>(()))
     }));
-    let app = oci::router(registry.clone()).layer(NotificationLayer::new(Dispatcher::new(capture)).source(source()));
+    let app = oci::router(registry.clone())
+        .layer(NotificationLayer::new(Dispatcher::new(capture)).source(source()));
     for i in 0..n {
         let (m, p) = &mix[i % mix.len()];
         let _ = call(&app, request(m, p)).await.into_body().collect().await;
@@ -715,7 +726,10 @@ fn main() {
     client_rt.block_on(async {
         // A warm-up round each, not recorded.
         for s in servers.iter_mut() {
-            let warm = Opts { round: Duration::from_millis(300), ..opts.clone() };
+            let warm = Opts {
+                round: Duration::from_millis(300),
+                ..opts.clone()
+            };
             registry_round(s, &mix, &warm, false).await;
         }
         for round in 0..opts.rounds {
@@ -784,11 +798,14 @@ fn main() {
         .map(|(_, p)| p.clone())
         .expect("a HEAD by digest");
     let latency_events = client_rt.block_on(async {
-        let stream = tokio::net::TcpStream::connect(target_addr).await.expect("connect");
-        stream.set_nodelay(true).unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        let stream = tokio::net::TcpStream::connect(target_addr)
             .await
-            .expect("handshake");
+            .expect("connect");
+        stream.set_nodelay(true).unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                .await
+                .expect("handshake");
         tokio::spawn(conn);
         let mut tick = tokio::time::interval(Duration::from_millis(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -868,7 +885,10 @@ fn main() {
     println!("| sender | events/s | ratio |");
     println!("|---|---|---|");
     println!("| raw hyper POST loop, one event per POST | {raw_rate:.0} | 1.000 |");
-    println!("| endpoint, unbatched | {ep_rate:.0} | {:.3} × raw |", ep_rate / raw_rate);
+    println!(
+        "| endpoint, unbatched | {ep_rate:.0} | {:.3} × raw |",
+        ep_rate / raw_rate
+    );
     println!(
         "| endpoint, maxevents 100 | {b_rate:.0} | {:.1} × unbatched |",
         b_rate / ep_rate
@@ -914,10 +934,22 @@ fn main() {
     println!("|---|---|---|");
     println!("| throughput ≥ 0.98 × without | {thr:.3} | {} |", ok(thr >= 0.98));
     println!("| p99 ≤ 1.05 × without | {p99r:.3} | {} |", ok(p99r <= 1.05));
-    println!("| unbatched delivery ≥ 0.90 × raw loop | {ub:.3} | {} |", ok(ub >= 0.90));
-    println!("| batched (100) ≥ 20 × unbatched | {bb:.1} | {} |", ok(bb >= 20.0));
-    println!("| event latency p50 ≤ 0.5 ms | {lp50:.3} ms | {} |", ok(lp50 <= 0.5));
-    println!("| event latency p99 ≤ 2 ms | {lp99:.3} ms | {} |", ok(lp99 <= 2.0));
+    println!(
+        "| unbatched delivery ≥ 0.90 × raw loop | {ub:.3} | {} |",
+        ok(ub >= 0.90)
+    );
+    println!(
+        "| batched (100) ≥ 20 × unbatched | {bb:.1} | {} |",
+        ok(bb >= 20.0)
+    );
+    println!(
+        "| event latency p50 ≤ 0.5 ms | {lp50:.3} ms | {} |",
+        ok(lp50 <= 0.5)
+    );
+    println!(
+        "| event latency p99 ≤ 2 ms | {lp99:.3} ms | {} |",
+        ok(lp99 <= 2.0)
+    );
     println!(
         "| memory per queued event | {:.0} bytes | bounded by the queue capacity |",
         mem.bytes_per_event()

@@ -205,7 +205,9 @@ async fn attempt(
         let response = client.request(request).await?;
         let status = response.status();
         outcome = Some((status, parse_retry_after(response.headers(), SystemTime::now())));
-        let _ = Limited::new(response.into_body(), MAX_RESPONSE_BODY).collect().await;
+        let _ = Limited::new(response.into_body(), MAX_RESPONSE_BODY)
+            .collect()
+            .await;
         Ok::<(), hyper_util::client::legacy::Error>(())
     };
     let finished = tokio::time::timeout(shared.timeout, exchange).await;

@@ -205,7 +205,13 @@ mod tests {
             "10.0.0.2:4444"
         );
         assert_eq!(remote_addr(&h(&[]), None, None), "");
-        for a in ["0.0.0.0:0", "255.255.255.255:65535", "10.20.3.4:80", "[::1]:5000", "[fe80::1%2]:1"] {
+        for a in [
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.20.3.4:80",
+            "[::1]:5000",
+            "[fe80::1%2]:1",
+        ] {
             let peer: SocketAddr = a.parse().unwrap();
             assert_eq!(remote_addr(&h(&[]), Some(peer), None), peer.to_string());
         }

@@ -364,8 +364,7 @@ impl Pending {
             (None, Some(f)) => f.len(),
             (None, None) => scheme.len() + 3 + host.len() + self.prefix.len(),
         };
-        let mut url =
-            String::with_capacity(base_len + 4 + self.name.len() + 2 + kind.len() + digest.len());
+        let mut url = String::with_capacity(base_len + 4 + self.name.len() + 2 + kind.len() + digest.len());
         match (&shared.base_url, &self.forwarded_base) {
             (Some(b), _) => {
                 url.push_str(b.trim_end_matches('/'));
