@@ -1,12 +1,16 @@
 //! The hand-off from the request path to the delivery pipeline.
 //!
-//! A [`Dispatcher`] owns the head of the sink stack (normally a
-//! [`Broadcast`](crate::broadcast::Broadcast) over endpoint stacks that begin with
-//! a queue). [`Dispatcher::dispatch`] calls it without waiting: the sink's
-//! readiness and response futures are polled once in place, and only if one
-//! is still pending is it moved to a spawned task. With queue-fronted
-//! endpoints nothing is ever spawned, so a request pays for building its
-//! events and one push per endpoint — and with no sink at all, nothing.
+//! A [`Dispatcher`] owns the head of the sink stack. The one
+//! [`Notifications::builder`](crate::notifications::Notifications::builder) makes
+//! pushes each batch straight into every endpoint's filter and queue, through a
+//! shared reference: no sink is cloned, no future boxed, and the last endpoint gets
+//! the batch itself, so the queue takes the events without copying them. Other
+//! sinks (a [`Dispatcher::new`] sink, custom sinks of the builder, behind a
+//! [`Broadcast`](crate::broadcast::Broadcast)) are called as tower services without
+//! waiting: the sink's readiness and response futures are polled once in place,
+//! and only if one is still pending is it moved to a spawned task. Either way a
+//! request pays for building its events and one push per endpoint — and with no
+//! sink at all, nothing.
 //!
 //! ```
 //! use registry_notify::{dispatcher::Dispatcher, sink::{BoxError, BoxSink}, Action, Batch, Event, Target};
