@@ -1,12 +1,16 @@
 //! The hand-off from the request path to the delivery pipeline.
 //!
-//! A [`Dispatcher`] owns the head of the sink stack (normally a
-//! [`Broadcast`](crate::broadcast::Broadcast) over endpoint stacks that begin with
-//! a queue). [`Dispatcher::dispatch`] calls it without waiting: the sink's
-//! readiness and response futures are polled once in place, and only if one
-//! is still pending is it moved to a spawned task. With queue-fronted
-//! endpoints nothing is ever spawned, so a request pays for building its
-//! events and one push per endpoint — and with no sink at all, nothing.
+//! A [`Dispatcher`] owns the head of the sink stack. The one
+//! [`Notifications::builder`](crate::notifications::Notifications::builder) makes
+//! pushes each batch straight into every endpoint's filter and queue, through a
+//! shared reference: no sink is cloned, no future boxed, and the last endpoint gets
+//! the batch itself, so the queue takes the events without copying them. Other
+//! sinks (a [`Dispatcher::new`] sink, custom sinks of the builder, behind a
+//! [`Broadcast`](crate::broadcast::Broadcast)) are called as tower services without
+//! waiting: the sink's readiness and response futures are polled once in place,
+//! and only if one is still pending is it moved to a spawned task. Either way a
+//! request pays for building its events and one push per endpoint — and with no
+//! sink at all, nothing.
 //!
 //! ```
 //! use registry_notify::{dispatcher::Dispatcher, sink::{BoxError, BoxSink}, Action, Batch, Event, Target};
@@ -26,17 +30,40 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use tower::{Service, ServiceExt};
 
 use crate::event::Batch;
-use crate::sink::BoxSink;
+use crate::metrics::LogLimiter;
+use crate::sink::{BoxError, BoxSink};
+
+/// A sink front that takes a batch synchronously, through a shared reference: the
+/// filter → queue head of an endpoint stack. The dispatcher hands batches to these
+/// directly — no sink clone, no boxed future, and the batch itself (not a copy) to the
+/// last of them.
+pub(crate) trait Enqueue: Send + Sync + 'static {
+    /// Takes `batch` without waiting; fails only when the endpoint is shut down.
+    fn enqueue(&self, batch: Batch) -> Result<(), BoxError>;
+}
 
 /// Hands batches of events to the sink stack without blocking the caller.
 #[derive(Clone, Default)]
 pub struct Dispatcher {
+    targets: Option<Arc<Targets>>,
+}
+
+struct Targets {
+    /// Endpoint fronts, fed synchronously.
+    queues: Vec<Arc<dyn Enqueue>>,
+    /// Any other sink, driven as a tower service.
     sink: Option<BoxSink>,
+    /// Refusals by the fronts, logged like the broadcaster's.
+    errors: AtomicU64,
+    log: LogLimiter,
 }
 
 impl fmt::Debug for Dispatcher {
@@ -50,17 +77,42 @@ impl fmt::Debug for Dispatcher {
 impl Dispatcher {
     /// A dispatcher feeding `sink`.
     pub fn new(sink: BoxSink) -> Self {
-        Self { sink: Some(sink) }
+        Self::with_targets(Vec::new(), Some(sink))
     }
 
     /// A dispatcher with nowhere to send: the layer derives no events at all.
     pub fn disabled() -> Self {
-        Self { sink: None }
+        Self { targets: None }
+    }
+
+    /// A dispatcher feeding endpoint fronts directly and, if any, other sinks through a
+    /// broadcast. Disabled when there is neither.
+    pub(crate) fn broadcast(queues: Vec<Arc<dyn Enqueue>>, mut sinks: Vec<BoxSink>) -> Self {
+        let sink = match sinks.len() {
+            0 => None,
+            1 => sinks.pop(),
+            _ => Some(BoxSink::new(crate::broadcast::Broadcast::new(sinks))),
+        };
+        if queues.is_empty() && sink.is_none() {
+            return Self::disabled();
+        }
+        Self::with_targets(queues, sink)
+    }
+
+    fn with_targets(queues: Vec<Arc<dyn Enqueue>>, sink: Option<BoxSink>) -> Self {
+        Self {
+            targets: Some(Arc::new(Targets {
+                queues,
+                sink,
+                errors: AtomicU64::new(0),
+                log: LogLimiter::new(Duration::from_secs(10)),
+            })),
+        }
     }
 
     /// Whether events have somewhere to go.
     pub fn is_enabled(&self) -> bool {
-        self.sink.is_some()
+        self.targets.is_some()
     }
 
     /// Sends `batch` to the sink without waiting for it.
@@ -69,34 +121,56 @@ impl Dispatcher {
     /// they drop. Needs a Tokio runtime only if the sink is not immediately
     /// ready or its call does not complete at once.
     pub fn dispatch(&self, batch: Batch) {
-        let Some(sink) = &self.sink else { return };
+        let Some(targets) = &self.targets else { return };
         if batch.is_empty() {
             return;
         }
-        let mut sink = sink.clone();
-        let mut cx = Context::from_waker(Waker::noop());
-        match sink.poll_ready(&mut cx) {
-            Poll::Ready(Ok(())) => {
-                let mut fut = sink.call(batch);
-                match std::pin::Pin::new(&mut fut).poll(&mut cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => tracing::warn!(error = %e, "dispatcher: sink refused events"),
-                    Poll::Pending => spawn(async move {
-                        if let Err(e) = fut.await {
-                            tracing::warn!(error = %e, "dispatcher: sink refused events");
-                        }
-                    }),
+        let mut batch = Some(batch);
+        let last = targets.queues.len();
+        for (index, queue) in targets.queues.iter().enumerate() {
+            let b = if index + 1 == last && targets.sink.is_none() {
+                batch.take()
+            } else {
+                batch.clone()
+            };
+            if let Err(error) = queue.enqueue(b.unwrap_or_default()) {
+                targets.errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = targets.log.check() {
+                    tracing::warn!(sink = index, %error, suppressed, "broadcaster: dropping event");
                 }
             }
-            Poll::Ready(Err(e)) => {
-                tracing::warn!(error = %e, events = batch.len(), "dispatcher: sink failed")
-            }
-            Poll::Pending => spawn(async move {
-                if let Err(e) = sink.oneshot(batch).await {
-                    tracing::warn!(error = %e, "dispatcher: sink refused events");
-                }
-            }),
         }
+        if let (Some(sink), Some(batch)) = (&targets.sink, batch) {
+            call_sink(sink, batch);
+        }
+    }
+}
+
+/// Calls a tower sink, polling its readiness and response once in place.
+fn call_sink(sink: &BoxSink, batch: Batch) {
+    let mut sink = sink.clone();
+    let mut cx = Context::from_waker(Waker::noop());
+    match sink.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {
+            let mut fut = sink.call(batch);
+            match std::pin::Pin::new(&mut fut).poll(&mut cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => tracing::warn!(error = %e, "dispatcher: sink refused events"),
+                Poll::Pending => spawn(async move {
+                    if let Err(e) = fut.await {
+                        tracing::warn!(error = %e, "dispatcher: sink refused events");
+                    }
+                }),
+            }
+        }
+        Poll::Ready(Err(e)) => {
+            tracing::warn!(error = %e, events = batch.len(), "dispatcher: sink failed")
+        }
+        Poll::Pending => spawn(async move {
+            if let Err(e) = sink.oneshot(batch).await {
+                tracing::warn!(error = %e, "dispatcher: sink refused events");
+            }
+        }),
     }
 }
 

@@ -48,12 +48,13 @@ use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
 
+use crate::dispatcher::Enqueue;
 use crate::event::{Batch, Format};
-use crate::filter::{Filter, FilterLayer};
+use crate::filter::{Filter, FilterLayer, FilterService};
 use crate::http::HttpSink;
 use crate::metrics::{EndpointMetrics, EndpointSnapshot};
-use crate::queue::{QueueConfig, QueueHandle, QueueLayer};
-use crate::retry::{RetryConfig, RetryLayer};
+use crate::queue::{Queue, QueueConfig, QueueHandle, QueueLayer};
+use crate::retry::{Retry, RetryConfig, RetryLayer};
 use crate::sink::{BoxError, BoxSink};
 
 /// An invalid endpoint, filter, retry or queue setting; the message names the field.
@@ -117,6 +118,15 @@ pub(crate) fn redact_url(url: &str) -> String {
         out.push_str(&redacted.join("&"));
     }
     out
+}
+
+impl<S: 'static> Enqueue for FilterService<Queue<S>> {
+    fn enqueue(&self, batch: Batch) -> Result<(), BoxError> {
+        match self.admit(batch) {
+            Some(batch) => self.get_ref().push(batch),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A batch the retry stage gave up on, handed to the endpoint's dead-letter hook.
@@ -234,8 +244,8 @@ impl Endpoint {
     /// filtered); it fails only once the endpoint is shut down. A disabled endpoint
     /// gets a sink that discards everything (counted as `filtered`) and no worker.
     pub fn spawn(self) -> (BoxSink, EndpointHandle) {
-        let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
         if self.disabled {
+            let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
             let m = metrics.clone();
             let sink = tower::service_fn(move |batch: Batch| {
                 m.record_filtered(batch.len());
@@ -248,6 +258,19 @@ impl Endpoint {
             };
             return (BoxCloneSyncService::new(sink), handle);
         }
+        let (front, handle) = self.spawn_stack();
+        (BoxCloneSyncService::new(front), handle)
+    }
+
+    /// Like [`spawn`](Self::spawn), returning the front of the stack (filter → queue) for
+    /// the dispatcher to feed directly. Disabled endpoints are not spawned by the crate.
+    pub(crate) fn spawn_front(self) -> (Arc<dyn Enqueue>, EndpointHandle) {
+        let (front, handle) = self.spawn_stack();
+        (Arc::new(front), handle)
+    }
+
+    fn spawn_stack(self) -> (FilterService<Queue<Retry<HttpSink>>>, EndpointHandle) {
+        let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
         let http = HttpSink::new(&self).metrics(metrics.clone());
         let mut retry = RetryLayer::new(self.retry.clone())
             .name(self.name.clone())
@@ -273,7 +296,7 @@ impl Endpoint {
             metrics,
             queue: Some(queue_handle),
         };
-        (BoxCloneSyncService::new(sink), handle)
+        (sink, handle)
     }
 }
 

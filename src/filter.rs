@@ -320,6 +320,23 @@ impl<S> FilterService<S> {
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+
+    /// The events of `batch` the filter lets through (counting the others), or `None`
+    /// when none is left.
+    pub(crate) fn admit(&self, batch: Batch) -> Option<Batch> {
+        if self.filter.is_empty() {
+            return Some(batch);
+        }
+        let before = batch.len();
+        let batch = batch.retain(|e| self.filter.allows(e));
+        let dropped = before - batch.len();
+        if dropped > 0 {
+            if let Some(m) = &self.metrics {
+                m.record_filtered(dropped);
+            }
+        }
+        (!batch.is_empty()).then_some(batch)
+    }
 }
 
 impl<S> Service<Batch> for FilterService<S>
@@ -337,21 +354,9 @@ where
     }
 
     fn call(&mut self, batch: Batch) -> Self::Future {
-        let before = batch.len();
-        let batch = if self.filter.is_empty() {
-            batch
-        } else {
-            batch.retain(|e| self.filter.allows(e))
-        };
-        let dropped = before - batch.len();
-        if dropped > 0 {
-            if let Some(m) = &self.metrics {
-                m.record_filtered(dropped);
-            }
-        }
-        if batch.is_empty() {
+        let Some(batch) = self.admit(batch) else {
             return Box::pin(std::future::ready(Ok(())));
-        }
+        };
         let fut = self.inner.call(batch);
         Box::pin(async move { fut.await.map_err(Into::into) })
     }

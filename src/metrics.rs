@@ -63,7 +63,8 @@ pub struct EndpointMetrics {
     dead_lettered: AtomicU64,
     retries: AtomicU64,
     breaker_open: AtomicBool,
-    statuses: Mutex<BTreeMap<String, u64>>,
+    /// Responses per status code; keyed `"200 OK"` in snapshots.
+    statuses: Mutex<BTreeMap<u16, u64>>,
 }
 
 /// A point-in-time copy of an endpoint's counters (see the [module docs](self)).
@@ -132,7 +133,13 @@ impl EndpointMetrics {
 
     /// A consistent-enough copy of the counters (each counter is read atomically).
     pub fn snapshot(&self) -> EndpointSnapshot {
-        let statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let statuses = self
+            .statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|(&code, &n)| Some((status_key(StatusCode::from_u16(code).ok()?), n)))
+            .collect();
         EndpointSnapshot {
             name: self.name.clone(),
             url: self.url.clone(),
@@ -228,16 +235,15 @@ impl EndpointMetrics {
     }
 
     fn add_status(&self, status: StatusCode) {
-        let key = status_key(status);
         #[cfg(feature = "metrics")]
         metrics::counter!(
             "registry_notifications_status_total",
-            "code" => key.clone(),
+            "code" => status_key(status),
             "endpoint" => self.name.clone()
         )
         .increment(1);
         let mut statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
-        *statuses.entry(key).or_insert(0) += 1;
+        *statuses.entry(status.as_u16()).or_insert(0) += 1;
     }
 
     #[cfg(feature = "metrics")]

@@ -25,7 +25,6 @@
 
 use std::time::Duration;
 
-use crate::broadcast::Broadcast;
 use crate::config::NotificationsConfig;
 use crate::dispatcher::Dispatcher;
 use crate::endpoint::{ConfigError, Endpoint, EndpointHandle};
@@ -140,17 +139,14 @@ impl NotificationsBuilder {
             }
         }
         let mut handles = Vec::new();
-        let mut sinks = self.sinks;
+        let mut fronts = Vec::new();
         for endpoint in self.endpoints.into_iter().filter(|e| !e.is_disabled()) {
-            let (sink, handle) = endpoint.spawn();
-            sinks.push(sink);
+            let (front, handle) = endpoint.spawn_front();
+            fronts.push(front);
             handles.push(handle);
         }
-        let dispatcher = if sinks.is_empty() {
-            Dispatcher::disabled()
-        } else {
-            Dispatcher::new(BoxSink::new(Broadcast::new(sinks)))
-        };
+        // Endpoints are fed synchronously; custom sinks through a broadcast.
+        let dispatcher = Dispatcher::broadcast(fronts, self.sinks);
         let mut layer = NotificationLayer::new(dispatcher)
             .include_references(self.include_references)
             .skip_head_pulls(self.skip_head_pulls)

@@ -72,6 +72,15 @@ impl Format {
 
     /// Like [`encode`](Self::encode), appending to `out`.
     pub fn encode_into(&self, events: &[Event], out: &mut Vec<u8>) {
+        if events.iter().all(|e| super::writer::handles(e, *self)) {
+            super::writer::write_envelope(events, *self, out);
+        } else {
+            self.encode_serde(events, out);
+        }
+    }
+
+    /// The reference encoder, through serde; handles every field.
+    fn encode_serde(&self, events: &[Event], out: &mut Vec<u8>) {
         let mut ser = serde_json::Serializer::with_formatter(&mut *out, GoFormatter::new());
         // Serialising our own types into a Vec cannot fail.
         let _ = WireEnvelope {
@@ -113,13 +122,24 @@ impl std::str::FromStr for Format {
     }
 }
 
+/// Bytes that may start an escape Go adds to JSON's: `<`, `>`, `&`, and the lead
+/// byte of U+2028/U+2029.
+static GO_ESCAPE_LEAD: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'&' as usize] = true;
+    t[0xE2] = true;
+    t
+};
+
 /// serde_json's pretty printer with Go's indent and Go's string escaping.
-struct GoFormatter {
+pub(super) struct GoFormatter {
     pretty: PrettyFormatter<'static>,
 }
 
 impl GoFormatter {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             pretty: PrettyFormatter::with_indent(b"   "),
         }
@@ -153,6 +173,10 @@ impl Formatter for GoFormatter {
 
     fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
         let bytes = fragment.as_bytes();
+        // Almost every fragment (digests, names, URLs) needs no escape: one fast scan.
+        if !bytes.iter().any(|&b| GO_ESCAPE_LEAD[b as usize]) {
+            return w.write_all(bytes);
+        }
         let mut start = 0;
         let mut i = 0;
         while i < bytes.len() {
@@ -492,6 +516,53 @@ mod tests {
         );
         let back: Event = serde_json::from_str(&s).unwrap();
         assert_eq!(back, e);
+    }
+
+    /// The direct writer and the serde path write the same bytes.
+    #[test]
+    fn writer_matches_serde() {
+        let mut events = fixture_events("application/vnd.oci.image.manifest.v1+json");
+        let mut odd = events[0].clone();
+        odd.id = String::new();
+        odd.target.descriptor = Descriptor::new("", "", 0);
+        odd.target.length = 0;
+        odd.target.tag = "v1<2>&\"q\"\\\n\t\u{1}\u{8}\u{c}\u{7f}é€\u{2028}\u{2029}".into();
+        odd.target.from_repository = "from/repo".into();
+        odd.request = RequestRecord::default();
+        odd.actor = ActorRecord::default();
+        odd.source = SourceRecord::default();
+        odd.timestamp = "2024-02-29T23:59:59.000000001Z".parse().unwrap();
+        events.push(odd);
+        let mut far = events[1].clone();
+        far.target.descriptor.size = -7;
+        far.target.length = i64::MIN;
+        far.timestamp = crate::Timestamp::from_unix(-62_200_000_000, 120_000_000);
+        events.push(far);
+        let mut future = events[1].clone();
+        future.timestamp = crate::Timestamp::from_unix(300_000_000_000, 5);
+        future.target.descriptor.size = i64::MAX;
+        events.push(future);
+        for f in [Format::EventsV1, Format::EventsV2] {
+            for n in [0, 1, events.len()] {
+                let mut reference = Vec::new();
+                f.encode_serde(&events[..n], &mut reference);
+                assert!(events[..n].iter().all(|e| crate::event::writer::handles(e, f)));
+                let got = f.encode(&events[..n]);
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(reference).unwrap(),
+                    "{f} with {n} events"
+                );
+            }
+        }
+        // Events the writer leaves to serde.
+        let mut with_refs = events[0].clone();
+        with_refs.target.references.push(Descriptor::new("x", "y", 1));
+        assert!(!crate::event::writer::handles(&with_refs, Format::EventsV2));
+        let mut with_data = events[0].clone();
+        with_data.target.descriptor.data = Some("AA==".into());
+        assert!(!crate::event::writer::handles(&with_data, Format::EventsV2));
+        assert!(crate::event::writer::handles(&with_data, Format::EventsV1));
     }
 
     #[test]

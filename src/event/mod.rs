@@ -7,8 +7,10 @@
 mod format;
 mod model;
 mod timestamp;
+mod writer;
 
 pub use format::{Format, EVENTS_V1_MEDIA_TYPE, EVENTS_V2_MEDIA_TYPE};
+pub(crate) use model::new_id;
 pub use model::{
     instance_id, Action, ActorRecord, Batch, Descriptor, Envelope, Event, Platform, RequestRecord,
     SourceRecord, Target,

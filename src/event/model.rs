@@ -216,7 +216,7 @@ impl Event {
     /// A new event with a fresh UUIDv7 id and the current time.
     pub fn new(action: Action, target: Target) -> Self {
         Self {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: new_id(),
             timestamp: Timestamp::now(),
             action,
             target,
@@ -236,7 +236,7 @@ impl Event {
 /// assert_eq!(copy.len(), 1);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Batch(Arc<[Event]>);
+pub struct Batch(Arc<Vec<Event>>);
 
 impl Batch {
     /// The events of the batch.
@@ -250,7 +250,19 @@ impl Batch {
         if self.0.iter().all(&mut f) {
             return self;
         }
-        Batch(self.0.iter().filter(|e| f(e)).cloned().collect())
+        match Arc::try_unwrap(self.0) {
+            Ok(mut events) => {
+                events.retain(f);
+                Batch(Arc::new(events))
+            }
+            Err(shared) => Batch(Arc::new(shared.iter().filter(|e| f(e)).cloned().collect())),
+        }
+    }
+
+    /// The events by value: moved out when this is the only handle on them,
+    /// cloned otherwise.
+    pub(crate) fn into_events(self) -> Vec<Event> {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| shared.to_vec())
     }
 }
 
@@ -263,19 +275,19 @@ impl std::ops::Deref for Batch {
 
 impl From<Vec<Event>> for Batch {
     fn from(v: Vec<Event>) -> Self {
-        Batch(v.into())
+        Batch(Arc::new(v))
     }
 }
 
 impl From<Event> for Batch {
     fn from(e: Event) -> Self {
-        Batch(Arc::new([e]))
+        Batch(Arc::new(vec![e]))
     }
 }
 
 impl FromIterator<Event> for Batch {
     fn from_iter<I: IntoIterator<Item = Event>>(iter: I) -> Self {
-        Batch(iter.into_iter().collect())
+        Batch(Arc::new(iter.into_iter().collect()))
     }
 }
 
@@ -307,8 +319,59 @@ impl SourceRecord {
     }
 }
 
+/// A fresh event or request id: a UUIDv7, monotonic within the process like
+/// `Uuid::now_v7`'s (a 12-bit sub-millisecond sequence, as Go's `uuid.NewV7`), with
+/// its random bits from the thread's generator rather than a system call per id.
+pub(crate) fn new_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    // Milliseconds since the epoch (48 bits) and the sequence (12 bits), as one number.
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let millis = (nanos / 1_000_000) as u64 & ((1 << 48) - 1);
+    let sub = ((nanos % 1_000_000) as u64 * 4096) / 1_000_000;
+    let mut stamp = (millis << 12) | sub;
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        if stamp <= last {
+            stamp = last + 1;
+        }
+        match LAST.compare_exchange_weak(last, stamp, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(current) => last = current,
+        }
+    }
+    let high = ((stamp >> 12) << 16) | 0x7000 | (stamp & 0x0fff);
+    let low = (rand::random::<u64>() >> 2) | 0x8000_0000_0000_0000;
+    let uuid = uuid::Uuid::from_u64_pair(high, low);
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid.hyphenated().encode_lower(&mut buf).to_owned()
+}
+
 /// The per-process instance id (`source.instanceID`).
 pub fn instance_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| uuid::Uuid::now_v7().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_ordered_v7() {
+        let ids: Vec<String> = (0..10_000).map(|_| super::new_id()).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} !< {}", pair[0], pair[1]);
+        }
+        let u = uuid::Uuid::parse_str(&ids[0]).unwrap();
+        assert_eq!(u.get_version_num(), 7);
+        assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+        let (secs, _) = u.get_timestamp().unwrap().to_unix();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(secs.abs_diff(now) < 5);
+    }
 }

@@ -105,8 +105,55 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+impl Timestamp {
+    /// Writes the RFC 3339 form into `buf`, returning it as a string. Years outside
+    /// 0..=9999 take the general (slower) path.
+    pub(crate) fn write_rfc3339<'a>(&self, buf: &'a mut [u8; 32]) -> Option<&'a str> {
+        let days = self.secs.div_euclid(86_400);
+        let rem = self.secs.rem_euclid(86_400);
+        let (y, mo, d) = civil_from_days(days);
+        if !(0..=9999).contains(&y) {
+            return None;
+        }
+        let mut put = |at: usize, v: u64, width: usize| {
+            let mut v = v;
+            for i in (0..width).rev() {
+                buf[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, y as u64, 4);
+        put(5, mo as u64, 2);
+        put(8, d as u64, 2);
+        put(11, (rem / 3600) as u64, 2);
+        put(14, ((rem / 60) % 60) as u64, 2);
+        put(17, (rem % 60) as u64, 2);
+        put(20, u64::from(self.nanos), 9);
+        buf[4] = b'-';
+        buf[7] = b'-';
+        buf[10] = b'T';
+        buf[13] = b':';
+        buf[16] = b':';
+        buf[19] = b'.';
+        let mut end = 29;
+        // Trailing zeros of the fraction go, and the dot with them when it is zero.
+        while end > 20 && buf[end - 1] == b'0' {
+            end -= 1;
+        }
+        if end == 20 {
+            end = 19;
+        }
+        buf[end] = b'Z';
+        std::str::from_utf8(&buf[..end + 1]).ok()
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 32];
+        if let Some(s) = self.write_rfc3339(&mut buf) {
+            return f.write_str(s);
+        }
         let days = self.secs.div_euclid(86_400);
         let rem = self.secs.rem_euclid(86_400);
         let (y, mo, d) = civil_from_days(days);
@@ -219,7 +266,11 @@ impl std::str::FromStr for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut buf = [0u8; 32];
+        match self.write_rfc3339(&mut buf) {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(self),
+        }
     }
 }
 

@@ -197,26 +197,33 @@ async fn attempt(
     *request.uri_mut() = shared.uri.clone();
     *request.headers_mut() = shared.headers.clone();
 
-    let deadline = tokio::time::Instant::now() + shared.timeout;
-    let response = match tokio::time::timeout_at(deadline, client.request(request)).await {
-        Err(_) => {
-            record(&|m| m.record_error());
-            return Err(DeliveryError::Timeout(shared.timeout));
-        }
-        Ok(Err(error)) => {
+    // One timer for the whole attempt: the response head within the timeout is the
+    // outcome; the body is then read (within the same deadline) so the connection can
+    // be reused — a slow or oversized body only costs the connection.
+    let mut outcome = None;
+    let exchange = async {
+        let response = client.request(request).await?;
+        let status = response.status();
+        outcome = Some((status, parse_retry_after(response.headers(), SystemTime::now())));
+        let _ = Limited::new(response.into_body(), MAX_RESPONSE_BODY)
+            .collect()
+            .await;
+        Ok::<(), hyper_util::client::legacy::Error>(())
+    };
+    let finished = tokio::time::timeout(shared.timeout, exchange).await;
+    let (status, retry_after) = match (outcome, finished) {
+        (Some(outcome), _) => outcome,
+        (None, Ok(Err(error))) => {
             record(&|m| m.record_error());
             return Err(DeliveryError::Transport(
                 shared.secrets.scrub(&error_chain(&error)),
             ));
         }
-        Ok(Ok(response)) => response,
+        (None, _) => {
+            record(&|m| m.record_error());
+            return Err(DeliveryError::Timeout(shared.timeout));
+        }
     };
-    let status = response.status();
-    let retry_after = parse_retry_after(response.headers(), SystemTime::now());
-    // Read the body so the connection can be reused; the outcome is already known, so a
-    // slow or oversized body only costs the connection.
-    let drain = Limited::new(response.into_body(), MAX_RESPONSE_BODY).collect();
-    let _ = tokio::time::timeout_at(deadline, drain).await;
 
     if status.is_success() || (status.is_redirection() && shared.redirects_as_success) {
         record(&|m| m.record_success(status, batch.len()));

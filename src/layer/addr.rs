@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use http::header::HeaderName;
 use http::{Extensions, HeaderMap};
 
 /// The peer address of the connection, for `request.addr`.
@@ -121,21 +122,55 @@ pub(crate) fn remote_addr(
         (Some(_), None) => false,
     };
     if trust_headers {
-        let header_ip = |name: &str, first: bool| -> Option<String> {
+        let header_ip = |name: HeaderName, first: bool| -> Option<String> {
             let v = headers.get(name)?.to_str().ok()?;
             let v = if first { v.split(',').next()? } else { v };
             let ip: IpAddr = v.trim().parse().ok()?;
             Some(ip.to_string())
         };
-        if let Some(ip) = header_ip("x-forwarded-for", true) {
+        if let Some(ip) = header_ip(X_FORWARDED_FOR, true) {
             return ip;
         }
-        if let Some(ip) = header_ip("x-real-ip", false) {
+        if let Some(ip) = header_ip(X_REAL_IP, false) {
             return ip;
         }
     }
-    peer.map(|p| p.to_string()).unwrap_or_default()
+    match peer {
+        Some(SocketAddr::V4(v4)) => {
+            // `a.b.c.d:port` without the formatting machinery: this runs per request.
+            let mut s = String::with_capacity(21);
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_decimal(&mut s, u32::from(octet));
+            }
+            s.push(':');
+            push_decimal(&mut s, u32::from(v4.port()));
+            s
+        }
+        Some(p) => p.to_string(),
+        None => String::new(),
+    }
 }
+
+fn push_decimal(s: &mut String, mut n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits.
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 #[cfg(test)]
 mod tests {
@@ -170,6 +205,16 @@ mod tests {
             "10.0.0.2:4444"
         );
         assert_eq!(remote_addr(&h(&[]), None, None), "");
+        for a in [
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.20.3.4:80",
+            "[::1]:5000",
+            "[fe80::1%2]:1",
+        ] {
+            let peer: SocketAddr = a.parse().unwrap();
+            assert_eq!(remote_addr(&h(&[]), Some(peer), None), peer.to_string());
+        }
     }
 
     #[test]

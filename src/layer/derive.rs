@@ -1,6 +1,9 @@
 //! From a request and its response to Distribution's events.
 
-use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
+};
+use http::uri::Scheme;
 use http::{Method, Request, StatusCode};
 
 use super::addr::{peer_addr, remote_addr};
@@ -11,7 +14,11 @@ use crate::hint::{AuthenticatedUser, EventHint, RequestId};
 
 /// Blob events always carry this media type in Distribution.
 pub(crate) const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
-const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Which request, as far as events are concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,13 +55,20 @@ pub(crate) enum Kind {
 }
 
 /// What the layer keeps of a request until its response arrives.
+///
+/// Built once per registry request, so it owns only what the events need anyway
+/// (the strings of `request`, `actor`, the repository name) and moves them into the
+/// event when nothing else will read them.
 #[derive(Clone, Debug)]
 pub(crate) struct Pending {
     pub(crate) kind: Kind,
     pub(crate) name: String,
     pub(crate) prefix: String,
     pub(crate) method: Method,
-    pub(crate) base: String,
+    /// The request URI's scheme (absolute-form requests), if any.
+    scheme: Option<Scheme>,
+    /// `scheme://host<prefix>` of target URLs, when forwarding headers set them.
+    forwarded_base: Option<String>,
     pub(crate) request: RequestRecord,
     pub(crate) actor: ActorRecord,
     pub(crate) req_content_type: Option<String>,
@@ -144,32 +158,35 @@ fn request_id<B>(req: &Request<B>) -> String {
     if let Some(RequestId(id)) = req.extensions().get::<RequestId>() {
         return id.clone();
     }
-    if let Some(id) = header_str(req.headers(), "x-request-id") {
+    if let Some(id) = header_str(req.headers(), X_REQUEST_ID) {
         let id = id.trim();
         if !id.is_empty() && id.len() <= 200 && id.bytes().all(|c| c.is_ascii_graphic()) {
             return id.to_owned();
         }
     }
-    uuid::Uuid::now_v7().to_string()
+    crate::event::new_id()
 }
 
 /// The request's host: `Host`, or the URI authority (HTTP/2).
 fn request_host<B>(req: &Request<B>) -> String {
-    header_str(req.headers(), http::header::HOST)
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default()
+    match header_str(req.headers(), http::header::HOST) {
+        Some(host) => host.to_owned(),
+        None => req.uri().authority().map(|a| a.to_string()).unwrap_or_default(),
+    }
 }
 
-/// The base of target URLs, like Distribution's `NewURLBuilderFromRequest`.
-fn url_base<B>(req: &Request<B>, shared: &Shared, prefix: &str) -> String {
-    if let Some(base) = &shared.base_url {
-        return format!("{}{}", base.trim_end_matches('/'), prefix);
-    }
+/// The base of target URLs when `Forwarded` or `X-Forwarded-Proto`/`-Host` set
+/// it, like Distribution's `NewURLBuilderFromRequest`; `None` without those headers
+/// (the base is then the request's scheme and host).
+fn forwarded_base<B>(req: &Request<B>, host: &str, prefix: &str) -> Option<String> {
     let h = req.headers();
+    let fwd = header_str(h, FORWARDED);
+    if fwd.is_none() && !h.contains_key(X_FORWARDED_PROTO) && !h.contains_key(X_FORWARDED_HOST) {
+        return None;
+    }
     let mut scheme = req.uri().scheme_str().unwrap_or("http").to_owned();
-    let mut host = request_host(req);
-    if let Some(fwd) = header_str(h, "forwarded") {
+    let mut host = host.to_owned();
+    if let Some(fwd) = fwd {
         let first = fwd.split(',').next().unwrap_or("");
         for pair in first.split(';') {
             if let Some((k, v)) = pair.trim().split_once('=') {
@@ -182,18 +199,18 @@ fn url_base<B>(req: &Request<B>, shared: &Shared, prefix: &str) -> String {
             }
         }
     } else {
-        if let Some(p) = header_str(h, "x-forwarded-proto").and_then(|v| v.split(',').next()) {
+        if let Some(p) = header_str(h, X_FORWARDED_PROTO).and_then(|v| v.split(',').next()) {
             if !p.trim().is_empty() {
                 scheme = p.trim().to_owned();
             }
         }
-        if let Some(fh) = header_str(h, "x-forwarded-host").and_then(|v| v.split(',').next()) {
+        if let Some(fh) = header_str(h, X_FORWARDED_HOST).and_then(|v| v.split(',').next()) {
             if !fh.trim().is_empty() {
                 host = fh.trim().to_owned();
             }
         }
     }
-    format!("{scheme}://{host}{prefix}")
+    Some(format!("{scheme}://{host}{prefix}"))
 }
 
 /// Inspects a request; `None` when it cannot yield an event.
@@ -265,6 +282,12 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
             name: basic_user(headers).unwrap_or_default(),
         },
     };
+    let host = request_host(req);
+    let forwarded_base = if shared.base_url.is_some() {
+        None
+    } else {
+        forwarded_base(req, &host, parsed.prefix)
+    };
     let request = RequestRecord {
         id: request_id(req),
         addr: remote_addr(
@@ -272,7 +295,7 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
             peer_addr(req.extensions()),
             shared.trusted_proxies.as_ref(),
         ),
-        host: request_host(req),
+        host,
         method: method.as_str().to_owned(),
         useragent: header_str(headers, http::header::USER_AGENT)
             .unwrap_or("")
@@ -283,7 +306,8 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         name: parsed.name().to_owned(),
         prefix: parsed.prefix.to_owned(),
         method: method.clone(),
-        base: url_base(req, shared, parsed.prefix),
+        scheme: req.uri().scheme().cloned(),
+        forwarded_base,
         request,
         actor,
         req_content_type: header_str(headers, CONTENT_TYPE).map(|v| media_type_of(v).to_owned()),
@@ -310,24 +334,57 @@ fn content_range_total(h: &HeaderMap) -> Option<i64> {
 }
 
 impl Pending {
-    fn event(&self, action: Action, target: Target, shared: &Shared, at: Timestamp) -> Event {
+    /// An event of this request; `keep` says whether the request's strings are still
+    /// needed afterwards (more events, or a lookup), else they are moved into it.
+    fn event(&mut self, action: Action, target: Target, shared: &Shared, at: Timestamp, keep: bool) -> Event {
+        let (request, actor) = if keep {
+            (self.request.clone(), self.actor.clone())
+        } else {
+            (std::mem::take(&mut self.request), std::mem::take(&mut self.actor))
+        };
         Event {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::event::new_id(),
             timestamp: at,
             action,
             target,
-            request: self.request.clone(),
-            actor: self.actor.clone(),
+            request,
+            actor,
             source: shared.source.clone(),
         }
     }
 
-    pub(crate) fn manifest_url(&self, digest: &str) -> String {
-        format!("{}/v2/{}/manifests/{}", self.base, self.name, digest)
-    }
-
-    pub(crate) fn blob_url(&self, digest: &str) -> String {
-        format!("{}/v2/{}/blobs/{}", self.base, self.name, digest)
+    /// `<base>/v2/<name>/<kind>/<digest>`, the target URL, in one allocation.
+    fn target_url(&self, shared: &Shared, kind: &str, digest: &str) -> String {
+        let (scheme, host) = match &self.scheme {
+            Some(s) => (s.as_str(), self.request.host.as_str()),
+            None => ("http", self.request.host.as_str()),
+        };
+        let base_len = match (&shared.base_url, &self.forwarded_base) {
+            (Some(b), _) => b.len() + self.prefix.len(),
+            (None, Some(f)) => f.len(),
+            (None, None) => scheme.len() + 3 + host.len() + self.prefix.len(),
+        };
+        let mut url = String::with_capacity(base_len + 4 + self.name.len() + 2 + kind.len() + digest.len());
+        match (&shared.base_url, &self.forwarded_base) {
+            (Some(b), _) => {
+                url.push_str(b.trim_end_matches('/'));
+                url.push_str(&self.prefix);
+            }
+            (None, Some(f)) => url.push_str(f),
+            (None, None) => {
+                url.push_str(scheme);
+                url.push_str("://");
+                url.push_str(host);
+                url.push_str(&self.prefix);
+            }
+        }
+        url.push_str("/v2/");
+        url.push_str(&self.name);
+        url.push('/');
+        url.push_str(kind);
+        url.push('/');
+        url.push_str(digest);
+        url
     }
 
     /// Whether the response is one Distribution emits events for.
@@ -348,36 +405,55 @@ impl Pending {
     }
 
     /// Builds the events of a successful response.
+    ///
+    /// Moves the strings the events need out of `self` when nothing reads them later
+    /// (a lookup for missing fields does).
     pub(crate) fn events(
-        &self,
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        hint: Option<&EventHint>,
+        shared: &Shared,
+    ) -> (Vec<Event>, Missing) {
+        if !self.succeeded(status) {
+            return (Vec::new(), Missing::default());
+        }
+        // The kind is worked on apart from the rest; its strings may be moved out.
+        let placeholder = Kind::TagDelete { tag: String::new() };
+        let mut kind = std::mem::replace(&mut self.kind, placeholder);
+        let result = self.events_of(&mut kind, status, headers, hint, shared);
+        self.kind = kind;
+        result
+    }
+
+    fn events_of(
+        &mut self,
+        kind: &mut Kind,
         status: StatusCode,
         headers: &HeaderMap,
         hint: Option<&EventHint>,
         shared: &Shared,
     ) -> (Vec<Event>, Missing) {
         let mut missing = Missing::default();
-        if !self.succeeded(status) {
-            return (Vec::new(), missing);
-        }
         let at = Timestamp::now();
-        let resp_digest = header_str(headers, DOCKER_CONTENT_DIGEST)
-            .and_then(route::valid_digest)
-            .map(str::to_owned);
-        let hint_digest = hint.and_then(|h| h.digest.clone());
-        let hint_size = hint.and_then(|h| h.size);
-        let mut target = Target {
-            repository: self.name.clone(),
-            ..Target::default()
+        let resp_digest = || {
+            header_str(headers, DOCKER_CONTENT_DIGEST)
+                .and_then(route::valid_digest)
+                .map(str::to_owned)
         };
+        let hint_digest = || hint.and_then(|h| h.digest.clone());
+        let hint_size = hint.and_then(|h| h.size);
+        let mut target = Target::default();
         let action;
-        match &self.kind {
+        let push = matches!(kind, Kind::ManifestPush { .. });
+        match kind {
             Kind::ManifestPull { tag, digest } | Kind::ManifestPush { tag, digest } => {
-                let push = matches!(self.kind, Kind::ManifestPush { .. });
                 action = if push { Action::Push } else { Action::Pull };
-                let Some(d) = resp_digest.or(hint_digest).or_else(|| digest.clone()) else {
+                let Some(d) = resp_digest().or_else(hint_digest).or_else(|| digest.clone()) else {
                     tracing::debug!(repository = %self.name, "manifest response without a digest: no event");
                     return (Vec::new(), missing);
                 };
+                let tag = tag.take().unwrap_or_default();
                 let media_type = hint
                     .and_then(|h| h.media_type.clone())
                     .or_else(|| {
@@ -396,10 +472,10 @@ impl Pending {
                     }
                 });
                 missing.manifest = size.is_none() || media_type.is_empty();
-                target.descriptor = Descriptor::new(media_type, d.clone(), size.unwrap_or(0));
+                target.url = self.target_url(shared, "manifests", &d);
+                target.descriptor = Descriptor::new(media_type, d, size.unwrap_or(0));
                 target.length = target.descriptor.size;
-                target.url = self.manifest_url(&d);
-                target.tag = tag.clone().unwrap_or_default();
+                target.tag = tag;
                 if shared.include_references {
                     match hint.and_then(|h| h.references.clone()) {
                         Some(refs) => target.references = refs,
@@ -408,18 +484,21 @@ impl Pending {
                 }
             }
             Kind::ManifestDelete { digest } => {
+                target.repository = self.name.clone();
                 target.descriptor.digest = digest.clone();
-                let mut events = vec![self.event(Action::Delete, target, shared, at)];
                 let tags = hint
                     .and_then(|h| h.deleted_tags.clone())
-                    .or_else(|| self.tags_before_delete.clone());
-                for tag in tags.unwrap_or_default() {
+                    .or_else(|| self.tags_before_delete.clone())
+                    .unwrap_or_default();
+                let mut events = Vec::with_capacity(1 + tags.len());
+                events.push(self.event(Action::Delete, target, shared, at, true));
+                for tag in tags {
                     let t = Target {
                         repository: self.name.clone(),
                         tag,
                         ..Target::default()
                     };
-                    events.push(self.event(Action::Delete, t, shared, at));
+                    events.push(self.event(Action::Delete, t, shared, at, true));
                 }
                 return (events, missing);
             }
@@ -439,7 +518,8 @@ impl Pending {
                     _ => None,
                 });
                 missing.blob_size = size.is_none();
-                self.blob_target(&mut target, digest, size);
+                let digest = std::mem::take(digest);
+                self.blob_target(&mut target, shared, digest, size);
             }
             Kind::UploadStart { mount, digest } => {
                 let d = match (mount, digest) {
@@ -455,31 +535,39 @@ impl Pending {
                     (None, None) => return (Vec::new(), missing),
                 };
                 let size = hint_size.or_else(|| {
-                    if mount.is_none() {
+                    if action == Action::Push {
                         self.req_content_length
                     } else {
                         None
                     }
                 });
                 missing.blob_size = size.is_none();
-                self.blob_target(&mut target, &d, size);
+                self.blob_target(&mut target, shared, d, size);
             }
             Kind::UploadCommit { digest } => {
                 action = Action::Push;
-                let Some(d) = digest.clone().or(resp_digest).or(hint_digest) else {
+                let Some(d) = digest.clone().or_else(resp_digest).or_else(hint_digest) else {
                     return (Vec::new(), missing);
                 };
                 missing.blob_size = hint_size.is_none();
-                self.blob_target(&mut target, &d, hint_size);
+                self.blob_target(&mut target, shared, d, hint_size);
             }
         }
-        (vec![self.event(action, target, shared, at)], missing)
+        // A lookup reads the name, host and credentials of the request later.
+        let keep = missing.any() && shared.lookup.is_some();
+        target.repository = if keep {
+            self.name.clone()
+        } else {
+            std::mem::take(&mut self.name)
+        };
+        let event = self.event(action, target, shared, at, keep);
+        (vec![event], missing)
     }
 
-    fn blob_target(&self, target: &mut Target, digest: &str, size: Option<i64>) {
+    fn blob_target(&self, target: &mut Target, shared: &Shared, digest: String, size: Option<i64>) {
+        target.url = self.target_url(shared, "blobs", &digest);
         target.descriptor = Descriptor::new(BLOB_MEDIA_TYPE, digest, size.unwrap_or(0));
         target.length = target.descriptor.size;
-        target.url = self.blob_url(digest);
     }
 }
 

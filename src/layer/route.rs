@@ -56,10 +56,13 @@ pub(crate) fn parse(path: &str) -> Option<Parsed<'_>> {
     let rest = &path[at + 4..];
     // The last API verb splits the name from the rest: a repository may itself
     // have components called "manifests" or "blobs".
-    let m = rest.rfind("/manifests/");
-    let b = rest.rfind("/blobs/");
+    let (m, b) = match last_verb(rest) {
+        Some((i, true)) => (Some(i), None),
+        Some((i, false)) => (None, Some(i)),
+        None => (None, None),
+    };
     let route = match (m, b) {
-        (Some(i), b) if b.is_none_or(|b| i > b) => {
+        (Some(i), _) => {
             let (name, reference) = (&rest[..i], &rest[i + "/manifests/".len()..]);
             let reference = if reference.contains(':') {
                 Reference::Digest(valid_digest(reference)?)
@@ -92,6 +95,27 @@ pub(crate) fn parse(path: &str) -> Option<Parsed<'_>> {
         _ => return None,
     };
     Some(Parsed { prefix, route })
+}
+
+/// The position of the last `/manifests/` (`true`) or `/blobs/` (`false`) in `rest`,
+/// whichever comes later; one backward scan over the slashes.
+fn last_verb(rest: &str) -> Option<(usize, bool)> {
+    let b = rest.as_bytes();
+    let mut i = b.len();
+    while i > 0 {
+        i -= 1;
+        if b[i] != b'/' {
+            continue;
+        }
+        let tail = &b[i + 1..];
+        if tail.starts_with(b"manifests/") {
+            return Some((i, true));
+        }
+        if tail.starts_with(b"blobs/") {
+            return Some((i, false));
+        }
+    }
+    None
 }
 
 /// Repository name grammar:
@@ -159,6 +183,11 @@ pub(crate) fn valid_digest(digest: &str) -> Option<&str> {
     if digest.len() > 255 || alg.is_empty() || enc.is_empty() {
         return None;
     }
+    let lower_hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+    if alg == "sha256" {
+        // The common case; lowercase hex is within the general encoded grammar.
+        return (enc.len() == 64 && enc.bytes().all(lower_hex)).then_some(digest);
+    }
     let ab = alg.as_bytes();
     if !is_alnum(ab[0]) || !is_alnum(ab[ab.len() - 1]) {
         return None;
@@ -177,14 +206,8 @@ pub(crate) fn valid_digest(digest: &str) -> Option<&str> {
     {
         return None;
     }
-    let hex = |n: usize| {
-        enc.len() == n
-            && enc
-                .bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    };
+    let hex = |n: usize| enc.len() == n && enc.bytes().all(lower_hex);
     match alg {
-        "sha256" if !hex(64) => None,
         "sha512" if !hex(128) => None,
         _ => Some(digest),
     }

@@ -134,8 +134,9 @@ impl Ready {
 
     /// The response body was not sent to its end: no pull happened.
     pub(crate) fn abort(self) {
+        let repository = self.events.first().map_or("", |e| e.target.repository.as_str());
         tracing::debug!(
-            repository = %self.pending.name,
+            repository = %repository,
             events = self.events.len(),
             "response body dropped before its end: pull event not emitted"
         );
@@ -144,7 +145,7 @@ impl Ready {
 
 /// Turns a response into events and wraps its body.
 pub(crate) fn finish<B: http_body::Body>(
-    pending: Box<Pending>,
+    mut pending: Box<Pending>,
     shared: &Arc<Shared>,
     response: Response<B>,
 ) -> Response<ResponseBody<B>> {

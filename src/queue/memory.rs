@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 
 use super::{EventQueue, Overflow, QueueConfig, QueueError};
-use crate::event::{Batch, Event};
+use crate::event::Batch;
 
 /// A bounded in-memory FIFO of events.
 ///
@@ -35,10 +35,104 @@ pub struct MemoryQueue {
 }
 
 struct State {
-    events: VecDeque<Event>,
-    /// The first `inflight` events of `events` were handed out by `next` and not acked.
-    inflight: usize,
+    /// The head of the queue as handed out by `next` and not yet acked (delivery in
+    /// flight): kept as the very batch the worker holds, so a repeated `next` returns it
+    /// again without copying, and `ack` just drops it.
+    inflight: Option<Batch>,
+    /// The batches behind it, as pushed (never empty); the first `head` events of the
+    /// first one are gone already.
+    waiting: VecDeque<Batch>,
+    head: usize,
+    /// Events in `waiting`, less `head`.
+    waiting_len: usize,
     closed: bool,
+}
+
+impl State {
+    fn inflight_len(&self) -> usize {
+        self.inflight.as_ref().map_or(0, |b| b.len())
+    }
+
+    /// Puts the in-flight events back at the front of `waiting`.
+    fn requeue_inflight(&mut self) {
+        if let Some(batch) = self.inflight.take() {
+            self.normalize_head();
+            self.waiting_len += batch.len();
+            self.waiting.push_front(batch);
+        }
+    }
+
+    /// Makes `head` 0 by replacing the first batch with its remaining events.
+    fn normalize_head(&mut self) {
+        if self.head > 0 {
+            if let Some(first) = self.waiting.front_mut() {
+                *first = first[self.head..].iter().cloned().collect();
+            }
+            self.head = 0;
+        }
+    }
+
+    /// Removes the first `n` waiting events.
+    fn drop_front(&mut self, n: usize) {
+        let mut n = n.min(self.waiting_len);
+        self.waiting_len -= n;
+        while n > 0 {
+            let Some(first) = self.waiting.front() else { break };
+            let avail = first.len() - self.head;
+            if avail <= n {
+                n -= avail;
+                self.waiting.pop_front();
+                self.head = 0;
+            } else {
+                self.head += n;
+                n = 0;
+            }
+        }
+    }
+
+    /// Takes the first `n` waiting events as one batch: the pushed batch itself when it
+    /// is exactly that, else events moved (or, from a shared batch, cloned) into a new one.
+    fn take_front(&mut self, n: usize) -> Batch {
+        let n = n.min(self.waiting_len);
+        if self.head == 0 && self.waiting.front().is_some_and(|b| b.len() == n) {
+            self.waiting_len -= n;
+            return self.waiting.pop_front().unwrap_or_default();
+        }
+        let mut events = Vec::with_capacity(n);
+        while events.len() < n {
+            let need = n - events.len();
+            let Some(first) = self.waiting.front() else { break };
+            let avail = first.len() - self.head;
+            if avail <= need {
+                let first = self.waiting.pop_front().unwrap_or_default();
+                if self.head == 0 {
+                    events.extend(first.into_events());
+                } else {
+                    events.extend(first[self.head..].iter().cloned());
+                }
+                self.head = 0;
+            } else {
+                events.extend(first[self.head..self.head + need].iter().cloned());
+                self.head += need;
+            }
+        }
+        self.waiting_len -= events.len();
+        Batch::from(events)
+    }
+
+    /// Appends the events `batch[from..]`.
+    fn append(&mut self, batch: Batch, from: usize) {
+        let batch = if from == 0 {
+            batch
+        } else {
+            batch[from..].iter().cloned().collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        self.waiting_len += batch.len();
+        self.waiting.push_back(batch);
+    }
 }
 
 impl MemoryQueue {
@@ -51,8 +145,10 @@ impl MemoryQueue {
                 overflow: config.overflow,
             },
             state: Mutex::new(State {
-                events: VecDeque::new(),
-                inflight: 0,
+                inflight: None,
+                waiting: VecDeque::new(),
+                head: 0,
+                waiting_len: 0,
                 closed: false,
             }),
             notify: Notify::new(),
@@ -74,8 +170,8 @@ impl fmt::Debug for MemoryQueue {
         let state = self.lock();
         f.debug_struct("MemoryQueue")
             .field("config", &self.config)
-            .field("len", &state.events.len())
-            .field("inflight", &state.inflight)
+            .field("len", &(state.inflight_len() + state.waiting_len))
+            .field("inflight", &state.inflight_len())
             .field("closed", &state.closed)
             .finish()
     }
@@ -88,28 +184,30 @@ impl EventQueue for MemoryQueue {
             return Err(QueueError::Closed);
         }
         let capacity = self.config.capacity;
-        let waiting = state.events.len() - state.inflight;
+        let waiting = state.waiting_len;
         let room = capacity.saturating_sub(waiting);
+        let len = batch.len();
+        // The batch is queued as it is (no event copied) unless only part of it fits.
         let dropped = match self.config.overflow {
             Overflow::DropNewest => {
-                let take = room.min(batch.len());
-                state.events.extend(batch[..take].iter().cloned());
-                batch.len() - take
+                let take = room.min(len);
+                if take == len {
+                    state.append(batch, 0);
+                } else {
+                    state.append(batch[..take].iter().cloned().collect(), 0);
+                }
+                len - take
             }
             Overflow::DropOldest => {
-                if batch.len() >= capacity {
+                if len >= capacity {
                     // Everything waiting goes, and the batch keeps only its newest events.
-                    let start = state.inflight;
-                    state.events.truncate(start);
-                    state
-                        .events
-                        .extend(batch[batch.len() - capacity..].iter().cloned());
-                    waiting + batch.len() - capacity
+                    state.drop_front(waiting);
+                    state.append(batch, len - capacity);
+                    waiting + len - capacity
                 } else {
-                    let evict = batch.len().saturating_sub(room);
-                    let start = state.inflight;
-                    state.events.drain(start..start + evict);
-                    state.events.extend(batch.iter().cloned());
+                    let evict = len.saturating_sub(room);
+                    state.drop_front(evict);
+                    state.append(batch, 0);
                     evict
                 }
             }
@@ -125,10 +223,19 @@ impl EventQueue for MemoryQueue {
             loop {
                 {
                     let mut state = self.lock();
-                    if !state.events.is_empty() {
-                        let n = max_events.min(state.events.len());
-                        state.inflight = state.inflight.max(n);
-                        return Some(state.events.iter().take(n).cloned().collect());
+                    let len = state.inflight_len() + state.waiting_len;
+                    if len > 0 {
+                        let n = max_events.min(len);
+                        if let Some(batch) = &state.inflight {
+                            if batch.len() == n {
+                                return Some(batch.clone());
+                            }
+                            // Asked for a different number of events than in flight.
+                            state.requeue_inflight();
+                        }
+                        let batch = state.take_front(n);
+                        state.inflight = Some(batch.clone());
+                        return Some(batch);
                     }
                     if state.closed {
                         return None;
@@ -143,13 +250,20 @@ impl EventQueue for MemoryQueue {
 
     fn ack(&self, n: usize) {
         let mut state = self.lock();
-        let n = n.min(state.events.len());
-        state.events.drain(..n);
-        state.inflight = state.inflight.saturating_sub(n);
+        let inflight = state.inflight_len();
+        if n < inflight {
+            // Part of the batch in flight: the rest goes back to the front.
+            state.requeue_inflight();
+            state.drop_front(n);
+        } else {
+            state.inflight = None;
+            state.drop_front(n - inflight);
+        }
     }
 
     fn len(&self) -> usize {
-        self.lock().events.len()
+        let state = self.lock();
+        state.inflight_len() + state.waiting_len
     }
 
     fn close(&self) -> Result<(), QueueError> {
@@ -171,7 +285,7 @@ impl EventQueue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Action, Target};
+    use crate::event::{Action, Event, Target};
 
     fn events(n: usize) -> Vec<Event> {
         (0..n)
@@ -234,6 +348,35 @@ mod tests {
         assert_eq!(q.push(Batch::from(events(2))).unwrap(), 0);
         assert_eq!(q.push(Batch::from(events(4))).unwrap(), 3);
         assert_eq!(ids(&q.next(10).await.unwrap()), ["0", "1", "0"]);
+    }
+
+    #[tokio::test]
+    async fn batches_split_and_merge() {
+        let q = MemoryQueue::new(QueueConfig {
+            capacity: 3,
+            overflow: Overflow::DropOldest,
+        });
+        q.push(Batch::from(events(3))).unwrap();
+        let mut one = events(4);
+        one.drain(..3);
+        // Evicts the oldest event from the middle of a pushed batch.
+        assert_eq!(q.push(Batch::from(one)).unwrap(), 1);
+        assert_eq!(q.len(), 3);
+        assert_eq!(ids(&q.next(1).await.unwrap()), ["1"]);
+        assert_eq!(ids(&q.next(2).await.unwrap()), ["1", "2"]);
+        q.ack(1);
+        assert_eq!(ids(&q.next(5).await.unwrap()), ["2", "3"]);
+        q.ack(2);
+        assert!(q.is_empty());
+        // A shared batch is copied, not taken.
+        let shared = Batch::from(events(2));
+        q.push(shared.clone()).unwrap();
+        q.push(shared.clone()).unwrap();
+        // (the capacity of 3 evicted the oldest)
+        assert_eq!(ids(&q.next(3).await.unwrap()), ["1", "0", "1"]);
+        q.ack(3);
+        assert!(q.is_empty());
+        assert_eq!(ids(&shared), ["0", "1"]);
     }
 
     #[tokio::test]

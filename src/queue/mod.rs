@@ -278,6 +278,11 @@ impl<S> Queue<S> {
     pub fn handle(&self) -> QueueHandle {
         self.handle.clone()
     }
+
+    /// What `call` does, through a shared reference.
+    pub(crate) fn push(&self, batch: Batch) -> Result<(), BoxError> {
+        self.handle.push(batch)
+    }
 }
 
 impl<S> Clone for Queue<S> {
