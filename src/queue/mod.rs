@@ -34,6 +34,8 @@
 //! # use tower::Layer;
 //! ```
 
+mod durable;
+mod future;
 mod memory;
 
 use std::fmt;
@@ -48,6 +50,10 @@ use tokio::task::AbortHandle;
 use tower_layer::Layer;
 use tower_service::Service;
 
+#[cfg(feature = "durable")]
+pub use durable::{DurableQueue, DurableStats, WriterPause};
+pub use durable::{DurableConfig, Fsync};
+pub use future::{Persisted, QueueFuture};
 pub use memory::MemoryQueue;
 
 use crate::event::Batch;
@@ -89,6 +95,26 @@ pub trait EventQueue: Send + Sync + 'static {
 
     /// Whether [`close`](Self::close) was called.
     fn is_closed(&self) -> bool;
+
+    /// Like [`push`](Self::push), and, when the queue promises durability before the caller
+    /// goes on (a [`DurableQueue`](crate::queue::DurableQueue) with `fsync: always`), also returns
+    /// a future that resolves once the events are on disk; the [`Queue`] service's call then
+    /// resolves with it. The default pushes and has nothing to wait for.
+    fn push_persisted(&self, batch: Batch) -> Result<(usize, Option<Persisted>), QueueError> {
+        self.push(batch).map(|dropped| (dropped, None))
+    }
+
+    /// Whether the backlog survives a restart (a disk queue): shutdown then flushes and stops
+    /// at once instead of draining. Default `false`.
+    fn is_persistent(&self) -> bool {
+        false
+    }
+
+    /// Waits until everything pushed (and acknowledged) so far is on disk. The default has
+    /// nothing to wait for.
+    fn flush(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Why a queue operation failed.
@@ -298,14 +324,18 @@ impl<S> fmt::Debug for Queue<S> {
 impl<S> Service<Batch> for Queue<S> {
     type Response = ();
     type Error = BoxError;
-    type Future = std::future::Ready<Result<(), BoxError>>;
+    type Future = QueueFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, batch: Batch) -> Self::Future {
-        std::future::ready(self.handle.push(batch))
+        match self.handle.push(batch) {
+            Ok(Some(persisted)) => QueueFuture::persisting(persisted),
+            Ok(None) => QueueFuture::ready(Ok(())),
+            Err(e) => QueueFuture::ready(Err(e)),
+        }
     }
 }
 
@@ -324,10 +354,10 @@ pub struct QueueHandle {
 }
 
 impl QueueHandle {
-    fn push(&self, batch: Batch) -> Result<(), BoxError> {
+    fn push(&self, batch: Batch) -> Result<Option<Persisted>, BoxError> {
         let n = batch.len();
         if n == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let shared = &self.shared;
         if shared.queue.is_closed() {
@@ -337,8 +367,8 @@ impl QueueHandle {
         if let Some(m) = &shared.metrics {
             m.record_ingress(n);
         }
-        let dropped = match shared.queue.push(batch) {
-            Ok(dropped) => dropped,
+        let (dropped, persisted) = match shared.queue.push_persisted(batch) {
+            Ok(pushed) => pushed,
             // Closed between the check and the push: the events are lost.
             Err(_) => {
                 if let Some(m) = &shared.metrics {
@@ -363,7 +393,7 @@ impl QueueHandle {
                 );
             }
         }
-        Ok(())
+        Ok(persisted)
     }
 
     /// Events queued, including the batch in flight.
@@ -396,8 +426,17 @@ impl QueueHandle {
     /// Closes the queue (if not yet closed), lets the worker drain it until `deadline`,
     /// then stops the worker (abandoning a batch in flight or in retry) and returns the
     /// number of events left undelivered.
+    ///
+    /// A [persistent](EventQueue::is_persistent) queue is not drained: the worker stops at
+    /// once (a batch in flight stays queued, to be delivered again after a restart), the
+    /// queue is flushed (waiting at most until `deadline`), and the backlog waits on disk.
     pub async fn shutdown(&self, deadline: tokio::time::Instant) -> usize {
         let _ = self.close();
+        if self.shared.queue.is_persistent() {
+            self.worker.abort();
+            let _ = tokio::time::timeout_at(deadline, self.shared.queue.flush()).await;
+            return self.len();
+        }
         let mut done = self.done.clone();
         // An error means the worker is gone (its sender dropped): finished as well.
         let finished = tokio::time::timeout_at(deadline, done.wait_for(|d| *d)).await;
