@@ -117,7 +117,8 @@ struct State {
     rotate: bool,
     closed: bool,
     stop: bool,
-    flush_wanted: bool,
+    /// Flush requests so far; the writer answers through `Inner::flushed`.
+    flush_wanted: u64,
     paused: bool,
 }
 
@@ -188,6 +189,8 @@ struct Inner {
     readable: Notify,
     /// Events `< durable` are on disk (fsynced).
     durable: watch::Sender<u64>,
+    /// The last flush request the writer completed (written, synced, deletions done).
+    flushed: watch::Sender<u64>,
     /// Events `< error_end` may have been lost to a write error.
     error_end: Arc<AtomicU64>,
     stats: Stats,
@@ -341,7 +344,7 @@ impl DurableQueue {
             rotate,
             closed: false,
             stop: false,
-            flush_wanted: false,
+            flush_wanted: 0,
             paused: false,
         };
         state.collect_dead();
@@ -371,6 +374,7 @@ impl DurableQueue {
             }),
             readable: Notify::new(),
             durable,
+            flushed: watch::channel(0).0,
             error_end: Arc::new(AtomicU64::new(0)),
             stats,
             metrics: OnceLock::new(),
@@ -954,15 +958,15 @@ impl EventQueue for DurableQueue {
     }
 
     fn flush(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        let target = {
+        let mut flushed = self.inner.flushed.subscribe();
+        let request = {
             let mut st = lock(&self.inner.state);
-            st.flush_wanted = true;
-            st.tail
+            st.flush_wanted += 1;
+            st.flush_wanted
         };
         self.inner.wake_writer.notify_one();
-        let mut durable = self.inner.durable.subscribe();
         Box::pin(async move {
-            let _ = durable.wait_for(|d| *d >= target).await;
+            let _ = flushed.wait_for(|done| *done >= request).await;
         })
     }
 }
@@ -1020,7 +1024,8 @@ impl Writer {
                         break;
                     }
                     let has_data = !st.pending.is_empty() && !st.paused;
-                    if has_data || !st.to_delete.is_empty() || st.flush_wanted {
+                    let flush_wanted = st.flush_wanted > *self.inner.flushed.borrow();
+                    if has_data || !st.to_delete.is_empty() || flush_wanted {
                         break;
                     }
                     let dirty = self.dirty_data || self.dirty_ack || st.head != self.persisted_head;
@@ -1051,7 +1056,7 @@ impl Writer {
                     .filter(|c| st.segments.iter().any(|s| s.first == c.segment))
                     .collect();
                 let deletes = std::mem::take(&mut st.to_delete);
-                let flush = std::mem::take(&mut st.flush_wanted);
+                let flush = (st.flush_wanted > *self.inner.flushed.borrow()).then_some(st.flush_wanted);
                 (live, deletes, st.head, st.stop, flush, round_end)
             };
 
@@ -1072,8 +1077,8 @@ impl Writer {
                 self.write_ack(head);
             }
             let due = self.last_sync.elapsed() >= every;
-            if (always && round_end.is_some()) || due || flush || stop {
-                self.sync(due || flush || stop);
+            if (always && round_end.is_some()) || due || flush.is_some() || stop {
+                self.sync(due || flush.is_some() || stop);
             }
             for first in deletes {
                 if self.open.as_ref().is_some_and(|(f, _, _)| *f == first) {
@@ -1086,6 +1091,9 @@ impl Writer {
                     Err(e) => tracing::warn!(segment = %path.display(), error = %e,
                         "durable queue: cannot delete segment"),
                 }
+            }
+            if let Some(request) = flush {
+                self.inner.flushed.send_replace(request);
             }
             if stop {
                 let st = lock(&self.inner.state);
