@@ -26,6 +26,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use tower::{Service, ServiceExt};
@@ -37,6 +38,7 @@ use crate::sink::BoxSink;
 #[derive(Clone, Default)]
 pub struct Dispatcher {
     sink: Option<BoxSink>,
+    wait: bool,
 }
 
 impl fmt::Debug for Dispatcher {
@@ -50,17 +52,52 @@ impl fmt::Debug for Dispatcher {
 impl Dispatcher {
     /// A dispatcher feeding `sink`.
     pub fn new(sink: BoxSink) -> Self {
-        Self { sink: Some(sink) }
+        Self {
+            sink: Some(sink),
+            wait: false,
+        }
     }
 
     /// A dispatcher with nowhere to send: the layer derives no events at all.
     pub fn disabled() -> Self {
-        Self { sink: None }
+        Self { sink: None, wait: false }
     }
 
     /// Whether events have somewhere to go.
     pub fn is_enabled(&self) -> bool {
         self.sink.is_some()
+    }
+
+    /// Makes the layer hold each response until the sink's call for its events has resolved:
+    /// set for endpoints whose durable queue has `fsync: always`, so that a response means its
+    /// events are on disk. Queue-fronted endpoints otherwise resolve at once, so only the
+    /// durable ones make the response wait (and a sink of your own, if it is slow).
+    pub fn wait_for_sinks(mut self, yes: bool) -> Self {
+        self.wait = yes;
+        self
+    }
+
+    /// Whether responses wait for the sinks (see [`wait_for_sinks`](Self::wait_for_sinks)).
+    pub fn waits_for_sinks(&self) -> bool {
+        self.wait && self.sink.is_some()
+    }
+
+    /// Like [`dispatch`](Self::dispatch), but a hand-off that does not complete at once is
+    /// returned for the caller to await (instead of being spawned); `None` when it completed.
+    pub fn dispatch_waiting(&self, batch: Batch) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        let sink = self.sink.clone()?;
+        if batch.is_empty() {
+            return None;
+        }
+        let mut fut = Box::pin(async move {
+            if let Err(e) = sink.oneshot(batch).await {
+                tracing::warn!(error = %e, "dispatcher: sink refused events");
+            }
+        });
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(()) => None,
+            Poll::Pending => Some(fut),
+        }
     }
 
     /// Sends `batch` to the sink without waiting for it.

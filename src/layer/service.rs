@@ -1,5 +1,7 @@
 //! The [`Notification`] service.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -132,6 +134,28 @@ impl Ready {
         shared.dispatcher.dispatch(Batch::from(events));
     }
 
+    /// Like [`deliver`](Self::deliver), but returns the hand-off to await before the response
+    /// is released (`fsync: always` endpoints); a lookup of missing fields is awaited too.
+    fn deliver_waiting(self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        let Ready {
+            mut events,
+            missing,
+            pending,
+            shared,
+        } = self;
+        if missing.any() && shared.lookup.is_some() {
+            return Some(Box::pin(async move {
+                if let Some(lookup) = shared.lookup.clone() {
+                    lookup::fill(&*lookup, &pending, &mut events, missing, shared.include_references).await;
+                }
+                if let Some(wait) = shared.dispatcher.dispatch_waiting(Batch::from(events)) {
+                    wait.await;
+                }
+            }));
+        }
+        shared.dispatcher.dispatch_waiting(Batch::from(events))
+    }
+
     /// The response body was not sent to its end: no pull happened.
     pub(crate) fn abort(self) {
         tracing::debug!(
@@ -139,6 +163,34 @@ impl Ready {
             events = self.events.len(),
             "response body dropped before its end: pull event not emitted"
         );
+    }
+}
+
+/// [`finish`] for a dispatcher that [waits](crate::dispatcher::Dispatcher::waits_for_sinks):
+/// `Err` returns the response with the hand-off to await before releasing it. A GET pull
+/// emitted at the end of the body cannot hold the response and goes the usual way.
+pub(crate) fn finish_waiting<B: http_body::Body>(
+    pending: Box<Pending>,
+    shared: &Arc<Shared>,
+    response: Response<B>,
+) -> Result<Response<ResponseBody<B>>, (Response<B>, Pin<Box<dyn Future<Output = ()> + Send>>)> {
+    if shared.pull_on_body_end && pending.method == Method::GET {
+        return Ok(finish(pending, shared, response));
+    }
+    let hint = response.extensions().get::<EventHint>();
+    let (events, missing) = pending.events(response.status(), response.headers(), hint, shared);
+    if events.is_empty() {
+        return Ok(response.map(ResponseBody::new));
+    }
+    let ready = Ready {
+        events,
+        missing,
+        pending,
+        shared: shared.clone(),
+    };
+    match ready.deliver_waiting() {
+        None => Ok(response.map(ResponseBody::new)),
+        Some(wait) => Err((response, wait)),
     }
 }
 
