@@ -52,7 +52,7 @@ use crate::event::{Batch, Format};
 use crate::filter::{Filter, FilterLayer};
 use crate::http::HttpSink;
 use crate::metrics::{EndpointMetrics, EndpointSnapshot};
-use crate::queue::{QueueConfig, QueueHandle, QueueLayer};
+use crate::queue::{DurableConfig, QueueConfig, QueueHandle, QueueLayer};
 use crate::retry::{RetryConfig, RetryLayer};
 use crate::sink::{BoxError, BoxSink};
 
@@ -154,6 +154,7 @@ pub struct Endpoint {
     pub(crate) retry: RetryConfig,
     pub(crate) filter: Filter,
     pub(crate) queue: QueueConfig,
+    pub(crate) durable: Option<DurableConfig>,
     pub(crate) redirects_as_success: bool,
     pub(crate) has_ca_pem: bool,
     pub(crate) danger_accept_invalid_certs: bool,
@@ -176,6 +177,7 @@ impl Endpoint {
             retry: RetryConfig::default(),
             filter: Filter::default(),
             queue: QueueConfig::default(),
+            durable: None,
             redirects_as_success: false,
             ca_pem: None,
             danger_accept_invalid_certs: false,
@@ -229,11 +231,36 @@ impl Endpoint {
         &self.queue
     }
 
+    /// The durable queue's settings, if the queue is on disk.
+    pub fn durable_queue(&self) -> Option<&DurableConfig> {
+        self.durable.as_ref()
+    }
+
+    /// Whether requests wait until this endpoint's events are on disk (a durable queue with
+    /// `fsync: always`).
+    pub fn waits_for_disk(&self) -> bool {
+        !self.disabled && self.durable.as_ref().is_some_and(DurableConfig::is_always)
+    }
+
     /// Builds filter → queue → retry → http and spawns the queue worker (must run inside
     /// a Tokio runtime). The sink's `call` returns as soon as the batch is queued (or
     /// filtered); it fails only once the endpoint is shut down. A disabled endpoint
     /// gets a sink that discards everything (counted as `filtered`) and no worker.
+    ///
+    /// # Panics
+    ///
+    /// If the endpoint has a [durable queue](EndpointBuilder::durable_queue) that cannot be
+    /// opened; [`try_spawn`](Self::try_spawn) returns that error instead.
     pub fn spawn(self) -> (BoxSink, EndpointHandle) {
+        match self.try_spawn() {
+            Ok(spawned) => spawned,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`spawn`](Self::spawn), but fails if the endpoint's durable queue cannot be opened
+    /// (its directory cannot be created or read, or this process has it open already).
+    pub fn try_spawn(self) -> Result<(BoxSink, EndpointHandle), ConfigError> {
         let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
         if self.disabled {
             let m = metrics.clone();
@@ -246,7 +273,7 @@ impl Endpoint {
                 metrics,
                 queue: None,
             };
-            return (BoxCloneSyncService::new(sink), handle);
+            return Ok((BoxCloneSyncService::new(sink), handle));
         }
         let http = HttpSink::new(&self).metrics(metrics.clone());
         let mut retry = RetryLayer::new(self.retry.clone())
@@ -255,7 +282,11 @@ impl Endpoint {
         if let Some(handler) = self.dead_letter.clone() {
             retry = retry.dead_letter(handler);
         }
-        let queue = QueueLayer::new(self.queue.clone())
+        let queue = match &self.durable {
+            None => QueueLayer::new(self.queue.clone()),
+            Some(durable) => self.durable_layer(durable, &metrics)?,
+        };
+        let queue = queue
             .max_events(self.max_events)
             .metrics(metrics.clone())
             .layer(retry.layer(http));
@@ -273,7 +304,36 @@ impl Endpoint {
             metrics,
             queue: Some(queue_handle),
         };
-        (BoxCloneSyncService::new(sink), handle)
+        Ok((BoxCloneSyncService::new(sink), handle))
+    }
+
+    #[cfg(feature = "durable")]
+    fn durable_layer(
+        &self,
+        durable: &DurableConfig,
+        metrics: &Arc<EndpointMetrics>,
+    ) -> Result<QueueLayer, ConfigError> {
+        let queue = crate::queue::DurableQueue::open(durable, &self.queue).map_err(|e| {
+            ConfigError::new(format!(
+                "endpoint {:?}: cannot open queue path {}: {e}",
+                self.name,
+                durable.path.display()
+            ))
+        })?;
+        let queue: Arc<dyn crate::queue::EventQueue> = Arc::new(queue.metrics(metrics.clone()));
+        tracing::info!(
+            endpoint = %self.name, path = %durable.path.display(), fsync = ?durable.fsync,
+            max_bytes = durable.max_bytes, backlog = queue.len(), "notifications: durable queue opened"
+        );
+        Ok(QueueLayer::with_queue(move || queue.clone()))
+    }
+
+    #[cfg(not(feature = "durable"))]
+    fn durable_layer(&self, _: &DurableConfig, _: &Arc<EndpointMetrics>) -> Result<QueueLayer, ConfigError> {
+        Err(ConfigError::new(format!(
+            "endpoint {:?}: durable queues need the `durable` feature of registry-notify",
+            self.name
+        )))
     }
 }
 
@@ -290,6 +350,7 @@ impl fmt::Debug for Endpoint {
             .field("retry", &self.retry)
             .field("filter", &self.filter)
             .field("queue", &self.queue)
+            .field("durable", &self.durable)
             .field("redirects_as_success", &self.redirects_as_success)
             .field("ca_pem", &self.has_ca_pem)
             .field("danger_accept_invalid_certs", &self.danger_accept_invalid_certs)
@@ -311,6 +372,7 @@ pub struct EndpointBuilder {
     retry: RetryConfig,
     filter: Filter,
     queue: QueueConfig,
+    durable: Option<DurableConfig>,
     redirects_as_success: bool,
     ca_pem: Option<Vec<u8>>,
     danger_accept_invalid_certs: bool,
@@ -359,6 +421,27 @@ impl EndpointBuilder {
     /// Queue bounds (default [`QueueConfig::default`]).
     pub fn queue(mut self, queue: QueueConfig) -> Self {
         self.queue = queue;
+        self
+    }
+
+    /// Keeps the queue on disk, in `durable`'s directory: see [`queue::durable`](crate::queue::DurableQueue).
+    /// The [`queue`](Self::queue) bounds still apply (`capacity` events, raise it for a large
+    /// backlog) besides `durable.max_bytes`; with [`Fsync::Always`](crate::queue::Fsync::Always)
+    /// the response to a request waits until its events are on disk.
+    ///
+    /// ```
+    /// use registry_notify::endpoint::Endpoint;
+    /// use registry_notify::queue::{DurableConfig, Fsync, QueueConfig};
+    ///
+    /// let endpoint = Endpoint::builder("audit", "http://127.0.0.1:5055/events")
+    ///     .queue(QueueConfig { capacity: 10_000_000, ..QueueConfig::default() })
+    ///     .durable_queue(DurableConfig::new("/var/lib/registry/notify/audit").fsync(Fsync::Always))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(endpoint.waits_for_disk());
+    /// ```
+    pub fn durable_queue(mut self, durable: DurableConfig) -> Self {
+        self.durable = Some(durable);
         self
     }
 
@@ -458,6 +541,14 @@ impl EndpointBuilder {
         if self.queue.capacity == 0 {
             return Err(err("queue capacity must be > 0".into()));
         }
+        if let Some(durable) = &self.durable {
+            if !cfg!(feature = "durable") {
+                return Err(err(
+                    "durable queues need the `durable` feature of registry-notify".into()
+                ));
+            }
+            durable.validate().map_err(err)?;
+        }
         self.retry.validate().map_err(|e| err(e.to_string()))?;
 
         let mut headers = Vec::with_capacity(self.headers.len() + 1);
@@ -518,6 +609,7 @@ impl EndpointBuilder {
             retry: self.retry,
             filter: self.filter,
             queue: self.queue,
+            durable: self.durable,
             redirects_as_success: self.redirects_as_success,
             has_ca_pem: self.ca_pem.is_some(),
             danger_accept_invalid_certs: self.danger_accept_invalid_certs,

@@ -141,15 +141,17 @@ impl NotificationsBuilder {
         }
         let mut handles = Vec::new();
         let mut sinks = self.sinks;
+        let wait_for_disk = self.endpoints.iter().any(Endpoint::waits_for_disk);
         for endpoint in self.endpoints.into_iter().filter(|e| !e.is_disabled()) {
-            let (sink, handle) = endpoint.spawn();
+            let (sink, handle) = endpoint.try_spawn()?;
             sinks.push(sink);
             handles.push(handle);
         }
         let dispatcher = if sinks.is_empty() {
             Dispatcher::disabled()
         } else {
-            Dispatcher::new(BoxSink::new(Broadcast::new(sinks)))
+            // With an `fsync: always` endpoint, responses wait until their events are on disk.
+            Dispatcher::new(BoxSink::new(Broadcast::new(sinks))).wait_for_sinks(wait_for_disk)
         };
         let mut layer = NotificationLayer::new(dispatcher)
             .include_references(self.include_references)
