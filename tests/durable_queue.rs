@@ -167,6 +167,29 @@ async fn fsync_interval_never_waits() {
     assert_eq!(q.len(), 3);
 }
 
+/// `fsync: interval` never waits: when the disk falls behind and the 4 MiB write buffer is full,
+/// new events are dropped and counted.
+#[tokio::test]
+async fn a_full_write_buffer_drops_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = open_with(DurableConfig::new(dir.path()), usize::MAX, Overflow::DropOldest);
+    let pause = q.pause_writer();
+    let mut dropped = 0;
+    let mut pushed = 0;
+    for chunk in 0..100 {
+        let batch = Batch::from(events(chunk * 200, chunk * 200 + 200));
+        pushed += batch.len();
+        dropped += q.push(batch).unwrap();
+    }
+    assert!(dropped > 0, "20 000 events of ~300 bytes do not fit 4 MiB");
+    assert_eq!(q.len() + dropped, pushed);
+    assert_eq!(q.stats().overflow_dropped, dropped as u64);
+    drop(pause);
+    let got = drain(&q).await;
+    assert_eq!(got.len(), pushed - dropped);
+    assert_eq!(got[0].id, "event-0", "the oldest are kept");
+}
+
 #[tokio::test]
 async fn capacity_overflow_matches_the_memory_queue() {
     for (overflow, want) in [(Overflow::DropOldest, ids(15, 20)), (Overflow::DropNewest, ids(0, 5))] {
