@@ -6,7 +6,7 @@
 //! realistic push events through its sink, checks that all of them are queued, and prints its
 //! peak RSS. The queue uses `fsync: always`, so that each call waits for its write: pushed as
 //! fast as a loop can, `fsync: interval` would outrun the disk and (by design) drop what does not
-//! fit its 4 MiB write buffer, counted. By default 200 000 events (about 130 MB of disk) are queued and the bound is checked
+//! fit its 8 MiB write buffer, counted. By default 200 000 events (about 130 MB of disk) are queued and the bound is checked
 //! both on the peak and on its linear extrapolation to 1 000 000 events; the full 1 000 000 run is
 //! `durable_memory_one_million` (`cargo test --release --test durable_memory -- --ignored`).
 #![cfg(all(feature = "durable", target_os = "linux"))]

@@ -167,7 +167,7 @@ async fn fsync_interval_never_waits() {
     assert_eq!(q.len(), 3);
 }
 
-/// `fsync: interval` never waits: when the disk falls behind and the 4 MiB write buffer is full,
+/// `fsync: interval` never waits: when the disk falls behind and the 8 MiB write buffer is full,
 /// new events are dropped and counted.
 #[tokio::test]
 async fn a_full_write_buffer_drops_and_counts() {
@@ -176,12 +176,12 @@ async fn a_full_write_buffer_drops_and_counts() {
     let pause = q.pause_writer();
     let mut dropped = 0;
     let mut pushed = 0;
-    for chunk in 0..100 {
+    for chunk in 0..200 {
         let batch = Batch::from(events(chunk * 200, chunk * 200 + 200));
         pushed += batch.len();
         dropped += q.push(batch).unwrap();
     }
-    assert!(dropped > 0, "20 000 events of ~300 bytes do not fit 4 MiB");
+    assert!(dropped > 0, "40 000 events of ~300 bytes do not fit 8 MiB");
     assert_eq!(q.len() + dropped, pushed);
     assert_eq!(q.stats().overflow_dropped, dropped as u64);
     drop(pause);

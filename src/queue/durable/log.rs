@@ -28,7 +28,7 @@ use crate::queue::{EventQueue, Overflow, Persisted, QueueConfig, QueueError};
 use crate::sink::BoxError;
 
 /// Encoded events waiting for the writer thread, at most (beyond, new events are dropped and counted).
-const PENDING_LIMIT: usize = 4 << 20;
+const PENDING_LIMIT: usize = 8 << 20;
 /// Events decoded ahead of the worker, at most.
 const READAHEAD_EVENTS: usize = 256;
 /// Bytes of records decoded ahead of the worker, at most (roughly).
@@ -120,6 +120,8 @@ struct State {
     /// Flush requests so far; the writer answers through `Inner::flushed`.
     flush_wanted: u64,
     paused: bool,
+    /// The writer waits for work: a push must wake it (otherwise it will look before waiting).
+    writer_idle: bool,
 }
 
 impl State {
@@ -346,6 +348,7 @@ impl DurableQueue {
             stop: false,
             flush_wanted: 0,
             paused: false,
+            writer_idle: false,
         };
         state.collect_dead();
         let recovered = state.len();
@@ -577,7 +580,9 @@ impl Inner {
             self.stats.overflow_dropped.fetch_add(dropped, Ordering::Relaxed);
         }
         st.collect_dead();
-        let wake = end > first || !st.to_delete.is_empty();
+        // Only an idle writer needs a wake-up (a syscall): a busy one takes everything pending
+        // before it waits again.
+        let wake = (end > first || !st.to_delete.is_empty()) && std::mem::take(&mut st.writer_idle);
         drop(st);
         if wake {
             self.wake_writer.notify_one();
@@ -696,49 +701,50 @@ impl Inner {
                     }
                 }
             }
-            let (_, file) = rd.file.as_mut().expect("opened above");
-            let result = format::read_record(file, rd.next_seq, &mut rd.payload);
-            match result {
-                Ok(Read1::Record { seq, size }) => {
-                    rd.next_seq = seq + 1;
-                    progress = true;
-                    match serde_json::from_slice::<Event>(&rd.payload) {
-                        Ok(event) => {
-                            rd.cache.push_back((seq, event, size));
-                            rd.cache_bytes += size;
+            // Read the run of records this snapshot allows without taking the state lock again.
+            let limit = seg.end.min(written_end);
+            while rd.next_seq < limit && rd.cache.len() < want && rd.cache_bytes < READAHEAD_BYTES {
+                let (_, file) = rd.file.as_mut().expect("opened above");
+                let result = format::read_record(file, rd.next_seq, &mut rd.payload);
+                let (seq, size) = match result {
+                    Ok(Read1::Record { seq, size }) => (seq, size),
+                    other => {
+                        if !rd.cache.is_empty() {
+                            rd.file = None;
+                            return progress;
                         }
-                        Err(e) => {
-                            // Intact framing, undecodable content: only this event is lost.
-                            self.stats.corrupt_events.fetch_add(1, Ordering::Relaxed);
-                            self.stats.corrupt_bytes.fetch_add(size, Ordering::Relaxed);
-                            tracing::warn!(queue = %self.dir.display(), seq, error = %e,
-                                "durable queue: undecodable event skipped");
-                            if rd.cache.is_empty() {
-                                let mut st = lock(&self.state);
-                                let lost = st.skip_to(seq + 1);
-                                drop(st);
-                                self.record_lost(lost);
-                            } else {
-                                // Keep the cache contiguous: hand out what is there first.
-                                rd.next_seq = seq;
-                                rd.file = None;
-                                return progress;
-                            }
+                        let why = match other {
+                            Ok(Read1::Corrupt(why)) => why.to_owned(),
+                            Ok(_) => "truncated record".to_owned(),
+                            Err(e) => e.to_string(),
+                        };
+                        self.skip_damage(rd, seg, written_end, open_written, why);
+                        progress = true;
+                        break;
+                    }
+                };
+                rd.next_seq = seq + 1;
+                progress = true;
+                match serde_json::from_slice::<Event>(&rd.payload) {
+                    Ok(event) => {
+                        rd.cache.push_back((seq, event, size));
+                        rd.cache_bytes += size;
+                    }
+                    Err(e) => {
+                        // Intact framing, undecodable content: only this event is lost.
+                        if !rd.cache.is_empty() {
+                            // Keep the cache contiguous: hand out what is there first.
+                            rd.next_seq = seq;
+                            rd.file = None;
+                            return progress;
                         }
+                        self.stats.corrupt_events.fetch_add(1, Ordering::Relaxed);
+                        self.stats.corrupt_bytes.fetch_add(size, Ordering::Relaxed);
+                        tracing::warn!(queue = %self.dir.display(), seq, error = %e,
+                            "durable queue: undecodable event skipped");
+                        let lost = lock(&self.state).skip_to(seq + 1);
+                        self.record_lost(lost);
                     }
-                }
-                other => {
-                    if !rd.cache.is_empty() {
-                        rd.file = None;
-                        return progress;
-                    }
-                    let why = match other {
-                        Ok(Read1::Corrupt(why)) => why.to_owned(),
-                        Ok(_) => "truncated record".to_owned(),
-                        Err(e) => e.to_string(),
-                    };
-                    self.skip_damage(rd, seg, written_end, open_written, why);
-                    progress = true;
                 }
             }
         }
@@ -1034,6 +1040,7 @@ impl Writer {
                         if left.is_zero() {
                             break;
                         }
+                        st.writer_idle = true;
                         st = self
                             .inner
                             .wake_writer
@@ -1041,8 +1048,10 @@ impl Writer {
                             .unwrap_or_else(|e| e.into_inner())
                             .0;
                     } else {
+                        st.writer_idle = true;
                         st = self.inner.wake_writer.wait(st).unwrap_or_else(|e| e.into_inner());
                     }
+                    st.writer_idle = false;
                 }
                 let chunks: Vec<Chunk> = if st.paused && !st.stop {
                     Vec::new()

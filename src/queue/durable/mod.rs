@@ -25,7 +25,7 @@
 //! - An event is removed only after the endpoint acknowledged it (or it was dead-lettered).
 //!   After a restart, delivery resumes in order with the same event ids; events delivered just
 //!   before a crash may be delivered again (at-least-once, same id).
-//! - Memory is bounded whatever the backlog: a few MiB per queue (a 4 MiB write buffer, a read-ahead
+//! - Memory is bounded whatever the backlog: a few MiB per queue (an 8 MiB write buffer, a read-ahead
 //!   of at most 256 events or 1 MiB, and the segment list). Events are read back from disk.
 //! - Disk is bounded by `maxbytes` (and the backlog by `capacity` events): the `overflow` policy
 //!   drops the oldest waiting events (whole segments) or refuses the newest, and every dropped
