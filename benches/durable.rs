@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use registry_notify::metrics::EndpointMetrics;
 use registry_notify::queue::{
     DurableConfig, DurableQueue, EventQueue, Fsync, MemoryQueue, Overflow, QueueConfig, QueueLayer,
 };
-use registry_notify::metrics::EndpointMetrics;
 use registry_notify::sink::{BoxError, BoxSink};
 use registry_notify::{Action, Batch, Descriptor, Event, RequestRecord, SourceRecord, Target};
 use tower::{Layer, ServiceExt};
@@ -69,7 +69,8 @@ impl Kind {
         match self {
             Kind::Memory => Arc::new(MemoryQueue::new(bounds)),
             Kind::Durable(fsync) => Arc::new(
-                DurableQueue::open(&DurableConfig::new(dir).max_bytes(8 << 30).fsync(*fsync), &bounds).unwrap(),
+                DurableQueue::open(&DurableConfig::new(dir).max_bytes(8 << 30).fsync(*fsync), &bounds)
+                    .unwrap(),
             ),
         }
     }
@@ -123,7 +124,10 @@ async fn end_to_end(kind: &Kind, n: usize, writers: usize, max_events: usize) ->
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
     let rate = total as f64 / start.elapsed().as_secs_f64();
-    layer.handle().shutdown(tokio::time::Instant::now() + Duration::from_secs(5)).await;
+    layer
+        .handle()
+        .shutdown(tokio::time::Instant::now() + Duration::from_secs(5))
+        .await;
     drop(layer);
     (rate, metrics.snapshot().dropped)
 }
@@ -133,7 +137,9 @@ async fn group_commit(n: usize, writers: usize) -> (f64, f64) {
     let dir = tempdir();
     let queue = Arc::new(
         DurableQueue::open(
-            &DurableConfig::new(dir.path()).max_bytes(8 << 30).fsync(Fsync::Always),
+            &DurableConfig::new(dir.path())
+                .max_bytes(8 << 30)
+                .fsync(Fsync::Always),
             &QueueConfig {
                 capacity: usize::MAX,
                 overflow: Overflow::DropOldest,
@@ -149,7 +155,9 @@ async fn group_commit(n: usize, writers: usize) -> (f64, f64) {
         let queue = queue.clone();
         tasks.spawn(async move {
             for i in 0..per_writer {
-                let (_, wait) = queue.push_persisted(Batch::from(event(w * per_writer + i))).unwrap();
+                let (_, wait) = queue
+                    .push_persisted(Batch::from(event(w * per_writer + i)))
+                    .unwrap();
                 wait.unwrap().await.unwrap();
             }
         });
@@ -172,7 +180,12 @@ fn push_only(kind: &Kind, n: usize) -> f64 {
         dropped += queue.push(b).unwrap();
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    assert_eq!(dropped, 0, "{}: the write buffer overflowed; lower n", kind.name());
+    assert_eq!(
+        dropped,
+        0,
+        "{}: the write buffer overflowed; lower n",
+        kind.name()
+    );
     rate
 }
 
@@ -186,7 +199,10 @@ fn main() {
         .build()
         .unwrap();
 
-    println!("push only, one event per call, {} events (endpoint down):\n", n / 4);
+    println!(
+        "push only, one event per call, {} events (endpoint down):\n",
+        n / 4
+    );
     println!("| queue | events/s |\n|---|---|");
     for kind in [Kind::Memory, Kind::Durable(Fsync::default())] {
         let rate = rt.block_on(async { push_only(&kind, n / 4) });
@@ -200,7 +216,11 @@ fn main() {
         (Kind::Durable(Fsync::default()), 1),
         (Kind::Durable(Fsync::Always), 64),
     ] {
-        let n = if matches!(kind, Kind::Durable(Fsync::Always)) { n / 4 } else { n };
+        let n = if matches!(kind, Kind::Durable(Fsync::Always)) {
+            n / 4
+        } else {
+            n
+        };
         let (rate, dropped) = rt.block_on(end_to_end(&kind, n, writers, 100));
         println!("| {} | {writers} | {rate:.0} | {dropped} |", kind.name());
     }
@@ -208,7 +228,11 @@ fn main() {
     println!("\ngroup commit (`fsync: always`), each writer waits for its event to be on disk:\n");
     println!("| concurrent writers | events/s | events per fsync |\n|---|---|---|");
     for writers in [1, 8, 64, 256] {
-        let total = if quick { 256 } else { (writers * 200).clamp(2_000, 40_000) };
+        let total = if quick {
+            256
+        } else {
+            (writers * 200).clamp(2_000, 40_000)
+        };
         let (rate, per_fsync) = rt.block_on(group_commit(total, writers));
         println!("| {writers} | {rate:.0} | {per_fsync:.1} |");
     }

@@ -60,7 +60,10 @@ impl Dispatcher {
 
     /// A dispatcher with nowhere to send: the layer derives no events at all.
     pub fn disabled() -> Self {
-        Self { sink: None, wait: false }
+        Self {
+            sink: None,
+            wait: false,
+        }
     }
 
     /// Whether events have somewhere to go.

@@ -424,7 +424,7 @@ impl EndpointBuilder {
         self
     }
 
-    /// Keeps the queue on disk, in `durable`'s directory: see [`queue::durable`](crate::queue::DurableQueue).
+    /// Keeps the queue on disk, in `durable`'s directory: see [`queue::durable`](crate::queue::durable).
     /// The [`queue`](Self::queue) bounds still apply (`capacity` events, raise it for a large
     /// backlog) besides `durable.max_bytes`; with [`Fsync::Always`](crate::queue::Fsync::Always)
     /// the response to a request waits until its events are on disk.
@@ -544,7 +544,7 @@ impl EndpointBuilder {
         if let Some(durable) = &self.durable {
             if !cfg!(feature = "durable") {
                 return Err(err(
-                    "durable queues need the `durable` feature of registry-notify".into()
+                    "durable queues need the `durable` feature of registry-notify".into(),
                 ));
             }
             durable.validate().map_err(err)?;

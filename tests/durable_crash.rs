@@ -68,8 +68,16 @@ notifications:
 
 async fn start(config: &Path, port: u16, log: &Path) -> tokio::process::Child {
     let bin = example_binary();
-    assert!(bin.is_file(), "{} not built (cargo test builds examples)", bin.display());
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    assert!(
+        bin.is_file(),
+        "{} not built (cargo test builds examples)",
+        bin.display()
+    );
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     let child = tokio::process::Command::new(&bin)
         .arg("serve")
         .arg(config)
@@ -162,8 +170,11 @@ async fn no_event_acknowledged_to_a_client_is_lost_to_sigkill() {
 
     // Restart, then bring the endpoint up: everything acknowledged arrives.
     let mut child = start(&config, port, &log).await;
-    let rx = receiver::Receiver::start_on(endpoint, Arc::new(|_, _| Box::pin(async { receiver::response(200) })))
-        .await;
+    let rx = receiver::Receiver::start_on(
+        endpoint,
+        Arc::new(|_, _| Box::pin(async { receiver::response(200) })),
+    )
+    .await;
     let pushed_digests = |rx: &receiver::Receiver| -> BTreeMap<String, BTreeSet<String>> {
         let mut by_digest: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for r in rx.requests() {
@@ -196,7 +207,11 @@ async fn no_event_acknowledged_to_a_client_is_lost_to_sigkill() {
     }
     let got = pushed_digests(&rx);
     for (digest, ids) in &got {
-        assert_eq!(ids.len(), 1, "{digest}: duplicates only with the same id, got {ids:?}");
+        assert_eq!(
+            ids.len(),
+            1,
+            "{digest}: duplicates only with the same id, got {ids:?}"
+        );
     }
     let delivered = rx.ids();
     eprintln!(

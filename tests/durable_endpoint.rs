@@ -2,7 +2,7 @@
 //! layer holds a response until its events are on disk.
 #![cfg(feature = "durable")]
 
-#[allow(unreachable_pub, dead_code)]
+#[allow(unreachable_pub)]
 #[path = "../examples/registry/oci/mod.rs"]
 mod oci;
 mod support;
@@ -30,9 +30,7 @@ async fn wait_until(mut cond: impl FnMut() -> bool) {
 }
 
 fn config(endpoints: &str) -> Result<Config, String> {
-    let yaml = format!(
-        "version: 0.1\nstorage:\n  inmemory: {{}}\nnotifications:\n  endpoints:\n{endpoints}"
-    );
+    let yaml = format!("version: 0.1\nstorage:\n  inmemory: {{}}\nnotifications:\n  endpoints:\n{endpoints}");
     Config::from_yaml_str(&yaml).map_err(|e| e.to_string())
 }
 
@@ -50,13 +48,13 @@ fn yaml_keys() {
     assert_eq!(e.queue.capacity, usize::MAX, "on disk, maxbytes bounds the queue");
     let built = e.to_endpoint().unwrap();
     let durable = built.durable_queue().unwrap();
-    assert_eq!(
-        (durable.max_bytes, durable.fsync),
-        (512 << 20, Fsync::Always)
-    );
+    assert_eq!((durable.max_bytes, durable.fsync), (512 << 20, Fsync::Always));
     assert!(built.waits_for_disk());
 
-    let c = config(&endpoint("{path: q, capacity: 10, fsyncinterval: 250ms, maxbytes: 2000000}")).unwrap();
+    let c = config(&endpoint(
+        "{path: q, capacity: 10, fsyncinterval: 250ms, maxbytes: 2000000}",
+    ))
+    .unwrap();
     let e = &c.notifications.as_ref().unwrap().endpoints[0];
     assert_eq!((e.queue.capacity, e.queue.max_bytes), (10, 2_000_000));
     let built = e.to_endpoint().unwrap();
@@ -67,9 +65,18 @@ fn yaml_keys() {
     assert!(!built.waits_for_disk());
     assert_eq!(built.queue().capacity, 10);
 
-    for (queue, size) in [("1GB", 1_000_000_000u64), ("64KiB", 65536), ("'70000'", 70000), ("3g", 3 << 30)] {
+    for (queue, size) in [
+        ("1GB", 1_000_000_000u64),
+        ("64KiB", 65536),
+        ("'70000'", 70000),
+        ("3g", 3 << 30),
+    ] {
         let c = config(&endpoint(&format!("{{path: q, maxbytes: {queue}}}"))).unwrap();
-        assert_eq!(c.notifications.unwrap().endpoints[0].queue.max_bytes, size, "{queue}");
+        assert_eq!(
+            c.notifications.unwrap().endpoints[0].queue.max_bytes,
+            size,
+            "{queue}"
+        );
     }
 }
 
@@ -117,7 +124,8 @@ async fn an_unopenable_queue_fails_the_build() {
         .build()
         .unwrap_err();
     assert!(
-        err.to_string().starts_with("endpoint \"a\": cannot open queue path"),
+        err.to_string()
+            .starts_with("endpoint \"a\": cannot open queue path"),
         "{err}"
     );
 }
@@ -136,12 +144,16 @@ async fn the_response_waits_until_the_event_is_on_disk() {
     );
     let q: Arc<dyn EventQueue> = queue.clone();
     // The endpoint is down: nothing is ever acknowledged.
-    let never = BoxSink::new(tower::service_fn(|_b: Batch| std::future::pending::<Result<(), BoxError>>()));
+    let never = BoxSink::new(tower::service_fn(|_b: Batch| {
+        std::future::pending::<Result<(), BoxError>>()
+    }));
     let sink = QueueLayer::with_queue(move || q.clone()).layer(never);
     let handle = sink.handle();
     let dispatcher = Dispatcher::new(BoxSink::new(sink)).wait_for_sinks(true);
     let layer = NotificationLayer::new(dispatcher);
-    let registry = oci::router(oci::Registry::in_memory(oci::RegistryOptions { delete_enabled: true }));
+    let registry = oci::router(oci::Registry::in_memory(oci::RegistryOptions {
+        delete_enabled: true,
+    }));
     let addr = support::serve_router(registry.layer(layer)).await;
     let c = Http::new(addr);
 
@@ -164,11 +176,17 @@ async fn the_response_waits_until_the_event_is_on_disk() {
     assert!(!put.is_finished(), "the response must wait for the disk");
     let synced = queue.stats().fsyncs;
     drop(pause);
-    let reply = tokio::time::timeout(support::HANG_GUARD, put).await.unwrap().unwrap();
+    let reply = tokio::time::timeout(support::HANG_GUARD, put)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(reply.status, 201);
     assert!(queue.stats().fsyncs > synced);
     // The pull of a blob is not a push, but it is waited for all the same.
-    assert_eq!(c.get(&format!("/v2/library/test/blobs/{digest}")).await.status, 200);
+    assert_eq!(
+        c.get(&format!("/v2/library/test/blobs/{digest}")).await.status,
+        200
+    );
     assert_eq!(queue.len(), 3);
     assert_eq!(handle.shutdown(tokio::time::Instant::now()).await, 3);
 }

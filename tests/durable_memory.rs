@@ -67,14 +67,21 @@ fn child(n: usize) {
         .unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let (sink, handle) = Endpoint::builder("memory", format!("http://{dead}/events"))
             .max_events(100)
             .queue(QueueConfig {
                 capacity: usize::MAX,
                 ..QueueConfig::default()
             })
-            .durable_queue(DurableConfig::new(dir.path()).max_bytes(4 << 30).fsync(Fsync::Always))
+            .durable_queue(
+                DurableConfig::new(dir.path())
+                    .max_bytes(4 << 30)
+                    .fsync(Fsync::Always),
+            )
             .build()
             .unwrap()
             .try_spawn()
@@ -94,7 +101,9 @@ fn child(n: usize) {
             .sum();
         let (hwm, now) = rss();
         println!("MEASURE {hwm} {baseline} {now} {disk}");
-        handle.shutdown(tokio::time::Instant::now() + Duration::from_secs(5)).await;
+        handle
+            .shutdown(tokio::time::Instant::now() + Duration::from_secs(5))
+            .await;
     });
 }
 
@@ -133,7 +142,10 @@ fn check(n: usize) {
         extrapolated / 1048576.0
     );
     assert!(peak < BOUND, "peak RSS {peak} over {BOUND}");
-    assert!(extrapolated < BOUND as f64, "1M events would need {extrapolated} bytes");
+    assert!(
+        extrapolated < BOUND as f64,
+        "1M events would need {extrapolated} bytes"
+    );
 }
 
 /// Only does something when re-run by [`measure`].

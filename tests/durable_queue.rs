@@ -192,7 +192,10 @@ async fn a_full_write_buffer_drops_and_counts() {
 
 #[tokio::test]
 async fn capacity_overflow_matches_the_memory_queue() {
-    for (overflow, want) in [(Overflow::DropOldest, ids(15, 20)), (Overflow::DropNewest, ids(0, 5))] {
+    for (overflow, want) in [
+        (Overflow::DropOldest, ids(15, 20)),
+        (Overflow::DropNewest, ids(0, 5)),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let q = open_with(DurableConfig::new(dir.path()), 5, overflow);
         let mut dropped = 0;
@@ -213,7 +216,9 @@ async fn maxbytes_bounds_the_disk() {
         let dir = tempfile::tempdir().unwrap();
         let max = 64 << 10;
         let q = open_with(
-            DurableConfig::new(dir.path()).max_bytes(max).segment_bytes(8 << 10),
+            DurableConfig::new(dir.path())
+                .max_bytes(max)
+                .segment_bytes(8 << 10),
             usize::MAX,
             overflow,
         );
@@ -226,7 +231,11 @@ async fn maxbytes_bounds_the_disk() {
         assert!(dropped > 0);
         assert_eq!(dropped + q.len(), n, "{overflow:?}: every event kept or counted");
         q.flush().await;
-        assert!(disk_bytes(dir.path()) <= max + 64, "{overflow:?}: {} on disk", disk_bytes(dir.path()));
+        assert!(
+            disk_bytes(dir.path()) <= max + 64,
+            "{overflow:?}: {} on disk",
+            disk_bytes(dir.path())
+        );
         let got: Vec<String> = drain(&q).await.into_iter().map(|e| e.id).collect();
         let (from, to) = match overflow {
             Overflow::DropOldest => (n - got.len(), n),
@@ -250,7 +259,11 @@ async fn acknowledged_segments_are_deleted() {
     assert!(segments(dir.path()).len() > 5);
     assert_eq!(drain(&q).await.len(), 200);
     q.flush().await;
-    assert_eq!(segments(dir.path()).len(), 1, "only the segment being written is kept");
+    assert_eq!(
+        segments(dir.path()).len(),
+        1,
+        "only the segment being written is kept"
+    );
     assert_eq!(q.stats().segments, 1);
 }
 
@@ -294,7 +307,10 @@ async fn a_garbage_tail_is_cut_off_and_counted() {
     data.extend((0..100u32).map(|i| (i * 37 + 11) as u8));
     std::fs::write(&seg, data).unwrap();
     let q = open(dir.path());
-    assert_eq!((q.stats().corrupt_tails, q.stats().corrupt_bytes, q.len()), (1, 100, 10));
+    assert_eq!(
+        (q.stats().corrupt_tails, q.stats().corrupt_bytes, q.len()),
+        (1, 100, 10)
+    );
     assert_eq!(drain(&q).await.len(), 10);
 }
 
@@ -312,9 +328,7 @@ async fn corruption_inside_a_sealed_segment_is_skipped_and_counted() {
     });
     let segs = segments(dir.path());
     assert!(segs.len() >= 3);
-    let first_of = |p: &PathBuf| -> usize {
-        p.file_stem().unwrap().to_str().unwrap().parse().unwrap()
-    };
+    let first_of = |p: &PathBuf| -> usize { p.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
     let (s1, s2) = (first_of(&segs[1]), first_of(&segs[2]));
     // Flip a byte in the middle of segment 1's data.
     let mut data = std::fs::read(&segs[1]).unwrap();
@@ -366,8 +380,7 @@ async fn shutdown_is_prompt_and_the_backlog_waits_on_disk() {
     let config = DurableConfig::new(dir.path());
     {
         let collector = Collector::new();
-        let q: Arc<dyn EventQueue> =
-            Arc::new(DurableQueue::open(&config, &QueueConfig::default()).unwrap());
+        let q: Arc<dyn EventQueue> = Arc::new(DurableQueue::open(&config, &QueueConfig::default()).unwrap());
         let queue = QueueLayer::with_queue(move || q.clone())
             .max_events(10)
             .layer(collector.sink(Duration::ZERO));
@@ -396,11 +409,17 @@ async fn shutdown_is_prompt_and_the_backlog_waits_on_disk() {
     }
     let handle = queue.handle();
     let start = std::time::Instant::now();
-    let left = tokio::time::timeout(Duration::from_secs(600), handle.shutdown(Instant::now() + Duration::from_secs(600)))
-        .await
-        .unwrap();
+    let left = tokio::time::timeout(
+        Duration::from_secs(600),
+        handle.shutdown(Instant::now() + Duration::from_secs(600)),
+    )
+    .await
+    .unwrap();
     assert_eq!(left, 50);
-    assert!(start.elapsed() < Duration::from_secs(300), "did not wait for the deadline");
+    assert!(
+        start.elapsed() < Duration::from_secs(300),
+        "did not wait for the deadline"
+    );
     drop(queue);
     drop(handle);
     // The worker task is aborted; let the runtime drop it (and with it the queue).
@@ -424,7 +443,9 @@ async fn concurrent_pushes_while_delivering() {
     let dir = tempfile::tempdir().unwrap();
     let collector = Collector::new();
     let q: Arc<dyn EventQueue> = Arc::new(open_with(
-        DurableConfig::new(dir.path()).segment_bytes(16 << 10).fsync(Fsync::Always),
+        DurableConfig::new(dir.path())
+            .segment_bytes(16 << 10)
+            .fsync(Fsync::Always),
         usize::MAX,
         Overflow::DropOldest,
     ));
@@ -462,7 +483,10 @@ async fn concurrent_pushes_while_delivering() {
             .filter(|id| id["event-".len()..].parse::<usize>().unwrap() / 500 == w)
             .collect();
         let want = ids(w * 500, w * 500 + 500);
-        assert!(mine.iter().zip(&want).all(|(a, b)| *a == b), "writer {w} in order");
+        assert!(
+            mine.iter().zip(&want).all(|(a, b)| *a == b),
+            "writer {w} in order"
+        );
     }
     queue.handle().shutdown(Instant::now() + HANG_GUARD).await;
 }

@@ -59,14 +59,12 @@ impl EndpointConfig {
             .danger_accept_invalid_certs(self.tls.insecure_skip_verify)
             .disabled(self.disabled);
         if let Some(path) = &self.queue.path {
-            builder = builder.durable_queue(
-                DurableConfig::new(path)
-                    .max_bytes(self.queue.max_bytes)
-                    .fsync(match self.queue.fsync {
-                        QueueFsync::Always => Fsync::Always,
-                        QueueFsync::Interval => Fsync::Interval(self.queue.fsync_interval),
-                    }),
-            );
+            builder = builder.durable_queue(DurableConfig::new(path).max_bytes(self.queue.max_bytes).fsync(
+                match self.queue.fsync {
+                    QueueFsync::Always => Fsync::Always,
+                    QueueFsync::Interval => Fsync::Interval(self.queue.fsync_interval),
+                },
+            ));
         }
         for (name, value) in headers {
             builder = builder.header(name, value);

@@ -119,7 +119,7 @@
 //! ```
 //!
 //! With `path`, the queue is on disk and survives restarts, crashes and `kill -9` (the `durable`
-//! feature, on by default; see [`DurableQueue`](crate::queue::DurableQueue)). `maxbytes` bounds
+//! feature, on by default; see [`queue::durable`](crate::queue::durable)). `maxbytes` bounds
 //! the disk (default `1GiB`, at least `64KiB`; an integer or a size such as `512MiB`, `2GB`);
 //! `capacity` then defaults to unlimited. `fsync: always` answers a request only once its events
 //! are on disk (concurrent requests share one fsync); `fsync: interval` (the default) never makes

@@ -117,7 +117,9 @@ impl NotificationsConfig {
                 if let Some(first) = self.endpoints[..i].iter().position(same) {
                     return Err(ConfigError::field(
                         at.key("queue.path").as_str(),
-                        format!("must differ from the queue path of endpoints[{first}] (one directory per queue)"),
+                        format!(
+                            "must differ from the queue path of endpoints[{first}] (one directory per queue)"
+                        ),
                     ));
                 }
             }

@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
 use super::derive::Pending;
-use super::service::{finish, finish_waiting};
+use super::service::{finish, finish_waiting, Finished, Hold};
 use super::Shared;
 
 type Deferred<O> = Pin<Box<dyn Future<Output = (Box<Pending>, O)> + Send>>;
@@ -25,7 +25,7 @@ pin_project! {
         // A delete by digest that first looks up the tags it will remove.
         Deferred { fut: Deferred<F::Output> },
         // `fsync: always`: the response waits until its events are on disk.
-        Persisting { wait: Pin<Box<dyn Future<Output = ()> + Send>>, result: Option<F::Output> },
+        Persisting { wait: Hold, result: Option<F::Output> },
     }
 }
 
@@ -104,8 +104,8 @@ where
                 return Poll::Ready(Ok(response.map(ResponseBody::new)));
             };
             return match finish_waiting(p, shared, response) {
-                Ok(response) => Poll::Ready(Ok(response)),
-                Err((response, mut wait)) => match wait.as_mut().poll(cx) {
+                Finished::Now(response) => Poll::Ready(Ok(response)),
+                Finished::Hold(response, mut wait) => match wait.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Ok(response.map(ResponseBody::new))),
                     Poll::Pending => {
                         this.state.set(State::Persisting {

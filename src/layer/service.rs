@@ -136,7 +136,7 @@ impl Ready {
 
     /// Like [`deliver`](Self::deliver), but returns the hand-off to await before the response
     /// is released (`fsync: always` endpoints); a lookup of missing fields is awaited too.
-    fn deliver_waiting(self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+    fn deliver_waiting(self) -> Option<Hold> {
         let Ready {
             mut events,
             missing,
@@ -146,7 +146,14 @@ impl Ready {
         if missing.any() && shared.lookup.is_some() {
             return Some(Box::pin(async move {
                 if let Some(lookup) = shared.lookup.clone() {
-                    lookup::fill(&*lookup, &pending, &mut events, missing, shared.include_references).await;
+                    lookup::fill(
+                        &*lookup,
+                        &pending,
+                        &mut events,
+                        missing,
+                        shared.include_references,
+                    )
+                    .await;
                 }
                 if let Some(wait) = shared.dispatcher.dispatch_waiting(Batch::from(events)) {
                     wait.await;
@@ -166,21 +173,31 @@ impl Ready {
     }
 }
 
-/// [`finish`] for a dispatcher that [waits](crate::dispatcher::Dispatcher::waits_for_sinks):
-/// `Err` returns the response with the hand-off to await before releasing it. A GET pull
-/// emitted at the end of the body cannot hold the response and goes the usual way.
+/// A hand-off the response waits for (`fsync: always`).
+pub(crate) type Hold = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What [`finish_waiting`] decided.
+pub(crate) enum Finished<B> {
+    /// The response can go.
+    Now(Response<ResponseBody<B>>),
+    /// The response goes once the hand-off of its events resolved.
+    Hold(Response<B>, Hold),
+}
+
+/// [`finish`] for a dispatcher that [waits](crate::dispatcher::Dispatcher::waits_for_sinks).
+/// A GET pull emitted at the end of the body cannot hold the response and goes the usual way.
 pub(crate) fn finish_waiting<B: http_body::Body>(
     pending: Box<Pending>,
     shared: &Arc<Shared>,
     response: Response<B>,
-) -> Result<Response<ResponseBody<B>>, (Response<B>, Pin<Box<dyn Future<Output = ()> + Send>>)> {
+) -> Finished<B> {
     if shared.pull_on_body_end && pending.method == Method::GET {
-        return Ok(finish(pending, shared, response));
+        return Finished::Now(finish(pending, shared, response));
     }
     let hint = response.extensions().get::<EventHint>();
     let (events, missing) = pending.events(response.status(), response.headers(), hint, shared);
     if events.is_empty() {
-        return Ok(response.map(ResponseBody::new));
+        return Finished::Now(response.map(ResponseBody::new));
     }
     let ready = Ready {
         events,
@@ -189,8 +206,8 @@ pub(crate) fn finish_waiting<B: http_body::Body>(
         shared: shared.clone(),
     };
     match ready.deliver_waiting() {
-        None => Ok(response.map(ResponseBody::new)),
-        Some(wait) => Err((response, wait)),
+        None => Finished::Now(response.map(ResponseBody::new)),
+        Some(hold) => Finished::Hold(response, hold),
     }
 }
 

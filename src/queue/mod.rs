@@ -34,7 +34,7 @@
 //! # use tower::Layer;
 //! ```
 
-mod durable;
+pub mod durable;
 mod future;
 mod memory;
 
@@ -50,9 +50,9 @@ use tokio::task::AbortHandle;
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub use durable::{DurableConfig, Fsync};
 #[cfg(feature = "durable")]
 pub use durable::{DurableQueue, DurableStats, WriterPause};
-pub use durable::{DurableConfig, Fsync};
 pub use future::{Persisted, QueueFuture};
 pub use memory::MemoryQueue;
 
@@ -97,7 +97,7 @@ pub trait EventQueue: Send + Sync + 'static {
     fn is_closed(&self) -> bool;
 
     /// Like [`push`](Self::push), and, when the queue promises durability before the caller
-    /// goes on (a [`DurableQueue`](crate::queue::DurableQueue) with `fsync: always`), also returns
+    /// goes on (a [durable queue](durable) with `fsync: always`), also returns
     /// a future that resolves once the events are on disk; the [`Queue`] service's call then
     /// resolves with it. The default pushes and has nothing to wait for.
     fn push_persisted(&self, batch: Batch) -> Result<(usize, Option<Persisted>), QueueError> {

@@ -254,7 +254,13 @@ mod tests {
         assert_eq!(segment_name(42), "00000000000000000042.seg");
         assert_eq!(parse_segment_name(&segment_name(42)), Some(42));
         assert_eq!(parse_segment_name(&segment_name(u64::MAX)), Some(u64::MAX));
-        for bad in ["ack", "42.seg", "0000000000000000004x.seg", "00000000000000000042.tmp", ""] {
+        for bad in [
+            "ack",
+            "42.seg",
+            "0000000000000000004x.seg",
+            "00000000000000000042.tmp",
+            "",
+        ] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");
         }
     }
@@ -275,7 +281,10 @@ mod tests {
             Read1::Record { seq: 8, size: 16 }
         );
         assert!(p.is_empty());
-        assert!(matches!(read_record(&mut r, 9, &mut p).unwrap(), Read1::Record { .. }));
+        assert!(matches!(
+            read_record(&mut r, 9, &mut p).unwrap(),
+            Read1::Record { .. }
+        ));
         assert_eq!(p, b"{\"id\":\"x\"}");
         assert_eq!(read_record(&mut r, 10, &mut p).unwrap(), Read1::End);
     }

@@ -312,7 +312,11 @@ impl DurableQueue {
         // and skips (and counts) what is damaged.
         let mut segments: VecDeque<Seg> = VecDeque::new();
         for (i, &first) in firsts.iter().enumerate() {
-            let end = firsts.get(i + 1).copied().or(last.map(|l| l.first)).unwrap_or(first);
+            let end = firsts
+                .get(i + 1)
+                .copied()
+                .or(last.map(|l| l.first))
+                .unwrap_or(first);
             let bytes = std::fs::metadata(dir.join(format::segment_name(first)))?.len();
             segments.push_back(Seg { first, end, bytes });
         }
@@ -330,7 +334,11 @@ impl DurableQueue {
         }
         let used_bytes = segments.iter().map(|s| s.bytes).sum();
         let open_written = segments.back().map_or((tail, 0), |s| (s.first, s.bytes));
-        let resume = if rotate { None } else { segments.back().map(|s| (s.first, s.bytes)) };
+        let resume = if rotate {
+            None
+        } else {
+            segments.back().map(|s| (s.first, s.bytes))
+        };
         let mut state = State {
             segments,
             head,
@@ -512,7 +520,10 @@ impl Inner {
             }
         }
         if unencodable > 0 {
-            tracing::warn!(events = unencodable, "durable queue: event too large to store, dropped");
+            tracing::warn!(
+                events = unencodable,
+                "durable queue: event too large to store, dropped"
+            );
         }
         let mut st = lock(&self.state);
         if st.closed {
@@ -641,7 +652,7 @@ impl Inner {
                 chunk.end = seq + 1;
             }
             _ => {
-                let mut bytes = Vec::with_capacity(64 << 10);
+                let mut bytes = Vec::with_capacity(4 << 10);
                 format::encode_record(&mut bytes, seq, payload);
                 st.pending.push_back(Chunk {
                     segment,
@@ -672,7 +683,11 @@ impl Inner {
                     .iter()
                     .find(|s| s.first <= rd.next_seq && rd.next_seq < s.end)
                     .copied();
-                let next_seg = st.segments.iter().find(|s| s.first > rd.next_seq).map(|s| s.first);
+                let next_seg = st
+                    .segments
+                    .iter()
+                    .find(|s| s.first > rd.next_seq)
+                    .map(|s| s.first);
                 (st.written_end, st.open_written, seg, next_seg)
             };
             if rd.next_seq >= written_end {
@@ -684,7 +699,10 @@ impl Inner {
                     return progress;
                 }
                 rd.file = None;
-                rd.next_seq = next_seg.unwrap_or(written_end).min(written_end).max(rd.next_seq + 1);
+                rd.next_seq = next_seg
+                    .unwrap_or(written_end)
+                    .min(written_end)
+                    .max(rd.next_seq + 1);
                 progress = true;
                 continue;
             };
@@ -775,7 +793,14 @@ impl Inner {
     /// The record at the reader's position is damaged (the cache is empty): skips the rest of
     /// its segment or, in the segment being written, up to what is written (and makes the writer
     /// start a new segment); counts the events skipped.
-    fn skip_damage(&self, rd: &mut Reader, seg: Seg, written_end: u64, open_written: (u64, u64), why: String) {
+    fn skip_damage(
+        &self,
+        rd: &mut Reader,
+        seg: Seg,
+        written_end: u64,
+        open_written: (u64, u64),
+        why: String,
+    ) {
         let at = rd.next_seq;
         rd.file = None;
         let to = if open_written.0 == seg.first {
@@ -875,7 +900,9 @@ impl EventQueue for DurableQueue {
         let mut durable = self.inner.durable.subscribe();
         let wait: Persisted = Box::pin(async move {
             if durable.wait_for(|d| *d >= end).await.is_err() {
-                return Err(BoxError::from("durable queue: stopped before the events were written"));
+                return Err(BoxError::from(
+                    "durable queue: stopped before the events were written",
+                ));
             }
             if errors.load(Ordering::Relaxed) > first {
                 return Err(BoxError::from("durable queue: write failed, events not durable"));
@@ -1247,6 +1274,8 @@ fn count_records(mut bytes: &[u8]) -> u64 {
 
 impl fmt::Debug for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Inner").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Inner")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }

@@ -31,13 +31,29 @@
 //!   drops the oldest waiting events (whole segments) or refuses the newest, and every dropped
 //!   event is counted in the endpoint's `dropped` metric.
 //! - A corrupt or truncated tail (a torn write at a crash) is detected when the queue opens, cut
-//!   off, logged and counted ([`DurableStats::corrupt_bytes`]); a record that fails its checksum
+//!   off, logged and counted (`DurableStats::corrupt_bytes`); a record that fails its checksum
 //!   later is skipped with the rest of its segment, counted exactly. Never a panic or a stuck queue.
 //! - Graceful shutdown flushes and fsyncs, and returns at once: the backlog waits on disk for the
 //!   next start.
 //!
 //! One directory holds one queue: a process refuses to open a directory twice, and two processes
-//! must not share one. See [`format`](self) for the files it contains.
+//! must not share one.
+//!
+//! # Files
+//!
+//! ```text
+//! DIR/00000000000000000000.seg   segment: a header, then records; named by its first sequence number
+//!     header  (16 bytes)  "RNQSEG" 0x00 0x01 | first sequence number u64
+//!     record  (16 + len)  len u32 | crc32(len ‖ seq ‖ payload) u32 | seq u64 | payload (the event's JSON)
+//! DIR/ack                        two 32-byte slots, written alternately: every event before `head`
+//!     slot    (32 bytes)  "RNQACK" 0x00 0x01 | counter u64 | head u64 | crc32 u32 | 0u32   was acknowledged
+//! ```
+//!
+//! Integers are little-endian. Records carry consecutive sequence numbers, so a segment holds the
+//! events from its first sequence number to the next segment's, and what a damaged segment loses is
+//! known exactly. Segments are appended to by one writer thread, fsynced when the next one starts,
+//! and deleted once every event in them is acknowledged or dropped. The event ids are in the
+//! payload, so a redelivered event has the same id.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,6 +64,7 @@ mod format;
 mod log;
 
 #[cfg(feature = "durable")]
+#[doc(inline)]
 pub use log::{DurableQueue, DurableStats, WriterPause};
 
 /// When the durable queue forces its writes to disk.
