@@ -673,7 +673,13 @@ impl EndpointHandle {
         match &self.queue {
             Some(queue) => {
                 let left = queue.shutdown(deadline).await;
-                if left > 0 {
+                if left > 0 && queue.is_persistent() {
+                    tracing::info!(
+                        endpoint = %self.name,
+                        left,
+                        "notifications: endpoint shut down, its backlog waits on disk"
+                    );
+                } else if left > 0 {
                     tracing::warn!(
                         endpoint = %self.name,
                         left,

@@ -99,6 +99,51 @@ async fn restart_resumes_in_order_with_the_same_ids() {
     assert_eq!(q.push(Batch::from(events(0, 1))), Err(QueueError::Closed));
 }
 
+/// Every field survives the disk: the envelope after a restart is byte for byte the same.
+#[tokio::test]
+async fn a_rich_event_survives_byte_for_byte() {
+    use registry_notify::{Descriptor, Format, Platform};
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = events(0, 1).remove(0);
+    e.target.descriptor = Descriptor::new("application/vnd.oci.image.index.v1+json", "sha256:abc", 42);
+    e.target.descriptor.urls = vec!["https://mirror/x".into()];
+    e.target.descriptor.annotations = [("org.opencontainers.image.title".to_owned(), "t".to_owned())].into();
+    e.target.descriptor.artifact_type = Some("application/x-test".into());
+    e.target.length = 42;
+    e.target.from_repository = "library/other".into();
+    e.target.url = "http://127.0.0.1:5000/v2/library/test/manifests/sha256:abc".into();
+    e.target.tag = "latest".into();
+    let mut child = Descriptor::new("application/vnd.oci.image.manifest.v1+json", "sha256:def", 7);
+    child.platform = Some(Platform {
+        architecture: "arm64".into(),
+        os: "linux".into(),
+        variant: "v8".into(),
+        ..Platform::default()
+    });
+    child.data = Some("e30=".into());
+    e.target.references = vec![child];
+    e.request.addr = "10.0.0.1:5555".into();
+    e.request.useragent = "skopeo/1.9.3 \"quoted\" ünïcode".into();
+    e.actor.name = "alice".into();
+    e.source.addr = "host:5000".into();
+    e.source.instance_id = "0190f3c2-7d1e-7a4b-9c1d-000000000001".into();
+    drop({
+        let q = open(dir.path());
+        q.push(Batch::from(e.clone())).unwrap();
+        q
+    });
+    let q = open(dir.path());
+    let got = next(&q, 1).await;
+    assert_eq!(got[0], e);
+    for format in [Format::EventsV1, Format::EventsV2] {
+        assert_eq!(
+            format.encode(&got[..]),
+            format.encode(std::slice::from_ref(&e)),
+            "{format}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_unacknowledged_batch_is_delivered_again_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -411,6 +411,11 @@ impl QueueHandle {
         self.shared.queue.is_closed()
     }
 
+    /// Whether the backlog survives a restart (a durable queue).
+    pub fn is_persistent(&self) -> bool {
+        self.shared.queue.is_persistent()
+    }
+
     /// Refuses further events (`call` then fails with [`DeliveryError::Closed`]); the
     /// worker keeps delivering what is queued and stops once the queue is empty.
     /// Fails with [`QueueError::AlreadyClosed`] the second time.
