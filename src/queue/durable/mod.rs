@@ -17,7 +17,10 @@
 //! - **`fsync: always`**: a request's response is released only once its events are on disk.
 //!   Concurrent requests share one fsync (group commit): the writer thread writes everything that
 //!   arrived while the previous fsync ran, then syncs once. Every success a client saw implies a
-//!   durable event.
+//!   durable event. Every request that yields events for the endpoint waits, pulls included (drop
+//!   them with `ignore: {actions: [pull]}` if they do not matter); events that need a lookup wait
+//!   for it too, and a pull emitted at the end of its body (`pull_on_body_end`) cannot hold its
+//!   response.
 //! - **`fsync: interval`** (default, every `fsyncinterval`, default 1 s): the request path never
 //!   waits on the disk. The writer thread hands events to the operating system as they come
 //!   (within microseconds), so a crash of the process (`kill -9`) loses nothing it had written;
@@ -72,6 +75,10 @@ pub use log::{DurableQueue, DurableStats, WriterPause};
 #[non_exhaustive]
 pub enum Fsync {
     /// After every write, before the requests whose events it holds are answered (group commit).
+    ///
+    /// [`Notifications::builder`](crate::notifications::Notifications::builder) makes the layer
+    /// wait when an endpoint has it; a dispatcher built by hand needs
+    /// [`wait_for_sinks(true)`](crate::dispatcher::Dispatcher::wait_for_sinks).
     Always,
     /// Every interval (when something changed): the request path never waits on the disk.
     Interval(Duration),
