@@ -30,6 +30,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -54,6 +55,7 @@ pub(crate) trait Enqueue: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct Dispatcher {
     targets: Option<Arc<Targets>>,
+    wait: bool,
 }
 
 struct Targets {
@@ -82,7 +84,10 @@ impl Dispatcher {
 
     /// A dispatcher with nowhere to send: the layer derives no events at all.
     pub fn disabled() -> Self {
-        Self { targets: None }
+        Self {
+            targets: None,
+            wait: false,
+        }
     }
 
     /// A dispatcher feeding endpoint fronts directly and, if any, other sinks through a
@@ -107,12 +112,48 @@ impl Dispatcher {
                 errors: AtomicU64::new(0),
                 log: LogLimiter::new(Duration::from_secs(10)),
             })),
+            wait: false,
         }
     }
 
     /// Whether events have somewhere to go.
     pub fn is_enabled(&self) -> bool {
         self.targets.is_some()
+    }
+
+    /// Makes the layer hold each response until the sink's call for its events has resolved:
+    /// set for endpoints whose durable queue has `fsync: always`, so that a response means its
+    /// events are on disk. Queue-fronted endpoints otherwise resolve at once, so only the
+    /// durable ones make the response wait (and a sink of your own, if it is slow).
+    pub fn wait_for_sinks(mut self, yes: bool) -> Self {
+        self.wait = yes;
+        self
+    }
+
+    /// Whether responses wait for the sinks (see [`wait_for_sinks`](Self::wait_for_sinks)).
+    pub fn waits_for_sinks(&self) -> bool {
+        self.wait && self.targets.is_some()
+    }
+
+    /// Like [`dispatch`](Self::dispatch), but a hand-off that does not complete at once is
+    /// returned for the caller to await (instead of being spawned); `None` when it completed.
+    pub fn dispatch_waiting(&self, batch: Batch) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        let targets = self.targets.as_ref()?;
+        if batch.is_empty() {
+            return None;
+        }
+        // Endpoint fronts take the batch at once; only the tower sink can be waited on.
+        let batch = targets.feed_fronts(batch, targets.sink.is_some())?;
+        let sink = targets.sink.clone()?;
+        let mut fut = Box::pin(async move {
+            if let Err(e) = sink.oneshot(batch).await {
+                tracing::warn!(error = %e, "dispatcher: sink refused events");
+            }
+        });
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(()) => None,
+            Poll::Pending => Some(fut),
+        }
     }
 
     /// Sends `batch` to the sink without waiting for it.
@@ -125,24 +166,34 @@ impl Dispatcher {
         if batch.is_empty() {
             return;
         }
+        if let Some(batch) = targets.feed_fronts(batch, targets.sink.is_some()) {
+            if let Some(sink) = &targets.sink {
+                call_sink(sink, batch);
+            }
+        }
+    }
+}
+
+impl Targets {
+    /// Enqueues `batch` into every endpoint front; the last one gets the batch itself
+    /// unless `keep` asks for it back (for the tower sink).
+    fn feed_fronts(&self, batch: Batch, keep: bool) -> Option<Batch> {
         let mut batch = Some(batch);
-        let last = targets.queues.len();
-        for (index, queue) in targets.queues.iter().enumerate() {
-            let b = if index + 1 == last && targets.sink.is_none() {
+        let last = self.queues.len();
+        for (index, queue) in self.queues.iter().enumerate() {
+            let b = if index + 1 == last && !keep {
                 batch.take()
             } else {
                 batch.clone()
             };
             if let Err(error) = queue.enqueue(b.unwrap_or_default()) {
-                targets.errors.fetch_add(1, Ordering::Relaxed);
-                if let Some(suppressed) = targets.log.check() {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = self.log.check() {
                     tracing::warn!(sink = index, %error, suppressed, "broadcaster: dropping event");
                 }
             }
         }
-        if let (Some(sink), Some(batch)) = (&targets.sink, batch) {
-            call_sink(sink, batch);
-        }
+        batch
     }
 }
 

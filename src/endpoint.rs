@@ -53,7 +53,7 @@ use crate::event::{Batch, Format};
 use crate::filter::{Filter, FilterLayer, FilterService};
 use crate::http::HttpSink;
 use crate::metrics::{EndpointMetrics, EndpointSnapshot};
-use crate::queue::{Queue, QueueConfig, QueueHandle, QueueLayer};
+use crate::queue::{DurableConfig, Queue, QueueConfig, QueueHandle, QueueLayer};
 use crate::retry::{Retry, RetryConfig, RetryLayer};
 use crate::sink::{BoxError, BoxSink};
 
@@ -164,6 +164,7 @@ pub struct Endpoint {
     pub(crate) retry: RetryConfig,
     pub(crate) filter: Filter,
     pub(crate) queue: QueueConfig,
+    pub(crate) durable: Option<DurableConfig>,
     pub(crate) redirects_as_success: bool,
     pub(crate) has_ca_pem: bool,
     pub(crate) danger_accept_invalid_certs: bool,
@@ -186,6 +187,7 @@ impl Endpoint {
             retry: RetryConfig::default(),
             filter: Filter::default(),
             queue: QueueConfig::default(),
+            durable: None,
             redirects_as_success: false,
             ca_pem: None,
             danger_accept_invalid_certs: false,
@@ -239,11 +241,36 @@ impl Endpoint {
         &self.queue
     }
 
+    /// The durable queue's settings, if the queue is on disk.
+    pub fn durable_queue(&self) -> Option<&DurableConfig> {
+        self.durable.as_ref()
+    }
+
+    /// Whether requests wait until this endpoint's events are on disk (a durable queue with
+    /// `fsync: always`).
+    pub fn waits_for_disk(&self) -> bool {
+        !self.disabled && self.durable.as_ref().is_some_and(DurableConfig::is_always)
+    }
+
     /// Builds filter → queue → retry → http and spawns the queue worker (must run inside
     /// a Tokio runtime). The sink's `call` returns as soon as the batch is queued (or
     /// filtered); it fails only once the endpoint is shut down. A disabled endpoint
     /// gets a sink that discards everything (counted as `filtered`) and no worker.
+    ///
+    /// # Panics
+    ///
+    /// If the endpoint has a [durable queue](EndpointBuilder::durable_queue) that cannot be
+    /// opened; [`try_spawn`](Self::try_spawn) returns that error instead.
     pub fn spawn(self) -> (BoxSink, EndpointHandle) {
+        match self.try_spawn() {
+            Ok(spawned) => spawned,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`spawn`](Self::spawn), but fails if the endpoint's durable queue cannot be opened
+    /// (its directory cannot be created or read, or this process has it open already).
+    pub fn try_spawn(self) -> Result<(BoxSink, EndpointHandle), ConfigError> {
         if self.disabled {
             let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
             let m = metrics.clone();
@@ -256,20 +283,20 @@ impl Endpoint {
                 metrics,
                 queue: None,
             };
-            return (BoxCloneSyncService::new(sink), handle);
+            return Ok((BoxCloneSyncService::new(sink), handle));
         }
-        let (front, handle) = self.spawn_stack();
-        (BoxCloneSyncService::new(front), handle)
+        let (front, handle) = self.spawn_stack()?;
+        Ok((BoxCloneSyncService::new(front), handle))
     }
 
-    /// Like [`spawn`](Self::spawn), returning the front of the stack (filter → queue) for
-    /// the dispatcher to feed directly. Disabled endpoints are not spawned by the crate.
-    pub(crate) fn spawn_front(self) -> (Arc<dyn Enqueue>, EndpointHandle) {
-        let (front, handle) = self.spawn_stack();
-        (Arc::new(front), handle)
+    /// Like [`try_spawn`](Self::try_spawn), returning the front of the stack (filter → queue)
+    /// for the dispatcher to feed directly. Disabled endpoints are not spawned by the crate.
+    pub(crate) fn try_spawn_front(self) -> Result<(Arc<dyn Enqueue>, EndpointHandle), ConfigError> {
+        let (front, handle) = self.spawn_stack()?;
+        Ok((Arc::new(front), handle))
     }
 
-    fn spawn_stack(self) -> (FilterService<Queue<Retry<HttpSink>>>, EndpointHandle) {
+    fn spawn_stack(self) -> Result<(FilterService<Queue<Retry<HttpSink>>>, EndpointHandle), ConfigError> {
         let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
         let http = HttpSink::new(&self).metrics(metrics.clone());
         let mut retry = RetryLayer::new(self.retry.clone())
@@ -278,7 +305,11 @@ impl Endpoint {
         if let Some(handler) = self.dead_letter.clone() {
             retry = retry.dead_letter(handler);
         }
-        let queue = QueueLayer::new(self.queue.clone())
+        let queue = match &self.durable {
+            None => QueueLayer::new(self.queue.clone()),
+            Some(durable) => self.durable_layer(durable, &metrics)?,
+        };
+        let queue = queue
             .max_events(self.max_events)
             .metrics(metrics.clone())
             .layer(retry.layer(http));
@@ -296,7 +327,36 @@ impl Endpoint {
             metrics,
             queue: Some(queue_handle),
         };
-        (sink, handle)
+        Ok((sink, handle))
+    }
+
+    #[cfg(feature = "durable")]
+    fn durable_layer(
+        &self,
+        durable: &DurableConfig,
+        metrics: &Arc<EndpointMetrics>,
+    ) -> Result<QueueLayer, ConfigError> {
+        let queue = crate::queue::DurableQueue::open(durable, &self.queue).map_err(|e| {
+            ConfigError::new(format!(
+                "endpoint {:?}: cannot open queue path {}: {e}",
+                self.name,
+                durable.path.display()
+            ))
+        })?;
+        let queue: Arc<dyn crate::queue::EventQueue> = Arc::new(queue.metrics(metrics.clone()));
+        tracing::info!(
+            endpoint = %self.name, path = %durable.path.display(), fsync = ?durable.fsync,
+            max_bytes = durable.max_bytes, backlog = queue.len(), "notifications: durable queue opened"
+        );
+        Ok(QueueLayer::with_queue(move || queue.clone()))
+    }
+
+    #[cfg(not(feature = "durable"))]
+    fn durable_layer(&self, _: &DurableConfig, _: &Arc<EndpointMetrics>) -> Result<QueueLayer, ConfigError> {
+        Err(ConfigError::new(format!(
+            "endpoint {:?}: durable queues need the `durable` feature of registry-notify",
+            self.name
+        )))
     }
 }
 
@@ -313,6 +373,7 @@ impl fmt::Debug for Endpoint {
             .field("retry", &self.retry)
             .field("filter", &self.filter)
             .field("queue", &self.queue)
+            .field("durable", &self.durable)
             .field("redirects_as_success", &self.redirects_as_success)
             .field("ca_pem", &self.has_ca_pem)
             .field("danger_accept_invalid_certs", &self.danger_accept_invalid_certs)
@@ -334,6 +395,7 @@ pub struct EndpointBuilder {
     retry: RetryConfig,
     filter: Filter,
     queue: QueueConfig,
+    durable: Option<DurableConfig>,
     redirects_as_success: bool,
     ca_pem: Option<Vec<u8>>,
     danger_accept_invalid_certs: bool,
@@ -382,6 +444,27 @@ impl EndpointBuilder {
     /// Queue bounds (default [`QueueConfig::default`]).
     pub fn queue(mut self, queue: QueueConfig) -> Self {
         self.queue = queue;
+        self
+    }
+
+    /// Keeps the queue on disk, in `durable`'s directory: see [`queue::durable`](crate::queue::durable).
+    /// The [`queue`](Self::queue) bounds still apply (`capacity` events, raise it for a large
+    /// backlog) besides `durable.max_bytes`; with [`Fsync::Always`](crate::queue::Fsync::Always)
+    /// the response to a request waits until its events are on disk.
+    ///
+    /// ```
+    /// use registry_notify::endpoint::Endpoint;
+    /// use registry_notify::queue::{DurableConfig, Fsync, QueueConfig};
+    ///
+    /// let endpoint = Endpoint::builder("audit", "http://127.0.0.1:5055/events")
+    ///     .queue(QueueConfig { capacity: 10_000_000, ..QueueConfig::default() })
+    ///     .durable_queue(DurableConfig::new("/var/lib/registry/notify/audit").fsync(Fsync::Always))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(endpoint.waits_for_disk());
+    /// ```
+    pub fn durable_queue(mut self, durable: DurableConfig) -> Self {
+        self.durable = Some(durable);
         self
     }
 
@@ -481,6 +564,14 @@ impl EndpointBuilder {
         if self.queue.capacity == 0 {
             return Err(err("queue capacity must be > 0".into()));
         }
+        if let Some(durable) = &self.durable {
+            if !cfg!(feature = "durable") {
+                return Err(err(
+                    "durable queues need the `durable` feature of registry-notify".into(),
+                ));
+            }
+            durable.validate().map_err(err)?;
+        }
         self.retry.validate().map_err(|e| err(e.to_string()))?;
 
         let mut headers = Vec::with_capacity(self.headers.len() + 1);
@@ -541,6 +632,7 @@ impl EndpointBuilder {
             retry: self.retry,
             filter: self.filter,
             queue: self.queue,
+            durable: self.durable,
             redirects_as_success: self.redirects_as_success,
             has_ca_pem: self.ca_pem.is_some(),
             danger_accept_invalid_certs: self.danger_accept_invalid_certs,
@@ -604,7 +696,13 @@ impl EndpointHandle {
         match &self.queue {
             Some(queue) => {
                 let left = queue.shutdown(deadline).await;
-                if left > 0 {
+                if left > 0 && queue.is_persistent() {
+                    tracing::info!(
+                        endpoint = %self.name,
+                        left,
+                        "notifications: endpoint shut down, its backlog waits on disk"
+                    );
+                } else if left > 0 {
                     tracing::warn!(
                         endpoint = %self.name,
                         left,

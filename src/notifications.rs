@@ -139,14 +139,24 @@ impl NotificationsBuilder {
             }
         }
         let mut handles = Vec::new();
+        let wait_for_disk = self.endpoints.iter().any(Endpoint::waits_for_disk);
         let mut fronts = Vec::new();
+        let mut sinks = self.sinks;
         for endpoint in self.endpoints.into_iter().filter(|e| !e.is_disabled()) {
-            let (front, handle) = endpoint.spawn_front();
-            fronts.push(front);
-            handles.push(handle);
+            if wait_for_disk {
+                // Responses wait for the hand-off (`fsync: always`): drive the endpoints as
+                // tower sinks, whose call resolves once the events are on disk.
+                let (sink, handle) = endpoint.try_spawn()?;
+                sinks.push(sink);
+                handles.push(handle);
+            } else {
+                // Endpoints are fed synchronously; custom sinks through a broadcast.
+                let (front, handle) = endpoint.try_spawn_front()?;
+                fronts.push(front);
+                handles.push(handle);
+            }
         }
-        // Endpoints are fed synchronously; custom sinks through a broadcast.
-        let dispatcher = Dispatcher::broadcast(fronts, self.sinks);
+        let dispatcher = Dispatcher::broadcast(fronts, sinks).wait_for_sinks(wait_for_disk);
         let mut layer = NotificationLayer::new(dispatcher)
             .include_references(self.include_references)
             .skip_head_pulls(self.skip_head_pulls)

@@ -16,12 +16,12 @@
 
 use crate::endpoint::Endpoint;
 use crate::filter::Filter;
-use crate::queue::{Overflow, QueueConfig};
+use crate::queue::{DurableConfig, Fsync, Overflow, QueueConfig};
 use crate::retry::{RetryConfig, RetryPolicy};
 
 use super::notifications::endpoint_path;
 use super::value::Path;
-use super::{ConfigError, EndpointConfig, NotificationsConfig, QueueOverflow, RetryMode};
+use super::{ConfigError, EndpointConfig, NotificationsConfig, QueueFsync, QueueOverflow, RetryMode};
 
 /// Any error of the endpoint module, as a config error.
 fn err(e: impl std::fmt::Display) -> ConfigError {
@@ -58,6 +58,14 @@ impl EndpointConfig {
             .redirects_as_success(self.redirects_as_success)
             .danger_accept_invalid_certs(self.tls.insecure_skip_verify)
             .disabled(self.disabled);
+        if let Some(path) = &self.queue.path {
+            builder = builder.durable_queue(DurableConfig::new(path).max_bytes(self.queue.max_bytes).fsync(
+                match self.queue.fsync {
+                    QueueFsync::Always => Fsync::Always,
+                    QueueFsync::Interval => Fsync::Interval(self.queue.fsync_interval),
+                },
+            ));
+        }
         for (name, value) in headers {
             builder = builder.header(name, value);
         }

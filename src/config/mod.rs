@@ -118,6 +118,23 @@
 //!   overflow: dropnewest
 //! ```
 //!
+//! With `path`, the queue is on disk and survives restarts, crashes and `kill -9` (the `durable`
+//! feature, on by default; see [`queue::durable`](crate::queue::durable)). `maxbytes` bounds
+//! the disk (default `1GiB`, at least `64KiB`; an integer or a size such as `512MiB`, `2GB`);
+//! `capacity` then defaults to unlimited. `fsync: always` answers a request only once its events
+//! are on disk (concurrent requests share one fsync); `fsync: interval` (the default) never makes
+//! a request wait and syncs every `fsyncinterval` (default `1s`): a crash of the process loses
+//! nothing written, a crash of the machine at most the last interval. Each endpoint needs its own
+//! directory.
+//!
+//! ```yaml
+//! queue:
+//!   path: /var/lib/registry/notify/audit
+//!   maxbytes: 2GiB
+//!   fsync: always
+//!   overflow: dropoldest
+//! ```
+//!
 //! **`retry`** — `mode: exponential` (the default) retries with capped exponential backoff and
 //! jitter: `initial` (default `500ms`), `max` (`60s`), `multiplier` (`2`, ≥ 1), `jitter` (`0.2`,
 //! from 0 to 1). `mode: breaker` is Distribution's behaviour: `threshold` consecutive failures are
@@ -201,8 +218,8 @@ use serde_yaml::Value;
 pub use duration::{parse_go_duration, ParseDurationError};
 pub use error::ConfigError;
 pub use notifications::{
-    CaSource, EndpointConfig, EventsConfig, FilterSettings, IgnoreConfig, NotificationsConfig, QueueOverflow,
-    QueueSettings, RetryMode, RetrySettings, TlsSettings,
+    CaSource, EndpointConfig, EventsConfig, FilterSettings, IgnoreConfig, NotificationsConfig, QueueFsync,
+    QueueOverflow, QueueSettings, RetryMode, RetrySettings, TlsSettings,
 };
 use value::{boolean, mapping, string, type_error, yaml_error, Path};
 

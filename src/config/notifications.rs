@@ -112,6 +112,17 @@ impl NotificationsConfig {
             if ep.name.is_empty() {
                 continue;
             }
+            if let Some(path) = ep.queue.path.as_ref().filter(|_| !ep.disabled) {
+                let same = |o: &EndpointConfig| !o.disabled && o.queue.path.as_ref() == Some(path);
+                if let Some(first) = self.endpoints[..i].iter().position(same) {
+                    return Err(ConfigError::field(
+                        at.key("queue.path").as_str(),
+                        format!(
+                            "must differ from the queue path of endpoints[{first}] (one directory per queue)"
+                        ),
+                    ));
+                }
+            }
             if let Some(first) = self.endpoints[..i].iter().position(|other| other.name == ep.name) {
                 return Err(ConfigError::at(
                     at.key("name").as_str(),
@@ -226,14 +237,26 @@ impl Section for IgnoreConfig {
     }
 }
 
-/// Extension `queue:` — the endpoint's bounded in-memory queue (Distribution's is unbounded).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Extension `queue:` — the endpoint's bounded queue (Distribution's is unbounded), in memory or,
+/// with `path`, on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QueueSettings {
-    /// `capacity` — most events held. Default 100 000.
+    /// `capacity` — most events held. Default 100 000; unlimited with `path` (then `maxbytes` bounds
+    /// the queue) unless given.
     pub capacity: usize,
     /// `overflow` — what a full queue drops. Default `dropoldest`.
     pub overflow: QueueOverflow,
+    /// `path` — a directory for a durable queue that survives restarts and crashes; one per endpoint.
+    pub path: Option<PathBuf>,
+    /// `maxbytes` — with `path`: most bytes on disk, an integer or a size such as `512MiB`, `2GB`.
+    /// Default 1 GiB, at least 64 KiB.
+    pub max_bytes: u64,
+    /// `fsync` — with `path`: `always` (a response waits until its events are on disk) or
+    /// `interval` (default: the disk is synced every `fsyncinterval`).
+    pub fsync: QueueFsync,
+    /// `fsyncinterval` — with `path` and `fsync: interval`: default 1 s.
+    pub fsync_interval: Duration,
 }
 
 impl Default for QueueSettings {
@@ -241,8 +264,62 @@ impl Default for QueueSettings {
         QueueSettings {
             capacity: 100_000,
             overflow: QueueOverflow::DropOldest,
+            path: None,
+            max_bytes: 1 << 30,
+            fsync: QueueFsync::Interval,
+            fsync_interval: Duration::from_secs(1),
         }
     }
+}
+
+/// `queue.fsync`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueFsync {
+    /// `interval` — sync every `fsyncinterval`; the request path never waits on the disk.
+    #[default]
+    Interval,
+    /// `always` — a request's response waits until its events are on disk (group commit).
+    Always,
+}
+
+/// Keys of `queue:` that only apply to a durable queue.
+const DURABLE_ONLY: &[&str] = &["maxbytes", "fsync", "fsyncinterval"];
+
+/// A byte size: an integer, or a number with a unit (`KiB`, `MiB`, `GiB`, `TiB`, `KB`, `MB`, `GB`,
+/// `TB`, `B`), e.g. `512MiB`.
+fn byte_size(v: &Value, p: &Path) -> Result<u64> {
+    if let Value::Number(_) = v {
+        return unsigned(v, p, u64::MAX);
+    }
+    let text = string(v, p)?;
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "tib" | "t" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => u64::MAX,
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| factor != u64::MAX)
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| {
+            ConfigError::at(
+                p.as_str(),
+                format!("expected a size in bytes such as 1073741824, \"512MiB\" or \"2GB\", found {text:?}"),
+            )
+        })
 }
 
 /// `queue.overflow`.
@@ -257,11 +334,38 @@ pub enum QueueOverflow {
 }
 
 impl Section for QueueSettings {
-    const KEYS: &'static [&'static str] = &["capacity", "overflow"];
+    const KEYS: &'static [&'static str] = &[
+        "capacity",
+        "overflow",
+        "path",
+        "maxbytes",
+        "fsync",
+        "fsyncinterval",
+    ];
 
     fn set(&mut self, key: &str, v: &Value, at: &Path) -> Result<()> {
         let p = at.key(key);
+        let d = QueueSettings::default();
         match key {
+            "path" => {
+                let path = string(v, &p)?;
+                self.path = (!path.trim().is_empty()).then(|| PathBuf::from(path));
+            }
+            "maxbytes" if v.is_null() => self.max_bytes = d.max_bytes,
+            "maxbytes" => self.max_bytes = byte_size(v, &p)?,
+            "fsync" => {
+                self.fsync = match string(v, &p)?.as_str() {
+                    "" | "interval" => QueueFsync::Interval,
+                    "always" => QueueFsync::Always,
+                    other => {
+                        return Err(ConfigError::at(
+                            p.as_str(),
+                            format!("expected \"always\" or \"interval\", found {other:?}"),
+                        ))
+                    }
+                }
+            }
+            "fsyncinterval" => self.fsync_interval = positive_duration(v, &p, d.fsync_interval)?,
             "capacity" if v.is_null() => self.capacity = QueueSettings::default().capacity,
             "capacity" => self.capacity = unsigned(v, &p, usize::MAX as u64)? as usize,
             "overflow" => {
@@ -278,6 +382,35 @@ impl Section for QueueSettings {
                 }
             }
             _ => return Err(unknown_key(at, key, Self::KEYS)),
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, v: &Value, at: &Path) -> Result<()> {
+        match mapping(v, at)? {
+            None => *self = Self::default(),
+            Some(entries) => {
+                for &(k, v) in &entries {
+                    if !Self::KEYS.contains(&k) {
+                        return Err(unknown_key(at, k, Self::KEYS));
+                    }
+                    self.set(k, v, at)?;
+                }
+                if self.path.is_none() {
+                    if let Some((k, _)) = entries
+                        .iter()
+                        .find(|(k, v)| DURABLE_ONLY.contains(k) && !v.is_null())
+                    {
+                        return Err(ConfigError::field(
+                            at.key(k).as_str(),
+                            "only applies to a durable queue (set queue.path)",
+                        ));
+                    }
+                } else if !entries.iter().any(|(k, v)| *k == "capacity" && !v.is_null()) {
+                    // On disk, `maxbytes` bounds the queue.
+                    self.capacity = usize::MAX;
+                }
+            }
         }
         Ok(())
     }
@@ -773,6 +906,14 @@ impl EndpointConfig {
         }
         if self.queue.capacity == 0 {
             return Err(must("queue.capacity", "must be > 0"));
+        }
+        if self.queue.path.is_some() {
+            if self.queue.max_bytes < 64 << 10 {
+                return Err(must("queue.maxbytes", "must be at least 65536 (64KiB)"));
+            }
+            if self.queue.fsync_interval.is_zero() {
+                return Err(must("queue.fsyncinterval", "must be > 0"));
+            }
         }
         let r = &self.retry;
         if r.initial.is_zero() {

@@ -328,7 +328,7 @@ fn each_extension_error_names_the_field() {
         ("maxevents: 18446744073709551615", ""), // fits usize on 64-bit: accepted
         ("queue: {capacity: 0}", ".queue.capacity must be > 0"),
         ("queue: {overflow: dropall}", ".queue.overflow: expected \"dropoldest\" or \"dropnewest\", found \"dropall\""),
-        ("queue: {size: 1}", ".queue: unknown key \"size\" (expected one of: capacity, overflow)"),
+        ("queue: {size: 1}", ".queue: unknown key \"size\" (expected one of: capacity, overflow, path, maxbytes, fsync, fsyncinterval)"),
         ("queue: 5", ".queue: expected a mapping, found an integer"),
         ("retry: {mode: linear}", ".retry.mode: expected \"exponential\" or \"breaker\", found \"linear\""),
         ("retry: {maxattempts: 0}", ".retry.maxattempts must be > 0"),

@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
 use super::derive::Pending;
-use super::service::finish;
+use super::service::{finish, finish_waiting, Finished, Hold};
 use super::Shared;
 
 type Deferred<O> = Pin<Box<dyn Future<Output = (Box<Pending>, O)> + Send>>;
@@ -24,6 +24,8 @@ pin_project! {
         Tracked { #[pin] fut: F, pending: Option<Box<Pending>> },
         // A delete by digest that first looks up the tags it will remove.
         Deferred { fut: Deferred<F::Output> },
+        // `fsync: always`: the response waits until its events are on disk.
+        Persisting { wait: Hold, result: Option<F::Output> },
     }
 }
 
@@ -77,8 +79,8 @@ where
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let (pending, result) = match this.state.project() {
+        let mut this = self.project();
+        let (pending, result) = match this.state.as_mut().project() {
             StateProj::Passthrough { fut } => {
                 return Poll::Ready(ready!(fut.poll(cx)).map(|r| r.map(ResponseBody::new)));
             }
@@ -90,8 +92,31 @@ where
                 let (pending, result) = ready!(fut.as_mut().poll(cx));
                 (Some(pending), result)
             }
+            StateProj::Persisting { wait, result } => {
+                ready!(wait.as_mut().poll(cx));
+                let response = result.take().expect("polled after completion")?;
+                return Poll::Ready(Ok(response.map(ResponseBody::new)));
+            }
         };
         let response = result?;
+        if let Some(shared) = this.shared.as_ref().filter(|s| s.dispatcher.waits_for_sinks()) {
+            let Some(p) = pending else {
+                return Poll::Ready(Ok(response.map(ResponseBody::new)));
+            };
+            return match finish_waiting(p, shared, response) {
+                Finished::Now(response) => Poll::Ready(Ok(response)),
+                Finished::Hold(response, mut wait) => match wait.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Ok(response.map(ResponseBody::new))),
+                    Poll::Pending => {
+                        this.state.set(State::Persisting {
+                            wait,
+                            result: Some(Ok(response)),
+                        });
+                        Poll::Pending
+                    }
+                },
+            };
+        }
         Poll::Ready(Ok(match (pending, this.shared.as_ref()) {
             (Some(p), Some(shared)) => finish(p, shared, response),
             _ => response.map(ResponseBody::new),

@@ -1,5 +1,7 @@
 //! The [`Notification`] service.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -132,6 +134,35 @@ impl Ready {
         shared.dispatcher.dispatch(Batch::from(events));
     }
 
+    /// Like [`deliver`](Self::deliver), but returns the hand-off to await before the response
+    /// is released (`fsync: always` endpoints); a lookup of missing fields is awaited too.
+    fn deliver_waiting(self) -> Option<Hold> {
+        let Ready {
+            mut events,
+            missing,
+            pending,
+            shared,
+        } = self;
+        if missing.any() && shared.lookup.is_some() {
+            return Some(Box::pin(async move {
+                if let Some(lookup) = shared.lookup.clone() {
+                    lookup::fill(
+                        &*lookup,
+                        &pending,
+                        &mut events,
+                        missing,
+                        shared.include_references,
+                    )
+                    .await;
+                }
+                if let Some(wait) = shared.dispatcher.dispatch_waiting(Batch::from(events)) {
+                    wait.await;
+                }
+            }));
+        }
+        shared.dispatcher.dispatch_waiting(Batch::from(events))
+    }
+
     /// The response body was not sent to its end: no pull happened.
     pub(crate) fn abort(self) {
         let repository = self.events.first().map_or("", |e| e.target.repository.as_str());
@@ -140,6 +171,44 @@ impl Ready {
             events = self.events.len(),
             "response body dropped before its end: pull event not emitted"
         );
+    }
+}
+
+/// A hand-off the response waits for (`fsync: always`).
+pub(crate) type Hold = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What [`finish_waiting`] decided.
+pub(crate) enum Finished<B> {
+    /// The response can go.
+    Now(Response<ResponseBody<B>>),
+    /// The response goes once the hand-off of its events resolved.
+    Hold(Response<B>, Hold),
+}
+
+/// [`finish`] for a dispatcher that [waits](crate::dispatcher::Dispatcher::waits_for_sinks).
+/// A GET pull emitted at the end of the body cannot hold the response and goes the usual way.
+pub(crate) fn finish_waiting<B: http_body::Body>(
+    mut pending: Box<Pending>,
+    shared: &Arc<Shared>,
+    response: Response<B>,
+) -> Finished<B> {
+    if shared.pull_on_body_end && pending.method == Method::GET {
+        return Finished::Now(finish(pending, shared, response));
+    }
+    let hint = response.extensions().get::<EventHint>();
+    let (events, missing) = pending.events(response.status(), response.headers(), hint, shared);
+    if events.is_empty() {
+        return Finished::Now(response.map(ResponseBody::new));
+    }
+    let ready = Ready {
+        events,
+        missing,
+        pending,
+        shared: shared.clone(),
+    };
+    match ready.deliver_waiting() {
+        None => Finished::Now(response.map(ResponseBody::new)),
+        Some(hold) => Finished::Hold(response, hold),
     }
 }
 

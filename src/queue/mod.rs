@@ -34,6 +34,8 @@
 //! # use tower::Layer;
 //! ```
 
+pub mod durable;
+mod future;
 mod memory;
 
 use std::fmt;
@@ -48,6 +50,10 @@ use tokio::task::AbortHandle;
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub use durable::{DurableConfig, Fsync};
+#[cfg(feature = "durable")]
+pub use durable::{DurableQueue, DurableStats, WriterPause};
+pub use future::{Persisted, QueueFuture};
 pub use memory::MemoryQueue;
 
 use crate::event::Batch;
@@ -89,6 +95,26 @@ pub trait EventQueue: Send + Sync + 'static {
 
     /// Whether [`close`](Self::close) was called.
     fn is_closed(&self) -> bool;
+
+    /// Like [`push`](Self::push), and, when the queue promises durability before the caller
+    /// goes on (a [durable queue](durable) with `fsync: always`), also returns
+    /// a future that resolves once the events are on disk; the [`Queue`] service's call then
+    /// resolves with it. The default pushes and has nothing to wait for.
+    fn push_persisted(&self, batch: Batch) -> Result<(usize, Option<Persisted>), QueueError> {
+        self.push(batch).map(|dropped| (dropped, None))
+    }
+
+    /// Whether the backlog survives a restart (a disk queue): shutdown then flushes and stops
+    /// at once instead of draining. Default `false`.
+    fn is_persistent(&self) -> bool {
+        false
+    }
+
+    /// Waits until everything pushed (and acknowledged) so far is on disk. The default has
+    /// nothing to wait for.
+    fn flush(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Why a queue operation failed.
@@ -280,8 +306,10 @@ impl<S> Queue<S> {
     }
 
     /// What `call` does, through a shared reference.
+    /// A wait for the disk (`fsync: always`) is dropped: such endpoints are driven as
+    /// services, whose call future carries it.
     pub(crate) fn push(&self, batch: Batch) -> Result<(), BoxError> {
-        self.handle.push(batch)
+        self.handle.push(batch).map(drop)
     }
 }
 
@@ -303,14 +331,18 @@ impl<S> fmt::Debug for Queue<S> {
 impl<S> Service<Batch> for Queue<S> {
     type Response = ();
     type Error = BoxError;
-    type Future = std::future::Ready<Result<(), BoxError>>;
+    type Future = QueueFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, batch: Batch) -> Self::Future {
-        std::future::ready(self.handle.push(batch))
+        match self.handle.push(batch) {
+            Ok(Some(persisted)) => QueueFuture::persisting(persisted),
+            Ok(None) => QueueFuture::ready(Ok(())),
+            Err(e) => QueueFuture::ready(Err(e)),
+        }
     }
 }
 
@@ -329,10 +361,10 @@ pub struct QueueHandle {
 }
 
 impl QueueHandle {
-    fn push(&self, batch: Batch) -> Result<(), BoxError> {
+    fn push(&self, batch: Batch) -> Result<Option<Persisted>, BoxError> {
         let n = batch.len();
         if n == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let shared = &self.shared;
         if shared.queue.is_closed() {
@@ -342,8 +374,8 @@ impl QueueHandle {
         if let Some(m) = &shared.metrics {
             m.record_ingress(n);
         }
-        let dropped = match shared.queue.push(batch) {
-            Ok(dropped) => dropped,
+        let (dropped, persisted) = match shared.queue.push_persisted(batch) {
+            Ok(pushed) => pushed,
             // Closed between the check and the push: the events are lost.
             Err(_) => {
                 if let Some(m) = &shared.metrics {
@@ -368,7 +400,7 @@ impl QueueHandle {
                 );
             }
         }
-        Ok(())
+        Ok(persisted)
     }
 
     /// Events queued, including the batch in flight.
@@ -386,6 +418,11 @@ impl QueueHandle {
         self.shared.queue.is_closed()
     }
 
+    /// Whether the backlog survives a restart (a durable queue).
+    pub fn is_persistent(&self) -> bool {
+        self.shared.queue.is_persistent()
+    }
+
     /// Refuses further events (`call` then fails with [`DeliveryError::Closed`]); the
     /// worker keeps delivering what is queued and stops once the queue is empty.
     /// Fails with [`QueueError::AlreadyClosed`] the second time.
@@ -401,8 +438,17 @@ impl QueueHandle {
     /// Closes the queue (if not yet closed), lets the worker drain it until `deadline`,
     /// then stops the worker (abandoning a batch in flight or in retry) and returns the
     /// number of events left undelivered.
+    ///
+    /// A [persistent](EventQueue::is_persistent) queue is not drained: the worker stops at
+    /// once (a batch in flight stays queued, to be delivered again after a restart), the
+    /// queue is flushed (waiting at most until `deadline`), and the backlog waits on disk.
     pub async fn shutdown(&self, deadline: tokio::time::Instant) -> usize {
         let _ = self.close();
+        if self.shared.queue.is_persistent() {
+            self.worker.abort();
+            let _ = tokio::time::timeout_at(deadline, self.shared.queue.flush()).await;
+            return self.len();
+        }
         let mut done = self.done.clone();
         // An error means the worker is gone (its sender dropped): finished as well.
         let finished = tokio::time::timeout_at(deadline, done.wait_for(|d| *d)).await;

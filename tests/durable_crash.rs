@@ -1,0 +1,236 @@
+//! Zero loss under `kill -9`: the example registry (a real process) with a durable
+//! `fsync: always` endpoint takes a push storm while its endpoint is down, is killed with SIGKILL
+//! at random moments, restarts; once the endpoint is up, the push event of every blob whose
+//! upload got a 201 before a kill arrives — counted by digest, duplicates only with the same id.
+#![cfg(all(feature = "durable", unix))]
+
+#[path = "support/delivery_receiver.rs"]
+mod receiver;
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use registry_notify::Action;
+use support::sha256;
+
+/// Kills before the final run.
+const KILLS: usize = 4;
+/// Concurrent clients in the storm.
+const CLIENTS: usize = 8;
+
+/// The example binary that `cargo test` built beside this test.
+fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    dir.join("examples")
+        .join(format!("registry{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path, port: u16, endpoint: SocketAddr) -> PathBuf {
+    let config = format!(
+        r#"version: 0.1
+http:
+  addr: 127.0.0.1:{port}
+storage:
+  inmemory: {{}}
+notifications:
+  endpoints:
+    - name: durable
+      url: http://{endpoint}/events
+      timeout: 2s
+      maxevents: 100
+      retry:
+        initial: 20ms
+        max: 200ms
+      queue:
+        path: {queue}
+        fsync: always
+"#,
+        queue = dir.join("queue").display()
+    );
+    let path = dir.join("config.yml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+async fn start(config: &Path, port: u16, log: &Path) -> tokio::process::Child {
+    let bin = example_binary();
+    assert!(
+        bin.is_file(),
+        "{} not built (cargo test builds examples)",
+        bin.display()
+    );
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = tokio::process::Command::new(&bin)
+        .arg("serve")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    tokio::time::timeout(receiver::HANG_GUARD, async {
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("registry did not start");
+    child
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// One blob per request (monolithic upload): 201 means the registry answered `push`.
+async fn push_one(client: &Client, port: u16, n: u64) -> Option<String> {
+    let data = format!("blob {n}");
+    let digest = sha256(data.as_bytes());
+    let uri = format!("http://127.0.0.1:{port}/v2/crash/test/blobs/uploads/?digest={digest}");
+    let request = http::Request::post(uri)
+        .header("content-type", "application/octet-stream")
+        .body(http_body_util::Full::new(bytes::Bytes::from(data)))
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), client.request(request)).await;
+    match reply {
+        Ok(Ok(r)) if r.status() == 201 => Some(digest),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_acknowledged_to_a_client_is_lost_to_sigkill() {
+    let seed: u64 = rand::rng().random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let endpoint = receiver::dead_addr().await;
+    let config = write_config(dir.path(), port, endpoint);
+    let log = dir.path().join("registry.log");
+    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+
+    for round in 0..KILLS {
+        let mut child = start(&config, port, &log).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut clients = tokio::task::JoinSet::new();
+        for _ in 0..CLIENTS {
+            let (acked, counter, stop) = (acked.clone(), counter.clone(), stop.clone());
+            clients.spawn(async move {
+                let client: Client =
+                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                        .build_http();
+                // Bounded: a client stops at the kill (its requests fail) or after 100 000 pushes.
+                for _ in 0..100_000 {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if let Some(digest) = push_one(&client, port, n).await {
+                        acked.lock().unwrap().insert(digest);
+                    }
+                }
+            });
+        }
+        // A random moment into the storm.
+        let before = acked.lock().unwrap().len();
+        let wait = rng.random_range(100..800);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        child.start_kill().unwrap(); // SIGKILL
+        let status = child.wait().await.unwrap();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        while clients.join_next().await.is_some() {}
+        let during = acked.lock().unwrap().len() - before;
+        eprintln!("round {round}: killed after {wait} ms ({status:?}), {during} pushes acknowledged");
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty(), "the storm reached the registry");
+
+    // Restart, then bring the endpoint up: everything acknowledged arrives.
+    let mut child = start(&config, port, &log).await;
+    let rx = receiver::Receiver::start_on(
+        endpoint,
+        Arc::new(|_, _| Box::pin(async { receiver::response(200) })),
+    )
+    .await;
+    let pushed_digests = |rx: &receiver::Receiver| -> BTreeMap<String, BTreeSet<String>> {
+        let mut by_digest: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for r in rx.requests() {
+            for e in r.events() {
+                if e.action == Action::Push {
+                    by_digest
+                        .entry(e.target.descriptor.digest.clone())
+                        .or_default()
+                        .insert(e.id);
+                }
+            }
+        }
+        by_digest
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let got = pushed_digests(&rx);
+        let missing = acked.iter().filter(|d| !got.contains_key(*d)).count();
+        if missing == 0 {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!(
+                "{missing} of {} acknowledged pushes never arrived (seed {seed})\nregistry log:\n{log}",
+                acked.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = pushed_digests(&rx);
+    for (digest, ids) in &got {
+        assert_eq!(
+            ids.len(),
+            1,
+            "{digest}: duplicates only with the same id, got {ids:?}"
+        );
+    }
+    let delivered = rx.ids();
+    eprintln!(
+        "{} acknowledged pushes, {} push events delivered ({} deliveries in all, duplicates included)",
+        acked.len(),
+        got.len(),
+        delivered.len()
+    );
+
+    // Graceful shutdown: exits 0 at once.
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = tokio::time::timeout(receiver::HANG_GUARD, child.wait())
+        .await
+        .expect("no exit")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
