@@ -57,6 +57,9 @@ use crate::queue::{DurableConfig, Queue, QueueConfig, QueueHandle, QueueLayer};
 use crate::retry::{Retry, RetryConfig, RetryLayer};
 use crate::sink::{BoxError, BoxSink};
 
+/// The head of a spawned endpoint stack: filter → queue (whose worker drives retry → http).
+type EndpointFront = FilterService<Queue<Retry<HttpSink>>>;
+
 /// An invalid endpoint, filter, retry or queue setting; the message names the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError(String);
@@ -296,7 +299,7 @@ impl Endpoint {
         Ok((Arc::new(front), handle))
     }
 
-    fn spawn_stack(self) -> Result<(FilterService<Queue<Retry<HttpSink>>>, EndpointHandle), ConfigError> {
+    fn spawn_stack(self) -> Result<(EndpointFront, EndpointHandle), ConfigError> {
         let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
         let http = HttpSink::new(&self).metrics(metrics.clone());
         let mut retry = RetryLayer::new(self.retry.clone())
