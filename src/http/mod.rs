@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+mod pool;
 #[cfg(feature = "https")]
 pub(crate) mod tls;
 
@@ -43,18 +44,17 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tower_service::Service;
 
 use crate::endpoint::{Endpoint, Secrets};
 use crate::event::{Batch, Format};
 use crate::metrics::EndpointMetrics;
 use crate::sink::{BoxError, DeliveryError};
+use pool::Pool;
 
 /// The `User-Agent` of every notification.
 pub const USER_AGENT_VALUE: &str = concat!("registry-notify/", env!("CARGO_PKG_VERSION"));
@@ -69,10 +69,10 @@ type Connector = HttpConnector;
 
 /// A sink that POSTs each batch as one envelope; see the [module docs](self).
 ///
-/// Clones share the connection pool.
+/// Clones share the endpoint's kept-alive connections.
 #[derive(Clone)]
 pub struct HttpSink {
-    client: Client<Connector, Full<Bytes>>,
+    pool: Arc<Pool<Connector>>,
     shared: Arc<Shared>,
     metrics: Option<Arc<EndpointMetrics>>,
 }
@@ -81,6 +81,8 @@ struct Shared {
     name: String,
     redacted_url: String,
     uri: http::Uri,
+    /// `uri` in origin form (`/path?query`), as sent on the connection.
+    path: http::Uri,
     headers: HeaderMap,
     timeout: Duration,
     format: Format,
@@ -110,12 +112,12 @@ impl HttpSink {
         };
         #[cfg(not(feature = "https"))]
         let connector = http;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(4)
-            .build(connector);
+        let pool = Arc::new(Pool::new(connector));
 
         let mut headers = HeaderMap::new();
+        if let Some(host) = host_header(&endpoint.uri) {
+            headers.insert(HOST, host);
+        }
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static(endpoint.format.media_type()),
@@ -124,12 +126,21 @@ impl HttpSink {
         for (name, value) in &endpoint.headers {
             headers.append(name.clone(), value.clone());
         }
+        let path = endpoint.uri.path_and_query().map_or_else(
+            || http::Uri::from_static("/"),
+            |pq| {
+                pq.as_str()
+                    .parse()
+                    .unwrap_or_else(|_| http::Uri::from_static("/"))
+            },
+        );
         Self {
-            client,
+            pool,
             shared: Arc::new(Shared {
                 name: endpoint.name.clone(),
                 redacted_url: endpoint.redacted_url.clone(),
                 uri: endpoint.uri.clone(),
+                path,
                 headers,
                 timeout: endpoint.timeout,
                 format: endpoint.format,
@@ -164,16 +175,16 @@ impl Service<Batch> for HttpSink {
     type Future = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        // The legacy client is always ready.
+        // Connections are made per attempt; the sink itself is always ready.
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, batch: Batch) -> Self::Future {
-        let client = self.client.clone();
+        let pool = self.pool.clone();
         let shared = self.shared.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
-            attempt(client, &shared, metrics.as_deref(), batch)
+            attempt(&pool, &shared, metrics.as_deref(), batch)
                 .await
                 .map_err(BoxError::from)
         })
@@ -181,7 +192,7 @@ impl Service<Batch> for HttpSink {
 }
 
 async fn attempt(
-    client: Client<Connector, Full<Bytes>>,
+    pool: &Pool<Connector>,
     shared: &Shared,
     metrics: Option<&EndpointMetrics>,
     batch: Batch,
@@ -194,7 +205,7 @@ async fn attempt(
     let body = Bytes::from(shared.format.encode(&batch));
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = Method::POST;
-    *request.uri_mut() = shared.uri.clone();
+    *request.uri_mut() = shared.path.clone();
     *request.headers_mut() = shared.headers.clone();
 
     // One timer for the whole attempt: the response head within the timeout is the
@@ -202,13 +213,18 @@ async fn attempt(
     // be reused — a slow or oversized body only costs the connection.
     let mut outcome = None;
     let exchange = async {
-        let response = client.request(request).await?;
+        let (response, conn) = pool.send(&shared.uri, request).await?;
         let status = response.status();
         outcome = Some((status, parse_retry_after(response.headers(), SystemTime::now())));
-        let _ = Limited::new(response.into_body(), MAX_RESPONSE_BODY)
+        // Only a connection whose response was read to the end can carry another request.
+        if Limited::new(response.into_body(), MAX_RESPONSE_BODY)
             .collect()
-            .await;
-        Ok::<(), hyper_util::client::legacy::Error>(())
+            .await
+            .is_ok()
+        {
+            pool.put_back(conn);
+        }
+        Ok::<(), BoxError>(())
     };
     let finished = tokio::time::timeout(shared.timeout, exchange).await;
     let (status, retry_after) = match (outcome, finished) {
@@ -216,7 +232,7 @@ async fn attempt(
         (None, Ok(Err(error))) => {
             record(&|m| m.record_error());
             return Err(DeliveryError::Transport(
-                shared.secrets.scrub(&error_chain(&error)),
+                shared.secrets.scrub(&error_chain(&*error)),
             ));
         }
         (None, _) => {
@@ -232,6 +248,22 @@ async fn attempt(
         record(&|m| m.record_failure(status));
         Err(DeliveryError::Status { status, retry_after })
     }
+}
+
+/// The `Host` header for `uri`: its authority without the scheme's default port.
+fn host_header(uri: &http::Uri) -> Option<HeaderValue> {
+    let authority = uri.authority()?;
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let host = match authority.port_u16() {
+        Some(port) if port != default_port => authority.as_str(),
+        _ => authority.host(),
+    };
+    // Userinfo never reaches the Host header.
+    let host = host.rsplit('@').next().unwrap_or(host);
+    HeaderValue::from_str(host).ok()
 }
 
 /// `error: source: source…`, skipping a source already contained in the text so far.
@@ -291,6 +323,20 @@ mod tests {
         assert!(!is_success(StatusCode::TEMPORARY_REDIRECT, false));
         assert!(is_success(StatusCode::TEMPORARY_REDIRECT, true));
         assert!(!is_success(StatusCode::BAD_REQUEST, true));
+    }
+
+    #[test]
+    fn host_header_forms() {
+        let host = |u: &str| host_header(&u.parse().unwrap()).unwrap();
+        assert_eq!(host("http://hooks.example.com/x"), "hooks.example.com");
+        assert_eq!(host("http://hooks.example.com:80/x"), "hooks.example.com");
+        assert_eq!(host("https://hooks.example.com:443/x"), "hooks.example.com");
+        assert_eq!(host("https://hooks.example.com:80/x"), "hooks.example.com:80");
+        assert_eq!(host("http://127.0.0.1:5055/events"), "127.0.0.1:5055");
+        assert_eq!(host("http://[::1]:5055/events"), "[::1]:5055");
+        assert_eq!(host("http://[::1]/events"), "[::1]");
+        assert_eq!(host("http://user:pw@example.com:8080/"), "example.com:8080");
+        assert_eq!(host("http://user:pw@example.com/"), "example.com");
     }
 
     #[test]
