@@ -321,7 +321,7 @@ fn extension_values() {
 fn each_extension_error_names_the_field() {
     let p = "notifications.endpoints[0] (\"a\")";
     let cases: &[(&str, &str)] = &[
-        ("format: events.v3", ".format: unknown format \"events.v3\" (expected events.v1 or events.v2)"),
+        ("format: events.v3", ".format: unknown format \"events.v3\" (expected events.v1, events.v2, cloudevents or cloudevents-batch)"),
         ("maxevents: 0", ".maxevents must be > 0"),
         ("maxevents: -1", ".maxevents must not be negative"),
         ("maxevents: 1.5", ".maxevents: expected an integer, found a floating-point number"),
