@@ -6,8 +6,10 @@
 //! and returns the sink (a [`BoxSink`] whose `call` returns as soon as the batch is
 //! queued) with an [`EndpointHandle`] for metrics and graceful shutdown.
 //!
-//! Secrets stay secret: header values and URL credentials (userinfo and query values)
-//! never appear in `Debug` output, logs, metrics or error messages. Userinfo in the URL
+//! Secrets stay secret: header values, URL credentials (userinfo and query values),
+//! [signing secrets](EndpointBuilder::signing_secret) and
+//! [client keys](EndpointBuilder::client_cert_pem) never appear in `Debug` output, logs,
+//! metrics, error messages or the [delivery log](EndpointBuilder::delivery_log). Userinfo in the URL
 //! is sent as `Authorization: Basic` (like Go's HTTP client does for Distribution) unless
 //! an `Authorization` header is configured.
 //!
@@ -725,7 +727,7 @@ impl EndpointBuilder {
         #[cfg(not(feature = "signing"))]
         if !self.signing_secrets.is_empty() {
             return Err(err(
-                "signing needs the `signing` feature of registry-notify".into(),
+                "signing needs the `signing` feature of registry-notify".into()
             ));
         }
         #[cfg(not(feature = "https"))]
@@ -741,10 +743,9 @@ impl EndpointBuilder {
                 crate::http::tls::parse_pem(pem).map_err(|e| err(format!("ca_pem: {e}")))?;
             }
             let identity = match &self.client_cert {
-                Some((cert, key)) => Some(
-                    crate::http::tls::ClientIdentity::from_pem(cert, key)
-                        .map_err(|e| err(e))?,
-                ),
+                Some((cert, key)) => {
+                    Some(crate::http::tls::ClientIdentity::from_pem(cert, key).map_err(&err)?)
+                }
                 None => None,
             };
             if uri.scheme_str() == Some("https") {

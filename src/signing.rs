@@ -103,9 +103,7 @@ where
     let secrets = secrets
         .into_iter()
         .enumerate()
-        .map(|(i, s)| {
-            Secret::parse(s.as_ref()).map_err(|e| SigningError(format!("secrets[{i}]: {}", e.0)))
-        })
+        .map(|(i, s)| Secret::parse(s.as_ref()).map_err(|e| SigningError(format!("secrets[{i}]: {}", e.0))))
         .collect::<Result<Vec<_>, _>>()?;
     if secrets.is_empty() {
         return Err(SigningError("no secret given".into()));
@@ -168,8 +166,7 @@ impl Signer {
 
     /// Sets the three headers in `headers` (replacing any already there).
     pub fn insert_headers(&self, headers: &mut HeaderMap, id: &str, timestamp: i64, body: &[u8]) {
-        let id_value =
-            HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("invalid-id"));
+        let id_value = HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("invalid-id"));
         let mut signature = HeaderValue::from_str(&self.sign(id, timestamp, body))
             .expect("base64 signatures are valid header values");
         signature.set_sensitive(true);
@@ -321,7 +318,10 @@ mod tests {
         headers.insert(WEBHOOK_ID, HeaderValue::from_static(ID));
         headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(TS));
         headers.insert(WEBHOOK_SIGNATURE, HeaderValue::from_static(SIGNATURE));
-        Verifier::new([SECRET]).unwrap().verify_at(&headers, BODY, TS).unwrap();
+        Verifier::new([SECRET])
+            .unwrap()
+            .verify_at(&headers, BODY, TS)
+            .unwrap();
     }
 
     #[test]
@@ -334,7 +334,10 @@ mod tests {
         assert!(sig.starts_with(SIGNATURE));
         assert!(headers[WEBHOOK_SIGNATURE].is_sensitive());
         for secret in [SECRET, new] {
-            Verifier::new([secret]).unwrap().verify_at(&headers, BODY, TS).unwrap();
+            Verifier::new([secret])
+                .unwrap()
+                .verify_at(&headers, BODY, TS)
+                .unwrap();
         }
         let other = "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
         assert_eq!(
@@ -345,7 +348,9 @@ mod tests {
 
     #[test]
     fn verifier_rejects() {
-        let v = Verifier::new([SECRET]).unwrap().tolerance(Duration::from_secs(10));
+        let v = Verifier::new([SECRET])
+            .unwrap()
+            .tolerance(Duration::from_secs(10));
         let headers = Signer::new([SECRET]).unwrap().headers(ID, TS, BODY);
         assert_eq!(v.verify_at(&headers, BODY, TS + 11), Err(VerifyError::TooOld));
         assert_eq!(v.verify_at(&headers, BODY, TS - 11), Err(VerifyError::TooNew));
@@ -358,7 +363,10 @@ mod tests {
         h.insert(WEBHOOK_ID, HeaderValue::from_static("msg_other"));
         assert_eq!(v.verify_at(&h, BODY, TS), Err(VerifyError::NoMatchingSignature));
         let mut h = headers.clone();
-        h.insert(WEBHOOK_SIGNATURE, HeaderValue::from_static("v1a,abc v1,!!! nonsense"));
+        h.insert(
+            WEBHOOK_SIGNATURE,
+            HeaderValue::from_static("v1a,abc v1,!!! nonsense"),
+        );
         assert_eq!(v.verify_at(&h, BODY, TS), Err(VerifyError::NoMatchingSignature));
         let mut h = headers.clone();
         h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from_static("yesterday"));

@@ -3,10 +3,10 @@
 //! tests/fixtures/cloudevents/, checked with Python's `jsonschema`, formats included) and
 //! checked attribute by attribute.
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
 #[path = "support/python.rs"]
 mod python;
+#[path = "support/delivery_receiver.rs"]
+mod receiver;
 
 use std::process::Command;
 use std::time::Duration;
@@ -56,7 +56,8 @@ fn validate_with_schema(requests: &[Received]) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("validate.py");
     std::fs::write(&script, VALIDATE).unwrap();
-    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloudevents/cloudevents.json");
+    let schema =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloudevents/cloudevents.json");
     let mut files = Vec::new();
     for (i, r) in requests.iter().enumerate() {
         let path = dir.path().join(format!("body-{i}.json"));
@@ -211,7 +212,11 @@ async fn structured_mode_and_batches() {
     let r = &server.requests()[0];
     assert_eq!(r.headers["content-type"], "application/cloudevents-batch+json");
     assert_eq!(
-        serde_json::from_slice::<Value>(&r.body).unwrap().as_array().unwrap().len(),
+        serde_json::from_slice::<Value>(&r.body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
         2
     );
     validate_with_schema(&server.requests());
@@ -268,7 +273,10 @@ async fn yaml_format_keys() {
         .collect();
     assert_eq!(
         types,
-        ["application/cloudevents+json", "application/cloudevents-batch+json"]
+        [
+            "application/cloudevents+json",
+            "application/cloudevents-batch+json"
+        ]
     );
     validate_with_schema(&server.requests());
 }

@@ -3,6 +3,8 @@
 //! and `examples/registry`, whose endpoints from YAML (signed, CloudEvents) deliver and
 //! whose dead letters land in `dead-letters.jsonl`.
 
+#![cfg(feature = "signing")]
+
 #[path = "support/delivery_receiver.rs"]
 mod receiver;
 
@@ -173,7 +175,10 @@ async fn transport_errors_have_no_status() {
     );
     for a in &attempts {
         assert_eq!(a.status, None);
-        assert!(a.error.as_deref().unwrap().starts_with("transport error"), "{a:?}");
+        assert!(
+            a.error.as_deref().unwrap().starts_with("transport error"),
+            "{a:?}"
+        );
     }
     assert_eq!(dead_letters(&records).len(), 1);
 }
@@ -190,7 +195,11 @@ fn example_binary() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_registry_signs_cloudevents_and_writes_dead_letters() {
     let bin = example_binary();
-    assert!(bin.is_file(), "{} not built (cargo test builds examples)", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} not built (cargo test builds examples)",
+        bin.display()
+    );
     let good = Receiver::start(always(200)).await;
     let bad = Receiver::start(always(400)).await;
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -277,7 +286,10 @@ notifications:
     good.wait_requests(1).await;
     let r = &good.requests()[0];
     assert_eq!(r.headers["content-type"], "application/cloudevents+json");
-    Verifier::new([secret]).unwrap().verify(&r.headers, &r.body).unwrap();
+    Verifier::new([secret])
+        .unwrap()
+        .verify(&r.headers, &r.body)
+        .unwrap();
     let ce: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(ce["type"], "io.distribution.push");
     assert_eq!(ce["subject"], format!("library/test@{digest}"));
@@ -300,5 +312,8 @@ notifications:
     let _ = child.start_kill();
     let output = child.wait_with_output().await.unwrap();
     let logs = String::from_utf8_lossy(&output.stderr);
-    assert!(!logs.contains("MfKQ9r8G"), "the signing secret is logged:\n{logs}");
+    assert!(
+        !logs.contains("MfKQ9r8G"),
+        "the signing secret is logged:\n{logs}"
+    );
 }

@@ -13,9 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use receiver::{response, HANG_GUARD};
 use registry_notify::endpoint::{Endpoint, EndpointBuilder};
 use registry_notify::http::HttpSink;
@@ -75,13 +73,15 @@ impl Drop for MtlsServer {
 
 async fn mtls_server(client_ca: &Ca) -> MtlsServer {
     let server_ca = Ca::new("receiver CA");
-    let (cert_pem, key_pem) = server_ca.issue(&["127.0.0.1", "localhost"], ExtendedKeyUsagePurpose::ServerAuth);
+    let (cert_pem, key_pem) =
+        server_ca.issue(&["127.0.0.1", "localhost"], ExtendedKeyUsagePurpose::ServerAuth);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(client_ca.cert.der().clone()).unwrap();
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .unwrap();
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
     use rustls::pki_types::pem::PemObject;
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -174,7 +174,10 @@ async fn no_certificate_or_another_ca_fails_and_is_reported() {
             .await
             .unwrap_err();
         assert!(
-            matches!(err.downcast_ref::<DeliveryError>(), Some(DeliveryError::Transport(_))),
+            matches!(
+                err.downcast_ref::<DeliveryError>(),
+                Some(DeliveryError::Transport(_))
+            ),
             "{what}: {err}"
         );
 
@@ -211,7 +214,10 @@ async fn no_certificate_or_another_ca_fails_and_is_reported() {
         for (i, a) in attempts.iter().enumerate() {
             assert_eq!(a.attempt, i as u32 + 1);
             assert_eq!(a.status, None, "{what}: no HTTP response");
-            assert!(a.error.as_deref().is_some_and(|e| e.contains("transport error")), "{what}: {a:?}");
+            assert!(
+                a.error.as_deref().is_some_and(|e| e.contains("transport error")),
+                "{what}: {a:?}"
+            );
             assert_eq!(a.message_id, "mtls-1");
         }
         assert_eq!(attempts[0].outcome, AttemptOutcome::Retrying);
@@ -257,7 +263,10 @@ async fn yaml_client_certificate_files() {
         .endpoints()
         .unwrap_err()
         .to_string();
-    assert!(err.contains("tls.clientkey") && err.contains("cannot read"), "{err}");
+    assert!(
+        err.contains("tls.clientkey") && err.contains("cannot read"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -296,8 +305,17 @@ fn bad_pem_and_mismatched_keys_are_clear_errors() {
     assert!(err.to_string().contains("does not match"), "{err}");
     // No key material in any error or Debug output.
     let body = |pem: &str| pem.lines().nth(1).unwrap().to_owned();
-    for text in [mismatched, format!("{:?}", Endpoint::builder("m", "https://h/").client_cert_pem(cert.clone(), key.clone()))] {
-        assert!(!text.contains(&body(&key)) && !text.contains(&body(&other_key)), "{text}");
+    for text in [
+        mismatched,
+        format!(
+            "{:?}",
+            Endpoint::builder("m", "https://h/").client_cert_pem(cert.clone(), key.clone())
+        ),
+    ] {
+        assert!(
+            !text.contains(&body(&key)) && !text.contains(&body(&other_key)),
+            "{text}"
+        );
     }
 }
 

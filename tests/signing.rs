@@ -3,10 +3,12 @@
 //! and by `examples/receiver --signing-secret`; the id is stable across retries and
 //! across a restart that re-reads the batch from a durable queue.
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+#![cfg(feature = "signing")]
+
 #[path = "support/python.rs"]
 mod python;
+#[path = "support/delivery_receiver.rs"]
+mod receiver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -155,7 +157,9 @@ async fn python_standardwebhooks_verifies_every_attempt() {
         .build()
         .unwrap()
         .spawn();
-    sink.oneshot(Batch::from(event(7, "library/alpine"))).await.unwrap();
+    sink.oneshot(Batch::from(event(7, "library/alpine")))
+        .await
+        .unwrap();
     assert_eq!(handle.shutdown(Instant::now() + HANG_GUARD).await, 0);
     let after = unix_now();
 
@@ -165,7 +169,10 @@ async fn python_standardwebhooks_verifies_every_attempt() {
         assert_eq!(r["verified"], true, "standardwebhooks rejected: {r}");
         assert_eq!(r["id"], "event-7", "the id is the event id on every attempt");
         let ts: i64 = r["timestamp"].as_str().unwrap().parse().unwrap();
-        assert!((before..=after).contains(&ts), "timestamp {ts} not of the attempt");
+        assert!(
+            (before..=after).contains(&ts),
+            "timestamp {ts} not of the attempt"
+        );
         assert_eq!(r["signature"].as_str().unwrap().split(' ').count(), 2);
     }
     let statuses: Vec<_> = requests.iter().map(|r| r["status"].as_i64().unwrap()).collect();
@@ -241,7 +248,10 @@ async fn verifier_checks_batches_and_unsigned_endpoints_send_no_headers() {
         .is_err());
     let plain = &requests[1];
     for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
-        assert!(!plain.headers.contains_key(name), "{name} on an unsigned endpoint");
+        assert!(
+            !plain.headers.contains_key(name),
+            "{name} on an unsigned endpoint"
+        );
     }
 }
 
@@ -262,7 +272,11 @@ async fn the_id_survives_a_restart_through_the_durable_queue() {
     let batch: Batch = (0..3).map(|i| event(i, "r")).collect();
     sink.clone().oneshot(batch).await.unwrap();
     failing.wait_requests(2).await;
-    assert_eq!(handle.shutdown(Instant::now()).await, 3, "the batch waits on disk");
+    assert_eq!(
+        handle.shutdown(Instant::now()).await,
+        3,
+        "the batch waits on disk"
+    );
     let first = failing.requests()[0].clone();
     drop((sink, handle, failing));
 
@@ -304,7 +318,11 @@ async fn example_receiver_verifies_with_a_secret() {
         .unwrap()
         .join("examples")
         .join(format!("receiver{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.is_file(), "{} not built (cargo test builds examples)", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} not built (cargo test builds examples)",
+        bin.display()
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

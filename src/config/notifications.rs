@@ -747,12 +747,15 @@ impl TlsSettings {
         };
         match (&self.client_cert, &self.client_key) {
             (None, None) => Ok(None),
-            (Some(cert), Some(key)) => Ok(Some((
-                read("tls.clientcert", cert)?,
-                read("tls.clientkey", key)?,
-            ))),
-            (Some(_), None) => Err(ConfigError::at("tls.clientkey", "is required with tls.clientcert")),
-            (None, Some(_)) => Err(ConfigError::at("tls.clientcert", "is required with tls.clientkey")),
+            (Some(cert), Some(key)) => Ok(Some((read("tls.clientcert", cert)?, read("tls.clientkey", key)?))),
+            (Some(_), None) => Err(ConfigError::at(
+                "tls.clientkey",
+                "is required with tls.clientcert",
+            )),
+            (None, Some(_)) => Err(ConfigError::at(
+                "tls.clientcert",
+                "is required with tls.clientkey",
+            )),
         }
     }
 }
@@ -1033,10 +1036,7 @@ impl EndpointConfig {
             ));
         }
         if self.tls.client_cert.is_some() != self.tls.client_key.is_some() {
-            return Err(must(
-                "tls",
-                "clientcert and clientkey must be given together",
-            ));
+            return Err(must("tls", "clientcert and clientkey must be given together"));
         }
         #[cfg(feature = "signing")]
         if !self.signing.secrets.is_empty() {
@@ -1045,10 +1045,7 @@ impl EndpointConfig {
         }
         #[cfg(not(feature = "signing"))]
         if !self.signing.secrets.is_empty() {
-            return Err(must(
-                "signing",
-                "needs the `signing` feature of registry-notify",
-            ));
+            return Err(must("signing", "needs the `signing` feature of registry-notify"));
         }
         if let Some(CaSource::Pem(pem)) = &self.tls.ca {
             if !pem.contains("-----BEGIN CERTIFICATE-----") {

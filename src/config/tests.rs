@@ -314,13 +314,28 @@ fn extension_values() {
     assert_eq!(ep("format: events.v2").format, Format::EventsV2);
     assert_eq!(ep("format: cloudevents").format, Format::CloudEvents);
     assert_eq!(ep("format: cloudevents-batch").format, Format::CloudEventsBatch);
-    assert_eq!(ep("format: application/cloudevents-batch+json").format, Format::CloudEventsBatch);
+    assert_eq!(
+        ep("format: application/cloudevents-batch+json").format,
+        Format::CloudEventsBatch
+    );
     let e = ep("tls: {clientcert: /etc/c.pem, clientkey: /etc/c.key}, signing: {secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}");
-    assert_eq!(e.tls.client_cert, Some(CaSource::File(PathBuf::from("/etc/c.pem"))));
-    assert_eq!(e.tls.client_key, Some(CaSource::File(PathBuf::from("/etc/c.key"))));
+    assert_eq!(
+        e.tls.client_cert,
+        Some(CaSource::File(PathBuf::from("/etc/c.pem")))
+    );
+    assert_eq!(
+        e.tls.client_key,
+        Some(CaSource::File(PathBuf::from("/etc/c.key")))
+    );
     assert_eq!(e.signing.secrets, ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
     assert!(!format!("{e:?}").contains("MfKQ9r8G"), "{e:?}");
-    assert_eq!(ep("signing: {secrets: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}").signing.secrets.len(), 1);
+    assert_eq!(
+        ep("signing: {secrets: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}")
+            .signing
+            .secrets
+            .len(),
+        1
+    );
     assert!(!ep("redirects: failure").redirects_as_success);
     assert_eq!(ep("queue: {}").queue, QueueSettings::default());
     assert_eq!(ep("retry: ~").retry, RetrySettings::default());

@@ -94,7 +94,8 @@ pub(crate) fn client_config_with_identity(
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let auth = |builder: rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>| match identity {
+    let auth = |builder: rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>| match identity
+    {
         None => Ok(builder.with_no_client_auth()),
         Some(id) => builder
             .with_client_auth_cert(id.chain.clone(), id.key.clone_key())

@@ -15,6 +15,14 @@
 //! bodies; once the endpoint is failing ("breaker open", INFO) further failures are logged
 //! at DEBUG with one WARN reminder a minute; recovery is logged at INFO.
 //!
+//! The delivery log ([`RetryLayer::delivery_log`], or
+//! [`EndpointBuilder::delivery_log`](crate::endpoint::EndpointBuilder::delivery_log)) gets a
+//! [`DeliveryRecord::Attempt`] after every attempt — its number, the HTTP status (when the
+//! inner sink is the [`HttpSink`](crate::http::HttpSink), or from a
+//! [`DeliveryError::Status`]), latency, error text and [`AttemptOutcome`] — and a
+//! [`DeliveryRecord::DeadLetter`] for every batch given up on. A batch's [`message_id`] is
+//! the same on every attempt.
+//!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
 //! use std::sync::Arc;
@@ -59,8 +67,8 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-pub use log::{message_id, AttemptOutcome, DeliveryAttempt, DeliveryLogHandler, DeliveryRecord};
 pub(crate) use log::report_status;
+pub use log::{message_id, AttemptOutcome, DeliveryAttempt, DeliveryLogHandler, DeliveryRecord};
 pub use policy::{RetryConfig, RetryPolicy};
 
 use crate::endpoint::{DeadLetter, DeadLetterHandler, Secrets};
@@ -415,7 +423,14 @@ where
             _ => status,
         };
         let give_up = |reason: String| {
-            log_attempt(attempts, started, status, Some(&error), AttemptOutcome::GivingUp, None);
+            log_attempt(
+                attempts,
+                started,
+                status,
+                Some(&error),
+                AttemptOutcome::GivingUp,
+                None,
+            );
             shared.dead_letter(batch.clone(), reason, attempts);
         };
         if delivery.is_some_and(|e| !e.is_retryable()) {
