@@ -829,6 +829,26 @@ mod env {
             .map_err(|e| e.to_string())
     }
 
+    /// Secrets can come from the environment rather than the file.
+    #[test]
+    fn signing_secrets_and_client_certificates() {
+        let c = with_env(
+            &endpoint(""),
+            &[
+                (
+                    "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_SIGNING_SECRETS",
+                    "[whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]",
+                ),
+                ("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TLS_CLIENTCERT", "/c.pem"),
+                ("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TLS_CLIENTKEY", "/c.key"),
+            ],
+        )
+        .unwrap();
+        let e = &c.notifications.unwrap().endpoints[0];
+        assert_eq!(e.signing.secrets, ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
+        assert_eq!(e.tls.client_key, Some(CaSource::File(PathBuf::from("/c.key"))));
+    }
+
     #[test]
     fn scalar_endpoint_keys() {
         let c = with_env(
