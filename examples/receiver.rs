@@ -2,12 +2,18 @@
 //!
 //! ```text
 //! cargo run --example receiver -- --listen 127.0.0.1:5055 [--out events.jsonl] [--status 200]
+//!     [--signing-secret whsec_… ...]
 //! ```
 //!
 //! Each POST body (an envelope) is written as one compact JSON line — key order
 //! and values exactly as sent — to stdout, or appended to `--out`. Answers
 //! `--status` (default 200). Serves HTTP/1.1 with keep-alive; fast enough to be
 //! the endpoint of the load benchmarks.
+//!
+//! With `--signing-secret` (repeatable: any of them may match), every request must carry a
+//! valid [Standard Webhooks](registry_notify::signing) signature: one that does not is
+//! answered `401 Unauthorized`, reported on stderr and not written out. The secret is
+//! also read from `RECEIVER_SIGNING_SECRET` so it need not appear in a process list.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -47,6 +53,7 @@ struct Args {
     listen: SocketAddr,
     out: Option<String>,
     status: StatusCode,
+    signing_secrets: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -54,11 +61,13 @@ fn parse_args() -> Result<Args, String> {
     let mut listen = None;
     let mut out = None;
     let mut status = StatusCode::OK;
+    let mut signing_secrets: Vec<String> = std::env::var("RECEIVER_SIGNING_SECRET").into_iter().collect();
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
             "--listen" => listen = Some(value("--listen")?.parse().map_err(|e| format!("--listen: {e}"))?),
             "--out" => out = Some(value("--out")?),
+            "--signing-secret" => signing_secrets.push(value("--signing-secret")?),
             "--status" => {
                 status = value("--status")?
                     .parse::<u16>()
@@ -67,7 +76,10 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or("--status: not an HTTP status")?
             }
             "-h" | "--help" => {
-                return Err("usage: receiver --listen 127.0.0.1:PORT [--out FILE] [--status CODE]".into())
+                return Err(
+                    "usage: receiver --listen 127.0.0.1:PORT [--out FILE] [--status CODE] [--signing-secret whsec_...]"
+                        .into(),
+                )
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -76,6 +88,7 @@ fn parse_args() -> Result<Args, String> {
         listen: listen.ok_or("--listen 127.0.0.1:PORT is required")?,
         out,
         status,
+        signing_secrets,
     })
 }
 
@@ -111,21 +124,38 @@ async fn main() {
         listener.local_addr().expect("bound")
     );
     let status = args.status;
+    let verifier = if args.signing_secrets.is_empty() {
+        None
+    } else {
+        match registry_notify::signing::Verifier::new(&args.signing_secrets) {
+            Ok(v) => Some(Arc::new(v)),
+            Err(e) => {
+                eprintln!("--signing-secret: {e}");
+                std::process::exit(2);
+            }
+        }
+    };
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let sink = sink.clone();
+        let verifier = verifier.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let sink = sink.clone();
+                let verifier = verifier.clone();
                 async move {
-                    let body = req
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
+                    let (parts, body) = req.into_parts();
+                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    if let Some(verifier) = &verifier {
+                        if let Err(e) = verifier.verify(&parts.headers, &body) {
+                            eprintln!("rejected {} {}: signature: {e}", parts.method, parts.uri.path());
+                            let mut resp = Response::new(Full::new(Bytes::from_static(b"bad signature\n")));
+                            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+                            return Ok::<_, std::convert::Infallible>(resp);
+                        }
+                    }
                     if !body.is_empty() {
                         let mut line = compact(&body);
                         line.push(b'\n');

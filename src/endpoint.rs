@@ -6,8 +6,10 @@
 //! and returns the sink (a [`BoxSink`] whose `call` returns as soon as the batch is
 //! queued) with an [`EndpointHandle`] for metrics and graceful shutdown.
 //!
-//! Secrets stay secret: header values and URL credentials (userinfo and query values)
-//! never appear in `Debug` output, logs, metrics or error messages. Userinfo in the URL
+//! Secrets stay secret: header values, URL credentials (userinfo and query values),
+//! [signing secrets](EndpointBuilder::signing_secret) and
+//! [client keys](EndpointBuilder::client_cert_pem) never appear in `Debug` output, logs,
+//! metrics, error messages or the [delivery log](EndpointBuilder::delivery_log). Userinfo in the URL
 //! is sent as `Authorization: Basic` (like Go's HTTP client does for Distribution) unless
 //! an `Authorization` header is configured.
 //!
@@ -54,7 +56,7 @@ use crate::filter::{Filter, FilterLayer, FilterService};
 use crate::http::HttpSink;
 use crate::metrics::{EndpointMetrics, EndpointSnapshot};
 use crate::queue::{DurableConfig, Queue, QueueConfig, QueueHandle, QueueLayer};
-use crate::retry::{Retry, RetryConfig, RetryLayer};
+use crate::retry::{DeliveryLogHandler, DeliveryRecord, Retry, RetryConfig, RetryLayer};
 use crate::sink::{BoxError, BoxSink};
 
 /// The head of a spawned endpoint stack: filter → queue (whose worker drives retry → http).
@@ -175,6 +177,12 @@ pub struct Endpoint {
     pub(crate) disabled: bool,
     #[cfg(feature = "https")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) has_client_cert: bool,
+    pub(crate) delivery_log: Option<DeliveryLogHandler>,
+    /// Standard Webhooks signer (see [`EndpointBuilder::signing_secret`]).
+    #[cfg(feature = "signing")]
+    pub(crate) signer: Option<Arc<crate::signing::Signer>>,
+    pub(crate) signing_secrets: usize,
 }
 
 impl Endpoint {
@@ -196,6 +204,9 @@ impl Endpoint {
             danger_accept_invalid_certs: false,
             dead_letter: None,
             disabled: false,
+            client_cert: None,
+            delivery_log: None,
+            signing_secrets: Vec::new(),
         }
     }
 
@@ -242,6 +253,11 @@ impl Endpoint {
     /// The queue settings.
     pub fn queue(&self) -> &QueueConfig {
         &self.queue
+    }
+
+    /// Whether requests are signed ([`EndpointBuilder::signing_secret`]).
+    pub fn is_signed(&self) -> bool {
+        self.signing_secrets > 0
     }
 
     /// The durable queue's settings, if the queue is on disk.
@@ -308,6 +324,16 @@ impl Endpoint {
         if let Some(handler) = self.dead_letter.clone() {
             retry = retry.dead_letter(handler);
         }
+        if let Some(handler) = self.delivery_log.clone() {
+            retry = retry.delivery_log(handler);
+        }
+        let retry = retry.secrets(self.secrets.clone());
+        if self.danger_accept_invalid_certs {
+            tracing::warn!(
+                endpoint = %self.name, url = %self.redacted_url,
+                "notifications: INSECURE: endpoint accepts any server certificate (danger_accept_invalid_certs / tls.insecureskipverify)"
+            );
+        }
         let queue = match &self.durable {
             None => QueueLayer::new(self.queue.clone()),
             Some(durable) => self.durable_layer(durable, &metrics)?,
@@ -322,7 +348,8 @@ impl Endpoint {
             .layer(queue);
         tracing::info!(
             endpoint = %self.name, url = %self.redacted_url, timeout = ?self.timeout,
-            format = %self.format, max_events = self.max_events,
+            format = %self.format, max_events = self.max_events, signed = self.is_signed(),
+            client_cert = self.has_client_cert,
             "notifications: configuring endpoint"
         );
         let handle = EndpointHandle {
@@ -382,6 +409,9 @@ impl fmt::Debug for Endpoint {
             .field("danger_accept_invalid_certs", &self.danger_accept_invalid_certs)
             .field("dead_letter", &self.dead_letter.is_some())
             .field("disabled", &self.disabled)
+            .field("client_cert", &self.has_client_cert)
+            .field("signing_secrets", &self.signing_secrets)
+            .field("delivery_log", &self.delivery_log.is_some())
             .finish()
     }
 }
@@ -404,6 +434,10 @@ pub struct EndpointBuilder {
     danger_accept_invalid_certs: bool,
     dead_letter: Option<DeadLetterHandler>,
     disabled: bool,
+    /// Client certificate chain and key, PEM.
+    client_cert: Option<(Vec<u8>, Vec<u8>)>,
+    delivery_log: Option<DeliveryLogHandler>,
+    signing_secrets: Vec<String>,
 }
 
 impl EndpointBuilder {
@@ -421,6 +455,7 @@ impl EndpointBuilder {
     }
 
     /// Envelope format (default [`Format::EventsV2`]); the `Content-Type` is its media type.
+    /// [`Format::CloudEvents`] sends one event per request: `max_events` must then be 1.
     pub fn format(mut self, format: Format) -> Self {
         self.format = format;
         self
@@ -484,9 +519,75 @@ impl EndpointBuilder {
         self
     }
 
-    /// Accepts any server certificate. Insecure: only for tests and trusted networks.
+    /// Accepts any server certificate. Insecure: only for tests and trusted networks; the
+    /// endpoint logs a WARN line saying so when it starts.
     pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
         self.danger_accept_invalid_certs = yes;
+        self
+    }
+
+    /// A client certificate (PEM chain, leaf first) and its private key (PEM: PKCS#8, PKCS#1
+    /// or SEC1) presented to https endpoints that ask for one (mutual TLS). [`build`](Self::build)
+    /// fails with `client certificate: …` / `client key: …` if either does not parse, or if
+    /// the key does not belong to the certificate. The key never appears in `Debug` output,
+    /// errors or logs.
+    ///
+    /// ```no_run
+    /// use registry_notify::endpoint::Endpoint;
+    /// let endpoint = Endpoint::builder("audit", "https://hooks.internal:8443/registry")
+    ///     .ca_pem(std::fs::read("/etc/registry/hooks-ca.pem").unwrap())
+    ///     .client_cert_pem(
+    ///         std::fs::read("/etc/registry/client.pem").unwrap(),
+    ///         std::fs::read("/etc/registry/client.key").unwrap(),
+    ///     )
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn client_cert_pem(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.client_cert = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Signs every request with this [Standard Webhooks](crate::signing) secret
+    /// (`whsec_<base64>`); call again to add more (rotation: one signature per secret).
+    /// Needs the `signing` feature (on by default). Secrets never appear in `Debug` output,
+    /// errors or logs.
+    ///
+    /// ```
+    /// use registry_notify::endpoint::Endpoint;
+    /// let endpoint = Endpoint::builder("audit", "https://hooks.example.com/registry")
+    ///     .signing_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(endpoint.is_signed());
+    /// assert!(!format!("{endpoint:?}").contains("MfKQ9r8G"));
+    /// ```
+    pub fn signing_secret(mut self, secret: impl Into<String>) -> Self {
+        self.signing_secrets.push(secret.into());
+        self
+    }
+
+    /// Receives the endpoint's delivery log: a [`DeliveryRecord`] per attempt (attempt
+    /// number, status, latency, scrubbed error, whether it will be retried) and per
+    /// dead-lettered batch. Called inline by the endpoint's worker: keep it quick.
+    ///
+    /// ```
+    /// use registry_notify::endpoint::Endpoint;
+    /// use registry_notify::retry::DeliveryRecord;
+    /// let endpoint = Endpoint::builder("audit", "http://127.0.0.1:9/registry")
+    ///     .delivery_log(|record| match record {
+    ///         DeliveryRecord::Attempt(a) => {
+    ///             println!("{} #{} {:?} {:?} {:?}", a.message_id, a.attempt, a.status, a.latency, a.error)
+    ///         }
+    ///         DeliveryRecord::DeadLetter(d) => println!("gave up on {} events: {}", d.batch.len(), d.reason),
+    ///         _ => {}
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = endpoint;
+    /// ```
+    pub fn delivery_log(mut self, handler: impl Fn(DeliveryRecord) + Send + Sync + 'static) -> Self {
+        self.delivery_log = Some(Arc::new(handler));
         self
     }
 
@@ -564,6 +665,12 @@ impl EndpointBuilder {
         if self.max_events == 0 {
             return Err(err("max_events must be > 0".into()));
         }
+        if self.format.is_single_event() && self.max_events > 1 {
+            return Err(err(format!(
+                "format {} sends one event per request: max_events must be 1 (use cloudevents-batch to batch)",
+                self.format
+            )));
+        }
         if self.queue.capacity == 0 {
             return Err(err("queue capacity must be > 0".into()));
         }
@@ -605,16 +712,48 @@ impl EndpointBuilder {
             }
         }
 
+        for secret in &self.signing_secrets {
+            secrets.add(secret);
+            secrets.add(secret.trim().trim_start_matches("whsec_"));
+        }
+        #[cfg(feature = "signing")]
+        let signer = if self.signing_secrets.is_empty() {
+            None
+        } else {
+            let signer = crate::signing::Signer::new(&self.signing_secrets)
+                .map_err(|e| err(format!("signing: {e}")))?;
+            Some(Arc::new(signer))
+        };
+        #[cfg(not(feature = "signing"))]
+        if !self.signing_secrets.is_empty() {
+            return Err(err(
+                "signing needs the `signing` feature of registry-notify".into()
+            ));
+        }
+        #[cfg(not(feature = "https"))]
+        if self.client_cert.is_some() {
+            return Err(err(
+                "client certificates need the `https` feature of registry-notify".into(),
+            ));
+        }
+
         #[cfg(feature = "https")]
         let tls = {
             if let Some(pem) = &self.ca_pem {
                 crate::http::tls::parse_pem(pem).map_err(|e| err(format!("ca_pem: {e}")))?;
             }
+            let identity = match &self.client_cert {
+                Some((cert, key)) => {
+                    Some(crate::http::tls::ClientIdentity::from_pem(cert, key).map_err(&err)?)
+                }
+                None => None,
+            };
             if uri.scheme_str() == Some("https") {
-                let config = crate::http::tls::client_config(
+                let config = crate::http::tls::client_config_with_identity(
                     self.ca_pem.as_deref(),
                     self.danger_accept_invalid_certs,
                     true,
+                    identity.as_ref(),
                 )
                 .map_err(|e| err(format!("tls: {e}")))?;
                 Some(Arc::new(config))
@@ -643,6 +782,11 @@ impl EndpointBuilder {
             disabled: self.disabled,
             #[cfg(feature = "https")]
             tls,
+            has_client_cert: self.client_cert.is_some(),
+            delivery_log: self.delivery_log,
+            #[cfg(feature = "signing")]
+            signer,
+            signing_secrets: self.signing_secrets.len(),
         })
     }
 }
@@ -657,6 +801,8 @@ impl fmt::Debug for EndpointBuilder {
             .field("timeout", &self.timeout)
             .field("format", &self.format)
             .field("max_events", &self.max_events)
+            .field("client_cert", &self.client_cert.is_some())
+            .field("signing_secrets", &self.signing_secrets.len())
             .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
@@ -787,6 +933,13 @@ impl Endpoint {
     /// endpoint that came from configuration.
     pub fn with_dead_letter(mut self, handler: impl Fn(DeadLetter) + Send + Sync + 'static) -> Self {
         self.dead_letter = Some(Arc::new(handler));
+        self
+    }
+
+    /// Replaces the delivery log hook (see [`EndpointBuilder::delivery_log`]), e.g. on an
+    /// endpoint that came from configuration.
+    pub fn with_delivery_log(mut self, handler: impl Fn(DeliveryRecord) + Send + Sync + 'static) -> Self {
+        self.delivery_log = Some(Arc::new(handler));
         self
     }
 }

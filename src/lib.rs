@@ -26,6 +26,9 @@ pub mod config;
 pub mod endpoint;
 pub mod metrics;
 pub mod notifications;
+#[cfg(feature = "signing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signing")))]
+pub mod signing;
 
 pub use broadcast::Broadcast;
 pub use config::Config;

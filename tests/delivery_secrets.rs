@@ -20,7 +20,10 @@ const PASSWORD: &str = "hunter2-pw";
 const QUERY_TOKEN: &str = "tok3n-in-query";
 const BEARER: &str = "s3cr3t-bearer";
 const API_KEY: &str = "k3y-header-value";
-const SECRETS: [&str; 4] = [PASSWORD, QUERY_TOKEN, BEARER, API_KEY];
+/// A Standard Webhooks signing secret (and its base64 part alone).
+const SIGNING: &str = "whsec_c2lnbmluZy1zZWNyZXQtMTIzNDU2Nzg5MA==";
+const SIGNING_B64: &str = "c2lnbmluZy1zZWNyZXQtMTIzNDU2Nzg5MA==";
+const SECRETS: [&str; 6] = [PASSWORD, QUERY_TOKEN, BEARER, API_KEY, SIGNING, SIGNING_B64];
 
 fn assert_clean(what: &str, text: &str) {
     for s in SECRETS {
@@ -35,6 +38,7 @@ fn secret_endpoint(host: &str) -> EndpointBuilder {
     )
     .header("Authorization", format!("Bearer {BEARER}"))
     .header("X-Api-Key", API_KEY)
+    .signing_secret(SIGNING)
 }
 
 /// A log sink for a `tracing` subscriber.
@@ -170,9 +174,12 @@ async fn failures_keep_secrets_out_and_do_not_flood() {
         max_attempts: Some(40),
         max_age: None,
     };
+    let records: Arc<Mutex<Vec<String>>> = Arc::default();
+    let r = records.clone();
     let endpoint = secret_endpoint(&addr.to_string())
         .retry(retry)
         .dead_letter(move |d| l.lock().unwrap().push(d))
+        .delivery_log(move |record| r.lock().unwrap().push(format!("{record:?}")))
         .build()
         .unwrap();
 
@@ -193,6 +200,11 @@ async fn failures_keep_secrets_out_and_do_not_flood() {
     assert_clean("dead letter Debug", &format!("{letter:?}"));
     assert_eq!(handle.shutdown(Instant::now() + HANG_GUARD).await, 0);
     assert_eq!(handle.metrics().errors, 40);
+    let records = records.lock().unwrap();
+    assert_eq!(records.len(), 41, "40 attempts and the dead letter");
+    for record in records.iter() {
+        assert_clean("delivery log record", record);
+    }
 
     let text = logs.text();
     if std::env::var("SHOW_LOGS").is_ok() {

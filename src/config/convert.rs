@@ -72,6 +72,12 @@ impl EndpointConfig {
         if let Some(pem) = self.tls.ca_pem()? {
             builder = builder.ca_pem(pem);
         }
+        if let Some((cert, key)) = self.tls.client_identity_pem()? {
+            builder = builder.client_cert_pem(cert, key);
+        }
+        for secret in &self.signing.secrets {
+            builder = builder.signing_secret(secret.clone());
+        }
         builder.build().map_err(err)
     }
 

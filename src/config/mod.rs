@@ -219,7 +219,7 @@ pub use duration::{parse_go_duration, ParseDurationError};
 pub use error::ConfigError;
 pub use notifications::{
     CaSource, EndpointConfig, EventsConfig, FilterSettings, IgnoreConfig, NotificationsConfig, QueueFsync,
-    QueueOverflow, QueueSettings, RetryMode, RetrySettings, TlsSettings,
+    QueueOverflow, QueueSettings, RetryMode, RetrySettings, SigningSettings, TlsSettings,
 };
 use value::{boolean, mapping, string, type_error, yaml_error, Path};
 

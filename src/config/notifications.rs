@@ -186,7 +186,9 @@ pub struct EndpointConfig {
     pub ignored_media_types: Vec<String>,
     /// `ignore` — events dropped for this endpoint.
     pub ignore: IgnoreConfig,
-    /// Extension `format` — `events.v2` (default, Distribution 3) or `events.v1` (Distribution 2).
+    /// Extension `format` — `events.v2` (default, Distribution 3), `events.v1` (Distribution 2),
+    /// `cloudevents` (CloudEvents 1.0 structured mode, one event per request: `maxevents` must
+    /// be 1) or `cloudevents-batch` (CloudEvents 1.0 batch mode).
     pub format: Format,
     /// Extension `maxevents` — most events per envelope. Default 1 (Distribution never batches).
     pub max_events: usize,
@@ -201,6 +203,41 @@ pub struct EndpointConfig {
     pub redirects_as_success: bool,
     /// Extension `tls`.
     pub tls: TlsSettings,
+    /// Extension `signing`.
+    pub signing: SigningSettings,
+}
+
+/// Extension `signing:` — Standard Webhooks signatures (`webhook-id`, `webhook-timestamp`,
+/// `webhook-signature`) on every request of the endpoint.
+///
+/// `Debug` shows how many secrets there are, never their values.
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SigningSettings {
+    /// `secrets` — `whsec_<base64>` secrets, one signature per secret (several for rotation).
+    /// Empty: requests are not signed.
+    pub secrets: Vec<String>,
+}
+
+impl fmt::Debug for SigningSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningSettings")
+            .field("secrets", &vec!["<redacted>"; self.secrets.len()])
+            .finish()
+    }
+}
+
+impl Section for SigningSettings {
+    const KEYS: &'static [&'static str] = &["secrets"];
+
+    fn set(&mut self, key: &str, v: &Value, at: &Path) -> Result<()> {
+        let p = at.key(key);
+        match key {
+            "secrets" => self.secrets = string_list(v, &p)?,
+            _ => return Err(unknown_key(at, key, Self::KEYS)),
+        }
+        Ok(())
+    }
 }
 
 /// `ignore:` of an endpoint. Media types match exactly; actions are `push`, `pull`, `mount`,
@@ -618,12 +655,19 @@ impl Section for FilterSettings {
 pub struct TlsSettings {
     /// `ca` — extra trusted CA certificates, as a file path or inline PEM; added to the system roots.
     pub ca: Option<CaSource>,
-    /// `insecureskipverify` — accept any server certificate. Dangerous; for tests only.
+    /// `insecureskipverify` — accept any server certificate. Dangerous; for tests only (a WARN
+    /// line says so when the endpoint starts).
     pub insecure_skip_verify: bool,
+    /// `clientcert` — client certificate chain (PEM, leaf first) for mutual TLS, as a file path
+    /// or inline PEM; needs `clientkey`.
+    pub client_cert: Option<CaSource>,
+    /// `clientkey` — the private key of `clientcert` (PEM), as a file path or inline PEM.
+    pub client_key: Option<CaSource>,
 }
 
-/// Where `tls.ca` comes from: a value containing `-----BEGIN` is inline PEM, anything else a path
-/// (relative paths are relative to the working directory, as for Distribution's own TLS files).
+/// Where `tls.ca` (or `tls.clientcert`, `tls.clientkey`) comes from: a value containing
+/// `-----BEGIN` is inline PEM, anything else a path (relative paths are relative to the working
+/// directory, as for Distribution's own TLS files). `Debug` never shows inline PEM.
 #[derive(Clone, PartialEq, Eq)]
 pub enum CaSource {
     /// A PEM file to read when the endpoint is built.
@@ -642,21 +686,23 @@ impl fmt::Debug for CaSource {
 }
 
 impl Section for TlsSettings {
-    const KEYS: &'static [&'static str] = &["ca", "insecureskipverify"];
+    const KEYS: &'static [&'static str] = &["ca", "insecureskipverify", "clientcert", "clientkey"];
 
     fn set(&mut self, key: &str, v: &Value, at: &Path) -> Result<()> {
         let p = at.key(key);
-        match key {
-            "ca" => {
-                let ca = string(v, &p)?;
-                self.ca = if ca.trim().is_empty() {
-                    None
-                } else if ca.contains("-----BEGIN") {
-                    Some(CaSource::Pem(ca))
-                } else {
-                    Some(CaSource::File(PathBuf::from(ca)))
-                };
+        let source = |text: String| {
+            if text.trim().is_empty() {
+                None
+            } else if text.contains("-----BEGIN") {
+                Some(CaSource::Pem(text))
+            } else {
+                Some(CaSource::File(PathBuf::from(text)))
             }
+        };
+        match key {
+            "ca" => self.ca = source(string(v, &p)?),
+            "clientcert" => self.client_cert = source(string(v, &p)?),
+            "clientkey" => self.client_key = source(string(v, &p)?),
             "insecureskipverify" => self.insecure_skip_verify = boolean(v, &p)?,
             _ => return Err(unknown_key(at, key, Self::KEYS)),
         }
@@ -690,6 +736,30 @@ impl TlsSettings {
     }
 }
 
+impl TlsSettings {
+    /// The client certificate and key as PEM bytes (files read now); `Ok(None)` when neither
+    /// is configured. Errors name the key (`tls.clientcert`, `tls.clientkey`), never the PEM.
+    pub fn client_identity_pem(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let read = |key: &str, source: &CaSource| match source {
+            CaSource::Pem(pem) => Ok(pem.clone().into_bytes()),
+            CaSource::File(path) => std::fs::read(path)
+                .map_err(|e| ConfigError::at(key, format!("cannot read {}: {e}", path.display()))),
+        };
+        match (&self.client_cert, &self.client_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some((read("tls.clientcert", cert)?, read("tls.clientkey", key)?))),
+            (Some(_), None) => Err(ConfigError::at(
+                "tls.clientkey",
+                "is required with tls.clientcert",
+            )),
+            (None, Some(_)) => Err(ConfigError::at(
+                "tls.clientcert",
+                "is required with tls.clientkey",
+            )),
+        }
+    }
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -713,6 +783,7 @@ impl Default for EndpointConfig {
             filter: FilterSettings::default(),
             redirects_as_success: false,
             tls: TlsSettings::default(),
+            signing: SigningSettings::default(),
         }
     }
 }
@@ -735,6 +806,7 @@ impl Section for EndpointConfig {
         "filter",
         "redirects",
         "tls",
+        "signing",
     ];
 
     fn set(&mut self, key: &str, v: &Value, at: &Path) -> Result<()> {
@@ -784,6 +856,7 @@ impl Section for EndpointConfig {
                 }
             }
             "tls" => self.tls.apply(v, &p)?,
+            "signing" => self.signing.apply(v, &p)?,
             _ => return Err(unknown_key(at, key, Self::KEYS)),
         }
         Ok(())
@@ -956,6 +1029,24 @@ impl EndpointConfig {
                 ));
             }
         }
+        if self.format.is_single_event() && self.max_events > 1 {
+            return Err(must(
+                "maxevents",
+                "must be 1 with format cloudevents (one event per request; use cloudevents-batch to batch)",
+            ));
+        }
+        if self.tls.client_cert.is_some() != self.tls.client_key.is_some() {
+            return Err(must("tls", "clientcert and clientkey must be given together"));
+        }
+        #[cfg(feature = "signing")]
+        if !self.signing.secrets.is_empty() {
+            crate::signing::Signer::new(&self.signing.secrets)
+                .map_err(|e| ConfigError::at(at.key("signing").as_str(), e.to_string()))?;
+        }
+        #[cfg(not(feature = "signing"))]
+        if !self.signing.secrets.is_empty() {
+            return Err(must("signing", "needs the `signing` feature of registry-notify"));
+        }
         if let Some(CaSource::Pem(pem)) = &self.tls.ca {
             if !pem.contains("-----BEGIN CERTIFICATE-----") {
                 return Err(must(
@@ -1039,6 +1130,7 @@ impl fmt::Debug for EndpointConfig {
             .field("filter", &self.filter)
             .field("redirects_as_success", &self.redirects_as_success)
             .field("tls", &self.tls)
+            .field("signing", &self.signing)
             .finish()
     }
 }

@@ -312,6 +312,30 @@ fn extension_values() {
     assert!(e.tls.insecure_skip_verify);
     assert_eq!(ep("retry: {mode: breaker}").retry.mode, RetryMode::Breaker);
     assert_eq!(ep("format: events.v2").format, Format::EventsV2);
+    assert_eq!(ep("format: cloudevents").format, Format::CloudEvents);
+    assert_eq!(ep("format: cloudevents-batch").format, Format::CloudEventsBatch);
+    assert_eq!(
+        ep("format: application/cloudevents-batch+json").format,
+        Format::CloudEventsBatch
+    );
+    let e = ep("tls: {clientcert: /etc/c.pem, clientkey: /etc/c.key}, signing: {secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}");
+    assert_eq!(
+        e.tls.client_cert,
+        Some(CaSource::File(PathBuf::from("/etc/c.pem")))
+    );
+    assert_eq!(
+        e.tls.client_key,
+        Some(CaSource::File(PathBuf::from("/etc/c.key")))
+    );
+    assert_eq!(e.signing.secrets, ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
+    assert!(!format!("{e:?}").contains("MfKQ9r8G"), "{e:?}");
+    assert_eq!(
+        ep("signing: {secrets: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}")
+            .signing
+            .secrets
+            .len(),
+        1
+    );
     assert!(!ep("redirects: failure").redirects_as_success);
     assert_eq!(ep("queue: {}").queue, QueueSettings::default());
     assert_eq!(ep("retry: ~").retry, RetrySettings::default());
@@ -321,7 +345,7 @@ fn extension_values() {
 fn each_extension_error_names_the_field() {
     let p = "notifications.endpoints[0] (\"a\")";
     let cases: &[(&str, &str)] = &[
-        ("format: events.v3", ".format: unknown format \"events.v3\" (expected events.v1 or events.v2)"),
+        ("format: events.v3", ".format: unknown format \"events.v3\" (expected events.v1, events.v2, cloudevents or cloudevents-batch)"),
         ("maxevents: 0", ".maxevents must be > 0"),
         ("maxevents: -1", ".maxevents must not be negative"),
         ("maxevents: 1.5", ".maxevents: expected an integer, found a floating-point number"),
@@ -360,8 +384,14 @@ fn each_extension_error_names_the_field() {
         ("redirects: true", ".redirects: expected \"success\" or \"failure\", found \"true\""),
         ("tls: {ca: '-----BEGIN PRIVATE KEY-----'}", ".tls.ca contains no PEM certificate (-----BEGIN CERTIFICATE-----)"),
         ("tls: {insecure: true}", ".tls: unknown key \"insecure\" (did you mean \"insecureskipverify\"?)"),
-        ("tls: {cert: x}", ".tls: unknown key \"cert\" (expected one of: ca, insecureskipverify)"),
+        ("tls: {cert: x}", ".tls: unknown key \"cert\" (expected one of: ca, insecureskipverify, clientcert, clientkey)"),
         ("tls: {insecureskipverify: sure}", ".tls.insecureskipverify: expected a boolean (true or false), found a string"),
+        ("format: cloudevents, maxevents: 5", ".maxevents must be 1 with format cloudevents (one event per request; use cloudevents-batch to batch)"),
+        ("format: cloudevents-batch, maxevents: 5", ""),
+        ("tls: {clientcert: /c.pem}", ".tls clientcert and clientkey must be given together"),
+        ("signing: {secrets: [whsec_c2hvcnQ=]}", ".signing: secrets[0]: secret is 5 bytes, at least 16 are needed (24 to 64 recommended)"),
+        ("signing: {secrets: [whsec_not-base64!]}", ".signing: secrets[0]: secret is not base64 (expected whsec_<base64>)"),
+        ("signing: {secret: x}", ".signing: unknown key \"secret\" (did you mean \"secrets\"?)"),
         ("threshold: 4294967296", ".threshold is too large (at most 4294967295)"),
         ("threshold: '10'", ".threshold: expected an integer, found a string"),
         ("disabled: maybe", ".disabled: expected a boolean (true or false), found a string"),
@@ -797,6 +827,26 @@ mod env {
         c.apply_env(vars.iter().copied())
             .map(|()| c)
             .map_err(|e| e.to_string())
+    }
+
+    /// Secrets can come from the environment rather than the file.
+    #[test]
+    fn signing_secrets_and_client_certificates() {
+        let c = with_env(
+            &endpoint(""),
+            &[
+                (
+                    "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_SIGNING_SECRETS",
+                    "[whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]",
+                ),
+                ("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TLS_CLIENTCERT", "/c.pem"),
+                ("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TLS_CLIENTKEY", "/c.key"),
+            ],
+        )
+        .unwrap();
+        let e = &c.notifications.unwrap().endpoints[0];
+        assert_eq!(e.signing.secrets, ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
+        assert_eq!(e.tls.client_key, Some(CaSource::File(PathBuf::from("/c.key"))));
     }
 
     #[test]

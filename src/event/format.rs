@@ -7,6 +7,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::ser::{CharEscape, Formatter, PrettyFormatter};
 
+use super::cloudevents::{CLOUDEVENTS_BATCH_MEDIA_TYPE, CLOUDEVENTS_MEDIA_TYPE};
 use super::{Descriptor, Envelope, Event, Target};
 
 /// How an envelope is written on the wire; chosen per endpoint.
@@ -39,6 +40,14 @@ pub enum Format {
     /// Distribution 3.x: `application/vnd.docker.distribution.events.v2+json`.
     #[default]
     EventsV2,
+    /// CloudEvents 1.0 structured mode, `application/cloudevents+json`: one event per
+    /// request (the endpoint's `max_events` must be 1; a larger batch handed to an
+    /// [`HttpSink`](crate::http::HttpSink) directly is sent in batch mode). See
+    /// [`cloudevents`](crate::event::cloudevents).
+    CloudEvents,
+    /// CloudEvents 1.0 batch mode, `application/cloudevents-batch+json`: a JSON array of
+    /// events. See [`cloudevents`](crate::event::cloudevents).
+    CloudEventsBatch,
 }
 
 /// Media type of Distribution 2.x envelopes.
@@ -52,18 +61,38 @@ impl Format {
         match self {
             Format::EventsV1 => EVENTS_V1_MEDIA_TYPE,
             Format::EventsV2 => EVENTS_V2_MEDIA_TYPE,
+            Format::CloudEvents => CLOUDEVENTS_MEDIA_TYPE,
+            Format::CloudEventsBatch => CLOUDEVENTS_BATCH_MEDIA_TYPE,
         }
     }
 
-    /// The name used in configuration: `events.v1` or `events.v2`.
+    /// The `Content-Type` of `events` encoded in this format: the [`media_type`](Self::media_type),
+    /// except that [`Format::CloudEvents`] sends anything but exactly one event in batch mode.
+    pub fn media_type_for(&self, events: usize) -> &'static str {
+        match self {
+            Format::CloudEvents if events != 1 => CLOUDEVENTS_BATCH_MEDIA_TYPE,
+            _ => self.media_type(),
+        }
+    }
+
+    /// Whether the format carries one event per request ([`Format::CloudEvents`]).
+    pub fn is_single_event(&self) -> bool {
+        matches!(self, Format::CloudEvents)
+    }
+
+    /// The name used in configuration: `events.v1`, `events.v2`, `cloudevents` or
+    /// `cloudevents-batch`.
     pub fn name(&self) -> &'static str {
         match self {
             Format::EventsV1 => "events.v1",
             Format::EventsV2 => "events.v2",
+            Format::CloudEvents => "cloudevents",
+            Format::CloudEventsBatch => "cloudevents-batch",
         }
     }
 
-    /// Writes `{"events":[…]}` exactly as Distribution's HTTP sink does.
+    /// Writes `{"events":[…]}` exactly as Distribution's HTTP sink does (or, for the
+    /// CloudEvents formats, the event or the array of events).
     pub fn encode(&self, events: &[Event]) -> Vec<u8> {
         let mut out = Vec::with_capacity(640 * events.len().max(1));
         self.encode_into(events, &mut out);
@@ -72,7 +101,9 @@ impl Format {
 
     /// Like [`encode`](Self::encode), appending to `out`.
     pub fn encode_into(&self, events: &[Event], out: &mut Vec<u8>) {
-        if events.iter().all(|e| super::writer::handles(e, *self)) {
+        if let Format::CloudEvents | Format::CloudEventsBatch = self {
+            super::cloudevents::encode_into(events, *self == Format::CloudEventsBatch, out);
+        } else if events.iter().all(|e| super::writer::handles(e, *self)) {
             super::writer::write_envelope(events, *self, out);
         } else {
             self.encode_serde(events, out);
@@ -90,9 +121,14 @@ impl Format {
         .serialize(&mut ser);
     }
 
-    /// Writes one event (not an envelope) in this format, indented like the envelope.
+    /// Writes one event (not an envelope) in this format, indented like the envelope; for
+    /// the CloudEvents formats, one structured CloudEvent.
     pub fn encode_event(&self, event: &Event) -> Vec<u8> {
         let mut out = Vec::with_capacity(640);
+        if let Format::CloudEvents | Format::CloudEventsBatch = self {
+            super::cloudevents::encode_into(std::slice::from_ref(event), false, &mut out);
+            return out;
+        }
         let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter::new());
         let _ = Wire {
             v: event,
@@ -115,8 +151,10 @@ impl std::str::FromStr for Format {
         match s {
             "events.v1" | "v1" | EVENTS_V1_MEDIA_TYPE => Ok(Format::EventsV1),
             "events.v2" | "v2" | EVENTS_V2_MEDIA_TYPE => Ok(Format::EventsV2),
+            "cloudevents" | CLOUDEVENTS_MEDIA_TYPE => Ok(Format::CloudEvents),
+            "cloudevents-batch" | CLOUDEVENTS_BATCH_MEDIA_TYPE => Ok(Format::CloudEventsBatch),
             other => Err(format!(
-                "unknown format {other:?} (expected events.v1 or events.v2)"
+                "unknown format {other:?} (expected events.v1, events.v2, cloudevents or cloudevents-batch)"
             )),
         }
     }
@@ -329,7 +367,7 @@ fn descriptor_fields<M: SerializeMap>(
             // Distribution 2.x never fills the platform of a reference or target.
             let _ = reference;
         }
-        Format::EventsV2 => {
+        Format::EventsV2 | Format::CloudEvents | Format::CloudEventsBatch => {
             m.serialize_entry("mediaType", &d.media_type)?;
             m.serialize_entry("digest", &d.digest)?;
             m.serialize_entry("size", &d.size)?;

@@ -1,9 +1,10 @@
-//! The event model and its two wire formats.
+//! The event model and its wire formats.
 //!
 //! [`Event`] mirrors Distribution's `notifications.Event` field for field;
 //! [`Format`] writes envelopes byte-exact in Distribution 2.x (`events.v1`) or
-//! 3.x (`events.v2`, the default) form.
+//! 3.x (`events.v2`, the default) form, or as [CloudEvents](cloudevents).
 
+pub mod cloudevents;
 mod format;
 mod model;
 mod timestamp;

@@ -18,7 +18,7 @@ pub(super) fn handles(e: &Event, format: Format) -> bool {
     match format {
         // Distribution 2.x writes none of the OCI 1.1 fields.
         Format::EventsV1 => common,
-        Format::EventsV2 => {
+        Format::EventsV2 | Format::CloudEvents | Format::CloudEventsBatch => {
             common
                 && d.data.as_deref().is_none_or(str::is_empty)
                 && d.platform.is_none()
@@ -168,7 +168,7 @@ fn write_event(e: &Event, format: Format, out: &mut Vec<u8>) {
             }
             target.str_nonempty("digest", &d.digest);
         }
-        Format::EventsV2 => {
+        Format::EventsV2 | Format::CloudEvents | Format::CloudEventsBatch => {
             target.str("mediaType", &d.media_type);
             target.str("digest", &d.digest);
             target.int("size", d.size);

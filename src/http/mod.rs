@@ -88,6 +88,8 @@ struct Shared {
     format: Format,
     redirects_as_success: bool,
     secrets: Arc<Secrets>,
+    #[cfg(feature = "signing")]
+    signer: Option<Arc<crate::signing::Signer>>,
 }
 
 impl HttpSink {
@@ -146,6 +148,8 @@ impl HttpSink {
                 format: endpoint.format,
                 redirects_as_success: endpoint.redirects_as_success,
                 secrets: endpoint.secrets.clone(),
+                #[cfg(feature = "signing")]
+                signer: endpoint.signer.clone(),
             }),
             metrics: None,
         }
@@ -203,10 +207,25 @@ async fn attempt(
         }
     };
     let body = Bytes::from(shared.format.encode(&batch));
+    let mut headers = shared.headers.clone();
+    if shared.format.media_type_for(batch.len()) != shared.format.media_type() {
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(shared.format.media_type_for(batch.len())),
+        );
+    }
+    #[cfg(feature = "signing")]
+    if let Some(signer) = &shared.signer {
+        // Same id on every attempt of the batch, timestamp of this attempt.
+        let now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        signer.insert_headers(&mut headers, &crate::retry::message_id(&batch), now, &body);
+    }
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = Method::POST;
     *request.uri_mut() = shared.path.clone();
-    *request.headers_mut() = shared.headers.clone();
+    *request.headers_mut() = headers;
 
     // One timer for the whole attempt: the response head within the timeout is the
     // outcome; the body is then read (within the same deadline) so the connection can
@@ -215,6 +234,7 @@ async fn attempt(
     let exchange = async {
         let (response, conn) = pool.send(&shared.uri, request).await?;
         let status = response.status();
+        crate::retry::report_status(status);
         outcome = Some((status, parse_retry_after(response.headers(), SystemTime::now())));
         // Only a connection whose response was read to the end can carry another request.
         if Limited::new(response.into_body(), MAX_RESPONSE_BODY)

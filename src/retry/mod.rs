@@ -15,6 +15,14 @@
 //! bodies; once the endpoint is failing ("breaker open", INFO) further failures are logged
 //! at DEBUG with one WARN reminder a minute; recovery is logged at INFO.
 //!
+//! The delivery log ([`RetryLayer::delivery_log`], or
+//! [`EndpointBuilder::delivery_log`](crate::endpoint::EndpointBuilder::delivery_log)) gets a
+//! [`DeliveryRecord::Attempt`] after every attempt — its number, the HTTP status (when the
+//! inner sink is the [`HttpSink`](crate::http::HttpSink), or from a
+//! [`DeliveryError::Status`]), latency, error text and [`AttemptOutcome`] — and a
+//! [`DeliveryRecord::DeadLetter`] for every batch given up on. A batch's [`message_id`] is
+//! the same on every attempt.
+//!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
 //! use std::sync::Arc;
@@ -45,6 +53,7 @@
 //! # }
 //! ```
 
+mod log;
 mod policy;
 
 use std::fmt;
@@ -52,15 +61,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub(crate) use log::report_status;
+pub use log::{message_id, AttemptOutcome, DeliveryAttempt, DeliveryLogHandler, DeliveryRecord};
 pub use policy::{RetryConfig, RetryPolicy};
 
-use crate::endpoint::{DeadLetter, DeadLetterHandler};
+use crate::endpoint::{DeadLetter, DeadLetterHandler, Secrets};
 use crate::event::Batch;
 use crate::metrics::{EndpointMetrics, LogLimiter};
 use crate::sink::{BoxError, DeliveryError};
@@ -72,13 +83,28 @@ pub struct RetryLayer {
     name: String,
     metrics: Option<Arc<EndpointMetrics>>,
     dead_letter: Option<DeadLetterHandler>,
+    delivery_log: Option<DeliveryLogHandler>,
+    secrets: Option<Arc<Secrets>>,
 }
 
 struct Settings {
     config: RetryConfig,
-    name: String,
+    name: Arc<str>,
     metrics: Option<Arc<EndpointMetrics>>,
     dead_letter: Option<DeadLetterHandler>,
+    delivery_log: Option<DeliveryLogHandler>,
+    secrets: Option<Arc<Secrets>>,
+}
+
+impl Settings {
+    /// `error` as text, with the endpoint's secrets scrubbed.
+    fn error_text(&self, error: &dyn fmt::Display) -> String {
+        let text = error.to_string();
+        match &self.secrets {
+            Some(secrets) => secrets.scrub(&text),
+            None => text,
+        }
+    }
 }
 
 impl RetryLayer {
@@ -90,6 +116,8 @@ impl RetryLayer {
             name: String::new(),
             metrics: None,
             dead_letter: None,
+            delivery_log: None,
+            secrets: None,
         }
     }
 
@@ -109,6 +137,19 @@ impl RetryLayer {
     /// (count, first event id, attempts and reason; never the events themselves).
     pub fn dead_letter(mut self, handler: DeadLetterHandler) -> Self {
         self.dead_letter = Some(handler);
+        self
+    }
+
+    /// Receives a [`DeliveryRecord`] for every attempt (number, status, latency, error,
+    /// whether it will be retried) and every dead-lettered batch. Called inline: keep it quick.
+    pub fn delivery_log(mut self, handler: DeliveryLogHandler) -> Self {
+        self.delivery_log = Some(handler);
+        self
+    }
+
+    /// Strings scrubbed from error texts in the delivery log and dead letters.
+    pub(crate) fn secrets(mut self, secrets: Arc<Secrets>) -> Self {
+        self.secrets = Some(secrets);
         self
     }
 }
@@ -131,9 +172,11 @@ impl<S> Layer<S> for RetryLayer {
             shared: Arc::new(Shared {
                 settings: Arc::new(Settings {
                     config: self.config.clone(),
-                    name: self.name.clone(),
+                    name: self.name.as_str().into(),
                     metrics: self.metrics.clone(),
                     dead_letter: self.dead_letter.clone(),
+                    delivery_log: self.delivery_log.clone(),
+                    secrets: self.secrets.clone(),
                 }),
                 state: Mutex::new(BreakerState::default()),
                 reminder: LogLimiter::new(Duration::from_secs(60)),
@@ -260,7 +303,7 @@ impl Shared {
             m.record_dead_lettered(batch.len());
         }
         let letter = DeadLetter {
-            endpoint: settings.name.clone(),
+            endpoint: settings.name.to_string(),
             batch,
             reason,
             attempts,
@@ -274,6 +317,9 @@ impl Shared {
             reason = %letter.reason,
             "notifications: giving up on events (dead letter)"
         );
+        if let Some(log) = &settings.delivery_log {
+            log(DeliveryRecord::DeadLetter(letter.clone()));
+        }
         if let Some(handler) = &settings.dead_letter {
             handler(letter);
         }
@@ -307,8 +353,30 @@ where
     S: Service<Batch, Response = ()>,
     S::Error: Into<BoxError>,
 {
-    let config = &shared.settings.config;
-    let name = shared.settings.name.as_str();
+    let settings = &shared.settings;
+    let config = &settings.config;
+    let name = &*settings.name;
+    let log_attempt = |attempt: u32,
+                       started: (SystemTime, Instant),
+                       status: Option<http::StatusCode>,
+                       error: Option<&BoxError>,
+                       outcome: AttemptOutcome,
+                       retry_in: Option<Duration>| {
+        if let Some(log) = &settings.delivery_log {
+            log(DeliveryRecord::Attempt(DeliveryAttempt {
+                endpoint: settings.name.clone(),
+                message_id: message_id(&batch),
+                batch: batch.clone(),
+                attempt,
+                status,
+                latency: started.1.elapsed(),
+                error: error.map(|e| settings.error_text(e)),
+                outcome,
+                retry_in,
+                started: started.0,
+            }));
+        }
+    };
     let first = Instant::now();
     let expired = |wait: Duration| config.max_age.is_some_and(|age| first.elapsed() + wait >= age);
     let mut attempts: u32 = 0;
@@ -328,15 +396,20 @@ where
                 m.record_retry();
             }
         }
-        let ready: Result<(), BoxError> =
-            std::future::poll_fn(|cx| inner.poll_ready(cx).map_err(Into::into)).await;
-        let result = match ready {
-            Ok(()) => inner.call(batch.clone()).await.map_err(Into::into),
-            Err(e) => Err(e),
-        };
+        let started = (SystemTime::now(), Instant::now());
+        let (result, status) = log::observe(async {
+            let ready: Result<(), BoxError> =
+                std::future::poll_fn(|cx| inner.poll_ready(cx).map_err(Into::into)).await;
+            match ready {
+                Ok(()) => inner.call(batch.clone()).await.map_err(Into::into),
+                Err(e) => Err(e),
+            }
+        })
+        .await;
         let error = match result {
             Ok(()) => {
                 shared.on_success();
+                log_attempt(attempts, started, status, None, AttemptOutcome::Delivered, None);
                 return Ok(());
             }
             Err(error) => error,
@@ -345,14 +418,31 @@ where
         if matches!(delivery, Some(DeliveryError::Closed)) {
             return Err(error);
         }
+        let status = match delivery {
+            Some(DeliveryError::Status { status, .. }) => Some(*status),
+            _ => status,
+        };
+        let give_up = |reason: String| {
+            log_attempt(
+                attempts,
+                started,
+                status,
+                Some(&error),
+                AttemptOutcome::GivingUp,
+                None,
+            );
+            shared.dead_letter(batch.clone(), reason, attempts);
+        };
         if delivery.is_some_and(|e| !e.is_retryable()) {
-            shared.dead_letter(batch, format!("permanent failure: {error}"), attempts);
+            give_up(format!("permanent failure: {}", settings.error_text(&error)));
             return Ok(());
         }
         let (failures, was_open) = shared.on_failure();
         if config.max_attempts.is_some_and(|max| attempts >= max) {
-            let reason = format!("gave up after {attempts} attempts: {error}");
-            shared.dead_letter(batch, reason, attempts);
+            give_up(format!(
+                "gave up after {attempts} attempts: {}",
+                settings.error_text(&error)
+            ));
             return Ok(());
         }
         let retry_after = match delivery {
@@ -365,10 +455,21 @@ where
             RetryPolicy::Breaker { .. } => shared.breaker_wait(),
         };
         if expired(delay) {
-            let reason = format!("max_age exceeded after {attempts} attempts: {error}");
-            shared.dead_letter(batch, reason, attempts);
+            give_up(format!(
+                "max_age exceeded after {attempts} attempts: {}",
+                settings.error_text(&error)
+            ));
             return Ok(());
         }
+        log_attempt(
+            attempts,
+            started,
+            status,
+            Some(&error),
+            AttemptOutcome::Retrying,
+            Some(delay),
+        );
+        let error = settings.error_text(&error);
         if !was_open {
             tracing::warn!(endpoint = %name, events = batch.len(), attempts, ?delay, %error, "notifications: attempt failed, retrying");
         } else if let Some(suppressed) = shared.reminder.check() {
