@@ -499,10 +499,12 @@ async fn server_closing_idle_connections_costs_no_attempt() {
                     }
                     buf.extend_from_slice(&chunk[..n]);
                 }
+                // Counted before the answer goes out, so the count is complete when the
+                // sink has seen every answer.
+                b.fetch_add(1, Ordering::SeqCst);
                 let _ = socket
                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                     .await;
-                b.fetch_add(1, Ordering::SeqCst);
                 // Closing without a `Connection: close` header.
                 let _ = socket.shutdown().await;
             });

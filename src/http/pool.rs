@@ -87,9 +87,12 @@ where
         })
     }
 
-    /// Sends `request`; a request that a reused connection could not start (the server
-    /// closed it meanwhile) is sent once more on a fresh connection. Returns the response
-    /// and the connection, to be given back with [`Pool::put_back`] once the body is read.
+    /// Sends `request`. On a reused connection, a request that could not be started, or
+    /// whose connection was closed before any byte of a response came back (the server
+    /// closed the idle connection as the request went out: the keep-alive race), is sent
+    /// once more on a fresh connection — the same bytes with the same event ids, which
+    /// webhook receivers already see on any retry. Returns the response and the
+    /// connection, to be given back with [`Pool::put_back`] once the body is read.
     pub(crate) async fn send(
         &self,
         uri: &Uri,
@@ -98,16 +101,22 @@ where
         let mut conn = self.checkout(uri).await?;
         let mut request = request;
         loop {
+            let spare = conn.reused.then(|| copy(&request));
             // `ready()` waits for the handshake to finish or the connection to be idle.
             if conn.sender.ready().await.is_ok() {
                 match conn.sender.try_send_request(request).await {
                     Ok(response) => return Ok((response, conn)),
-                    Err(mut error) => match error.take_message() {
-                        Some(unsent) if conn.reused => request = unsent,
+                    Err(mut error) => match (error.take_message(), spare) {
+                        (Some(unsent), _) if conn.reused => request = unsent,
+                        (None, Some(spare)) if error.error().is_incomplete_message() => {
+                            request = spare;
+                        }
                         _ => return Err(error.into_error().into()),
                     },
                 }
-            } else if !conn.reused {
+            } else if let Some(spare) = spare {
+                request = spare;
+            } else {
                 return Err("connection closed before the request was sent".into());
             }
             // Only a reused connection gets here, and at most once: the next is fresh.
@@ -127,4 +136,14 @@ where
         }
         idle.push((conn.sender, Instant::now()));
     }
+}
+
+/// A copy of a request whose body is already in memory (cheap: the body is `Bytes`).
+fn copy(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }
