@@ -143,17 +143,26 @@ impl NotificationsBuilder {
         let mut fronts = Vec::new();
         let mut sinks = self.sinks;
         for endpoint in self.endpoints.into_iter().filter(|e| !e.is_disabled()) {
-            if wait_for_disk {
+            let spawned = if wait_for_disk {
                 // Responses wait for the hand-off (`fsync: always`): drive the endpoints as
                 // tower sinks, whose call resolves once the events are on disk.
-                let (sink, handle) = endpoint.try_spawn()?;
-                sinks.push(sink);
-                handles.push(handle);
+                endpoint.try_spawn().map(|(sink, handle)| {
+                    sinks.push(sink);
+                    handle
+                })
             } else {
                 // Endpoints are fed synchronously; custom sinks through a broadcast.
-                let (front, handle) = endpoint.try_spawn_front()?;
-                fronts.push(front);
-                handles.push(handle);
+                endpoint.try_spawn_front().map(|(front, handle)| {
+                    fronts.push(front);
+                    handle
+                })
+            };
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(error) => {
+                    stop_started(handles);
+                    return Err(error);
+                }
             }
         }
         let dispatcher = Dispatcher::broadcast(fronts, sinks).wait_for_sinks(wait_for_disk);
@@ -171,6 +180,22 @@ impl NotificationsBuilder {
             layer = layer.trusted_proxies(p);
         }
         Ok((layer, NotificationsHandle { endpoints: handles }))
+    }
+}
+
+/// Stops the workers of endpoints started before a later one failed to start: nothing was
+/// dispatched to them yet, so there is nothing to drain (a durable backlog stays on disk).
+fn stop_started(handles: Vec<EndpointHandle>) {
+    if handles.is_empty() {
+        return;
+    }
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let now = tokio::time::Instant::now();
+            for handle in handles {
+                handle.shutdown(now).await;
+            }
+        });
     }
 }
 

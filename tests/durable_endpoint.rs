@@ -190,3 +190,32 @@ async fn the_response_waits_until_the_event_is_on_disk() {
     assert_eq!(queue.len(), 3);
     assert_eq!(handle.shutdown(tokio::time::Instant::now()).await, 3);
 }
+
+/// When a later endpoint cannot start, the workers of those started before it stop too:
+/// a failed build leaves no task behind.
+#[tokio::test]
+async fn a_failed_build_stops_the_endpoints_already_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let yaml = format!(
+        "notifications:\n  endpoints:\n    - name: first\n      url: http://127.0.0.1:9/\n      queue: {{path: {}}}\n    - name: second\n      url: http://127.0.0.1:9/\n      queue: {{path: {}}}\n",
+        dir.path().join("first").display(),
+        file.join("q").display()
+    );
+    let c = Config::from_yaml_str(&yaml).unwrap();
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let err = Notifications::builder()
+        .config(c.notifications.as_ref().unwrap())
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().starts_with("endpoint \"second\""), "{err}");
+    // Hang guard only: the stop is asynchronous but immediate.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while metrics.num_alive_tasks() > before {
+        assert!(tokio::time::Instant::now() < deadline, "workers still running");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
