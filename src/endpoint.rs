@@ -183,6 +183,8 @@ pub struct Endpoint {
     #[cfg(feature = "signing")]
     pub(crate) signer: Option<Arc<crate::signing::Signer>>,
     pub(crate) signing_secrets: usize,
+    /// The proxy in front of the endpoint, if any.
+    pub(crate) proxy_route: Option<crate::http::ProxyRoute>,
 }
 
 impl Endpoint {
@@ -207,6 +209,7 @@ impl Endpoint {
             client_cert: None,
             delivery_log: None,
             signing_secrets: Vec::new(),
+            proxy: crate::http::Proxy::FromEnv,
         }
     }
 
@@ -218,6 +221,11 @@ impl Endpoint {
     /// The URL with credentials redacted.
     pub fn redacted_url(&self) -> &str {
         &self.redacted_url
+    }
+
+    /// The proxy its requests go through (`scheme://host:port`, no credentials), if any.
+    pub fn proxy(&self) -> Option<&str> {
+        self.proxy_route.as_ref().map(|r| r.redacted.as_str())
     }
 
     /// Whether the endpoint is disabled (its sink discards everything).
@@ -349,7 +357,7 @@ impl Endpoint {
         tracing::info!(
             endpoint = %self.name, url = %self.redacted_url, timeout = ?self.timeout,
             format = %self.format, max_events = self.max_events, signed = self.is_signed(),
-            client_cert = self.has_client_cert,
+            client_cert = self.has_client_cert, proxy = self.proxy().unwrap_or("none"),
             "notifications: configuring endpoint"
         );
         let handle = EndpointHandle {
@@ -412,6 +420,7 @@ impl fmt::Debug for Endpoint {
             .field("client_cert", &self.has_client_cert)
             .field("signing_secrets", &self.signing_secrets)
             .field("delivery_log", &self.delivery_log.is_some())
+            .field("proxy", &self.proxy())
             .finish()
     }
 }
@@ -438,6 +447,7 @@ pub struct EndpointBuilder {
     client_cert: Option<(Vec<u8>, Vec<u8>)>,
     delivery_log: Option<DeliveryLogHandler>,
     signing_secrets: Vec<String>,
+    proxy: crate::http::Proxy,
 }
 
 impl EndpointBuilder {
@@ -516,6 +526,30 @@ impl EndpointBuilder {
     /// Extra trusted CA certificates (PEM bundle) for an https URL, on top of the system roots.
     pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// The outbound proxy (default [`Proxy::FromEnv`](crate::http::Proxy::FromEnv):
+    /// `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY`, like Distribution). An `http://` endpoint
+    /// is reached through the proxy in absolute form, an `https://` one through a `CONNECT`
+    /// tunnel; credentials in the proxy URL become `Proxy-Authorization` and are never
+    /// logged.
+    ///
+    /// ```
+    /// use registry_notify::{endpoint::Endpoint, http::Proxy};
+    ///
+    /// let endpoint = Endpoint::builder("audit", "https://hooks.example.com/registry")
+    ///     .proxy(Proxy::Url("http://user:pw@proxy.internal:3128".into()))
+    ///     .build()?;
+    /// assert_eq!(endpoint.proxy(), Some("http://proxy.internal:3128"));
+    /// let direct = Endpoint::builder("local", "http://127.0.0.1:5055/events")
+    ///     .proxy(Proxy::None)
+    ///     .build()?;
+    /// assert_eq!(direct.proxy(), None);
+    /// # Ok::<(), registry_notify::endpoint::ConfigError>(())
+    /// ```
+    pub fn proxy(mut self, proxy: crate::http::Proxy) -> Self {
+        self.proxy = proxy;
         self
     }
 
@@ -762,7 +796,14 @@ impl EndpointBuilder {
             }
         };
 
+        let proxy_route = crate::http::resolve_proxy(&self.proxy, &uri).map_err(&err)?;
+        if let Some(route) = &proxy_route {
+            for secret in &route.secrets {
+                secrets.add(secret);
+            }
+        }
         Ok(Endpoint {
+            proxy_route,
             name: self.name,
             redacted_url,
             uri,
@@ -803,6 +844,7 @@ impl fmt::Debug for EndpointBuilder {
             .field("max_events", &self.max_events)
             .field("client_cert", &self.client_cert.is_some())
             .field("signing_secrets", &self.signing_secrets.len())
+            .field("proxy", &self.proxy)
             .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }

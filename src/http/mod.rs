@@ -33,6 +33,7 @@
 //! ```
 
 mod pool;
+mod proxy;
 #[cfg(feature = "https")]
 pub(crate) mod tls;
 
@@ -62,10 +63,9 @@ pub const USER_AGENT_VALUE: &str = concat!("registry-notify/", env!("CARGO_PKG_V
 /// How much of a response body is read before the connection is given up instead.
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
 
-#[cfg(feature = "https")]
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-#[cfg(not(feature = "https"))]
-type Connector = HttpConnector;
+use proxy::Connector;
+pub use proxy::Proxy;
+pub(crate) use proxy::{resolve as resolve_proxy, ProxyRoute};
 
 /// A sink that POSTs each batch as one envelope; see the [module docs](self).
 ///
@@ -80,8 +80,9 @@ pub struct HttpSink {
 struct Shared {
     name: String,
     redacted_url: String,
-    uri: http::Uri,
-    /// `uri` in origin form (`/path?query`), as sent on the connection.
+    /// Where connections go: the endpoint, or a forwarding proxy.
+    connect_to: http::Uri,
+    /// The request target: `uri` in origin form (`/path?query`), or whole for a proxy.
     path: http::Uri,
     headers: HeaderMap,
     timeout: Duration,
@@ -99,21 +100,36 @@ impl HttpSink {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(endpoint.timeout));
+        let route = endpoint.proxy_route.as_ref();
         #[cfg(feature = "https")]
         let connector = {
-            let tls = match &endpoint.tls {
-                Some(config) => (**config).clone(),
+            let tls = match (&endpoint.tls, route) {
+                (Some(config), _) => (**config).clone(),
+                // A plain-http endpoint behind an https proxy: TLS to the proxy.
+                (None, Some(r)) if r.uri.scheme_str() == Some("https") => {
+                    tls::client_config(None, false, true).expect("default rustls config")
+                }
                 // Plain-http endpoint: the TLS side is never used.
-                None => tls::client_config(None, false, false).expect("default rustls config"),
+                (None, _) => tls::client_config(None, false, false).expect("default rustls config"),
             };
-            hyper_rustls::HttpsConnectorBuilder::new()
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
                 .with_tls_config(tls)
                 .https_or_http()
-                .enable_http1()
-                .wrap_connector(http)
+                .enable_http1();
+            match route {
+                Some(r) if r.tunnel => {
+                    let mut tunnel =
+                        hyper_util::client::legacy::connect::proxy::Tunnel::new(r.uri.clone(), http);
+                    if let Some(auth) = &r.authorization {
+                        tunnel = tunnel.with_auth(auth.clone());
+                    }
+                    Connector::tunnel(https.wrap_connector(tunnel))
+                }
+                _ => Connector::direct(https.wrap_connector(http)),
+            }
         };
         #[cfg(not(feature = "https"))]
-        let connector = http;
+        let connector = Connector::direct(http);
         let pool = Arc::new(Pool::new(connector));
 
         let mut headers = HeaderMap::new();
@@ -128,20 +144,22 @@ impl HttpSink {
         for (name, value) in &endpoint.headers {
             headers.append(name.clone(), value.clone());
         }
-        let path = endpoint.uri.path_and_query().map_or_else(
-            || http::Uri::from_static("/"),
-            |pq| {
-                pq.as_str()
-                    .parse()
-                    .unwrap_or_else(|_| http::Uri::from_static("/"))
-            },
-        );
+        // Absolute form to a forwarding proxy; origin form to the endpoint or in a tunnel.
+        let (connect_to, path) = match route {
+            Some(r) if !r.tunnel => {
+                if let Some(auth) = &r.authorization {
+                    headers.insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+                }
+                (r.uri.clone(), endpoint.uri.clone())
+            }
+            _ => (endpoint.uri.clone(), origin_form(&endpoint.uri)),
+        };
         Self {
             pool,
             shared: Arc::new(Shared {
                 name: endpoint.name.clone(),
                 redacted_url: endpoint.redacted_url.clone(),
-                uri: endpoint.uri.clone(),
+                connect_to,
                 path,
                 headers,
                 timeout: endpoint.timeout,
@@ -232,7 +250,7 @@ async fn attempt(
     // be reused — a slow or oversized body only costs the connection.
     let mut outcome = None;
     let exchange = async {
-        let (response, conn) = pool.send(&shared.uri, request).await?;
+        let (response, conn) = pool.send(&shared.connect_to, request).await?;
         let status = response.status();
         crate::retry::report_status(status);
         outcome = Some((status, parse_retry_after(response.headers(), SystemTime::now())));
@@ -268,6 +286,13 @@ async fn attempt(
         record(&|m| m.record_failure(status));
         Err(DeliveryError::Status { status, retry_after })
     }
+}
+
+/// `uri` in origin form: `/path?query`.
+fn origin_form(uri: &http::Uri) -> http::Uri {
+    uri.path_and_query()
+        .and_then(|pq| pq.as_str().parse().ok())
+        .unwrap_or_else(|| http::Uri::from_static("/"))
 }
 
 /// The `Host` header for `uri`: its authority without the scheme's default port.
