@@ -77,7 +77,10 @@ impl Drop for Killed {
 fn wait_listening(addr: SocketAddr) {
     let start = Instant::now();
     while std::net::TcpStream::connect(addr).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "{addr} did not come up");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{addr} did not come up"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -96,18 +99,38 @@ fn proxy_binary() -> PathBuf {
     bin
 }
 
+/// CPU time (user + system) a process used so far, in seconds, from `/proc/<pid>/stat`.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at `state`.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat(5), i.e. 11 and 12 after `state`.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 fn sha256(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
 type C = Client<HttpConnector, Full<Bytes>>;
 
-async fn send(c: &C, method: &str, uri: &str, headers: &[(&str, &str)], body: Bytes) -> (StatusCode, http::HeaderMap, usize) {
+async fn send(
+    c: &C,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> (StatusCode, http::HeaderMap, usize) {
     let mut b = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = c.request(b.body(Full::new(body)).unwrap()).await.expect("request");
+    let resp = c
+        .request(b.body(Full::new(body)).unwrap())
+        .await
+        .expect("request");
     let (parts, mut body) = resp.into_parts();
     let mut n = 0;
     while let Some(f) = body.frame().await {
@@ -120,7 +143,14 @@ async fn send(c: &C, method: &str, uri: &str, headers: &[(&str, &str)], body: By
 
 async fn push_blob(c: &C, base: &str, repo: &str, data: Bytes) -> String {
     let d = sha256(&data);
-    let (s, h, _) = send(c, "POST", &format!("{base}/v2/{repo}/blobs/uploads/"), &[], Bytes::new()).await;
+    let (s, h, _) = send(
+        c,
+        "POST",
+        &format!("{base}/v2/{repo}/blobs/uploads/"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(s, 202);
     let loc = h["location"].to_str().unwrap();
     let sep = if loc.contains('?') { '&' } else { '?' };
@@ -146,6 +176,9 @@ struct Tally {
     bytes: u64,
     lat_us: Vec<u32>,
     secs: f64,
+    /// CPU seconds of the registry process and of the proxy process during the rounds.
+    registry_cpu: f64,
+    proxy_cpu: f64,
 }
 
 impl Tally {
@@ -154,6 +187,8 @@ impl Tally {
         self.bytes += o.bytes;
         self.lat_us.extend(o.lat_us);
         self.secs += o.secs;
+        self.registry_cpu += o.registry_cpu;
+        self.proxy_cpu += o.proxy_cpu;
     }
     fn rps(&self) -> f64 {
         self.requests as f64 / self.secs
@@ -168,7 +203,8 @@ impl Tally {
     }
 }
 
-async fn round(c: &C, base: &str, img: &Arc<Image>, mix: Mix, opts: &Opts) -> Tally {
+async fn round(c: &C, base: &str, img: &Arc<Image>, mix: Mix, opts: &Opts, pids: (u32, u32)) -> Tally {
+    let cpu0 = (cpu_secs(pids.0), cpu_secs(pids.1));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -195,7 +231,8 @@ async fn round(c: &C, base: &str, img: &Arc<Image>, mix: Mix, opts: &Opts) -> Ta
                     let t0 = Instant::now();
                     let (s, _, n) = send(&c, m, &u, &accept, Bytes::new()).await;
                     assert_eq!(s, 200, "{m} {u}");
-                    t.lat_us.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    t.lat_us
+                        .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
                     t.requests += 1;
                     t.bytes += n as u64;
                 }
@@ -210,6 +247,8 @@ async fn round(c: &C, base: &str, img: &Arc<Image>, mix: Mix, opts: &Opts) -> Ta
         total.add(task.await.unwrap());
     }
     total.secs = start.elapsed().as_secs_f64();
+    total.registry_cpu = cpu_secs(pids.0) - cpu0.0;
+    total.proxy_cpu = cpu_secs(pids.1) - cpu0.1;
     total
 }
 
@@ -221,7 +260,9 @@ async fn receiver() -> (SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
     let c = count.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = listener.accept().await else { continue };
+            let Ok((s, _)) = listener.accept().await else {
+                continue;
+            };
             let c = c.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -297,12 +338,21 @@ async fn main() {
     let c: C = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(opts.concurrency * 2)
         .build(connector);
+    let pids = (registry.0.id(), proxy.0.id());
     let direct = format!("http://{reg}");
     let proxied = format!("http://{prx}");
 
     // One image (config, 64 KiB and 1 MiB layers) in 4 repositories, pushed directly.
-    let layer = |n: usize, seed: u8| Bytes::from((0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>());
-    let config = Bytes::from_static(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
+    let layer = |n: usize, seed: u8| {
+        Bytes::from(
+            (0..n)
+                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+                .collect::<Vec<u8>>(),
+        )
+    };
+    let config = Bytes::from_static(
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+    );
     let mut img = None;
     for r in 0..4 {
         let repo = format!("bench/r{r}");
@@ -337,18 +387,40 @@ async fn main() {
     );
     for (mix, name) in [(Mix::Pull, "pull"), (Mix::Metadata, "metadata")] {
         // Warm-up of both paths (connections, page cache).
-        round(&c, &direct, &img, mix, &Opts { round: Duration::from_millis(300), ..opts }).await;
-        round(&c, &proxied, &img, mix, &Opts { round: Duration::from_millis(300), ..opts }).await;
+        round(
+            &c,
+            &direct,
+            &img,
+            mix,
+            &Opts {
+                round: Duration::from_millis(300),
+                ..opts
+            },
+            pids,
+        )
+        .await;
+        round(
+            &c,
+            &proxied,
+            &img,
+            mix,
+            &Opts {
+                round: Duration::from_millis(300),
+                ..opts
+            },
+            pids,
+        )
+        .await;
         let (mut d, mut p) = (Tally::default(), Tally::default());
         let mut ratios = Vec::new();
         for i in 0..opts.rounds {
             // Alternate which goes first, so neither always follows the other.
             let (rd, rp) = if i % 2 == 0 {
-                let rd = round(&c, &direct, &img, mix, &opts).await;
-                (rd, round(&c, &proxied, &img, mix, &opts).await)
+                let rd = round(&c, &direct, &img, mix, &opts, pids).await;
+                (rd, round(&c, &proxied, &img, mix, &opts, pids).await)
             } else {
-                let rp = round(&c, &proxied, &img, mix, &opts).await;
-                (round(&c, &direct, &img, mix, &opts).await, rp)
+                let rp = round(&c, &proxied, &img, mix, &opts, pids).await;
+                (round(&c, &direct, &img, mix, &opts, pids).await, rp)
             };
             ratios.push(rp.rps() / rd.rps());
             d.add(rd);
@@ -374,6 +446,14 @@ async fn main() {
             median,
             p.pct(0.5) / d.pct(0.5),
             p.pct(0.99) / d.pct(0.99)
+        );
+        let per_req = |cpu: f64, t: &Tally| cpu / t.requests as f64 * 1e6;
+        println!(
+            "CPU per request: registry {:.0} us (direct rounds), {:.0} us (proxy rounds); proxy process {:.0} us = {:.2}x the registry's",
+            per_req(d.registry_cpu, &d),
+            per_req(p.registry_cpu, &p),
+            per_req(p.proxy_cpu, &p),
+            p.proxy_cpu / p.registry_cpu
         );
     }
     // Let the endpoint catch up before reporting what it received.
