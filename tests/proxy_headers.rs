@@ -218,17 +218,29 @@ async fn unreachable_upstream_is_a_bad_gateway() {
 }
 
 #[tokio::test]
-async fn config_without_upstream_is_refused() {
+async fn configs_without_a_usable_upstream_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("proxy.yml");
-    std::fs::write(&cfg, "version: 0.1\nhttp:\n  addr: 127.0.0.1:0\n").unwrap();
-    let out = tokio::process::Command::new(proxy_support::example_binary("proxy"))
-        .arg("serve")
-        .arg(&cfg)
-        .output()
-        .await
+    for (upstream, complaint) in [
+        ("", "missing key upstream"),
+        ("upstream: [1]\n", "a URL string is required"),
+        ("upstream: https://127.0.0.1:5001\n", "not supported (http only)"),
+        ("upstream: 127.0.0.1:5001\n", "absolute http:// URL"),
+        ("upstream: http://127.0.0.1:5001/prefix\n", "path prefix"),
+    ] {
+        let cfg = tmp.path().join("proxy.yml");
+        std::fs::write(
+            &cfg,
+            format!("version: 0.1\n{upstream}http:\n  addr: 127.0.0.1:0\n"),
+        )
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("upstream"), "{err}");
+        let out = tokio::process::Command::new(proxy_support::example_binary("proxy"))
+            .arg("serve")
+            .arg(&cfg)
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{upstream:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(complaint), "{upstream:?}: {err}");
+    }
 }
