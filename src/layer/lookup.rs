@@ -13,6 +13,10 @@
 //! | tags removed by `DELETE /v2/<name>/manifests/<digest>` | `GET /v2/<name>/tags/list`, then `HEAD …/manifests/<tag>` per tag |
 //!
 //! Lookups carry the original request's `Host` and `Authorization` headers.
+//!
+//! A blob size seen before (by digest) and the bytes an upload session received
+//! are remembered (see `memo.rs`), so the size lookups above are sent only for
+//! what the layer has not seen pass by.
 
 use std::future::Future;
 use std::pin::Pin;
