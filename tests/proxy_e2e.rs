@@ -536,3 +536,67 @@ async fn proxy_events_equal_docker_registry_events() {
     assert!(env.compared > 40, "compared {} events", env.compared);
     drop(registry);
 }
+
+/// One upload's requests split over two proxy instances (as a load balancer may
+/// do): the commit's size comes from the session's status at the registry, not
+/// from what the committing instance happened to see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_split_across_two_proxies_reports_the_full_size() {
+    if support::require_tool("docker-registry").is_none() {
+        return;
+    }
+    let (a, a_addr) = Receiver::start().await;
+    let (b, b_addr) = Receiver::start().await;
+    let dirs = [
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    ];
+    let registry =
+        proxy_support::start_docker_registry(dirs[0].path(), Some(&format!("http://{a_addr}/events"))).await;
+    let notify = format!(
+        "notifications:\n  endpoints:\n    - name: proxy\n      url: http://{b_addr}/events\n      format: events.v1\n"
+    );
+    let one = proxy_support::start_proxy(dirs[1].path(), registry.addr, &notify).await;
+    let two = proxy_support::start_proxy(dirs[2].path(), registry.addr, &notify).await;
+    let (c1, c2) = (Http::new(one.addr), Http::new(two.addr));
+
+    // POST and the final PUT through the first proxy, the PATCH through the second.
+    let r = c1.send("POST", "/v2/split/repo/blobs/uploads/", &[], "").await;
+    assert_eq!(r.status, 202);
+    let loc = r.header("location").unwrap().to_string();
+    let path = loc
+        .split_once(&one.addr.to_string())
+        .map(|(_, p)| p.to_string())
+        .unwrap();
+    let r = c2
+        .send(
+            "PATCH",
+            &path,
+            &[("content-type", "application/octet-stream")],
+            "0123456789abcdefghij",
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let loc = r.header("location").unwrap().to_string();
+    let path = loc
+        .split_once(&two.addr.to_string())
+        .map(|(_, p)| p.to_string())
+        .unwrap();
+    let digest = support::sha256(b"0123456789abcdefghij");
+    let r = c1
+        .send("PUT", &support::with_digest(&path, &digest), &[], "")
+        .await;
+    assert_eq!(r.status, 201);
+
+    let got = b.wait_events(1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].action, got[0].target.descriptor.size),
+        (registry_notify::Action::Push, 20)
+    );
+    let reference = a.wait_events(1).await;
+    assert_eq!(reference[0].target.descriptor.size, 20);
+    // The status lookup is no event at the registry: it reported only the push.
+    assert_eq!(a.events().len(), 1, "{:?}", a.events());
+}

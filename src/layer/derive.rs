@@ -80,7 +80,11 @@ pub(crate) struct Pending {
     /// without `Content-Length` and `Transfer-Encoding`.
     req_body_length: Option<i64>,
     /// The path of an upload session (PATCH, PUT), when sizes are remembered.
-    upload_key: Option<String>,
+    pub(crate) upload_key: Option<String>,
+    /// The path and query of the upload session a PUT commits (with a lookup service).
+    pub(crate) upload_target: Option<String>,
+    /// `Range` end of the session's status, asked before its final PUT was forwarded.
+    pub(crate) upload_status_end: Option<i64>,
     /// Forwarded on lookups so they pass the registry's auth.
     pub(crate) authorization: Option<HeaderValue>,
     /// Tags found (by a lookup before the delete) to point at a deleted manifest.
@@ -301,6 +305,10 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         Route::Upload { .. } if shared.memo.is_some() => Some(req.uri().path().to_owned()),
         _ => None,
     };
+    let upload_target = match (&kind, &upload_key) {
+        (Kind::UploadCommit { .. }, Some(_)) => req.uri().path_and_query().map(|p| p.as_str().to_owned()),
+        _ => None,
+    };
     let req_content_length = header_i64(headers, CONTENT_LENGTH);
     let req_body_length = req_content_length.or_else(|| {
         let http1 = matches!(req.version(), http::Version::HTTP_10 | http::Version::HTTP_11);
@@ -332,6 +340,8 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         req_content_length,
         req_body_length,
         upload_key,
+        upload_target,
+        upload_status_end: None,
         authorization: headers.get(AUTHORIZATION).cloned(),
         tags_before_delete: None,
     })
@@ -354,7 +364,7 @@ fn content_range_total(h: &HeaderMap) -> Option<i64> {
 }
 
 /// The end of `Range: 0-<end>` (upload progress; `bytes=` tolerated).
-fn upload_range_end(h: &HeaderMap) -> Option<i64> {
+pub(crate) fn upload_range_end(h: &HeaderMap) -> Option<i64> {
     let v = header_str(h, http::header::RANGE)?.trim();
     let v = v.strip_prefix("bytes=").unwrap_or(v);
     let (start, end) = v.split_once('-')?;
@@ -617,9 +627,16 @@ impl Pending {
                     return (Vec::new(), missing);
                 };
                 // Without a hint: the bytes the session received plus this request's body.
-                let received = match (&shared.memo, &self.upload_key) {
+                // The session's status (asked before this PUT) says how many, except that
+                // `0-0` stands for 0 and for 1 byte: then what this layer saw decides.
+                let seen = match (&shared.memo, &self.upload_key) {
                     (Some(memo), Some(key)) => memo.upload_finished(key),
                     _ => None,
+                };
+                let received = match self.upload_status_end {
+                    Some(end) if end > 0 => Some(end + 1),
+                    Some(_) => seen.filter(|n| *n <= 1),
+                    None => None,
                 };
                 let size = hint_size.or_else(|| Some(received? + self.req_body_length?));
                 let size = remembered(shared, &d, size);

@@ -8,8 +8,11 @@
 //! - the size of a blob, by digest — a digest names its content, so its size
 //!   never changes (from blob reads, pushes and commits);
 //! - the bytes an upload session has received (from the `Location` of the
-//!   `POST` that opened it and the `Range` of each `PATCH` response), so the
-//!   final `PUT` of a chunked upload adds only its own body.
+//!   `POST` that opened it and the `Range` of each `PATCH` response). The
+//!   session's status, asked before its final `PUT`, is the authority (another
+//!   instance behind a load balancer may have seen some of its requests); this
+//!   only settles its one ambiguous answer, `Range: 0-0`, written for 0 and for
+//!   1 byte received.
 //!
 //! Both maps are bounded; a forgotten entry only means a lookup.
 

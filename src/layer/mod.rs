@@ -180,10 +180,11 @@ impl NotificationLayer {
     /// wrapped registry service (without this layer). See the table in the
     /// module docs for the requests it receives.
     ///
-    /// With a lookup service the layer also remembers what it saw pass by — blob
-    /// sizes by digest, and the bytes each upload session received — and asks
-    /// only for what it has not seen: a registry with notifications of its own
-    /// reports each lookup (Distribution emits a `pull` for a `HEAD` of a blob).
+    /// With a lookup service the layer also remembers the blob sizes it saw pass
+    /// by (by digest) and asks only for what it has not seen: a registry with
+    /// notifications of its own reports each lookup (Distribution emits a `pull`
+    /// for a `HEAD` of a blob). The bytes an upload received are asked before its
+    /// final `PUT` (the session's status, which no registry reports as an event).
     pub fn lookup<S, B>(self, service: S) -> Self
     where
         S: tower_service::Service<Request<Empty<Bytes>>, Response = Response<B>>
