@@ -98,6 +98,8 @@ struct Env {
     lookups: Vec<(String, Value)>,
     failures: Vec<String>,
     compared: usize,
+    /// `Authorization` sent with the barrier (registries with auth).
+    auth: Option<String>,
 }
 
 impl Env {
@@ -142,7 +144,11 @@ impl Env {
         self.barrier += 1;
         let ua = format!("barrier/{}", self.barrier);
         let path = format!("/v2/barrier/blob/blobs/{}", self.barrier_digest);
-        let r = self.http.send("HEAD", &path, &[("user-agent", &ua)], "").await;
+        let mut headers = vec![("user-agent", ua.as_str())];
+        if let Some(auth) = &self.auth {
+            headers.push(("authorization", auth.as_str()));
+        }
+        let r = self.http.send("HEAD", &path, &headers, "").await;
         assert_eq!(r.status, 200, "barrier HEAD");
         let found = |events: &[Value]| events.iter().position(|e| useragent(e) == ua);
         tokio::time::timeout(support::HANG_GUARD, async {
@@ -280,6 +286,7 @@ async fn proxy_events_equal_docker_registry_events() {
         lookups: Vec::new(),
         failures: Vec::new(),
         compared: 0,
+        auth: None,
     };
     let _ = std::fs::remove_file("/var/lib/containers/cache/blob-info-cache-v1.boltdb");
     let same = |a: Vec<Value>| a;
@@ -599,4 +606,141 @@ async fn upload_split_across_two_proxies_reports_the_full_size() {
     assert_eq!(reference[0].target.descriptor.size, 20);
     // The status lookup is no event at the registry: it reported only the push.
     assert_eq!(a.events().len(), 1, "{:?}", a.events());
+}
+
+/// `alice` / `s3cret` (bcrypt, cost 4), for the registry's htpasswd auth.
+const HTPASSWD: &str = "alice:$2b$04$9sUD9cZ8Ap8hRgtQCihjeefe19gvkTrzEYTGGVaA9R9ze1Azjvtgq\n";
+
+/// With htpasswd auth at the registry: the challenge reaches the client through
+/// the proxy, skopeo authenticates through it, the lookups pass the auth with
+/// the client's credentials, and both sides name the same actor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_registry_auth_challenges_pass_and_actors_match() {
+    if support::require_tool("skopeo").is_none()
+        || support::require_tool("docker-registry").is_none()
+        || support::require_tool("python3").is_none()
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().to_path_buf();
+    let img = build_image(&work, "img", &["--variant", "5", "--tag", "latest"]);
+    let m = img
+        .pointer("/manifest/digest")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    std::fs::write(work.join("htpasswd"), HTPASSWD).unwrap();
+    let (a, a_addr) = Receiver::start().await;
+    let (b, b_addr) = Receiver::start().await;
+    let auth = format!(
+        "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+        work.join("htpasswd").display()
+    );
+    let registry =
+        proxy_support::start_docker_registry_with(&work, Some(&format!("http://{a_addr}/events")), &auth)
+            .await;
+    let proxy = proxy_support::start_proxy(
+        &work,
+        registry.addr,
+        &format!("notifications:\n  endpoints:\n    - name: proxy\n      url: http://{b_addr}/events\n      format: events.v1\n"),
+    )
+    .await;
+    let http = Http::new(proxy.addr);
+
+    // The challenge passes through unchanged.
+    let r = http.get("/v2/").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(r#"Basic realm="test-realm""#));
+    let basic = "Basic YWxpY2U6czNjcmV0"; // alice:s3cret
+    assert_eq!(
+        http.send("GET", "/v2/", &[("authorization", basic)], "")
+            .await
+            .status,
+        200
+    );
+
+    // The barrier blob, with credentials.
+    let data = b"barrier blob\n".to_vec();
+    let barrier_digest = support::sha256(&data);
+    let r = http
+        .send(
+            "POST",
+            "/v2/barrier/blob/blobs/uploads/",
+            &[("authorization", basic)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let loc = support::with_digest(r.header("location").unwrap(), &barrier_digest);
+    let r = http.send("PUT", &loc, &[("authorization", basic)], data).await;
+    assert_eq!(r.status, 201);
+
+    let mut env = Env {
+        http,
+        proxy: proxy.addr.to_string(),
+        a,
+        b,
+        a_pos: 0,
+        b_pos: 0,
+        barrier: 0,
+        barrier_digest,
+        work: work.clone(),
+        lookups: Vec::new(),
+        failures: Vec::new(),
+        compared: 0,
+        auth: Some(basic.to_string()),
+    };
+    let same = |a: Vec<Value>| a;
+    env.compare("setup-barrier-blob", same).await;
+
+    env.skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "alice:s3cret",
+        &env.oci("img", "latest"),
+        &env.docker("auth/test:latest"),
+    ])
+    .await;
+    let got = env.compare("push-with-creds", same).await;
+    assert_eq!(actions(&got), ["push"; 4]);
+    assert!(
+        got.iter().all(|e| e["actor"]["name"] == "alice"),
+        "the reference names the user: {got:?}"
+    );
+
+    env.skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        "alice:s3cret",
+        &env.docker("auth/test:latest"),
+        &env.oci("pulled", "x"),
+    ])
+    .await;
+    env.compare("pull-with-creds", same).await;
+
+    env.skopeo(&[
+        "delete",
+        "--tls-verify=false",
+        "--creds",
+        "alice:s3cret",
+        &env.docker(&format!("auth/test@{m}")),
+    ])
+    .await;
+    let got = env.compare("delete-with-creds", same).await;
+    assert_eq!(
+        actions(&got),
+        ["pull", "delete", "delete"],
+        "the manifest and its tag, found by a lookup with the client's credentials"
+    );
+
+    assert!(
+        env.failures.is_empty(),
+        "{} step(s) differ between the proxy and docker-registry:\n{}",
+        env.failures.len(),
+        env.failures.join("\n")
+    );
+    drop(registry);
 }

@@ -84,6 +84,11 @@ fn spawn(bin: &Path, args: &[&Path], log: &Path) -> Child {
 /// Debian's Go registry (`docker-registry serve cfg.yml`) with its own storage,
 /// deletes enabled, and optionally its own notifications to `notify_url`.
 pub async fn start_docker_registry(dir: &Path, notify_url: Option<&str>) -> Process {
+    start_docker_registry_with(dir, notify_url, "").await
+}
+
+/// [`start_docker_registry`] with more top-level config (e.g. an `auth:` section).
+pub async fn start_docker_registry_with(dir: &Path, notify_url: Option<&str>, extra: &str) -> Process {
     let bin = crate::support::require_tool("docker-registry").expect("docker-registry on PATH");
     let port = free_port();
     let notifications = match notify_url {
@@ -115,7 +120,7 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:{port}
-{notifications}"#,
+{notifications}{extra}"#,
         root = dir.join("registry-data").display()
     );
     let cfg = dir.join("registry.yml");
