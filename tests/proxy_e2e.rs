@@ -494,6 +494,16 @@ async fn proxy_events_equal_docker_registry_events() {
     .await;
     env.compare("g4-pull-index", same).await;
 
+    // `request.addr`: the reference takes the first X-Forwarded-For entry (an IP,
+    // no port); the layer reports the client's ip:port.
+    for e in raw_events(&env.a).iter().filter(|e| !is_lookup(e)) {
+        assert_eq!(e["request"]["addr"], "127.0.0.1", "{e}");
+    }
+    for e in raw_events(&env.b) {
+        let addr = e["request"]["addr"].as_str().unwrap_or("");
+        assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "{addr}");
+    }
+
     // Nothing arrives at B beyond what was compared.
     env.end_step("final").await;
     let extra: Vec<Value> = raw_events(&env.b)
