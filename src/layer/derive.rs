@@ -52,6 +52,9 @@ pub(crate) enum Kind {
     UploadCommit {
         digest: Option<String>,
     },
+    /// PATCH to an upload session: no event; its progress is remembered
+    /// (only with a lookup service, see [`Memo`](super::memo::Memo)).
+    UploadChunk,
 }
 
 /// What the layer keeps of a request until its response arrives.
@@ -73,6 +76,15 @@ pub(crate) struct Pending {
     pub(crate) actor: ActorRecord,
     pub(crate) req_content_type: Option<String>,
     pub(crate) req_content_length: Option<i64>,
+    /// The request body's length: `Content-Length`, or 0 for an HTTP/1 request
+    /// without `Content-Length` and `Transfer-Encoding`.
+    req_body_length: Option<i64>,
+    /// The path of an upload session (PATCH, PUT), when sizes are remembered.
+    pub(crate) upload_key: Option<String>,
+    /// The path and query of the upload session a PUT commits (with a lookup service).
+    pub(crate) upload_target: Option<String>,
+    /// `Range` end of the session's status, asked before its final PUT was forwarded.
+    pub(crate) upload_status_end: Option<i64>,
     /// Forwarded on lookups so they pass the registry's auth.
     pub(crate) authorization: Option<HeaderValue>,
     /// Tags found (by a lookup before the delete) to point at a deleted manifest.
@@ -270,6 +282,7 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
                 .and_then(percent_decode)
                 .filter(|d| route::valid_digest(d).is_some()),
         },
+        (Route::Upload { .. }, "PATCH") if shared.memo.is_some() => Kind::UploadChunk,
         _ => return None,
     };
     if shared.skip_head_pulls && method == Method::HEAD {
@@ -288,6 +301,19 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
     } else {
         forwarded_base(req, &host, parsed.prefix)
     };
+    let upload_key = match parsed.route {
+        Route::Upload { .. } if shared.memo.is_some() => Some(req.uri().path().to_owned()),
+        _ => None,
+    };
+    let upload_target = match (&kind, &upload_key) {
+        (Kind::UploadCommit { .. }, Some(_)) => req.uri().path_and_query().map(|p| p.as_str().to_owned()),
+        _ => None,
+    };
+    let req_content_length = header_i64(headers, CONTENT_LENGTH);
+    let req_body_length = req_content_length.or_else(|| {
+        let http1 = matches!(req.version(), http::Version::HTTP_10 | http::Version::HTTP_11);
+        (http1 && !headers.contains_key(http::header::TRANSFER_ENCODING)).then_some(0)
+    });
     let request = RequestRecord {
         id: request_id(req),
         addr: remote_addr(
@@ -311,7 +337,11 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         request,
         actor,
         req_content_type: header_str(headers, CONTENT_TYPE).map(|v| media_type_of(v).to_owned()),
-        req_content_length: header_i64(headers, CONTENT_LENGTH),
+        req_content_length,
+        req_body_length,
+        upload_key,
+        upload_target,
+        upload_status_end: None,
         authorization: headers.get(AUTHORIZATION).cloned(),
         tags_before_delete: None,
     })
@@ -333,7 +363,48 @@ fn content_range_total(h: &HeaderMap) -> Option<i64> {
         .filter(|n| *n >= 0)
 }
 
+/// The end of `Range: 0-<end>` (upload progress; `bytes=` tolerated).
+pub(crate) fn upload_range_end(h: &HeaderMap) -> Option<i64> {
+    let v = header_str(h, http::header::RANGE)?.trim();
+    let v = v.strip_prefix("bytes=").unwrap_or(v);
+    let (start, end) = v.split_once('-')?;
+    if start.trim() != "0" {
+        return None;
+    }
+    end.trim().parse::<i64>().ok().filter(|n| *n >= 0)
+}
+
+/// The path of a `Location` header (absolute URL or absolute path).
+fn location_path(h: &HeaderMap) -> Option<String> {
+    let loc = header_str(h, http::header::LOCATION)?;
+    let uri: http::Uri = loc.parse().ok()?;
+    Some(uri.path().to_owned())
+}
+
 impl Pending {
+    /// Remembers what this exchange tells about blob sizes and upload sessions.
+    fn remember(&self, memo: &super::memo::Memo, status: StatusCode, headers: &HeaderMap) {
+        match &self.kind {
+            // A session was opened (also a mount that fell back to an upload, or a
+            // POST whose body the registry ignored).
+            Kind::UploadStart { .. } if status == StatusCode::ACCEPTED => {
+                if let Some(key) = location_path(headers) {
+                    match (upload_range_end(headers), self.req_body_length) {
+                        (Some(end), _) if end > 0 => memo.upload_progress(&key, Some(end), None),
+                        (_, Some(0)) => memo.upload_started(&key),
+                        _ => {}
+                    }
+                }
+            }
+            Kind::UploadChunk if status == StatusCode::ACCEPTED => {
+                if let Some(key) = &self.upload_key {
+                    memo.upload_progress(key, upload_range_end(headers), self.req_body_length);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// An event of this request; `keep` says whether the request's strings are still
     /// needed afterwards (more events, or a lookup), else they are moved into it.
     fn event(&mut self, action: Action, target: Target, shared: &Shared, at: Timestamp, keep: bool) -> Event {
@@ -401,6 +472,7 @@ impl Pending {
                 status == StatusCode::CREATED && (mount.is_some() || digest.is_some())
             }
             Kind::UploadCommit { .. } => matches!(status.as_u16(), 201 | 204),
+            Kind::UploadChunk => false,
         }
     }
 
@@ -415,6 +487,9 @@ impl Pending {
         hint: Option<&EventHint>,
         shared: &Shared,
     ) -> (Vec<Event>, Missing) {
+        if let Some(memo) = &shared.memo {
+            self.remember(memo, status, headers);
+        }
         if !self.succeeded(status) {
             return (Vec::new(), Missing::default());
         }
@@ -517,6 +592,7 @@ impl Pending {
                     200 => header_i64(headers, CONTENT_LENGTH),
                     _ => None,
                 });
+                let size = remembered(shared, digest, size);
                 missing.blob_size = size.is_none();
                 let digest = std::mem::take(digest);
                 self.blob_target(&mut target, shared, digest, size);
@@ -541,6 +617,7 @@ impl Pending {
                         None
                     }
                 });
+                let size = remembered(shared, &d, size);
                 missing.blob_size = size.is_none();
                 self.blob_target(&mut target, shared, d, size);
             }
@@ -549,9 +626,24 @@ impl Pending {
                 let Some(d) = digest.clone().or_else(resp_digest).or_else(hint_digest) else {
                     return (Vec::new(), missing);
                 };
-                missing.blob_size = hint_size.is_none();
-                self.blob_target(&mut target, shared, d, hint_size);
+                // Without a hint: the bytes the session received plus this request's body.
+                // The session's status (asked before this PUT) says how many, except that
+                // `0-0` stands for 0 and for 1 byte: then what this layer saw decides.
+                let seen = match (&shared.memo, &self.upload_key) {
+                    (Some(memo), Some(key)) => memo.upload_finished(key),
+                    _ => None,
+                };
+                let received = match self.upload_status_end {
+                    Some(end) if end > 0 => Some(end + 1),
+                    Some(_) => seen.filter(|n| *n <= 1),
+                    None => None,
+                };
+                let size = hint_size.or_else(|| Some(received? + self.req_body_length?));
+                let size = remembered(shared, &d, size);
+                missing.blob_size = size.is_none();
+                self.blob_target(&mut target, shared, d, size);
             }
+            Kind::UploadChunk => return (Vec::new(), missing),
         }
         // A lookup reads the name, host and credentials of the request later.
         let keep = missing.any() && shared.lookup.is_some();
@@ -568,6 +660,20 @@ impl Pending {
         target.url = self.target_url(shared, "blobs", &digest);
         target.descriptor = Descriptor::new(BLOB_MEDIA_TYPE, digest, size.unwrap_or(0));
         target.length = target.descriptor.size;
+    }
+}
+
+/// A known size is remembered for `digest`; an unknown one is recalled, if it was seen.
+fn remembered(shared: &Shared, digest: &str, size: Option<i64>) -> Option<i64> {
+    let Some(memo) = &shared.memo else {
+        return size;
+    };
+    match size {
+        Some(n) => {
+            memo.remember_size(digest, n);
+            Some(n)
+        }
+        None => memo.size(digest),
     }
 }
 

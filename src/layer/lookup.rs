@@ -4,15 +4,20 @@
 //! send its own requests to a *lookup service* — normally a clone of the
 //! wrapped registry service, without the layer, or a client of the upstream
 //! registry in a proxy. Lookups never delay a response, except the tag scan
-//! before a delete by digest, which must see the tags before they are gone.
+//! before a delete by digest, which must see the tags before they are gone, and
+//! the status of an upload session before its final `PUT` commits it.
 //!
 //! | missing field | request |
 //! |---|---|
+//! | bytes an upload session received, before its final `PUT` is forwarded | `GET` of the session (its status) → `Range` |
 //! | blob `size` (chunked upload, mount, redirected pull) | `HEAD /v2/<name>/blobs/<digest>` → `Content-Length` |
 //! | manifest `mediaType`, `size`, `references` | `GET /v2/<name>/manifests/<digest>` |
 //! | tags removed by `DELETE /v2/<name>/manifests/<digest>` | `GET /v2/<name>/tags/list`, then `HEAD …/manifests/<tag>` per tag |
 //!
 //! Lookups carry the original request's `Host` and `Authorization` headers.
+//!
+//! Blob sizes seen before are remembered by digest (see `memo.rs`), so the
+//! size lookups above are sent only for what the layer has not seen pass by.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -175,6 +180,20 @@ pub(crate) async fn fill(
             }
         }
     }
+}
+
+/// The `Range` end of an upload session's status (`GET` of the session), asked
+/// before its final `PUT` is forwarded: the bytes it received, without an event
+/// in any registry (a `HEAD` of the committed blob is a `pull` in Distribution).
+pub(crate) async fn upload_status_end(lookup: &dyn Lookup, p: &Pending) -> Option<i64> {
+    let target = p.upload_target.clone()?;
+    let req = request(p, Method::GET, target, None)?;
+    let f = lookup.fetch(req).await?;
+    if !f.status.is_success() {
+        tracing::debug!(repository = %p.name, status = %f.status, "upload status lookup failed");
+        return None;
+    }
+    super::derive::upload_range_end(&f.headers)
 }
 
 /// The tags that currently point at `digest` (before a delete removes them).

@@ -44,6 +44,7 @@ mod body;
 mod derive;
 mod future;
 mod lookup;
+mod memo;
 mod route;
 mod service;
 
@@ -72,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) pull_on_body_end: bool,
     pub(crate) trusted_proxies: Option<TrustedProxies>,
     pub(crate) lookup: Option<Arc<dyn lookup::Lookup>>,
+    /// Sizes and upload offsets seen, to spare lookups (only with a lookup service).
+    pub(crate) memo: Option<Arc<memo::Memo>>,
 }
 
 /// A tower [`Layer`](tower_layer::Layer) that derives Distribution's
@@ -122,6 +125,7 @@ impl NotificationLayer {
                 pull_on_body_end: false,
                 trusted_proxies: None,
                 lookup: None,
+                memo: None,
             }),
         }
     }
@@ -175,6 +179,12 @@ impl NotificationLayer {
     /// carries no [`EventHint`](crate::EventHint): usually a clone of the
     /// wrapped registry service (without this layer). See the table in the
     /// module docs for the requests it receives.
+    ///
+    /// With a lookup service the layer also remembers the blob sizes it saw pass
+    /// by (by digest) and asks only for what it has not seen: a registry with
+    /// notifications of its own reports each lookup (Distribution emits a `pull`
+    /// for a `HEAD` of a blob). The bytes an upload received are asked before its
+    /// final `PUT` (the session's status, which no registry reports as an event).
     pub fn lookup<S, B>(self, service: S) -> Self
     where
         S: tower_service::Service<Request<Empty<Bytes>>, Response = Response<B>>
@@ -188,7 +198,10 @@ impl NotificationLayer {
         B::Error: Into<crate::sink::BoxError>,
     {
         let lookup: Arc<dyn lookup::Lookup> = Arc::new(lookup::ServiceLookup(service));
-        self.with(|s| s.lookup = Some(lookup))
+        self.with(|s| {
+            s.lookup = Some(lookup);
+            s.memo = Some(Arc::new(memo::Memo::default()));
+        })
     }
 
     /// The dispatcher events go to.

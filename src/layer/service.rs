@@ -93,6 +93,22 @@ where
             };
             return ResponseFuture::deferred(Box::pin(fut), self.shared.clone());
         }
+        if let (Kind::UploadCommit { .. }, Some(lookup), true) = (
+            &pending.kind,
+            &self.shared.lookup,
+            pending.upload_target.is_some(),
+        ) {
+            // What the session received is asked before the commit ends the session.
+            let lookup = lookup.clone();
+            let clone = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, clone);
+            let fut = async move {
+                pending.upload_status_end = lookup::upload_status_end(&*lookup, &pending).await;
+                let result = inner.call(req).await;
+                (Box::new(pending), result)
+            };
+            return ResponseFuture::deferred(Box::pin(fut), self.shared.clone());
+        }
         ResponseFuture::tracked(self.inner.call(req), pending, self.shared.clone())
     }
 }

@@ -1,0 +1,129 @@
+//! What the layer remembers between requests once it has a lookup service, so
+//! that it asks the registry less often.
+//!
+//! A lookup is a request to the registry, and a registry with its own
+//! notifications reports it (Distribution emits a `pull` for a `HEAD` of a
+//! blob). Two facts the layer has already seen pass by answer most of them:
+//!
+//! - the size of a blob, by digest — a digest names its content, so its size
+//!   never changes (from blob reads, pushes and commits);
+//! - the bytes an upload session has received (from the `Location` of the
+//!   `POST` that opened it and the `Range` of each `PATCH` response). The
+//!   session's status, asked before its final `PUT`, is the authority (another
+//!   instance behind a load balancer may have seen some of its requests); this
+//!   only settles its one ambiguous answer, `Range: 0-0`, written for 0 and for
+//!   1 byte received.
+//!
+//! Both maps are bounded; a forgotten entry only means a lookup.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Entries kept per map.
+const MAX_ENTRIES: usize = 4096;
+
+#[derive(Debug, Default)]
+pub(crate) struct Memo {
+    sizes: Mutex<HashMap<String, i64>>,
+    uploads: Mutex<HashMap<String, i64>>,
+}
+
+fn insert_bounded(map: &mut HashMap<String, i64>, key: &str, value: i64) {
+    if let Some(v) = map.get_mut(key) {
+        *v = value;
+        return;
+    }
+    if map.len() >= MAX_ENTRIES {
+        if let Some(victim) = map.keys().next().cloned() {
+            map.remove(&victim);
+        }
+    }
+    map.insert(key.to_owned(), value);
+}
+
+impl Memo {
+    /// The size of the blob `digest`, if it was seen.
+    pub(crate) fn size(&self, digest: &str) -> Option<i64> {
+        self.sizes.lock().ok()?.get(digest).copied()
+    }
+
+    pub(crate) fn remember_size(&self, digest: &str, size: i64) {
+        if let Ok(mut m) = self.sizes.lock() {
+            insert_bounded(&mut m, digest, size);
+        }
+    }
+
+    /// An upload session was opened at `key` (the path of its `Location`): 0 bytes.
+    pub(crate) fn upload_started(&self, key: &str) {
+        if let Ok(mut m) = self.uploads.lock() {
+            insert_bounded(&mut m, key, 0);
+        }
+    }
+
+    /// A `PATCH` to `key` was accepted, answering `Range: 0-<range_end>`, with a
+    /// body of `chunk` bytes when known.
+    pub(crate) fn upload_progress(&self, key: &str, range_end: Option<i64>, chunk: Option<i64>) {
+        let Ok(mut m) = self.uploads.lock() else {
+            return;
+        };
+        let before = m.get(key).copied();
+        // `0-0` is written both for 0 and for 1 byte received: only the body length tells.
+        let after = match (range_end, chunk, before) {
+            (Some(end), _, _) if end > 0 => Some(end + 1),
+            (Some(0), Some(1), _) => Some(1),
+            (Some(0) | None, Some(n), Some(b)) => Some(b + n),
+            _ => None,
+        };
+        match after {
+            Some(n) => insert_bounded(&mut m, key, n),
+            None => {
+                m.remove(key);
+            }
+        }
+    }
+
+    /// The bytes received by the session at `key` before its final `PUT`; forgets it.
+    pub(crate) fn upload_finished(&self, key: &str) -> Option<i64> {
+        self.uploads.lock().ok()?.remove(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_offsets() {
+        let m = Memo::default();
+        m.upload_started("/v2/a/blobs/uploads/1");
+        m.upload_progress("/v2/a/blobs/uploads/1", Some(9), Some(10));
+        m.upload_progress("/v2/a/blobs/uploads/1", Some(19), None);
+        assert_eq!(m.upload_finished("/v2/a/blobs/uploads/1"), Some(20));
+        assert_eq!(m.upload_finished("/v2/a/blobs/uploads/1"), None);
+        // `0-0` is ambiguous without the body length.
+        m.upload_started("k");
+        m.upload_progress("k", Some(0), None);
+        assert_eq!(m.upload_finished("k"), None);
+        m.upload_started("k");
+        m.upload_progress("k", Some(0), Some(1));
+        assert_eq!(m.upload_finished("k"), Some(1));
+        m.upload_started("k");
+        m.upload_progress("k", Some(0), Some(0));
+        assert_eq!(m.upload_finished("k"), Some(0));
+        // A session never seen opening still counts from an unambiguous Range.
+        m.upload_progress("other", Some(99), None);
+        assert_eq!(m.upload_finished("other"), Some(100));
+    }
+
+    #[test]
+    fn bounded() {
+        let m = Memo::default();
+        for i in 0..MAX_ENTRIES + 10 {
+            m.remember_size(&format!("sha256:{i}"), i as i64);
+        }
+        assert_eq!(m.sizes.lock().unwrap().len(), MAX_ENTRIES);
+        m.remember_size("sha256:x", 1);
+        m.remember_size("sha256:x", 2);
+        assert_eq!(m.size("sha256:x"), Some(2));
+    }
+}
