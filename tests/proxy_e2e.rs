@@ -230,6 +230,9 @@ fn actions(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// Serialises the tests that run skopeo.
+static SKOPEO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_events_equal_docker_registry_events() {
     if support::require_tool("skopeo").is_none()
@@ -238,6 +241,9 @@ async fn proxy_events_equal_docker_registry_events() {
     {
         return;
     }
+    // skopeo's blob-info cache (which decides mounts) is one file for the whole machine:
+    // one skopeo scenario at a time.
+    let _skopeo = SKOPEO.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().to_path_buf();
     let img = build_image(&work, "img", &["--tag", "latest"]);
@@ -632,6 +638,9 @@ async fn with_registry_auth_challenges_pass_and_actors_match() {
     {
         return;
     }
+    // skopeo's blob-info cache (which decides mounts) is one file for the whole machine:
+    // one skopeo scenario at a time.
+    let _skopeo = SKOPEO.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().to_path_buf();
     let img = build_image(&work, "img", &["--variant", "5", "--tag", "latest"]);
