@@ -57,8 +57,9 @@ use crate::queue::{DurableConfig, Queue, QueueConfig, QueueHandle, QueueLayer};
 use crate::retry::{Retry, RetryConfig, RetryLayer};
 use crate::sink::{BoxError, BoxSink};
 
-/// The head of a spawned endpoint stack: filter → queue (whose worker drives retry → http).
-type EndpointFront = FilterService<Queue<Retry<HttpSink>>>;
+/// The head of a spawned endpoint stack: filter → queue (whose worker drives retry → `S`,
+/// the HTTP sink unless the endpoint was built [for a sink](Endpoint::builder_for_sink)).
+type EndpointFront<S = HttpSink> = FilterService<Queue<Retry<S>>>;
 
 /// An invalid endpoint, filter, retry or queue setting; the message names the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +174,8 @@ pub struct Endpoint {
     pub(crate) danger_accept_invalid_certs: bool,
     pub(crate) dead_letter: Option<DeadLetterHandler>,
     pub(crate) disabled: bool,
+    /// The innermost stage in place of HTTP ([`Endpoint::builder_for_sink`]).
+    pub(crate) sink: Option<BoxSink>,
     #[cfg(feature = "https")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -196,6 +199,34 @@ impl Endpoint {
             danger_accept_invalid_certs: false,
             dead_letter: None,
             disabled: false,
+            sink: None,
+        }
+    }
+
+    /// Starts building an endpoint whose innermost stage is `sink` instead of an HTTP POST:
+    /// filter → queue → retry → `sink`, with the same queue (memory or
+    /// [durable](EndpointBuilder::durable_queue)), retry, dead-letter and metrics as a webhook
+    /// endpoint. `label` stands in for the URL in logs and metrics (redacted like a URL); the
+    /// HTTP settings (headers, timeout, format, TLS) are unused. A `sink` error is retried
+    /// (a [`DeliveryError`](crate::sink::DeliveryError) according to its kind).
+    ///
+    /// ```
+    /// use registry_notify::endpoint::Endpoint;
+    /// use registry_notify::sink::{BoxError, BoxSink};
+    /// use registry_notify::Batch;
+    ///
+    /// let sink = BoxSink::new(tower::service_fn(|_: Batch| async { Ok::<(), BoxError>(()) }));
+    /// let endpoint = Endpoint::builder_for_sink("log", "log://stdout", sink).build().unwrap();
+    /// assert_eq!(endpoint.redacted_url(), "log://stdout");
+    /// ```
+    pub fn builder_for_sink(
+        name: impl Into<String>,
+        label: impl Into<String>,
+        sink: BoxSink,
+    ) -> EndpointBuilder {
+        EndpointBuilder {
+            sink: Some(sink),
+            ..Self::builder(name, label)
         }
     }
 
@@ -288,26 +319,98 @@ impl Endpoint {
             };
             return Ok((BoxCloneSyncService::new(sink), handle));
         }
-        let (front, handle) = self.spawn_stack()?;
-        Ok((BoxCloneSyncService::new(front), handle))
+        match self.sink.clone() {
+            Some(sink) => {
+                let (front, handle) = self.spawn_stack(sink)?;
+                Ok((BoxCloneSyncService::new(front), handle))
+            }
+            None => {
+                let http = HttpSink::new(&self);
+                let (front, handle) = self.spawn_stack(http)?;
+                Ok((BoxCloneSyncService::new(front), handle))
+            }
+        }
+    }
+
+    /// Builds filter → retry → http (or the [custom sink](Self::builder_for_sink)) **without a
+    /// queue**: the sink's call resolves once the batch was delivered, filtered out or
+    /// dead-lettered, and fails only with [`DeliveryError::Closed`](crate::sink::DeliveryError::Closed).
+    /// For a caller that keeps its own queue and must know when delivery is done, like the
+    /// [NATS worker](https://docs.rs/registry-notify/latest/registry_notify/nats/) that
+    /// acknowledges a message only then. Calls may run concurrently; the caller decides the
+    /// order. Queue settings are unused; the handle's `queued` is always 0.
+    pub fn spawn_unqueued(self) -> (BoxSink, EndpointHandle) {
+        let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
+        let handle = EndpointHandle {
+            name: self.name.as_str().into(),
+            metrics: metrics.clone(),
+            queue: None,
+        };
+        if self.disabled {
+            let sink = tower::service_fn(move |batch: Batch| {
+                metrics.record_filtered(batch.len());
+                std::future::ready(Ok::<(), BoxError>(()))
+            });
+            return (BoxCloneSyncService::new(sink), handle);
+        }
+        let sink = match self.sink.clone() {
+            Some(sink) => {
+                let retry = self.retry_layer(&metrics).layer(sink);
+                BoxCloneSyncService::new(
+                    FilterLayer::new(self.filter.clone())
+                        .metrics(metrics)
+                        .layer(retry),
+                )
+            }
+            None => {
+                let http = HttpSink::new(&self).metrics(metrics.clone());
+                let retry = self.retry_layer(&metrics).layer(http);
+                BoxCloneSyncService::new(
+                    FilterLayer::new(self.filter.clone())
+                        .metrics(metrics)
+                        .layer(retry),
+                )
+            }
+        };
+        (sink, handle)
     }
 
     /// Like [`try_spawn`](Self::try_spawn), returning the front of the stack (filter → queue)
     /// for the dispatcher to feed directly. Disabled endpoints are not spawned by the crate.
     pub(crate) fn try_spawn_front(self) -> Result<(Arc<dyn Enqueue>, EndpointHandle), ConfigError> {
-        let (front, handle) = self.spawn_stack()?;
-        Ok((Arc::new(front), handle))
+        match self.sink.clone() {
+            Some(sink) => {
+                let (front, handle) = self.spawn_stack(sink)?;
+                Ok((Arc::new(front), handle))
+            }
+            None => {
+                let http = HttpSink::new(&self);
+                let (front, handle) = self.spawn_stack(http)?;
+                Ok((Arc::new(front), handle))
+            }
+        }
     }
 
-    fn spawn_stack(self) -> Result<(EndpointFront, EndpointHandle), ConfigError> {
-        let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
-        let http = HttpSink::new(&self).metrics(metrics.clone());
+    /// The retry stage of this endpoint (name, metrics, dead-letter hook).
+    fn retry_layer(&self, metrics: &Arc<EndpointMetrics>) -> RetryLayer {
         let mut retry = RetryLayer::new(self.retry.clone())
             .name(self.name.clone())
             .metrics(metrics.clone());
         if let Some(handler) = self.dead_letter.clone() {
             retry = retry.dead_letter(handler);
         }
+        retry
+    }
+
+    fn spawn_stack<S>(self, inner: S) -> Result<(EndpointFront<S>, EndpointHandle), ConfigError>
+    where
+        S: tower::Service<Batch, Response = ()> + Instrument + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
+        let inner = inner.with_metrics(&metrics);
+        let retry = self.retry_layer(&metrics);
         let queue = match &self.durable {
             None => QueueLayer::new(self.queue.clone()),
             Some(durable) => self.durable_layer(durable, &metrics)?,
@@ -315,7 +418,7 @@ impl Endpoint {
         let queue = queue
             .max_events(self.max_events)
             .metrics(metrics.clone())
-            .layer(retry.layer(http));
+            .layer(retry.layer(inner));
         let queue_handle = queue.handle();
         let sink = FilterLayer::new(self.filter.clone())
             .metrics(metrics.clone())
@@ -382,6 +485,7 @@ impl fmt::Debug for Endpoint {
             .field("danger_accept_invalid_certs", &self.danger_accept_invalid_certs)
             .field("dead_letter", &self.dead_letter.is_some())
             .field("disabled", &self.disabled)
+            .field("custom_sink", &self.sink.is_some())
             .finish()
     }
 }
@@ -404,6 +508,25 @@ pub struct EndpointBuilder {
     danger_accept_invalid_certs: bool,
     dead_letter: Option<DeadLetterHandler>,
     disabled: bool,
+    sink: Option<BoxSink>,
+}
+
+/// The innermost stage of a spawned stack gets the endpoint's metrics (the HTTP sink records
+/// statuses and latencies; a custom sink records nothing of its own).
+trait Instrument: Sized {
+    fn with_metrics(self, metrics: &Arc<EndpointMetrics>) -> Self;
+}
+
+impl Instrument for HttpSink {
+    fn with_metrics(self, metrics: &Arc<EndpointMetrics>) -> Self {
+        self.metrics(metrics.clone())
+    }
+}
+
+impl Instrument for BoxSink {
+    fn with_metrics(self, _: &Arc<EndpointMetrics>) -> Self {
+        self
+    }
 }
 
 impl EndpointBuilder {
@@ -513,8 +636,13 @@ impl EndpointBuilder {
         let err = |msg: String| ConfigError::new(format!("endpoint {name:?}: {msg}"));
         let redacted_url = redact_url(&self.url);
         let mut secrets = Secrets::default();
-        let parsed: http::Uri = self
-            .url
+        // A custom sink has a label, not a URL: the HTTP part is built for a placeholder, unused.
+        let url = if self.sink.is_some() {
+            "http://sink.invalid/"
+        } else {
+            self.url.as_str()
+        };
+        let parsed: http::Uri = url
             .parse()
             .map_err(|_| err(format!("invalid url {redacted_url:?}")))?;
         match parsed.scheme_str() {
@@ -641,6 +769,7 @@ impl EndpointBuilder {
             danger_accept_invalid_certs: self.danger_accept_invalid_certs,
             dead_letter: self.dead_letter,
             disabled: self.disabled,
+            sink: self.sink,
             #[cfg(feature = "https")]
             tls,
         })

@@ -27,6 +27,10 @@ pub mod endpoint;
 pub mod metrics;
 pub mod notifications;
 
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub mod nats;
+
 pub use broadcast::Broadcast;
 pub use config::Config;
 pub use endpoint::{ConfigError, DeadLetter, Endpoint, EndpointHandle};
