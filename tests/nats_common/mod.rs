@@ -178,3 +178,16 @@ pub async fn stream_messages(
     }
     out
 }
+
+/// The durable consumer's counts: (waiting to be delivered, delivered but not acknowledged,
+/// redelivered).
+pub async fn consumer_state(url: &str, stream: &str, consumer: &str) -> (u64, usize, usize) {
+    use async_nats::jetstream::consumer::pull;
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream(stream).await.unwrap();
+    let mut consumer: async_nats::jetstream::consumer::Consumer<pull::Config> =
+        stream.get_consumer(consumer).await.unwrap();
+    let info = consumer.info().await.unwrap();
+    (info.num_pending, info.num_ack_pending, info.num_redelivered)
+}
