@@ -1,25 +1,4 @@
 //! Extension `notifications.nats:` — scale-out through NATS JetStream.
-//!
-//! In a registry's file it makes the registry publish every event to a JetStream stream (besides
-//! any `endpoints`, which it still delivers itself); in a worker's file
-//! ([`registry_notify::nats::Worker`](crate::config) with the `nats` feature) it names the stream
-//! and durable consumer to deliver from, to the `endpoints` of the same file.
-//!
-//! ```yaml
-//! notifications:
-//!   nats:
-//!     url: nats://127.0.0.1:4222
-//!     stream: REGISTRY_NOTIFICATIONS     # default
-//!     subject: registry.notifications    # default; a prefix
-//!     subjectby: repository              # repository (default), action or none
-//!     maxevents: 1                       # events per message, default 1
-//!     queue:                             # the publisher's local queue, as for endpoints
-//!       path: /var/lib/registry/notify/nats
-//!     consumer: registry-notify          # workers: durable consumer name (shared)
-//!     ackwait: 30s                       # workers: redelivery after this long without an ack
-//!     maxinflight: 256                   # workers: messages in flight per worker
-//!     duplicatewindow: 2m                # the stream's deduplication window
-//! ```
 
 use std::fmt;
 use std::time::Duration;
@@ -46,7 +25,28 @@ pub enum SubjectBy {
     None,
 }
 
-/// `notifications.nats:` — see the [module docs](self).
+/// Extension `notifications.nats:` — scale-out through NATS JetStream.
+///
+/// In a registry's file it makes the registry publish every event to a JetStream stream (besides
+/// any `endpoints`, which it still delivers itself); in a worker's file
+/// (`registry_notify::nats::Worker`, with the `nats` feature) it names the stream
+/// and durable consumer to deliver from, to the `endpoints` of the same file.
+///
+/// ```yaml
+/// notifications:
+///   nats:
+///     url: nats://127.0.0.1:4222
+///     stream: REGISTRY_NOTIFICATIONS     # default
+///     subject: registry.notifications    # default; a prefix
+///     subjectby: repository              # repository (default), action or none
+///     maxevents: 100                     # events per message at most, default 100
+///     queue:                             # the publisher's local queue, as for endpoints
+///       path: /var/lib/registry/notify/nats
+///     consumer: registry-notify          # workers: durable consumer name (shared)
+///     ackwait: 30s                       # workers: redelivery after this long without an ack
+///     maxinflight: 256                   # workers: messages in flight per worker
+///     duplicatewindow: 2m                # the stream's deduplication window
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NatsSettings {
@@ -61,7 +61,8 @@ pub struct NatsSettings {
     /// `subjectby` — default `repository`.
     pub subject_by: SubjectBy,
     /// `maxevents` — events per message at most (consecutive events with the same subject).
-    /// Default 1.
+    /// Default 100: the publisher has one batch in flight, so this bounds its throughput; it is
+    /// independent of the endpoints' `maxevents`, which the workers apply when they deliver.
     pub max_events: usize,
     /// `queue` — the publisher's local queue while NATS is slow or unreachable, as for endpoints;
     /// `path` makes it durable.
@@ -85,7 +86,7 @@ impl Default for NatsSettings {
             stream: "REGISTRY_NOTIFICATIONS".into(),
             subject: "registry.notifications".into(),
             subject_by: SubjectBy::Repository,
-            max_events: 1,
+            max_events: 100,
             queue: QueueSettings::default(),
             consumer: "registry-notify".into(),
             ack_wait: Duration::from_secs(30),
