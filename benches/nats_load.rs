@@ -17,6 +17,10 @@
 //!   receiver. "publish" is the time until both replicas' queues are empty (every event
 //!   acknowledged by JetStream); "end to end" until the receiver counted every event.
 //!
+//! "CPU µs/event" is the user and system time of this process (replicas, workers, receiver)
+//! plus nats-server during the case, per event: less sensitive to other load on a shared
+//! machine than the rates.
+//!
 //! Both modes run unbatched (`maxevents: 1`, Distribution's behaviour: one event per message
 //! and per POST) and batched (`maxevents: 100` for the publisher and the endpoints). Cases
 //! alternate round by round so that machine noise falls on all of them alike.
@@ -165,6 +169,21 @@ enum Mode {
 struct Outcome {
     publish: Option<Duration>,
     total: Duration,
+    /// CPU time of this process and of nats-server during the case.
+    cpu: Duration,
+}
+
+/// User plus system CPU time of process `pid` (`self` for this one), from `/proc`.
+fn cpu_time(pid: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may contain spaces) start at state, field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15: indices 11 and 12 after the state.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 async fn wait_for(count: &AtomicU64, n: u64, what: &str) {
@@ -180,6 +199,7 @@ async fn wait_for(count: &AtomicU64, n: u64, what: &str) {
 
 /// Where a case sends: the NATS server, the receiver's URL and its event counter.
 struct Env {
+    nats_pid: String,
     nats_url: String,
     hook: String,
     count: Arc<AtomicU64>,
@@ -231,6 +251,8 @@ async fn run_case(
             .unwrap();
     }
 
+    let cpu = || cpu_time("self") + cpu_time(&env.nats_pid);
+    let cpu_start = cpu();
     let start = Instant::now();
     for (i, batch) in events.iter().enumerate() {
         let (sink, _) = &replicas[i % REPLICAS];
@@ -245,6 +267,7 @@ async fn run_case(
     }
     wait_for(count, total_events as u64, "the receiver").await;
     let total = start.elapsed();
+    let cpu = cpu() - cpu_start;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     for (_, h) in &replicas {
@@ -257,7 +280,7 @@ async fn run_case(
         let client = async_nats::connect(nats_url).await.unwrap();
         let _ = async_nats::jetstream::new(client).delete_stream(&name).await;
     }
-    Outcome { publish, total }
+    Outcome { publish, total, cpu }
 }
 
 fn rate(n: usize, d: Duration) -> f64 {
@@ -279,6 +302,7 @@ async fn main() {
     };
     let count = Arc::new(AtomicU64::new(0));
     let env = Env {
+        nats_pid: server.child.id().to_string(),
         nats_url: server.url.clone(),
         hook: format!("http://{}/events", start_receiver(count.clone())),
         count,
@@ -301,8 +325,10 @@ async fn main() {
                 .collect();
             let o = run_case(&env, mode, m, p, &events, round).await;
             eprintln!(
-                "round {round} {mode:?} endpoint maxevents {m}, publisher maxevents {p}: {:.0} events/s end to end{}",
+                "round {round} {mode:?} endpoint maxevents {m}, publisher maxevents {p}: {:.0} events/s end to end, \
+                 {:.1} µs CPU/event{}",
                 rate(n, o.total),
+                o.cpu.as_secs_f64() * 1e6 / n as f64,
                 o.publish
                     .map(|p| format!(", {:.0} events/s into JetStream", rate(n, p)))
                     .unwrap_or_default()
@@ -315,8 +341,10 @@ async fn main() {
         v.sort_by(|a, b| a.total_cmp(b));
         v.get(v.len() / 2).copied().unwrap_or(0.0)
     };
-    println!("| mode | endpoint maxevents | publisher maxevents | events/round | end to end | into JetStream | / in-process |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| mode | endpoint maxevents | publisher maxevents | events/round | end to end | into JetStream | / in-process | CPU µs/event |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (i, &(mode, m, p, n)) in cases.iter().enumerate() {
         let e2e = median(results[i].iter().map(|o| rate(n, o.total)).collect());
         let publish = median(
@@ -334,8 +362,14 @@ async fn main() {
             Mode::InProcess => ("-".to_owned(), "-".to_owned()),
             Mode::Nats => (p.to_string(), format!("{publish:.0} ev/s")),
         };
+        let cpu = median(
+            results[i]
+                .iter()
+                .map(|o| o.cpu.as_secs_f64() * 1e6 / n as f64)
+                .collect(),
+        );
         println!(
-            "| {mode:?} | {m} | {p} | {n} | {e2e:.0} ev/s | {publish} | {:.2} |",
+            "| {mode:?} | {m} | {p} | {n} | {e2e:.0} ev/s | {publish} | {:.2} | {cpu:.1} |",
             e2e / local
         );
     }
