@@ -268,6 +268,19 @@ mod tests {
     }
 
     #[test]
+    fn environment_overrides() {
+        let mut config = Config::from_yaml_str("notifications:\n  nats:\n    url: nats://a:4222\n").unwrap();
+        config
+            .apply_env([
+                ("REGISTRY_NOTIFICATIONS_NATS_URL", "nats://b:4222"),
+                ("REGISTRY_NOTIFICATIONS_NATS_QUEUE_CAPACITY", "7"),
+            ])
+            .unwrap();
+        let nats = config.notifications.unwrap().nats.unwrap();
+        assert_eq!((nats.url.as_str(), nats.queue.capacity), ("nats://b:4222", 7));
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let cases = [
             (
