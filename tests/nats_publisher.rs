@@ -170,3 +170,31 @@ async fn the_builder_publishes_next_to_the_endpoints() {
     assert_eq!(messages[0].0, "reg.delete");
     assert_eq!(messages[0].2[0].target.repository, "r");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_url_authenticate_and_never_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = NatsServer::start_with(dir.path(), &["--user", "reg", "--pass", "s3cr3t:p@ss"]) else {
+        return;
+    };
+    let good = format!("nats://reg:s3cr3t%3Ap%40ss@127.0.0.1:{}", server.port);
+    let settings = registry_notify::config::NatsSettings::new(good);
+    assert!(!format!("{settings:?}").contains("s3cr3t"));
+    Publisher::new(settings)
+        .publish(Batch::from(event(1, "a")))
+        .await
+        .unwrap();
+
+    let wrong = format!("nats://reg:wr0ngpass@127.0.0.1:{}", server.port);
+    let error = Publisher::new(registry_notify::config::NatsSettings::new(wrong))
+        .publish(Batch::from(event(2, "a")))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        registry_notify::sink::DeliveryError::Transport(_)
+    ));
+    let message = error.to_string();
+    assert!(message.contains("***@127.0.0.1"), "{message}");
+    assert!(!message.contains("wr0ngpass"), "{message}");
+}

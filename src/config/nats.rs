@@ -126,9 +126,30 @@ impl NatsSettings {
     pub fn redacted_url(&self) -> String {
         self.url
             .split(',')
-            .map(|u| crate::endpoint::redact_url(u.trim()))
+            .map(|u| super::notifications::redact_url(u.trim()))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// The server URLs without user info, and the credentials of the first URL that has some
+    /// (`user:password` or a token), percent-decoded: the client is given them apart, so that
+    /// its own logs never show them.
+    pub(crate) fn servers_and_credentials(&self) -> (Vec<String>, Option<(String, Option<String>)>) {
+        let mut credentials = None;
+        let mut servers = Vec::new();
+        for url in self.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            let (userinfo, bare) = super::notifications::split_userinfo(url);
+            if let (Some(info), None) = (userinfo, &credentials) {
+                let decode =
+                    |s: &str| String::from_utf8_lossy(&super::notifications::percent_decode(s)).into_owned();
+                credentials = Some(match info.split_once(':') {
+                    Some((user, password)) => (decode(user), Some(decode(password))),
+                    None => (decode(info), None),
+                });
+            }
+            servers.push(bare);
+        }
+        (servers, credentials)
     }
 
     /// Checks the values; the error names the field (`notifications.nats.stream …`).

@@ -1123,7 +1123,7 @@ pub(crate) fn check_url(url: &str) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
-fn percent_decode(s: &str) -> Vec<u8> {
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

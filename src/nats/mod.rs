@@ -167,17 +167,25 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Vec<Event>, serde_json::Error> {
 }
 
 /// Connects to the server(s) of `settings` (the client reconnects by itself afterwards).
+/// Credentials in the URL are handed to the client apart from the addresses, so that neither
+/// its logs nor ours contain them.
 pub(crate) async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::Client, String> {
-    let addrs: Vec<async_nats::ServerAddr> = settings
-        .url
-        .split(',')
-        .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+    let (servers, credentials) = settings.servers_and_credentials();
+    let addrs: Vec<async_nats::ServerAddr> = servers
+        .iter()
+        .map(|u| u.parse::<async_nats::ServerAddr>())
         .collect::<Result<_, _>>()
         .map_err(|_| format!("invalid nats url {:?}", settings.redacted_url()))?;
-    async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(5))
-        .max_reconnects(None)
+        .max_reconnects(None);
+    match credentials {
+        Some((user, Some(password))) => options = options.user_and_password(user, password),
+        Some((token, None)) => options = options.token(token),
+        None => {}
+    }
+    options
         .connect(addrs)
         .await
         .map_err(|e| format!("connecting to {}: {e}", settings.redacted_url()))

@@ -15,6 +15,7 @@ pub struct NatsServer {
     bin: PathBuf,
     dir: PathBuf,
     child: Option<Child>,
+    args: Vec<String>,
     pub port: u16,
 }
 
@@ -27,6 +28,7 @@ impl NatsServer {
             bin,
             dir: dir.to_owned(),
             child: None,
+            args: Vec::new(),
             port: 0,
         };
         server.spawn(None);
@@ -40,9 +42,24 @@ impl NatsServer {
             bin,
             dir: dir.to_owned(),
             child: None,
+            args: Vec::new(),
             port,
         };
         server.spawn(Some(port));
+        Some(server)
+    }
+
+    /// Like [`start`](Self::start) with extra command-line arguments (e.g. `--user`, `--pass`).
+    pub fn start_with(dir: &Path, args: &[&str]) -> Option<Self> {
+        let bin = crate::support::require_tool("nats-server")?;
+        let mut server = NatsServer {
+            bin,
+            dir: dir.to_owned(),
+            child: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            port: 0,
+        };
+        server.spawn(None);
         Some(server)
     }
 
@@ -67,6 +84,7 @@ impl NatsServer {
             .arg(self.dir.join("js"))
             .arg("--ports_file_dir")
             .arg(&self.dir)
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
