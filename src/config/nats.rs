@@ -71,9 +71,12 @@ pub struct NatsSettings {
     pub consumer: String,
     /// `ackwait` — how long the server waits for a worker's acknowledgement before it redelivers;
     /// a worker still delivering a message signals progress every third of it. Default 30 s.
+    /// Like every consumer setting it applies when the first worker creates the consumer; an
+    /// existing consumer keeps its own (use a new `consumer` name to change it).
     pub ack_wait: Duration,
     /// `maxinflight` — messages a worker delivers at once (its pull batch and per-endpoint
-    /// backlog). Default 256.
+    /// backlog). Default 256. The server's own limit of unacknowledged messages per consumer
+    /// (`max_ack_pending`, 1000 by default) bounds the sum over all workers.
     pub max_in_flight: usize,
     /// `duplicatewindow` — the stream's deduplication window (`Nats-Msg-Id`). Default 2 min.
     pub duplicate_window: Duration,
@@ -134,6 +137,7 @@ impl NatsSettings {
     /// The server URLs without user info, and the credentials of the first URL that has some
     /// (`user:password` or a token), percent-decoded: the client is given them apart, so that
     /// its own logs never show them.
+    #[cfg(feature = "nats")]
     pub(crate) fn servers_and_credentials(&self) -> (Vec<String>, Option<(String, Option<String>)>) {
         let mut credentials = None;
         let mut servers = Vec::new();
