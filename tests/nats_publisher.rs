@@ -198,3 +198,46 @@ async fn credentials_in_the_url_authenticate_and_never_show() {
     assert!(message.contains("***@127.0.0.1"), "{message}");
     assert!(!message.contains("wr0ngpass"), "{message}");
 }
+
+#[cfg(feature = "durable")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_queue_keeps_events_across_a_restart_while_nats_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let yaml = format!(
+        "notifications:\n  nats:\n    url: nats://127.0.0.1:{port}\n    queue:\n      path: {}\n",
+        dir.path().join("queue").display()
+    );
+    let config = registry_notify::config::Config::from_yaml_str(&yaml).unwrap();
+    let settings = config.notifications.unwrap().nats.unwrap();
+    let sent: Vec<Event> = (0..10).map(|i| event(i, "durable/repo")).collect();
+
+    // First life of the "registry": NATS is down, the events go to disk, then it stops.
+    let (sink, handle) = publisher_endpoint(&settings).unwrap().spawn();
+    for e in &sent {
+        sink.clone().oneshot(Batch::from(e.clone())).await.unwrap();
+    }
+    let left = handle
+        .shutdown(tokio::time::Instant::now() + Duration::from_secs(5))
+        .await;
+    assert_eq!(left, 10, "the backlog waits on disk");
+    drop((sink, handle));
+
+    // Second life: NATS is up, the backlog is published.
+    let Some(server) = NatsServer::start_on(&dir.path().join("nats"), port) else {
+        return;
+    };
+    // The stopped worker task lets go of the queue directory once the runtime has dropped it.
+    let start = std::time::Instant::now();
+    let (_sink, handle) = loop {
+        match publisher_endpoint(&settings).unwrap().try_spawn() {
+            Ok(spawned) => break spawned,
+            Err(e) => assert!(start.elapsed() < Duration::from_secs(30), "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    wait_until("the backlog to be published", || handle.queued() == 0).await;
+    let messages = stream_messages(&server.url(), &settings.stream).await;
+    let got: Vec<Event> = messages.into_iter().flat_map(|(_, _, events)| events).collect();
+    assert_eq!(got, sent);
+}
