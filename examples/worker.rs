@@ -84,6 +84,11 @@ async fn main() {
             let file = dead_letters.clone();
             worker = worker.endpoint(endpoint.with_dead_letter(move |dl| append_dead_letter(&file, dl)));
         }
+        if n.enabled_endpoints().next().is_none() {
+            return Err(registry_notify::config::ConfigError::new(
+                "notifications.endpoints: a worker needs at least one enabled endpoint",
+            ));
+        }
         Ok(worker)
     });
     let worker = match worker {

@@ -64,6 +64,11 @@ impl Worker {
         for endpoint in config.endpoints()? {
             worker = worker.endpoint(endpoint);
         }
+        if worker.endpoints.is_empty() {
+            return Err(ConfigError::new(
+                "notifications.endpoints: a worker needs at least one enabled endpoint",
+            ));
+        }
         Ok(worker)
     }
 
@@ -73,7 +78,8 @@ impl Worker {
         self
     }
 
-    /// Spawns the worker (inside a Tokio runtime) and returns its handle at once. It connects
+    /// Spawns the worker (inside a Tokio runtime) and returns its handle at once. A worker
+    /// without an enabled endpoint consumes nothing (acknowledging would lose the events). It connects
     /// in the background, retrying every second while NATS is unreachable, creates the stream
     /// and the durable consumer if they do not exist, and then pulls and delivers until
     /// [`WorkerHandle::shutdown`].
@@ -316,6 +322,11 @@ async fn run_puller(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
+    if lanes.is_empty() {
+        // Acknowledging with nowhere to deliver would lose the events for the other workers.
+        tracing::warn!("nats: worker has no enabled endpoint; it consumes nothing");
+        return;
+    }
     let stopped = |stop: &watch::Receiver<bool>| *stop.borrow();
     let mut consumer = None;
     while !stopped(&stop) {
