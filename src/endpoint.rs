@@ -59,8 +59,9 @@ use crate::queue::{DurableConfig, Queue, QueueConfig, QueueHandle, QueueLayer};
 use crate::retry::{DeliveryLogHandler, DeliveryRecord, Retry, RetryConfig, RetryLayer};
 use crate::sink::{BoxError, BoxSink};
 
-/// The head of a spawned endpoint stack: filter → queue (whose worker drives retry → http).
-type EndpointFront = FilterService<Queue<Retry<HttpSink>>>;
+/// The head of a spawned endpoint stack: filter → queue (whose worker drives retry → `S`,
+/// the HTTP sink unless the endpoint was built [for a sink](Endpoint::builder_for_sink)).
+type EndpointFront<S = HttpSink> = FilterService<Queue<Retry<S>>>;
 
 /// An invalid endpoint, filter, retry or queue setting; the message names the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,6 +176,8 @@ pub struct Endpoint {
     pub(crate) danger_accept_invalid_certs: bool,
     pub(crate) dead_letter: Option<DeadLetterHandler>,
     pub(crate) disabled: bool,
+    /// The innermost stage in place of HTTP ([`Endpoint::builder_for_sink`]).
+    pub(crate) sink: Option<BoxSink>,
     #[cfg(feature = "https")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     pub(crate) has_client_cert: bool,
@@ -210,6 +213,34 @@ impl Endpoint {
             delivery_log: None,
             signing_secrets: Vec::new(),
             proxy: crate::http::Proxy::FromEnv,
+            sink: None,
+        }
+    }
+
+    /// Starts building an endpoint whose innermost stage is `sink` instead of an HTTP POST:
+    /// filter → queue → retry → `sink`, with the same queue (memory or
+    /// [durable](EndpointBuilder::durable_queue)), retry, dead-letter and metrics as a webhook
+    /// endpoint. `label` stands in for the URL in logs and metrics (redacted like a URL); the
+    /// HTTP settings (headers, timeout, format, TLS) are unused. A `sink` error is retried
+    /// (a [`DeliveryError`](crate::sink::DeliveryError) according to its kind).
+    ///
+    /// ```
+    /// use registry_notify::endpoint::Endpoint;
+    /// use registry_notify::sink::{BoxError, BoxSink};
+    /// use registry_notify::Batch;
+    ///
+    /// let sink = BoxSink::new(tower::service_fn(|_: Batch| async { Ok::<(), BoxError>(()) }));
+    /// let endpoint = Endpoint::builder_for_sink("log", "log://stdout", sink).build().unwrap();
+    /// assert_eq!(endpoint.redacted_url(), "log://stdout");
+    /// ```
+    pub fn builder_for_sink(
+        name: impl Into<String>,
+        label: impl Into<String>,
+        sink: BoxSink,
+    ) -> EndpointBuilder {
+        EndpointBuilder {
+            sink: Some(sink),
+            ..Self::builder(name, label)
         }
     }
 
@@ -312,20 +343,80 @@ impl Endpoint {
             };
             return Ok((BoxCloneSyncService::new(sink), handle));
         }
-        let (front, handle) = self.spawn_stack()?;
-        Ok((BoxCloneSyncService::new(front), handle))
+        match self.sink.clone() {
+            Some(sink) => {
+                let (front, handle) = self.spawn_stack(sink)?;
+                Ok((BoxCloneSyncService::new(front), handle))
+            }
+            None => {
+                let http = HttpSink::new(&self);
+                let (front, handle) = self.spawn_stack(http)?;
+                Ok((BoxCloneSyncService::new(front), handle))
+            }
+        }
+    }
+
+    /// Builds filter → retry → http (or the [custom sink](Self::builder_for_sink)) **without a
+    /// queue**: the sink's call resolves once the batch was delivered, filtered out or
+    /// dead-lettered, and fails only with [`DeliveryError::Closed`](crate::sink::DeliveryError::Closed).
+    /// For a caller that keeps its own queue and must know when delivery is done, like the
+    /// [NATS worker](https://docs.rs/registry-notify/latest/registry_notify/nats/) that
+    /// acknowledges a message only then. Calls may run concurrently; the caller decides the
+    /// order. Queue settings are unused; the handle's `queued` is always 0.
+    pub fn spawn_unqueued(self) -> (BoxSink, EndpointHandle) {
+        let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
+        let handle = EndpointHandle {
+            name: self.name.as_str().into(),
+            metrics: metrics.clone(),
+            queue: None,
+        };
+        if self.disabled {
+            let sink = tower::service_fn(move |batch: Batch| {
+                metrics.record_filtered(batch.len());
+                std::future::ready(Ok::<(), BoxError>(()))
+            });
+            return (BoxCloneSyncService::new(sink), handle);
+        }
+        let sink = match self.sink.clone() {
+            Some(sink) => {
+                let retry = self.retry_layer(&metrics).layer(sink);
+                BoxCloneSyncService::new(
+                    FilterLayer::new(self.filter.clone())
+                        .metrics(metrics)
+                        .layer(retry),
+                )
+            }
+            None => {
+                let http = HttpSink::new(&self).metrics(metrics.clone());
+                let retry = self.retry_layer(&metrics).layer(http);
+                BoxCloneSyncService::new(
+                    FilterLayer::new(self.filter.clone())
+                        .metrics(metrics)
+                        .layer(retry),
+                )
+            }
+        };
+        (sink, handle)
     }
 
     /// Like [`try_spawn`](Self::try_spawn), returning the front of the stack (filter → queue)
     /// for the dispatcher to feed directly. Disabled endpoints are not spawned by the crate.
     pub(crate) fn try_spawn_front(self) -> Result<(Arc<dyn Enqueue>, EndpointHandle), ConfigError> {
-        let (front, handle) = self.spawn_stack()?;
-        Ok((Arc::new(front), handle))
+        match self.sink.clone() {
+            Some(sink) => {
+                let (front, handle) = self.spawn_stack(sink)?;
+                Ok((Arc::new(front), handle))
+            }
+            None => {
+                let http = HttpSink::new(&self);
+                let (front, handle) = self.spawn_stack(http)?;
+                Ok((Arc::new(front), handle))
+            }
+        }
     }
 
-    fn spawn_stack(self) -> Result<(EndpointFront, EndpointHandle), ConfigError> {
-        let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
-        let http = HttpSink::new(&self).metrics(metrics.clone());
+    /// The retry stage of this endpoint (name, metrics, dead-letter hook).
+    fn retry_layer(&self, metrics: &Arc<EndpointMetrics>) -> RetryLayer {
         let mut retry = RetryLayer::new(self.retry.clone())
             .name(self.name.clone())
             .metrics(metrics.clone());
@@ -335,7 +426,18 @@ impl Endpoint {
         if let Some(handler) = self.delivery_log.clone() {
             retry = retry.delivery_log(handler);
         }
-        let retry = retry.secrets(self.secrets.clone());
+        retry.secrets(self.secrets.clone())
+    }
+
+    fn spawn_stack<S>(self, inner: S) -> Result<(EndpointFront<S>, EndpointHandle), ConfigError>
+    where
+        S: tower::Service<Batch, Response = ()> + Instrument + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
+        let inner = inner.with_metrics(&metrics);
+        let retry = self.retry_layer(&metrics);
         if self.danger_accept_invalid_certs {
             tracing::warn!(
                 endpoint = %self.name, url = %self.redacted_url,
@@ -349,7 +451,7 @@ impl Endpoint {
         let queue = queue
             .max_events(self.max_events)
             .metrics(metrics.clone())
-            .layer(retry.layer(http));
+            .layer(retry.layer(inner));
         let queue_handle = queue.handle();
         let sink = FilterLayer::new(self.filter.clone())
             .metrics(metrics.clone())
@@ -421,6 +523,7 @@ impl fmt::Debug for Endpoint {
             .field("signing_secrets", &self.signing_secrets)
             .field("delivery_log", &self.delivery_log.is_some())
             .field("proxy", &self.proxy())
+            .field("custom_sink", &self.sink.is_some())
             .finish()
     }
 }
@@ -448,6 +551,25 @@ pub struct EndpointBuilder {
     delivery_log: Option<DeliveryLogHandler>,
     signing_secrets: Vec<String>,
     proxy: crate::http::Proxy,
+    sink: Option<BoxSink>,
+}
+
+/// The innermost stage of a spawned stack gets the endpoint's metrics (the HTTP sink records
+/// statuses and latencies; a custom sink records nothing of its own).
+trait Instrument: Sized {
+    fn with_metrics(self, metrics: &Arc<EndpointMetrics>) -> Self;
+}
+
+impl Instrument for HttpSink {
+    fn with_metrics(self, metrics: &Arc<EndpointMetrics>) -> Self {
+        self.metrics(metrics.clone())
+    }
+}
+
+impl Instrument for BoxSink {
+    fn with_metrics(self, _: &Arc<EndpointMetrics>) -> Self {
+        self
+    }
 }
 
 impl EndpointBuilder {
@@ -648,8 +770,13 @@ impl EndpointBuilder {
         let err = |msg: String| ConfigError::new(format!("endpoint {name:?}: {msg}"));
         let redacted_url = redact_url(&self.url);
         let mut secrets = Secrets::default();
-        let parsed: http::Uri = self
-            .url
+        // A custom sink has a label, not a URL: the HTTP part is built for a placeholder, unused.
+        let url = if self.sink.is_some() {
+            "http://sink.invalid/"
+        } else {
+            self.url.as_str()
+        };
+        let parsed: http::Uri = url
             .parse()
             .map_err(|_| err(format!("invalid url {redacted_url:?}")))?;
         match parsed.scheme_str() {
@@ -821,6 +948,7 @@ impl EndpointBuilder {
             danger_accept_invalid_certs: self.danger_accept_invalid_certs,
             dead_letter: self.dead_letter,
             disabled: self.disabled,
+            sink: self.sink,
             #[cfg(feature = "https")]
             tls,
             has_client_cert: self.client_cert.is_some(),

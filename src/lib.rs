@@ -30,6 +30,10 @@ pub mod notifications;
 #[cfg_attr(docsrs, doc(cfg(feature = "signing")))]
 pub mod signing;
 
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub mod nats;
+
 pub use broadcast::Broadcast;
 pub use config::Config;
 pub use endpoint::{ConfigError, DeadLetter, Endpoint, EndpointHandle};

@@ -114,7 +114,29 @@ impl NotificationsBuilder {
     pub fn config(mut self, config: &NotificationsConfig) -> Result<Self, ConfigError> {
         self.include_references = config.events.include_references;
         self.endpoints.extend(config.endpoints()?);
-        Ok(self)
+        match &config.nats {
+            Some(nats) => self.nats(nats),
+            None => Ok(self),
+        }
+    }
+
+    /// Publishes every event to NATS JetStream too, through the endpoint
+    /// [`nats::publisher_endpoint`](https://docs.rs/registry-notify/latest/registry_notify/nats/fn.publisher_endpoint.html)
+    /// builds (queue → retry → publisher); see the `nats` module for the scale-out mode.
+    /// Without the `nats` feature this is an error.
+    pub fn nats(mut self, settings: &crate::config::NatsSettings) -> Result<Self, ConfigError> {
+        #[cfg(feature = "nats")]
+        {
+            self.endpoints.push(crate::nats::publisher_endpoint(settings)?);
+            Ok(self)
+        }
+        #[cfg(not(feature = "nats"))]
+        {
+            let _ = (&mut self, settings);
+            Err(ConfigError::new(
+                "notifications.nats needs the `nats` feature of registry-notify",
+            ))
+        }
     }
 
     /// Adds a sink of your own (a Kafka producer, a logger, a test probe) beside

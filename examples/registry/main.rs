@@ -161,6 +161,10 @@ fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
                 builder =
                     builder.endpoint(endpoint.with_dead_letter(move |dl| append_dead_letter(&file, dl)));
             }
+            if let Some(nats) = &n.nats {
+                // Scale-out: publish to NATS JetStream as well (needs the `nats` feature).
+                builder = builder.nats(nats)?;
+            }
             Some(builder.build()?)
         }
     };

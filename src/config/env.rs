@@ -28,6 +28,8 @@ impl Config {
     ///   `RETRY_MODE`, `QUEUE_CAPACITY`, …). A mapping value merges into its section.
     /// - `REGISTRY_NOTIFICATIONS_ENDPOINTS` (the whole list as YAML, Distribution 2.8 style),
     ///   `REGISTRY_NOTIFICATIONS_ENDPOINTS_<n>` (one endpoint), `REGISTRY_NOTIFICATIONS`.
+    /// - `REGISTRY_NOTIFICATIONS_NATS_<KEY>` (`URL`, `STREAM`, `QUEUE_PATH`, …) for the `nats`
+    ///   extension.
     /// - `REGISTRY_NOTIFICATIONS_EVENTCONFIG_INCLUDEREFERENCES` (Distribution's name, from the Go
     ///   field `EventConfig`; `…_EVENTS_…` is accepted too).
     /// - `REGISTRY_HTTP_ADDR`, `_HOST`, `_RELATIVEURLS`, `_PREFIX`; `REGISTRY_STORAGE` (YAML),
@@ -154,7 +156,12 @@ impl NotificationsConfig {
             ["eventconfig" | "events", rest @ ..] => {
                 self.events.apply(&nest(rest, value), &at.key("events"))?
             }
-            [key, ..] => return Err(unknown_key(&at, key, &["endpoints", "eventconfig"])),
+            ["nats", rest @ ..] => {
+                let mut nats = self.nats.take().unwrap_or_default();
+                nats.apply(&nest(rest, value), &at.key("nats"))?;
+                self.nats = Some(nats);
+            }
+            [key, ..] => return Err(unknown_key(&at, key, &["endpoints", "eventconfig", "nats"])),
             [] => {}
         }
         Ok(())

@@ -206,6 +206,7 @@
 mod duration;
 mod env;
 mod error;
+mod nats;
 mod notifications;
 mod value;
 
@@ -217,6 +218,7 @@ use serde_yaml::Value;
 
 pub use duration::{parse_go_duration, ParseDurationError};
 pub use error::ConfigError;
+pub use nats::{NatsSettings, SubjectBy};
 pub use notifications::{
     CaSource, EndpointConfig, EventsConfig, FilterSettings, IgnoreConfig, NotificationsConfig, QueueFsync,
     QueueOverflow, QueueSettings, RetryMode, RetrySettings, SigningSettings, TlsSettings,

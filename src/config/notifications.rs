@@ -46,6 +46,9 @@ pub struct NotificationsConfig {
     pub events: EventsConfig,
     /// `endpoints:` — the webhook endpoints, in file order (disabled ones included).
     pub endpoints: Vec<EndpointConfig>,
+    /// Extension `nats:` — publish to (registry) or deliver from (worker) NATS JetStream; see
+    /// [`NatsSettings`](super::NatsSettings).
+    pub nats: Option<super::NatsSettings>,
 }
 
 /// `notifications.events:`.
@@ -79,7 +82,7 @@ pub(crate) fn endpoint_path(index: usize, name: &str) -> Path {
 }
 
 impl NotificationsConfig {
-    const KEYS: &'static [&'static str] = &["events", "endpoints"];
+    const KEYS: &'static [&'static str] = &["events", "endpoints", "nats"];
 
     /// Reads the section (`None` for null); does not validate.
     pub(crate) fn read(v: &Value, at: &Path) -> Result<Option<Self>> {
@@ -100,12 +103,25 @@ impl NotificationsConfig {
                 self.endpoints = read_endpoints(v, &at.key(key))?;
                 Ok(())
             }
+            "nats" if v.is_null() => {
+                self.nats = None;
+                Ok(())
+            }
+            "nats" => {
+                let mut nats = self.nats.take().unwrap_or_default();
+                nats.apply(v, &at.key(key))?;
+                self.nats = Some(nats);
+                Ok(())
+            }
             _ => Err(unknown_key(at, key, Self::KEYS)),
         }
     }
 
     /// Checks every endpoint (see [`EndpointConfig::validate`]) and that endpoint names are unique.
     pub fn validate(&self) -> Result<()> {
+        if let Some(nats) = &self.nats {
+            nats.validate_at(&Path::new("notifications.nats"))?;
+        }
         for (i, ep) in self.endpoints.iter().enumerate() {
             let at = endpoint_path(i, &ep.name);
             ep.validate_at(&at)?;
@@ -1199,7 +1215,7 @@ pub(crate) fn check_url(url: &str) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
-fn percent_decode(s: &str) -> Vec<u8> {
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -1,0 +1,106 @@
+//! A NATS JetStream worker: delivers what registry replicas published to the endpoints of its
+//! config file (the scale-out mode of `registry_notify::nats`).
+//!
+//! ```text
+//! cargo run --features nats --example worker -- worker.yml
+//! ```
+//!
+//! `worker.yml` uses Distribution's `notifications` section, with our `nats` key saying where
+//! to consume from:
+//!
+//! ```yaml
+//! notifications:
+//!   nats:
+//!     url: nats://127.0.0.1:4222
+//!     consumer: registry-notify      # shared by every worker
+//!     ackwait: 30s
+//!   endpoints:
+//!     - name: audit
+//!       url: http://127.0.0.1:5055/events
+//!       timeout: 2s
+//! ```
+//!
+//! Run as many as you like; they share the consumer. SIGTERM or Ctrl-C stops pulling, lets the
+//! messages in flight finish (at most 10 s) and exits; what is left is redelivered by the
+//! server. Dead letters are appended as JSON lines to `dead-letters.jsonl` beside the config.
+
+use std::path::Path;
+use std::time::Duration;
+
+use registry_notify::config::Config;
+use registry_notify::nats::Worker;
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn append_dead_letter(file: &Path, dl: registry_notify::endpoint::DeadLetter) {
+    use std::io::Write;
+    let line = serde_json::json!({
+        "endpoint": dl.endpoint,
+        "reason": dl.reason,
+        "attempts": dl.attempts,
+        "events": dl.batch.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+    });
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [file] = args.as_slice() else {
+        eprintln!("usage: worker FILE   deliver from NATS JetStream as configured by FILE");
+        std::process::exit(2);
+    };
+    let path = Path::new(file);
+    let worker = Config::from_path(path).and_then(|config| {
+        let Some(n) = config.notifications else {
+            return Err(registry_notify::config::ConfigError::new(
+                "notifications: required (with nats and endpoints)",
+            ));
+        };
+        let dead_letters = path.with_file_name("dead-letters.jsonl");
+        let mut worker = Worker::new(n.nats.clone().ok_or_else(|| {
+            registry_notify::config::ConfigError::new("notifications.nats: required for a worker")
+        })?);
+        for endpoint in n.endpoints()? {
+            let file = dead_letters.clone();
+            worker = worker.endpoint(endpoint.with_dead_letter(move |dl| append_dead_letter(&file, dl)));
+        }
+        if n.enabled_endpoints().next().is_none() {
+            return Err(registry_notify::config::ConfigError::new(
+                "notifications.endpoints: a worker needs at least one enabled endpoint",
+            ));
+        }
+        Ok(worker)
+    });
+    let worker = match worker {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("{file}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let handle = worker.start();
+    eprintln!("worker started");
+    shutdown_signal().await;
+    let left = handle.shutdown(Duration::from_secs(10)).await;
+    eprintln!("worker stopped ({left} messages left for redelivery)");
+}
