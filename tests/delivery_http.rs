@@ -326,76 +326,14 @@ async fn retried_body_is_byte_identical() {
 }
 
 #[cfg(feature = "https")]
+#[path = "support/tls_receiver.rs"]
+mod tls_receiver;
+
+#[cfg(feature = "https")]
 mod tls {
     use super::*;
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    use tokio_rustls::rustls;
-    use tokio_rustls::TlsAcceptor;
 
-    struct TlsServer {
-        url: String,
-        ca_pem: String,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    impl Drop for TlsServer {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
-
-    /// An https receiver on 127.0.0.1 with a certificate issued by a fresh test CA.
-    async fn tls_server() -> TlsServer {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "registry-notify test CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf_params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-        leaf_params
-            .distinguished_name
-            .push(DnType::CommonName, "receiver");
-        let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(|_req| async {
-                        Ok::<_, std::convert::Infallible>(response(200))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        TlsServer {
-            url: format!("https://{addr}/events"),
-            ca_pem: ca.pem(),
-            task,
-        }
-    }
+    use tls_receiver::tls_server;
 
     #[tokio::test]
     async fn unknown_ca_is_rejected_by_default() {

@@ -4,6 +4,9 @@
 //! errors and `Debug`.
 
 mod support;
+#[cfg(feature = "https")]
+#[path = "support/tls_receiver.rs"]
+mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -175,6 +178,7 @@ async fn http_endpoint_through_a_forwarding_proxy_with_credentials() {
     }
 }
 
+#[cfg(feature = "https")]
 #[tokio::test]
 async fn https_endpoint_through_a_connect_tunnel() {
     let proxy = start_proxy().await;
@@ -192,7 +196,7 @@ async fn https_endpoint_through_a_connect_tunnel() {
             .await
             .unwrap();
     }
-    assert_eq!(*server.posts.lock().unwrap(), 3);
+    assert_eq!(server.requests(), 3);
     let seen = proxy.seen.lock().unwrap().clone();
     // One tunnel, kept alive for the three POSTs, which the proxy cannot read.
     assert_eq!(seen.len(), 1, "{seen:?}");
@@ -267,82 +271,4 @@ async fn proxy_none_goes_straight_and_bad_proxy_urls_are_config_errors() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("not supported"), "{err}");
-}
-
-mod tls {
-    use std::sync::{Arc, Mutex};
-
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    use tokio_rustls::rustls;
-    use tokio_rustls::TlsAcceptor;
-
-    pub struct TlsServer {
-        pub url: String,
-        pub ca_pem: String,
-        pub posts: Arc<Mutex<usize>>,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    impl Drop for TlsServer {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
-
-    /// An https receiver on 127.0.0.1 with a certificate issued by a fresh test CA.
-    pub async fn tls_server() -> TlsServer {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "proxy test CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-        leaf_params
-            .distinguished_name
-            .push(DnType::CommonName, "receiver");
-        let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let posts = Arc::new(Mutex::new(0));
-        let p = posts.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                let p = p.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |_req| {
-                        *p.lock().unwrap() += 1;
-                        async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        TlsServer {
-            url: format!("https://{addr}/events"),
-            ca_pem: ca.pem(),
-            posts,
-            task,
-        }
-    }
 }
