@@ -168,3 +168,67 @@ notifications:
         .unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+/// The main job (`cargo run --example registry`, no arguments): the registry from memory
+/// and a receiver beside it; a push arrives at the receiver over HTTP and is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_arguments_delivers_to_the_local_receiver() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let bin = example_binary();
+    assert!(
+        bin.is_file(),
+        "{} not built (cargo test builds examples)",
+        bin.display()
+    );
+    let mut child = tokio::process::Command::new(&bin)
+        .args(["--addr", "127.0.0.1:0", "--receiver", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = tokio::time::timeout(support::HANG_GUARD, async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("registry listening on http://") {
+                return rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        }
+        panic!("the registry exited before listening");
+    })
+    .await
+    .expect("registry did not start");
+
+    let digest = Http::new(addr).push_blob("demo/app", b"hello").await;
+
+    // stdout: the receiver's request line, then the envelope it got.
+    let printed = tokio::time::timeout(support::HANG_GUARD, async {
+        let mut text = String::new();
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            text.push_str(&line);
+            text.push('\n');
+            if line == "}" {
+                return text;
+            }
+        }
+        panic!("the registry exited: {text}");
+    })
+    .await
+    .expect("nothing received");
+    let (request_line, envelope) = printed.split_once('\n').unwrap();
+    assert_eq!(
+        request_line,
+        "receiver: POST /events (application/vnd.docker.distribution.events.v2+json)"
+    );
+    let envelope: registry_notify::Envelope = serde_json::from_str(envelope).unwrap();
+    assert_eq!(envelope.events.len(), 1);
+    let event = &envelope.events[0];
+    assert_eq!(event.action.to_string(), "push");
+    assert_eq!(event.target.repository, "demo/app");
+    assert_eq!(event.target.descriptor.digest, digest);
+    assert_eq!(event.target.descriptor.size, 5);
+    child.kill().await.unwrap();
+}

@@ -1,12 +1,15 @@
 //! A real OCI distribution-spec registry on axum, wrapped by the notification layer.
 //!
 //! ```text
-//! cargo run --example registry                          # 127.0.0.1:5000, in memory, prints every envelope
+//! cargo run --example registry                          # 127.0.0.1:5000 → receiver on 127.0.0.1:5055
 //! cargo run --example registry -- serve config.yml      # Distribution's own config format
 //! ```
 //!
-//! With no arguments the registry serves from memory on 127.0.0.1:5000 and
-//! prints each envelope it would send (`events.v2`), one per event, to stdout.
+//! With no arguments the registry serves from memory on 127.0.0.1:5000, and a webhook
+//! receiver started beside it on 127.0.0.1:5055 gets every event over HTTP (one
+//! `events.v2` envelope per POST, through the whole delivery stack: queue, retry, HTTP
+//! sink) and prints each envelope it receives to stdout. `--addr A` and `--receiver A`
+//! choose other addresses (`127.0.0.1:0` for any free port; both are printed on stderr).
 //! With `serve config.yml` it reads `http.addr`, `storage` (`filesystem.rootdirectory`
 //! or `inmemory`, `delete.enabled`) and `notifications` — endpoints with headers,
 //! timeout, threshold, backoff, ignore rules and our extension keys — and delivers to
@@ -23,15 +26,18 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, Request};
 use axum::routing::get;
 use registry_notify::config::{Config, StorageDriver};
+use registry_notify::endpoint::Endpoint;
 use registry_notify::layer::PeerAddr;
 use registry_notify::notifications::{Notifications, NotificationsHandle};
-use registry_notify::sink::{BoxError, BoxSink};
-use registry_notify::{Batch, Format, SourceRecord};
+use registry_notify::SourceRecord;
 use tower_http::trace::TraceLayer;
 
 fn usage() -> ! {
-    eprintln!("usage: registry              serve 127.0.0.1:5000 from memory, printing envelopes");
-    eprintln!("       registry serve FILE   serve as configured by a Distribution config file");
+    eprintln!("usage: registry [--addr A] [--receiver A]");
+    eprintln!("           serve from memory on A (127.0.0.1:5000), delivering to a receiver on");
+    eprintln!("           127.0.0.1:5055 started beside it, which prints what it receives");
+    eprintln!("       registry serve FILE");
+    eprintln!("           serve as configured by a Distribution config file");
     std::process::exit(2)
 }
 
@@ -44,18 +50,69 @@ fn listen_addr(addr: &str) -> String {
     }
 }
 
-/// The embedded default: a sink printing each event's envelope to stdout.
-fn stdout_sink() -> BoxSink {
-    BoxSink::new(tower::service_fn(|batch: Batch| {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        for event in batch.iter() {
-            let _ = out.write_all(&Format::EventsV2.encode(std::slice::from_ref(event)));
-            let _ = out.write_all(b"\n");
+/// The local webhook receiver of the no-argument mode: prints each envelope it receives
+/// (with the request line and content type) to stdout and answers 200.
+async fn start_local_receiver(addr: &str) -> std::io::Result<SocketAddr> {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                        use std::io::Write;
+                        let line = format!(
+                            "receiver: {} {} ({})",
+                            req.method(),
+                            req.uri(),
+                            req.headers()
+                                .get(http::header::CONTENT_TYPE)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("no content type")
+                        );
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "{line}");
+                        let _ = out.write_all(&body);
+                        let _ = writeln!(out);
+                        let _ = out.flush();
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(String::new()))
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
         }
-        let _ = out.flush();
-        async { Ok::<(), BoxError>(()) }
-    }))
+    });
+    Ok(bound)
+}
+
+/// The no-argument mode: in memory on `addr`, one endpoint delivering to a local receiver.
+async fn local_setup(addr: &str, receiver: &str) -> Result<Setup, Box<dyn std::error::Error>> {
+    // The registry's address is known before the layer is built only if it is fixed.
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let registry_addr = listener.local_addr()?;
+    let receiver_addr = start_local_receiver(receiver).await?;
+    eprintln!("receiver listening on http://{receiver_addr}/events");
+    let endpoint = Endpoint::builder("local", format!("http://{receiver_addr}/events"))
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let (layer, handle) = Notifications::builder()
+        .source(SourceRecord::local(&registry_addr.to_string()))
+        .endpoint(endpoint)
+        .build()?;
+    Ok(Setup {
+        addr: registry_addr.to_string(),
+        listener: Some(listener),
+        registry: oci::Registry::in_memory(oci::RegistryOptions { delete_enabled: true }),
+        notifications: Some((layer, handle)),
+    })
 }
 
 /// Endpoint metrics in Prometheus text format, with Distribution 3's names.
@@ -123,6 +180,8 @@ fn render_metrics(handle: &NotificationsHandle) -> String {
 
 struct Setup {
     addr: String,
+    /// Already bound (the no-argument mode binds first to learn a `:0` port).
+    listener: Option<tokio::net::TcpListener>,
     registry: oci::Registry,
     notifications: Option<(registry_notify::NotificationLayer, NotificationsHandle)>,
 }
@@ -170,6 +229,7 @@ fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
     };
     Ok(Setup {
         addr: config.http.addr.clone(),
+        listener: None,
         registry,
         notifications,
     })
@@ -211,23 +271,30 @@ async fn main() {
         .init();
 
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let setup = match args.as_slice() {
-        [] => {
-            let (layer, handle) = Notifications::builder()
-                .source(SourceRecord::local("127.0.0.1:5000"))
-                .sink(stdout_sink())
-                .build()
-                .expect("the embedded default is valid");
-            Setup {
-                addr: "127.0.0.1:5000".into(),
-                registry: oci::Registry::in_memory(oci::RegistryOptions { delete_enabled: true }),
-                notifications: Some((layer, handle)),
+    let setup = match args.first().map(String::as_str) {
+        None | Some("--addr" | "--receiver") => {
+            let mut addr = "127.0.0.1:5000".to_owned();
+            let mut receiver = "127.0.0.1:5055".to_owned();
+            let mut rest = args.iter();
+            while let Some(flag) = rest.next() {
+                match (flag.as_str(), rest.next()) {
+                    ("--addr", Some(v)) => addr = v.clone(),
+                    ("--receiver", Some(v)) => receiver = v.clone(),
+                    _ => usage(),
+                }
+            }
+            match local_setup(&addr, &receiver).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("registry on {addr}, receiver on {receiver}: {e}");
+                    std::process::exit(1);
+                }
             }
         }
-        [cmd, file] if cmd == "serve" => match from_config(Path::new(file)) {
+        Some("serve") if args.len() == 2 => match from_config(Path::new(&args[1])) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("{file}: {e}");
+                eprintln!("{}: {e}", args[1]);
                 std::process::exit(1);
             }
         },
@@ -261,12 +328,15 @@ async fn main() {
         .layer(TraceLayer::new_for_http());
 
     let addr = listen_addr(&setup.addr);
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("listen {addr}: {e}");
-            std::process::exit(1);
-        }
+    let listener = match setup.listener {
+        Some(l) => l,
+        None => match tokio::net::TcpListener::bind(&addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("listen {addr}: {e}");
+                std::process::exit(1);
+            }
+        },
     };
     eprintln!(
         "registry listening on http://{} ({})",
