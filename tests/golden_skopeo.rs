@@ -10,21 +10,23 @@
 #[allow(unreachable_pub)]
 #[path = "../examples/registry/oci/mod.rs"]
 mod oci;
+#[path = "support/skopeo.rs"]
+mod skopeo;
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use registry_notify::endpoint::Endpoint;
 use registry_notify::notifications::{Notifications, NotificationsHandle};
 use registry_notify::{Format, SourceRecord};
 use serde_json::Value;
+use skopeo::{build_image, sorted, CURL};
 use support::{Http, Receiver};
 
 const OCI_M: &str = "application/vnd.oci.image.manifest.v1+json";
 const ACCEPT_ALL: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
-const CURL: &str = "curl/7.88.1";
 
 struct Env {
     http: Http,
@@ -86,16 +88,7 @@ impl Env {
     }
 
     async fn skopeo(&self, args: &[&str]) {
-        let out = tokio::process::Command::new("skopeo")
-            .args(args)
-            .output()
-            .await
-            .expect("run skopeo");
-        assert!(
-            out.status.success(),
-            "skopeo {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        skopeo::skopeo(args).await;
     }
 
     async fn curl(
@@ -113,23 +106,6 @@ impl Env {
     fn oci(&self, dir: &str, tag: &str) -> String {
         format!("oci:{}:{tag}", self.work.join(dir).display())
     }
-}
-
-fn build_image(work: &Path, dir: &str, extra: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/build_image.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(work.join(dir))
-        .args(extra)
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn sorted(mut v: Vec<Value>) -> Vec<Value> {
-    v.sort_by_key(|e| e.to_string());
-    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

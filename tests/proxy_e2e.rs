@@ -23,18 +23,20 @@
 //! both streams (each endpoint delivers in order).
 
 mod proxy_support;
+#[path = "support/skopeo.rs"]
+mod skopeo;
 mod support;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
+use skopeo::{build_image, sorted, CURL};
 use support::{Http, Receiver};
 
 const OCI_M: &str = "application/vnd.oci.image.manifest.v1+json";
 const ACCEPT_ALL: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
-const CURL: &str = "curl/7.88.1";
 const LOOKUP_AGENT_PREFIX: &str = "registry-notify-proxy/";
 
 fn raw_events(r: &Receiver) -> Vec<Value> {
@@ -80,11 +82,6 @@ fn normalise(mut e: Value) -> Value {
     e
 }
 
-fn sorted(mut v: Vec<Value>) -> Vec<Value> {
-    v.sort_by_key(|e| e.to_string());
-    v
-}
-
 struct Env {
     http: Http,
     proxy: String,
@@ -104,18 +101,7 @@ struct Env {
 
 impl Env {
     async fn skopeo(&self, args: &[&str]) {
-        let out = tokio::time::timeout(
-            Duration::from_secs(120),
-            tokio::process::Command::new("skopeo").args(args).output(),
-        )
-        .await
-        .expect("skopeo hung")
-        .expect("run skopeo");
-        assert!(
-            out.status.success(),
-            "skopeo {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        skopeo::skopeo(args).await;
     }
 
     async fn curl(
@@ -209,18 +195,6 @@ impl Env {
         }
         a
     }
-}
-
-fn build_image(work: &Path, dir: &str, extra: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/build_image.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(work.join(dir))
-        .args(extra)
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn actions(events: &[Value]) -> Vec<String> {

@@ -1,0 +1,48 @@
+//! What the skopeo-driven end-to-end tests share: running skopeo, building test images
+//! with the golden capture's script, and comparing event lists without regard to order.
+//! Included with `#[path]` by `golden_skopeo.rs` and `proxy_e2e.rs`.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The user agent the golden capture's curl steps sent.
+pub const CURL: &str = "curl/7.88.1";
+
+/// Runs skopeo and fails the test with its stderr if it fails (or hangs for two minutes).
+pub async fn skopeo(args: &[&str]) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("skopeo").args(args).output(),
+    )
+    .await
+    .expect("skopeo hung")
+    .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds an OCI image layout in `work/dir` with `tests/fixtures/golden/build_image.py`
+/// and returns its description (digests and sizes).
+pub fn build_image(work: &Path, dir: &str, extra: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/build_image.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(work.join(dir))
+        .args(extra)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `v` in a canonical order, for comparing events whose order is not part of the contract.
+pub fn sorted(mut v: Vec<Value>) -> Vec<Value> {
+    v.sort_by_key(|e| e.to_string());
+    v
+}
