@@ -43,6 +43,10 @@
 //!
 //! Only `http://` upstreams are supported by this example.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{listen_addr, shutdown_signal};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -350,27 +354,6 @@ fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
         upstream,
         notifications,
     })
-}
-
-/// Binds like Distribution: `:5000` means every interface.
-fn listen_addr(addr: &str) -> String {
-    if addr.starts_with(':') {
-        format!("0.0.0.0{addr}")
-    } else {
-        addr.to_owned()
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 #[tokio::main]

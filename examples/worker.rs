@@ -24,36 +24,15 @@
 //! messages in flight finish (at most 10 s) and exits; what is left is redelivered by the
 //! server. Dead letters are appended as JSON lines to `dead-letters.jsonl` beside the config.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{append_dead_letter, shutdown_signal};
 use std::path::Path;
 use std::time::Duration;
 
 use registry_notify::config::Config;
 use registry_notify::nats::Worker;
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
-fn append_dead_letter(file: &Path, dl: registry_notify::endpoint::DeadLetter) {
-    use std::io::Write;
-    let line = serde_json::json!({
-        "endpoint": dl.endpoint,
-        "reason": dl.reason,
-        "attempts": dl.attempts,
-        "events": dl.batch.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-    });
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
-        let _ = writeln!(f, "{line}");
-    }
-}
 
 #[tokio::main]
 async fn main() {

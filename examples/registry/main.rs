@@ -19,6 +19,10 @@
 
 mod oci;
 
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::{append_dead_letter, listen_addr, shutdown_signal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,15 +43,6 @@ fn usage() -> ! {
     eprintln!("       registry serve FILE");
     eprintln!("           serve as configured by a Distribution config file");
     std::process::exit(2)
-}
-
-/// Binds like Distribution: `:5000` means every interface.
-fn listen_addr(addr: &str) -> String {
-    if addr.starts_with(':') {
-        format!("0.0.0.0{addr}")
-    } else {
-        addr.to_owned()
-    }
 }
 
 /// The local webhook receiver of the no-argument mode: prints each envelope it receives
@@ -233,31 +228,6 @@ fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
         registry,
         notifications,
     })
-}
-
-fn append_dead_letter(file: &Path, dl: registry_notify::endpoint::DeadLetter) {
-    use std::io::Write;
-    let line = serde_json::json!({
-        "endpoint": dl.endpoint,
-        "reason": dl.reason,
-        "attempts": dl.attempts,
-        "events": dl.batch.iter().collect::<Vec<_>>(),
-    });
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
-        let _ = writeln!(f, "{line}");
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 #[tokio::main]
