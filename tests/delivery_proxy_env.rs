@@ -69,7 +69,14 @@ async fn environment_proxy_with_no_proxy_and_loopback_exceptions() {
     let port = addr.port();
     // Edition 2021: setting variables is safe; this binary has no other test. Whatever the
     // machine's own proxy settings are (either case), only these count here.
-    for name in ["http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTPS_PROXY", "ALL_PROXY"] {
+    for name in [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ] {
         std::env::remove_var(name);
     }
     std::env::set_var("HTTP_PROXY", format!("http://erin:env-s3cret@{proxy}"));
