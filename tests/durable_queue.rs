@@ -3,6 +3,7 @@
 
 #[path = "support/delivery_sinks.rs"]
 mod sinks;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -534,4 +535,56 @@ async fn concurrent_pushes_while_delivering() {
         );
     }
     queue.handle().shutdown(Instant::now() + HANG_GUARD).await;
+}
+
+/// Another process holding the directory (util-linux `flock` on its `lock` file, as a second
+/// registry would) keeps it from being opened; once that process is gone, it opens, and while
+/// it is open here, no other process gets the lock.
+#[cfg(unix)]
+#[test]
+fn another_process_holding_the_directory_keeps_it_closed() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let Some(flock) = support::require_tool("flock") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lock_file = dir.path().join("lock");
+    let config = DurableConfig::new(dir.path());
+    let mut holder = std::process::Command::new(&flock)
+        .arg("-n")
+        .arg(&lock_file)
+        .args(["-c", "echo locked; exec sleep 120"])
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+
+    let err = DurableQueue::open(&config, &QueueConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("in use by another process"), "{err}");
+
+    // The holder and its shell go: the kernel releases the lock with them.
+    let group = format!("-{}", holder.id());
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .status();
+    let _ = holder.wait();
+    let queue = DurableQueue::open(&config, &QueueConfig::default()).unwrap();
+    let try_lock = || {
+        std::process::Command::new(&flock)
+            .arg("-n")
+            .arg(&lock_file)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(!try_lock(), "another process got the lock of an open queue");
+    drop(queue);
+    assert!(try_lock(), "the lock outlived the queue");
 }

@@ -32,6 +32,8 @@ pub(crate) const MAX_PAYLOAD: usize = 16 << 20;
 pub(crate) const SEGMENT_EXT: &str = "seg";
 /// File name of the ack file.
 pub(crate) const ACK_FILE: &str = "ack";
+/// The file a process holds an exclusive `flock` on while it has the queue open.
+pub(crate) const LOCK_FILE: &str = "lock";
 
 /// The file name of the segment whose first record has sequence number `first`.
 pub(crate) fn segment_name(first: u64) -> String {

@@ -40,6 +40,29 @@ fn open_dirs() -> &'static Mutex<HashSet<PathBuf>> {
     OPEN.get_or_init(Default::default)
 }
 
+/// Takes the exclusive lock of queue directory `dir`, or says which error kept it.
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(format::LOCK_FILE))?;
+    // Through the trait: `File::try_lock` of std (Rust 1.89+) would shadow it.
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => Ok(file),
+        Err(fs4::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "durable queue {} is in use by another process (it holds {})",
+                dir.display(),
+                dir.join(format::LOCK_FILE).display()
+            ),
+        )),
+        Err(fs4::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -227,14 +250,17 @@ pub struct DurableQueue {
     inner: Arc<Inner>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     canonical: PathBuf,
+    /// Holds the directory's exclusive lock against other processes until dropped.
+    _lock: File,
 }
 
 impl DurableQueue {
     /// Opens (or creates) the queue in `config`'s directory, bounded by `bounds` (events and
     /// overflow policy) and `config.max_bytes`, and starts its writer thread.
     ///
-    /// Fails if the directory cannot be created or read, if this process already has it open,
-    /// or if the configuration is invalid. Damage (a torn tail, a bad segment) is not an error:
+    /// Fails if the directory cannot be created or read, if this process or another one
+    /// already has it open (an exclusive `flock` on its `lock` file, released when the queue
+    /// is dropped or the process dies), or if the configuration is invalid. Damage (a torn tail, a bad segment) is not an error:
     /// it is cut off or skipped, logged and counted.
     pub fn open(config: &DurableConfig, bounds: &QueueConfig) -> io::Result<Self> {
         config
@@ -248,7 +274,7 @@ impl DurableQueue {
                 format!("durable queue {} is already open", config.path.display()),
             ));
         }
-        match Self::recover(config, bounds, &canonical) {
+        match lock_dir(&canonical).and_then(|dir_lock| Self::recover(config, bounds, &canonical, dir_lock)) {
             Ok(q) => Ok(q),
             Err(e) => {
                 lock(open_dirs()).remove(&canonical);
@@ -257,7 +283,7 @@ impl DurableQueue {
         }
     }
 
-    fn recover(config: &DurableConfig, bounds: &QueueConfig, dir: &Path) -> io::Result<Self> {
+    fn recover(config: &DurableConfig, bounds: &QueueConfig, dir: &Path, dir_lock: File) -> io::Result<Self> {
         let stats = Stats::default();
         let mut firsts: Vec<u64> = Vec::new();
         for entry in std::fs::read_dir(dir)? {
@@ -404,6 +430,7 @@ impl DurableQueue {
             inner,
             writer: Mutex::new(Some(thread)),
             canonical: dir.to_owned(),
+            _lock: dir_lock,
         })
     }
 

@@ -39,8 +39,10 @@
 //! - Graceful shutdown flushes and fsyncs, and returns at once: the backlog waits on disk for the
 //!   next start.
 //!
-//! One directory holds one queue: a process refuses to open a directory twice, and two processes
-//! must not share one.
+//! One directory holds one queue: a process refuses to open a directory twice, and a second
+//! process refuses one that another has open — the queue holds an exclusive `flock` on
+//! `DIR/lock`, which the kernel releases when the queue is dropped or its process dies
+//! (`kill -9` included), so a restarted registry opens it again at once.
 //!
 //! # Files
 //!
@@ -50,6 +52,7 @@
 //!     record  (16 + len)  len u32 | crc32(len ‖ seq ‖ payload) u32 | seq u64 | payload (the event's JSON)
 //! DIR/ack                        two 32-byte slots, written alternately: every event before `head`
 //!     slot    (32 bytes)  "RNQACK" 0x00 0x01 | counter u64 | head u64 | crc32 u32 | 0u32   was acknowledged
+//! DIR/lock                       empty; locked (flock, exclusive) while a process has the queue open
 //! ```
 //!
 //! Integers are little-endian. Records carry consecutive sequence numbers, so a segment holds the
