@@ -551,8 +551,10 @@ fn another_process_holding_the_directory_keeps_it_closed() {
     let dir = tempfile::tempdir().unwrap();
     let lock_file = dir.path().join("lock");
     let config = DurableConfig::new(dir.path());
+    // `-o`: only `flock` itself holds the lock (its command does not inherit it), so the
+    // lock is gone once that one process has exited and been waited for.
     let mut holder = std::process::Command::new(&flock)
-        .arg("-n")
+        .args(["-n", "-o"])
         .arg(&lock_file)
         .args(["-c", "echo locked; exec sleep 120"])
         .stdout(std::process::Stdio::piped())
