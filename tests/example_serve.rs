@@ -144,15 +144,27 @@ notifications:
         );
     }
 
-    let metrics = String::from_utf8(c.get("/metrics").await.body.to_vec()).unwrap();
-    for line in [
+    // The receiver has the last POST before the registry has its answer: the counters
+    // follow a moment later, so they are read until they agree (bounded by the hang guard).
+    let lines = [
         r#"registry_notifications_events_total{endpoint="first",type="Events"} 6"#,
         r#"registry_notifications_events_total{endpoint="second",type="Events"} 5"#,
         r#"registry_notifications_pending_total{endpoint="first"} 0"#,
         r#"registry_notifications_status_total{code="200 OK",endpoint="first"} 6"#,
-    ] {
-        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
-    }
+    ];
+    let deadline = tokio::time::Instant::now() + support::HANG_GUARD;
+    let metrics = loop {
+        let metrics = String::from_utf8(c.get("/metrics").await.body.to_vec()).unwrap();
+        if lines.iter().all(|line| metrics.contains(line)) {
+            break metrics;
+        }
+        let missing: Vec<_> = lines.iter().filter(|l| !metrics.contains(*l)).collect();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing:?} missing from\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(!metrics.contains("secret-token"));
 
     // SIGTERM: graceful shutdown, exit 0.
