@@ -104,19 +104,18 @@ impl Env {
     }
 
     fn oci(&self, dir: &str, tag: &str) -> String {
-        format!("oci:{}:{tag}", self.work.join(dir).display())
+        skopeo::oci(&self.work, dir, tag)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_and_curl_match_distribution_golden_events() {
-    if support::require_tool("skopeo").is_none() || support::require_tool("python3").is_none() {
+    let Some(scenario) = skopeo::scenario(&[]).await else {
         return;
-    }
+    };
     let golden: BTreeMap<String, Vec<Value>> =
         serde_json::from_str(include_str!("fixtures/golden/normalized-events.json")).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let work = tmp.path().to_path_buf();
+    let work = scenario.work();
     let img = build_image(&work, "img", &["--tag", "latest"]);
     build_image(&work, "img-index", &["--tag", "multi", "--index"]);
     build_image(&work, "img-refs", &["--variant", "3", "--tag", "latest"]);

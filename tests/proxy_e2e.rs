@@ -117,7 +117,7 @@ impl Env {
     }
 
     fn oci(&self, dir: &str, tag: &str) -> String {
-        format!("oci:{}:{tag}", self.work.join(dir).display())
+        skopeo::oci(&self.work, dir, tag)
     }
 
     fn docker(&self, reference: &str) -> String {
@@ -204,22 +204,12 @@ fn actions(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Serialises the tests that run skopeo.
-static SKOPEO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_events_equal_docker_registry_events() {
-    if support::require_tool("skopeo").is_none()
-        || support::require_tool("docker-registry").is_none()
-        || support::require_tool("python3").is_none()
-    {
+    let Some(scenario) = skopeo::scenario(&["docker-registry"]).await else {
         return;
-    }
-    // skopeo's blob-info cache (which decides mounts) is one file for the whole machine:
-    // one skopeo scenario at a time.
-    let _skopeo = SKOPEO.lock().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let work = tmp.path().to_path_buf();
+    };
+    let work = scenario.work();
     let img = build_image(&work, "img", &["--tag", "latest"]);
     build_image(&work, "img-index", &["--tag", "multi", "--index"]);
     let digest = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).unwrap().to_string();
@@ -606,17 +596,10 @@ const HTPASSWD: &str = "alice:$2b$04$9sUD9cZ8Ap8hRgtQCihjeefe19gvkTrzEYTGGVaA9R9
 /// the client's credentials, and both sides name the same actor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_registry_auth_challenges_pass_and_actors_match() {
-    if support::require_tool("skopeo").is_none()
-        || support::require_tool("docker-registry").is_none()
-        || support::require_tool("python3").is_none()
-    {
+    let Some(scenario) = skopeo::scenario(&["docker-registry"]).await else {
         return;
-    }
-    // skopeo's blob-info cache (which decides mounts) is one file for the whole machine:
-    // one skopeo scenario at a time.
-    let _skopeo = SKOPEO.lock().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let work = tmp.path().to_path_buf();
+    };
+    let work = scenario.work();
     let img = build_image(&work, "img", &["--variant", "5", "--tag", "latest"]);
     let m = img
         .pointer("/manifest/digest")

@@ -46,3 +46,37 @@ pub fn sorted(mut v: Vec<Value>) -> Vec<Value> {
     v.sort_by_key(|e| e.to_string());
     v
 }
+
+/// One skopeo scenario at a time in a test binary: skopeo's blob-info cache, which decides
+/// whether it mounts, is one file for the whole machine.
+static SCENARIO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What a skopeo scenario holds while it runs: the scenario lock and its work directory.
+pub struct Scenario {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+    dir: tempfile::TempDir,
+}
+
+impl Scenario {
+    /// Where the scenario builds its images.
+    pub fn work(&self) -> std::path::PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+/// Starts a scenario needing `tools` (besides skopeo and python3, always needed); `None`
+/// when one is missing (skipped loudly, or a failure under `REGISTRY_NOTIFY_REQUIRE_TOOLS`).
+pub async fn scenario(tools: &[&str]) -> Option<Scenario> {
+    for tool in ["skopeo", "python3"].iter().chain(tools) {
+        crate::support::require_tool(tool)?;
+    }
+    Some(Scenario {
+        _turn: SCENARIO.lock().await,
+        dir: tempfile::tempdir().unwrap(),
+    })
+}
+
+/// `oci:<work>/<dir>:<tag>`, an image layout made by [`build_image`].
+pub fn oci(work: &Path, dir: &str, tag: &str) -> String {
+    format!("oci:{}:{tag}", work.join(dir).display())
+}
