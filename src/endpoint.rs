@@ -167,6 +167,7 @@ pub struct Endpoint {
     pub(crate) timeout: Duration,
     pub(crate) format: Format,
     pub(crate) max_events: usize,
+    pub(crate) linger: Duration,
     pub(crate) retry: RetryConfig,
     pub(crate) filter: Filter,
     pub(crate) queue: QueueConfig,
@@ -200,6 +201,7 @@ impl Endpoint {
             timeout: Duration::from_secs(1),
             format: Format::default(),
             max_events: 1,
+            linger: crate::queue::DEFAULT_LINGER,
             retry: RetryConfig::default(),
             filter: Filter::default(),
             queue: QueueConfig::default(),
@@ -277,6 +279,12 @@ impl Endpoint {
     /// Events per envelope at most.
     pub fn max_events(&self) -> usize {
         self.max_events
+    }
+
+    /// How long a busy endpoint waits for a partly filled envelope
+    /// ([`EndpointBuilder::linger`]).
+    pub fn linger(&self) -> Duration {
+        self.linger
     }
 
     /// The filter rules.
@@ -450,6 +458,7 @@ impl Endpoint {
         };
         let queue = queue
             .max_events(self.max_events)
+            .linger(self.linger)
             .metrics(metrics.clone())
             .layer(retry.layer(inner));
         let queue_handle = queue.handle();
@@ -510,6 +519,7 @@ impl fmt::Debug for Endpoint {
             .field("timeout", &self.timeout)
             .field("format", &self.format)
             .field("max_events", &self.max_events)
+            .field("linger", &self.linger)
             .field("retry", &self.retry)
             .field("filter", &self.filter)
             .field("queue", &self.queue)
@@ -537,6 +547,7 @@ pub struct EndpointBuilder {
     timeout: Duration,
     format: Format,
     max_events: usize,
+    linger: Duration,
     retry: RetryConfig,
     filter: Filter,
     queue: QueueConfig,
@@ -596,6 +607,15 @@ impl EndpointBuilder {
     /// Events per envelope at most (default 1, like Distribution); must be > 0.
     pub fn max_events(mut self, max_events: usize) -> Self {
         self.max_events = max_events;
+        self
+    }
+
+    /// How long a busy endpoint waits for a partly filled envelope to fill (default
+    /// [`DEFAULT_LINGER`](crate::queue::DEFAULT_LINGER), 1 ms; zero never waits). It applies
+    /// only with `max_events` above 1, and only after an envelope of more than one event but
+    /// fewer than `max_events`: see [`QueueLayer::linger`](crate::queue::QueueLayer::linger).
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
         self
     }
 
@@ -939,6 +959,7 @@ impl EndpointBuilder {
             timeout: self.timeout,
             format: self.format,
             max_events: self.max_events,
+            linger: self.linger,
             retry: self.retry,
             filter: self.filter,
             queue: self.queue,
@@ -970,6 +991,7 @@ impl fmt::Debug for EndpointBuilder {
             .field("timeout", &self.timeout)
             .field("format", &self.format)
             .field("max_events", &self.max_events)
+            .field("linger", &self.linger)
             .field("client_cert", &self.client_cert.is_some())
             .field("signing_secrets", &self.signing_secrets.len())
             .field("proxy", &self.proxy)

@@ -168,6 +168,10 @@ fn full_distribution_config_with_every_section() {
     assert_eq!(b.format, Format::EventsV1);
     assert_eq!(b.max_events, 100);
     assert_eq!(
+        (b.linger, a.linger),
+        (Duration::from_millis(2), Duration::from_millis(1))
+    );
+    assert_eq!(
         (b.queue.capacity, b.queue.overflow),
         (50_000, QueueOverflow::DropNewest)
     );
@@ -361,6 +365,7 @@ fn wrong_types_huge_numbers_and_negative_durations_in_every_key() {
         "ignore",
         "format",
         "maxevents",
+        "linger",
         "queue",
         "retry",
         "filter",
@@ -459,6 +464,8 @@ fn wrong_types_huge_numbers_and_negative_durations_in_every_key() {
         "timeout: -1s\n      retry: {initial: -1s}",
         "threshold: 99999999999999999999999999999",
         "maxevents: 1e400",
+        "linger: -1ms",
+        "linger: soon",
         "headers: {Authorization: [[SECRET]]}",
         "retry: {multiplier: .nan}",
         "timeout: 2562048h",

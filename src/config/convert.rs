@@ -3,7 +3,7 @@
 //! Compiled out (`#[cfg(any())]` in `mod.rs`) until the endpoint, filter, queue and retry modules
 //! are merged; then remove that attribute. Assumptions about those modules (from the spec):
 //! - `Endpoint::builder(name, url)` with by-value setters `header(name, value)` (appends),
-//!   `timeout(Duration)`, `format(Format)`, `max_events(usize)`, `retry(RetryConfig)`,
+//!   `timeout(Duration)`, `format(Format)`, `max_events(usize)`, `linger(Duration)`, `retry(RetryConfig)`,
 //!   `filter(Filter)`, `queue(QueueConfig)`, `redirects_as_success(bool)`, `ca_pem(Vec<u8>)`,
 //!   `danger_accept_invalid_certs(bool)`, `disabled(bool)`, and
 //!   `build() -> Result<Endpoint, endpoint::ConfigError>` where that error implements `Display`.
@@ -46,6 +46,7 @@ impl EndpointConfig {
             .timeout(self.timeout)
             .format(self.format)
             .max_events(self.max_events)
+            .linger(self.linger)
             .retry(self.retry_config())
             .filter(self.filter_rules()?)
             .queue(QueueConfig {

@@ -108,6 +108,16 @@
 //! maxevents: 50
 //! ```
 //!
+//! **`linger`** — with `maxevents` above 1: how long a busy endpoint waits for a partly filled
+//! envelope to fill. Default `1ms`; `0` never waits. An idle endpoint (one event at a time)
+//! and one that is behind (full envelopes) never wait, so it only turns a stream of small
+//! envelopes into fewer, larger ones.
+//!
+//! ```yaml
+//! maxevents: 100
+//! linger: 2ms
+//! ```
+//!
 //! **`queue`** — the endpoint's in-memory queue is bounded (Distribution's grows without limit
 //! while an endpoint is down). `capacity` counts events (default 100000); `overflow` is
 //! `dropoldest` (default) or `dropnewest`.

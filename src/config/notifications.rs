@@ -208,6 +208,9 @@ pub struct EndpointConfig {
     pub format: Format,
     /// Extension `maxevents` — most events per envelope. Default 1 (Distribution never batches).
     pub max_events: usize,
+    /// Extension `linger` — with `maxevents` above 1, how long a busy endpoint waits for a
+    /// partly filled envelope to fill (default 1ms; `0` never waits).
+    pub linger: Duration,
     /// Extension `queue`.
     pub queue: QueueSettings,
     /// Extension `retry`.
@@ -794,6 +797,7 @@ impl Default for EndpointConfig {
             ignore: IgnoreConfig::default(),
             format: Format::EventsV2,
             max_events: 1,
+            linger: crate::queue::DEFAULT_LINGER,
             queue: QueueSettings::default(),
             retry: RetrySettings::default(),
             filter: FilterSettings::default(),
@@ -817,6 +821,7 @@ impl Section for EndpointConfig {
         "ignore",
         "format",
         "maxevents",
+        "linger",
         "queue",
         "retry",
         "filter",
@@ -856,6 +861,14 @@ impl Section for EndpointConfig {
             }
             "maxevents" if v.is_null() => self.max_events = 1,
             "maxevents" => self.max_events = unsigned(v, &p, usize::MAX as u64)? as usize,
+            "linger" if v.is_null() => self.linger = crate::queue::DEFAULT_LINGER,
+            "linger" => {
+                let ns = go_duration(v, &p)?;
+                if ns < 0 {
+                    return Err(ConfigError::field(p.as_str(), "must not be negative"));
+                }
+                self.linger = Duration::from_nanos(ns as u64);
+            }
             "queue" => self.queue.apply(v, &p)?,
             "retry" => self.retry.apply(v, &p)?,
             "filter" => self.filter.apply(v, &p)?,
@@ -1141,6 +1154,7 @@ impl fmt::Debug for EndpointConfig {
             .field("ignore", &self.ignore)
             .field("format", &self.format)
             .field("max_events", &self.max_events)
+            .field("linger", &self.linger)
             .field("queue", &self.queue)
             .field("retry", &self.retry)
             .field("filter", &self.filter)
