@@ -202,12 +202,12 @@ fn sample_event() -> Event {
             descriptor: Descriptor::new("application/vnd.oci.image.manifest.v1+json", DIGEST, 555),
             length: 555,
             repository: "library/test".into(),
-            url: format!("http://127.0.0.1:5000/v2/library/test/manifests/{DIGEST}"),
+            url: format!("http://127.0.0.1:5000/v2/library/test/manifests/{DIGEST}").into(),
             tag: "latest".into(),
             ..Target::default()
         },
     );
-    e.request.id = uuid::Uuid::now_v7().to_string();
+    e.request.id = uuid::Uuid::now_v7().to_string().into();
     e.request.addr = "127.0.0.1:40000".into();
     e.request.host = "127.0.0.1:5000".into();
     e.request.method = "GET".into();

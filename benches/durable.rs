@@ -25,12 +25,12 @@ fn event(i: usize) -> Event {
             descriptor: Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", &digest, 1234),
             length: 1234,
             repository: "library/bench".into(),
-            url: format!("http://127.0.0.1:5000/v2/library/bench/blobs/{digest}"),
+            url: format!("http://127.0.0.1:5000/v2/library/bench/blobs/{digest}").into(),
             ..Target::default()
         },
     );
     e.request = RequestRecord {
-        id: format!("0190f3c2-7d1e-7a4b-9c1d-{i:012}"),
+        id: format!("0190f3c2-7d1e-7a4b-9c1d-{i:012}").into(),
         addr: "127.0.0.1:40000".into(),
         host: "127.0.0.1:5000".into(),
         method: "PUT".into(),

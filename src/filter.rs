@@ -149,7 +149,11 @@ impl Filter {
 
     /// Whether `event` passes the filter.
     pub fn allows(&self, event: &Event) -> bool {
-        if self.media_types.contains(&event.target.descriptor.media_type) {
+        if self
+            .media_types
+            .iter()
+            .any(|m| *m == event.target.descriptor.media_type)
+        {
             return false;
         }
         if self.actions.contains(&event.action) {

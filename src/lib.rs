@@ -38,8 +38,8 @@ pub use broadcast::Broadcast;
 pub use config::Config;
 pub use endpoint::{ConfigError, DeadLetter, Endpoint, EndpointHandle};
 pub use event::{
-    Action, ActorRecord, Batch, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SourceRecord,
-    Target, Timestamp,
+    Action, ActorRecord, Batch, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SharedStr,
+    SourceRecord, Target, Timestamp,
 };
 pub use hint::{AuthenticatedUser, EventHint, RequestId};
 pub use layer::NotificationLayer;

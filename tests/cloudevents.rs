@@ -129,11 +129,11 @@ fn events() -> Vec<Event> {
         .enumerate()
     {
         let mut e = Event::new(action, Target::default());
-        e.id = format!("ce-{i}");
+        e.id = format!("ce-{i}").into();
         e.timestamp = Timestamp::from_unix(1_700_000_000 + i as i64, 123_456_789);
         e.target.repository = "library/alpine".into();
         e.target.descriptor.media_type = "application/vnd.oci.image.manifest.v1+json".into();
-        e.target.descriptor.digest = format!("sha256:{}", "ab".repeat(32));
+        e.target.descriptor.digest = format!("sha256:{}", "ab".repeat(32)).into();
         e.target.descriptor.size = 1234;
         if action == Action::Push {
             e.target.tag = "3.20".into();

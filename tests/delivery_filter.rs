@@ -17,7 +17,7 @@ use tower::{Layer, ServiceExt};
 
 fn test_event(action: Action, repository: &str, media_type: &str) -> Event {
     let mut e = Event::new(action, Target::default());
-    e.id = format!("{action}-{media_type}");
+    e.id = format!("{action}-{media_type}").into();
     e.target.repository = repository.into();
     e.target.descriptor.media_type = media_type.into();
     e
@@ -68,7 +68,7 @@ async fn test_ignored_sink() {
             .ignore_media_types(media_types.clone())
             .ignore_actions(actions.clone());
         let (got, filtered) = run(filter, &both).await;
-        let want: Vec<String> = expected.iter().map(|e| e.id.clone()).collect();
+        let want: Vec<String> = expected.iter().map(|e| e.id.to_string()).collect();
         assert_eq!(got, want, "mediatypes {media_types:?}, actions {actions:?}");
         assert_eq!(filtered as usize, 2 - want.len());
     }
@@ -109,7 +109,7 @@ async fn repository_globs() {
                     .unwrap()
                     .target
                     .repository
-                    .clone()
+                    .to_string()
             })
             .collect()
     };
@@ -118,7 +118,7 @@ async fn repository_globs() {
         .into_iter()
         .enumerate()
         .map(|(i, mut e)| {
-            e.id = format!("e{i}");
+            e.id = format!("e{i}").into();
             e
         })
         .collect();

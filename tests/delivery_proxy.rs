@@ -134,7 +134,7 @@ fn event(i: usize) -> Event {
             ..Target::default()
         },
     );
-    e.id = format!("event-{i}");
+    e.id = format!("event-{i}").into();
     e
 }
 
@@ -158,7 +158,12 @@ async fn http_endpoint_through_a_forwarding_proxy_with_credentials() {
             .await
             .unwrap();
     }
-    let ids: Vec<String> = receiver.wait_events(3).await.into_iter().map(|e| e.id).collect();
+    let ids: Vec<String> = receiver
+        .wait_events(3)
+        .await
+        .into_iter()
+        .map(|e| e.id.to_string())
+        .collect();
     assert_eq!(ids, ["event-0", "event-1", "event-2"]);
 
     let seen = proxy.seen.lock().unwrap().clone();

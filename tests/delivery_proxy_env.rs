@@ -104,7 +104,12 @@ async fn environment_proxy_with_no_proxy_and_loopback_exceptions() {
     };
     HttpSink::new(&proxied).oneshot(event("via-proxy")).await.unwrap();
     HttpSink::new(&local).oneshot(event("direct")).await.unwrap();
-    let ids: Vec<String> = receiver.wait_events(2).await.into_iter().map(|e| e.id).collect();
+    let ids: Vec<String> = receiver
+        .wait_events(2)
+        .await
+        .into_iter()
+        .map(|e| e.id.to_string())
+        .collect();
     assert_eq!(ids, ["via-proxy", "direct"]);
     assert_eq!(
         *seen.lock().unwrap(),

@@ -181,9 +181,9 @@ async fn no_event_acknowledged_to_a_client_is_lost_to_sigkill() {
             for e in r.events() {
                 if e.action == Action::Push {
                     by_digest
-                        .entry(e.target.descriptor.digest.clone())
+                        .entry(e.target.descriptor.digest.to_string())
                         .or_default()
-                        .insert(e.id);
+                        .insert(e.id.to_string());
                 }
             }
         }

@@ -39,12 +39,12 @@ fn event(i: usize) -> Event {
             descriptor: Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", &digest, 1234),
             length: 1234,
             repository: "library/memory-test".into(),
-            url: format!("http://127.0.0.1:5000/v2/library/memory-test/blobs/{digest}"),
+            url: format!("http://127.0.0.1:5000/v2/library/memory-test/blobs/{digest}").into(),
             ..Target::default()
         },
     );
     e.request = RequestRecord {
-        id: uuid_like(i),
+        id: uuid_like(i).into(),
         addr: "127.0.0.1:40000".into(),
         host: "127.0.0.1:5000".into(),
         method: "PUT".into(),

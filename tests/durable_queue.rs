@@ -41,13 +41,13 @@ fn sized(from: usize, to: usize) -> Vec<Event> {
     let mut v = events(from, to);
     for e in &mut v {
         e.timestamp = "2026-01-02T03:04:05.123456789Z".parse().unwrap();
-        e.id = format!("event-{:06}", e.id["event-".len()..].parse::<usize>().unwrap());
+        e.id = format!("event-{:06}", e.id["event-".len()..].parse::<usize>().unwrap()).into();
     }
     v
 }
 
 fn id_list(batch: &Batch) -> Vec<String> {
-    batch.iter().map(|e| e.id.clone()).collect()
+    batch.iter().map(|e| e.id.to_string()).collect()
 }
 
 /// Takes and acks everything queued, in order.
@@ -249,7 +249,7 @@ async fn capacity_overflow_matches_the_memory_queue() {
             dropped += q.push(Batch::from(e)).unwrap();
         }
         assert_eq!((dropped, q.len()), (15, 5), "{overflow:?}");
-        let got: Vec<String> = drain(&q).await.into_iter().map(|e| e.id).collect();
+        let got: Vec<String> = drain(&q).await.into_iter().map(|e| e.id.to_string()).collect();
         assert_eq!(got, want, "{overflow:?}");
         assert_eq!(q.stats().overflow_dropped, 15);
     }
@@ -282,12 +282,12 @@ async fn maxbytes_bounds_the_disk() {
             "{overflow:?}: {} on disk",
             disk_bytes(dir.path())
         );
-        let got: Vec<String> = drain(&q).await.into_iter().map(|e| e.id).collect();
+        let got: Vec<String> = drain(&q).await.into_iter().map(|e| e.id.to_string()).collect();
         let (from, to) = match overflow {
             Overflow::DropOldest => (n - got.len(), n),
             _ => (0, got.len()),
         };
-        let want: Vec<String> = sized(from, to).into_iter().map(|e| e.id).collect();
+        let want: Vec<String> = sized(from, to).into_iter().map(|e| e.id.to_string()).collect();
         assert_eq!(got, want, "{overflow:?}: a contiguous run, in order");
     }
 }
@@ -334,7 +334,7 @@ async fn a_truncated_tail_is_cut_off_and_counted() {
     assert_eq!((stats.corrupt_tails, q.len()), (1, 9));
     assert!(stats.corrupt_bytes > 0);
     q.push(Batch::from(events(10, 12))).unwrap();
-    let got: Vec<String> = drain(&q).await.into_iter().map(|e| e.id).collect();
+    let got: Vec<String> = drain(&q).await.into_iter().map(|e| e.id.to_string()).collect();
     let mut want = ids(0, 9);
     want.extend(ids(10, 12));
     assert_eq!(got, want);
@@ -414,7 +414,7 @@ async fn damaged_headers_and_ack_file_do_not_stop_the_queue() {
     let q = open(dir.path());
     assert_eq!(q.len(), 4);
     q.push(Batch::from(events(4, 6))).unwrap();
-    let got: Vec<String> = drain(&q).await.into_iter().map(|e| e.id).collect();
+    let got: Vec<String> = drain(&q).await.into_iter().map(|e| e.id.to_string()).collect();
     assert_eq!(got, ids(0, 6));
 }
 
@@ -479,7 +479,7 @@ async fn shutdown_is_prompt_and_the_backlog_waits_on_disk() {
     })
     .await
     .expect("queue released");
-    let got: Vec<String> = drain(&q).await.into_iter().map(|e| e.id).collect();
+    let got: Vec<String> = drain(&q).await.into_iter().map(|e| e.id.to_string()).collect();
     assert_eq!(got, ids(100, 150));
 }
 

@@ -16,8 +16,8 @@ use tower::ServiceExt;
 
 fn event(i: usize, repository: &str) -> Event {
     let mut e = Event::new(Action::Push, Target::default());
-    e.target.repository = repository.to_owned();
-    e.target.tag = format!("t{i}");
+    e.target.repository = repository.to_owned().into();
+    e.target.tag = format!("t{i}").into();
     e.request.method = "PUT".into();
     e
 }
@@ -93,11 +93,16 @@ async fn nothing_is_lost_while_nats_is_down_or_restarting() {
                 _ => "registry.notifications.team.my~2Eapp",
             };
             assert_eq!(subject, want);
-            by_id.entry(e.id.clone()).or_default().insert(format!("{e:?}"));
+            by_id
+                .entry(e.id.to_string())
+                .or_default()
+                .insert(format!("{e:?}"));
         }
     }
     for e in &sent {
-        let copies = by_id.get(&e.id).unwrap_or_else(|| panic!("event {} lost", e.id));
+        let copies = by_id
+            .get(e.id.as_str())
+            .unwrap_or_else(|| panic!("event {} lost", e.id));
         assert_eq!(copies.len(), 1, "same id, same content");
         assert!(copies.contains(&format!("{e:?}")), "content round-trips");
     }

@@ -139,11 +139,11 @@ fn received(rx: &receiver::Receiver) -> (BTreeMap<String, BTreeSet<String>>, BTr
         for e in r.events() {
             if e.action == Action::Push {
                 by_digest
-                    .entry(e.target.descriptor.digest.clone())
+                    .entry(e.target.descriptor.digest.to_string())
                     .or_default()
-                    .insert(e.id.clone());
+                    .insert(e.id.to_string());
             }
-            by_id.entry(e.id.clone()).or_default().push(e);
+            by_id.entry(e.id.to_string()).or_default().push(e);
         }
     }
     (by_digest, by_id)

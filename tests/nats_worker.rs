@@ -22,7 +22,7 @@ use registry_notify::{Action, Batch, Event, Target};
 
 fn event(i: usize) -> Event {
     let mut e = Event::new(Action::Push, Target::default());
-    e.target.repository = format!("repo/{i}");
+    e.target.repository = format!("repo/{i}").into();
     e
 }
 
@@ -136,7 +136,11 @@ async fn dead_letters_are_acknowledged_after_every_endpoint_is_done() {
     let worker = Worker::new(settings.clone())
         .endpoint(
             Endpoint::builder("refusing", refusing.url())
-                .dead_letter(move |dl| l.lock().unwrap().extend(dl.batch.iter().map(|e| e.id.clone())))
+                .dead_letter(move |dl| {
+                    l.lock()
+                        .unwrap()
+                        .extend(dl.batch.iter().map(|e| e.id.to_string()))
+                })
                 .build()
                 .unwrap(),
         )

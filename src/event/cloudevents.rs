@@ -109,7 +109,7 @@ fn subject(e: &Event) -> Option<String> {
     } else if !t.descriptor.digest.is_empty() {
         format!("{}@{}", t.repository, t.descriptor.digest)
     } else {
-        t.repository.clone()
+        t.repository.to_string()
     })
 }
 
@@ -143,7 +143,7 @@ mod tests {
         assert_eq!(v["data"]["id"], "id-1");
 
         let mut e = push();
-        e.target.tag.clear();
+        e.target.tag = Default::default();
         e.source.addr = "host with space".into();
         let mut out = Vec::new();
         encode_into(&[e.clone(), e], true, &mut out);

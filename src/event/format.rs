@@ -482,7 +482,7 @@ mod tests {
     /// Distribution's `TestEventEnvelopeJSONFormat`, for both versions.
     fn fixture_events(first_media_type: &str) -> Vec<Event> {
         let proto = |i: usize, media_type: &str, digest: &str, size: i64| Event {
-            id: format!("asdf-asdf-asdf-asdf-{i}"),
+            id: format!("asdf-asdf-asdf-asdf-{i}").into(),
             timestamp: "2006-01-02T15:04:05Z".parse().unwrap(),
             action: Action::Push,
             target: Target {
@@ -504,7 +504,7 @@ mod tests {
             },
             source: SourceRecord {
                 addr: "hostname.local:port".into(),
-                instance_id: String::new(),
+                instance_id: Default::default(),
             },
         };
         let layer = "application/vnd.docker.container.image.rootfs.diff+x-gtar";
@@ -561,7 +561,7 @@ mod tests {
     fn writer_matches_serde() {
         let mut events = fixture_events("application/vnd.oci.image.manifest.v1+json");
         let mut odd = events[0].clone();
-        odd.id = String::new();
+        odd.id = Default::default();
         odd.target.descriptor = Descriptor::new("", "", 0);
         odd.target.length = 0;
         odd.target.tag = "v1<2>&\"q\"\\\n\t\u{1}\u{8}\u{c}\u{7f}é€\u{2028}\u{2029}".into();

@@ -7,13 +7,16 @@
 pub mod cloudevents;
 mod format;
 mod model;
+mod shared_str;
 mod timestamp;
 mod writer;
 
 pub use format::{Format, EVENTS_V1_MEDIA_TYPE, EVENTS_V2_MEDIA_TYPE};
-pub(crate) use model::new_id;
+pub(crate) use model::write_new_id;
 pub use model::{
     instance_id, Action, ActorRecord, Batch, Descriptor, Envelope, Event, Platform, RequestRecord,
     SourceRecord, Target,
 };
+pub use shared_str::SharedStr;
+pub(crate) use shared_str::{build as build_strings, Frozen, Span, StrBuf};
 pub use timestamp::{ParseTimestampError, Timestamp};

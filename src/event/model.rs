@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
+use super::{SharedStr, Timestamp};
 
 /// What happened to the target: Distribution's four actions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,10 +81,10 @@ pub struct Platform {
 pub struct Descriptor {
     /// Media type of the content.
     #[serde(default)]
-    pub media_type: String,
+    pub media_type: SharedStr,
     /// Content digest, e.g. `sha256:…`.
     #[serde(default)]
-    pub digest: String,
+    pub digest: SharedStr,
     /// Size in bytes.
     #[serde(default)]
     pub size: i64,
@@ -107,7 +107,7 @@ pub struct Descriptor {
 
 impl Descriptor {
     /// A descriptor with the three fields every event uses.
-    pub fn new(media_type: impl Into<String>, digest: impl Into<String>, size: i64) -> Self {
+    pub fn new(media_type: impl Into<SharedStr>, digest: impl Into<SharedStr>, size: i64) -> Self {
         Self {
             media_type: media_type.into(),
             digest: digest.into(),
@@ -129,16 +129,16 @@ pub struct Target {
     pub length: i64,
     /// Repository name, e.g. `library/alpine`.
     #[serde(default)]
-    pub repository: String,
+    pub repository: SharedStr,
     /// Source repository of a `mount`.
     #[serde(default)]
-    pub from_repository: String,
+    pub from_repository: SharedStr,
     /// Digest URL of the manifest or blob.
     #[serde(default)]
-    pub url: String,
+    pub url: SharedStr,
     /// Tag, when the request addressed one.
     #[serde(default)]
-    pub tag: String,
+    pub tag: SharedStr,
     /// Descriptors the manifest references (with `events.includereferences`).
     #[serde(default)]
     pub references: Vec<Descriptor>,
@@ -149,38 +149,38 @@ pub struct Target {
 pub struct RequestRecord {
     /// Request id: all events of one request share it.
     #[serde(default)]
-    pub id: String,
+    pub id: SharedStr,
     /// Client address: `X-Forwarded-For`, `X-Real-Ip` or the peer `ip:port`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub addr: String,
+    #[serde(default, skip_serializing_if = "SharedStr::is_empty")]
+    pub addr: SharedStr,
     /// The `Host` the client asked for.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub host: String,
+    #[serde(default, skip_serializing_if = "SharedStr::is_empty")]
+    pub host: SharedStr,
     /// HTTP method, e.g. `HEAD` for a HEAD pull.
     #[serde(default)]
-    pub method: String,
+    pub method: SharedStr,
     /// The client's `User-Agent`.
     #[serde(default)]
-    pub useragent: String,
+    pub useragent: SharedStr,
 }
 
 /// Who made the request (Distribution's `ActorRecord`); `{}` when anonymous.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActorRecord {
     /// The authenticated user name.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub name: String,
+    #[serde(default, skip_serializing_if = "SharedStr::is_empty")]
+    pub name: SharedStr,
 }
 
 /// Which registry instance produced the event (Distribution's `SourceRecord`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRecord {
     /// `hostname:port` of the registry.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub addr: String,
+    #[serde(default, skip_serializing_if = "SharedStr::is_empty")]
+    pub addr: SharedStr,
     /// A UUID that changes each time the process starts.
-    #[serde(rename = "instanceID", default, skip_serializing_if = "String::is_empty")]
-    pub instance_id: String,
+    #[serde(rename = "instanceID", default, skip_serializing_if = "SharedStr::is_empty")]
+    pub instance_id: SharedStr,
 }
 
 /// One registry notification event.
@@ -193,7 +193,7 @@ pub struct SourceRecord {
 pub struct Event {
     /// Unique id of the event; the same on every delivery attempt.
     #[serde(default)]
-    pub id: String,
+    pub id: SharedStr,
     /// When the event was created.
     pub timestamp: Timestamp,
     /// What happened.
@@ -216,7 +216,7 @@ impl Event {
     /// A new event with a fresh UUIDv7 id and the current time.
     pub fn new(action: Action, target: Target) -> Self {
         Self {
-            id: new_id(),
+            id: new_id().into(),
             timestamp: Timestamp::now(),
             action,
             target,
@@ -313,8 +313,8 @@ impl SourceRecord {
             _ => listen_addr.to_owned(),
         };
         Self {
-            addr,
-            instance_id: instance_id().to_owned(),
+            addr: addr.into(),
+            instance_id: instance_id_shared(),
         }
     }
 }
@@ -323,6 +323,13 @@ impl SourceRecord {
 /// `Uuid::now_v7`'s (a 12-bit sub-millisecond sequence, as Go's `uuid.NewV7`), with
 /// its random bits from the thread's generator rather than a system call per id.
 pub(crate) fn new_id() -> String {
+    let mut id = String::with_capacity(uuid::fmt::Hyphenated::LENGTH);
+    write_new_id(&mut id);
+    id
+}
+
+/// Appends a fresh id (see [`new_id`]) to `out`.
+pub(crate) fn write_new_id(out: &mut String) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{SystemTime, UNIX_EPOCH};
     // Milliseconds since the epoch (48 bits) and the sequence (12 bits), as one number.
@@ -347,13 +354,18 @@ pub(crate) fn new_id() -> String {
     let low = (rand::random::<u64>() >> 2) | 0x8000_0000_0000_0000;
     let uuid = uuid::Uuid::from_u64_pair(high, low);
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid.hyphenated().encode_lower(&mut buf).to_owned()
+    out.push_str(uuid.hyphenated().encode_lower(&mut buf));
 }
 
 /// The per-process instance id (`source.instanceID`).
 pub fn instance_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// The per-process instance id as a static [`SharedStr`] (no reference count to share).
+pub(crate) fn instance_id_shared() -> SharedStr {
+    SharedStr::from_static(instance_id())
 }
 
 #[cfg(test)]

@@ -321,7 +321,7 @@ mod tests {
                 length: 1 << 40,
                 repository: "a/b".into(),
                 from_repository: "c/d".into(),
-                url: format!("http://registry.example.com:5000/v2/a/b/manifests/{digest}"),
+                url: format!("http://registry.example.com:5000/v2/a/b/manifests/{digest}").into(),
                 tag: "latest".into(),
                 ..Target::default()
             },

@@ -3,8 +3,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use http::header::HeaderName;
-use http::{Extensions, HeaderMap};
+use http::Extensions;
+#[cfg(test)]
+use http::HeaderMap;
 
 /// The peer address of the connection, for `request.addr`.
 ///
@@ -111,46 +112,59 @@ pub(crate) fn peer_addr(ext: &Extensions) -> Option<SocketAddr> {
 
 /// Distribution's `RemoteAddr`: the first `X-Forwarded-For` entry if it is an
 /// IP, else `X-Real-Ip` if it is an IP, else the peer `ip:port`.
+#[cfg(test)]
 pub(crate) fn remote_addr(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
     trusted: Option<&TrustedProxies>,
 ) -> String {
+    let mut s = String::new();
+    let headers = super::derive::RequestHeaders::scan(headers);
+    write_remote_addr(&mut s, &headers, peer, trusted);
+    s
+}
+
+/// Appends the client's address (Distribution's `RemoteAddr`) to `out`.
+pub(crate) fn write_remote_addr(
+    out: &mut String,
+    headers: &super::derive::RequestHeaders<'_>,
+    peer: Option<SocketAddr>,
+    trusted: Option<&TrustedProxies>,
+) {
+    use std::fmt::Write;
     let trust_headers = match (trusted, peer) {
         (None, _) => true,
         (Some(t), Some(p)) => t.contains(p.ip()),
         (Some(_), None) => false,
     };
     if trust_headers {
-        let header_ip = |name: HeaderName, first: bool| -> Option<String> {
-            let v = headers.get(name)?.to_str().ok()?;
+        let header_ip = |value: Option<&http::HeaderValue>, first: bool| -> Option<IpAddr> {
+            let v = value?.to_str().ok()?;
             let v = if first { v.split(',').next()? } else { v };
-            let ip: IpAddr = v.trim().parse().ok()?;
-            Some(ip.to_string())
+            v.trim().parse().ok()
         };
-        if let Some(ip) = header_ip(X_FORWARDED_FOR, true) {
-            return ip;
-        }
-        if let Some(ip) = header_ip(X_REAL_IP, false) {
-            return ip;
+        let forwarded_for = header_ip(headers.x_forwarded_for, true);
+        if let Some(ip) = forwarded_for.or_else(|| header_ip(headers.x_real_ip, false)) {
+            let _ = write!(out, "{ip}");
+            return;
         }
     }
     match peer {
         Some(SocketAddr::V4(v4)) => {
             // `a.b.c.d:port` without the formatting machinery: this runs per request.
-            let mut s = String::with_capacity(21);
             for (i, octet) in v4.ip().octets().into_iter().enumerate() {
                 if i > 0 {
-                    s.push('.');
+                    out.push('.');
                 }
-                push_decimal(&mut s, u32::from(octet));
+                push_decimal(out, u32::from(octet));
             }
-            s.push(':');
-            push_decimal(&mut s, u32::from(v4.port()));
-            s
+            out.push(':');
+            push_decimal(out, u32::from(v4.port()));
         }
-        Some(p) => p.to_string(),
-        None => String::new(),
+        Some(p) => {
+            let _ = write!(out, "{p}");
+        }
+        None => {}
     }
 }
 
@@ -168,9 +182,6 @@ fn push_decimal(s: &mut String, mut n: u32) {
     // ASCII digits.
     s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 #[cfg(test)]
 mod tests {

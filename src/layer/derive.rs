@@ -1,71 +1,99 @@
 //! From a request and its response to Distribution's events.
 
-use http::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
-};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use http::uri::Scheme;
 use http::{Method, Request, StatusCode};
 
-use super::addr::{peer_addr, remote_addr};
+use std::borrow::Cow;
+
+use super::addr::{peer_addr, write_remote_addr};
 use super::route::{self, Parsed, Reference, Route};
 use super::Shared;
-use crate::event::{Action, ActorRecord, Descriptor, Event, RequestRecord, Target, Timestamp};
+use crate::event::{
+    build_strings, write_new_id, Action, ActorRecord, Descriptor, Event, Frozen, RequestRecord, SharedStr,
+    Span, StrBuf, Target, Timestamp,
+};
 use crate::hint::{AuthenticatedUser, EventHint, RequestId};
 
 /// Blob events always carry this media type in Distribution.
 pub(crate) const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
 const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Which request, as far as events are concerned.
+/// Which request, as far as events are concerned. Its strings are slices of the
+/// request's shared buffer (`S` = [`SharedStr`]), or borrowed while it is built.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub(crate) enum Kind<S = SharedStr> {
     ManifestPull {
-        tag: Option<String>,
-        digest: Option<String>,
+        tag: Option<S>,
+        digest: Option<S>,
     },
     ManifestPush {
-        tag: Option<String>,
-        digest: Option<String>,
+        tag: Option<S>,
+        digest: Option<S>,
     },
     ManifestDelete {
-        digest: String,
+        digest: S,
     },
     TagDelete {
-        tag: String,
+        tag: S,
     },
     BlobPull {
-        digest: String,
+        digest: S,
     },
     BlobDelete {
-        digest: String,
+        digest: S,
     },
     /// POST to `uploads/`: a mount (`mount` + `from`) or a monolithic upload (`digest`).
     UploadStart {
-        mount: Option<(String, String)>,
-        digest: Option<String>,
+        mount: Option<(S, S)>,
+        digest: Option<S>,
     },
     /// PUT to an upload session: the blob is committed.
     UploadCommit {
-        digest: Option<String>,
+        digest: Option<S>,
     },
     /// PATCH to an upload session: no event; its progress is remembered
     /// (only with a lookup service, see [`Memo`](super::memo::Memo)).
     UploadChunk,
 }
 
+impl<S> Kind<S> {
+    /// The same kind with every string converted by `f`.
+    fn map<T>(self, mut f: impl FnMut(S) -> T) -> Kind<T> {
+        match self {
+            Kind::ManifestPull { tag, digest } => Kind::ManifestPull {
+                tag: tag.map(&mut f),
+                digest: digest.map(&mut f),
+            },
+            Kind::ManifestPush { tag, digest } => Kind::ManifestPush {
+                tag: tag.map(&mut f),
+                digest: digest.map(&mut f),
+            },
+            Kind::ManifestDelete { digest } => Kind::ManifestDelete { digest: f(digest) },
+            Kind::TagDelete { tag } => Kind::TagDelete { tag: f(tag) },
+            Kind::BlobPull { digest } => Kind::BlobPull { digest: f(digest) },
+            Kind::BlobDelete { digest } => Kind::BlobDelete { digest: f(digest) },
+            Kind::UploadStart { mount, digest } => Kind::UploadStart {
+                mount: mount.map(|(m, from)| (f(m), f(from))),
+                digest: digest.map(&mut f),
+            },
+            Kind::UploadCommit { digest } => Kind::UploadCommit {
+                digest: digest.map(&mut f),
+            },
+            Kind::UploadChunk => Kind::UploadChunk,
+        }
+    }
+}
+
 /// What the layer keeps of a request until its response arrives.
 ///
-/// Built once per registry request, so it owns only what the events need anyway
-/// (the strings of `request`, `actor`, the repository name) and moves them into the
-/// event when nothing else will read them.
+/// Built once per registry request: the strings the events need (those of `request`,
+/// `actor`, the repository name, the tag or digest of the path) are slices of **one**
+/// buffer, allocated once and shared by the request's events.
 #[derive(Clone, Debug)]
 pub(crate) struct Pending {
     pub(crate) kind: Kind,
-    pub(crate) name: String,
+    pub(crate) name: SharedStr,
     pub(crate) prefix: String,
     pub(crate) method: Method,
     /// The request URI's scheme (absolute-form requests), if any.
@@ -74,7 +102,7 @@ pub(crate) struct Pending {
     forwarded_base: Option<String>,
     pub(crate) request: RequestRecord,
     pub(crate) actor: ActorRecord,
-    pub(crate) req_content_type: Option<String>,
+    pub(crate) req_content_type: Option<SharedStr>,
     pub(crate) req_content_length: Option<i64>,
     /// The request body's length: `Content-Length`, or 0 for an HTTP/1 request
     /// without `Content-Length` and `Transfer-Encoding`.
@@ -126,10 +154,61 @@ fn header_i64(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<i6
         .filter(|n| *n >= 0)
 }
 
+/// The request headers the layer reads, found in one pass over the map (each the first
+/// value of its name, as `HeaderMap::get` gives): cheaper than a hashed lookup per name.
+#[derive(Default)]
+pub(crate) struct RequestHeaders<'a> {
+    host: Option<&'a HeaderValue>,
+    user_agent: Option<&'a HeaderValue>,
+    authorization: Option<&'a HeaderValue>,
+    content_type: Option<&'a HeaderValue>,
+    content_length: Option<&'a HeaderValue>,
+    transfer_encoding: Option<&'a HeaderValue>,
+    x_request_id: Option<&'a HeaderValue>,
+    forwarded: Option<&'a HeaderValue>,
+    x_forwarded_proto: Option<&'a HeaderValue>,
+    x_forwarded_host: Option<&'a HeaderValue>,
+    pub(crate) x_forwarded_for: Option<&'a HeaderValue>,
+    pub(crate) x_real_ip: Option<&'a HeaderValue>,
+}
+
+impl<'a> RequestHeaders<'a> {
+    pub(crate) fn scan(headers: &'a HeaderMap) -> Self {
+        let mut h = Self::default();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "host" => &mut h.host,
+                "user-agent" => &mut h.user_agent,
+                "authorization" => &mut h.authorization,
+                "content-type" => &mut h.content_type,
+                "content-length" => &mut h.content_length,
+                "transfer-encoding" => &mut h.transfer_encoding,
+                "x-request-id" => &mut h.x_request_id,
+                "forwarded" => &mut h.forwarded,
+                "x-forwarded-proto" => &mut h.x_forwarded_proto,
+                "x-forwarded-host" => &mut h.x_forwarded_host,
+                "x-forwarded-for" => &mut h.x_forwarded_for,
+                "x-real-ip" => &mut h.x_real_ip,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        h
+    }
+}
+
+fn value_str(v: Option<&HeaderValue>) -> Option<&str> {
+    v.and_then(|v| v.to_str().ok())
+}
+
+fn value_i64(v: Option<&HeaderValue>) -> Option<i64> {
+    value_str(v)?.trim().parse::<i64>().ok().filter(|n| *n >= 0)
+}
+
 /// Decodes `%XX` escapes of a query value (repository names in `from=`).
-fn percent_decode(s: &str) -> Option<String> {
+fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
     if !s.contains('%') && !s.contains('+') {
-        return Some(s.to_owned());
+        return Some(Cow::Borrowed(s));
     }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -147,13 +226,13 @@ fn percent_decode(s: &str) -> Option<String> {
             }
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 /// Basic auth user name from `Authorization`.
-fn basic_user(h: &HeaderMap) -> Option<String> {
+fn basic_user(authorization: Option<&HeaderValue>) -> Option<String> {
     use base64::Engine;
-    let v = header_str(h, AUTHORIZATION)?;
+    let v = value_str(authorization)?;
     let (scheme, cred) = v.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -166,34 +245,63 @@ fn basic_user(h: &HeaderMap) -> Option<String> {
     Some(user.to_owned())
 }
 
-fn request_id<B>(req: &Request<B>) -> String {
+/// Appends the request id: the [`RequestId`] extension, a sane `X-Request-Id`, or a new id.
+fn write_request_id<B>(out: &mut StrBuf<'_>, req: &Request<B>, h: &RequestHeaders<'_>) -> Span {
     if let Some(RequestId(id)) = req.extensions().get::<RequestId>() {
-        return id.clone();
+        return out.push(id);
     }
-    if let Some(id) = header_str(req.headers(), X_REQUEST_ID) {
+    if let Some(id) = value_str(h.x_request_id) {
         let id = id.trim();
         if !id.is_empty() && id.len() <= 200 && id.bytes().all(|c| c.is_ascii_graphic()) {
-            return id.to_owned();
+            return out.push(id);
         }
     }
-    crate::event::new_id()
+    out.span(write_new_id)
 }
 
 /// The request's host: `Host`, or the URI authority (HTTP/2).
-fn request_host<B>(req: &Request<B>) -> String {
-    match header_str(req.headers(), http::header::HOST) {
-        Some(host) => host.to_owned(),
-        None => req.uri().authority().map(|a| a.to_string()).unwrap_or_default(),
+fn request_host<'a, B>(req: &'a Request<B>, h: &RequestHeaders<'a>) -> &'a str {
+    match value_str(h.host) {
+        Some(host) => host,
+        None => req.uri().authority().map_or("", |a| a.as_str()),
+    }
+}
+
+/// Media types events commonly carry, so that they need no allocation.
+const KNOWN_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/json",
+    BLOB_MEDIA_TYPE,
+];
+
+/// `media_type` as a [`SharedStr`]: static when it is a well-known one.
+fn media_type_str(media_type: &str) -> SharedStr {
+    match KNOWN_MEDIA_TYPES.iter().find(|m| **m == media_type) {
+        Some(m) => SharedStr::from_static(m),
+        None => SharedStr::from(media_type),
+    }
+}
+
+/// The method as a static [`SharedStr`] (any other method is copied).
+fn method_str(method: &Method) -> SharedStr {
+    const METHODS: &[&str] = &["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"];
+    match METHODS.iter().find(|m| **m == method.as_str()) {
+        Some(m) => SharedStr::from_static(m),
+        None => SharedStr::from(method.as_str()),
     }
 }
 
 /// The base of target URLs when `Forwarded` or `X-Forwarded-Proto`/`-Host` set
 /// it, like Distribution's `NewURLBuilderFromRequest`; `None` without those headers
 /// (the base is then the request's scheme and host).
-fn forwarded_base<B>(req: &Request<B>, host: &str, prefix: &str) -> Option<String> {
-    let h = req.headers();
-    let fwd = header_str(h, FORWARDED);
-    if fwd.is_none() && !h.contains_key(X_FORWARDED_PROTO) && !h.contains_key(X_FORWARDED_HOST) {
+fn forwarded_base<B>(req: &Request<B>, h: &RequestHeaders<'_>, host: &str, prefix: &str) -> Option<String> {
+    let fwd = value_str(h.forwarded);
+    if h.forwarded.is_none() && h.x_forwarded_proto.is_none() && h.x_forwarded_host.is_none() {
         return None;
     }
     let mut scheme = req.uri().scheme_str().unwrap_or("http").to_owned();
@@ -211,12 +319,12 @@ fn forwarded_base<B>(req: &Request<B>, host: &str, prefix: &str) -> Option<Strin
             }
         }
     } else {
-        if let Some(p) = header_str(h, X_FORWARDED_PROTO).and_then(|v| v.split(',').next()) {
+        if let Some(p) = value_str(h.x_forwarded_proto).and_then(|v| v.split(',').next()) {
             if !p.trim().is_empty() {
                 scheme = p.trim().to_owned();
             }
         }
-        if let Some(fh) = header_str(h, X_FORWARDED_HOST).and_then(|v| v.split(',').next()) {
+        if let Some(fh) = value_str(h.x_forwarded_host).and_then(|v| v.split(',').next()) {
             if !fh.trim().is_empty() {
                 host = fh.trim().to_owned();
             }
@@ -230,7 +338,7 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
     let parsed: Parsed<'_> = route::parse(req.uri().path())?;
     let method = req.method();
     let query = req.uri().query().unwrap_or("");
-    let kind = match (parsed.route, method.as_str()) {
+    let kind: Kind<Cow<'_, str>> = match (parsed.route, method.as_str()) {
         (Route::Manifest { reference, .. }, "GET" | "HEAD") => match reference {
             Reference::Tag(t) => Kind::ManifestPull {
                 tag: Some(t.into()),
@@ -288,18 +396,12 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
     if shared.skip_head_pulls && method == Method::HEAD {
         return None;
     }
-    let headers = req.headers();
-    let actor = match req.extensions().get::<AuthenticatedUser>() {
-        Some(AuthenticatedUser(name)) => ActorRecord { name: name.clone() },
-        None => ActorRecord {
-            name: basic_user(headers).unwrap_or_default(),
-        },
-    };
-    let host = request_host(req);
+    let headers = RequestHeaders::scan(req.headers());
+    let host = request_host(req, &headers);
     let forwarded_base = if shared.base_url.is_some() {
         None
     } else {
-        forwarded_base(req, &host, parsed.prefix)
+        forwarded_base(req, &headers, host, parsed.prefix)
     };
     let upload_key = match parsed.route {
         Route::Upload { .. } if shared.memo.is_some() => Some(req.uri().path().to_owned()),
@@ -309,40 +411,57 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         (Kind::UploadCommit { .. }, Some(_)) => req.uri().path_and_query().map(|p| p.as_str().to_owned()),
         _ => None,
     };
-    let req_content_length = header_i64(headers, CONTENT_LENGTH);
+    let req_content_length = value_i64(headers.content_length);
     let req_body_length = req_content_length.or_else(|| {
         let http1 = matches!(req.version(), http::Version::HTTP_10 | http::Version::HTTP_11);
-        (http1 && !headers.contains_key(http::header::TRANSFER_ENCODING)).then_some(0)
+        (http1 && headers.transfer_encoding.is_none()).then_some(0)
     });
-    let request = RequestRecord {
-        id: request_id(req),
-        addr: remote_addr(
-            headers,
-            peer_addr(req.extensions()),
-            shared.trusted_proxies.as_ref(),
-        ),
-        host,
-        method: method.as_str().to_owned(),
-        useragent: header_str(headers, http::header::USER_AGENT)
-            .unwrap_or("")
-            .to_owned(),
-    };
+    // Every string of the request in one buffer.
+    let (strings, (kind, name, id, addr, host, useragent, user)) = build_strings(|b| {
+        let kind = kind.map(|s| b.push(&s));
+        let name = b.push(parsed.name());
+        let id = write_request_id(b, req, &headers);
+        let addr = b.span(|s| {
+            write_remote_addr(
+                s,
+                &headers,
+                peer_addr(req.extensions()),
+                shared.trusted_proxies.as_ref(),
+            )
+        });
+        let host = b.push(host);
+        let useragent = b.push(value_str(headers.user_agent).unwrap_or(""));
+        let user = match req.extensions().get::<AuthenticatedUser>() {
+            Some(AuthenticatedUser(name)) => b.push(name),
+            None => basic_user(headers.authorization)
+                .map(|u| b.push(&u))
+                .unwrap_or_default(),
+        };
+        (kind, name, id, addr, host, useragent, user)
+    });
+    let get = |span: Span| strings.get(span);
     Some(Pending {
-        kind,
-        name: parsed.name().to_owned(),
+        kind: kind.map(get),
+        name: get(name),
         prefix: parsed.prefix.to_owned(),
         method: method.clone(),
         scheme: req.uri().scheme().cloned(),
         forwarded_base,
-        request,
-        actor,
-        req_content_type: header_str(headers, CONTENT_TYPE).map(|v| media_type_of(v).to_owned()),
+        request: RequestRecord {
+            id: get(id),
+            addr: get(addr),
+            host: get(host),
+            method: method_str(method),
+            useragent: get(useragent),
+        },
+        actor: ActorRecord { name: get(user) },
+        req_content_type: value_str(headers.content_type).map(|v| media_type_str(media_type_of(v))),
         req_content_length,
         req_body_length,
         upload_key,
         upload_target,
         upload_status_end: None,
-        authorization: headers.get(AUTHORIZATION).cloned(),
+        authorization: headers.authorization.cloned(),
         tags_before_delete: None,
     })
 }
@@ -407,14 +526,22 @@ impl Pending {
 
     /// An event of this request; `keep` says whether the request's strings are still
     /// needed afterwards (more events, or a lookup), else they are moved into it.
-    fn event(&mut self, action: Action, target: Target, shared: &Shared, at: Timestamp, keep: bool) -> Event {
+    fn event(
+        &mut self,
+        id: SharedStr,
+        action: Action,
+        target: Target,
+        shared: &Shared,
+        at: Timestamp,
+        keep: bool,
+    ) -> Event {
         let (request, actor) = if keep {
             (self.request.clone(), self.actor.clone())
         } else {
             (std::mem::take(&mut self.request), std::mem::take(&mut self.actor))
         };
         Event {
-            id: crate::event::new_id(),
+            id,
             timestamp: at,
             action,
             target,
@@ -424,18 +551,9 @@ impl Pending {
         }
     }
 
-    /// `<base>/v2/<name>/<kind>/<digest>`, the target URL, in one allocation.
-    fn target_url(&self, shared: &Shared, kind: &str, digest: &str) -> String {
-        let (scheme, host) = match &self.scheme {
-            Some(s) => (s.as_str(), self.request.host.as_str()),
-            None => ("http", self.request.host.as_str()),
-        };
-        let base_len = match (&shared.base_url, &self.forwarded_base) {
-            (Some(b), _) => b.len() + self.prefix.len(),
-            (None, Some(f)) => f.len(),
-            (None, None) => scheme.len() + 3 + host.len() + self.prefix.len(),
-        };
-        let mut url = String::with_capacity(base_len + 4 + self.name.len() + 2 + kind.len() + digest.len());
+    /// Appends `<base>/v2/<name>/<kind>/<digest>`, the target URL.
+    fn write_target_url(&self, url: &mut String, shared: &Shared, kind: &str, digest: &str) {
+        let scheme = self.scheme.as_ref().map_or("http", |s| s.as_str());
         match (&shared.base_url, &self.forwarded_base) {
             (Some(b), _) => {
                 url.push_str(b.trim_end_matches('/'));
@@ -445,7 +563,7 @@ impl Pending {
             (None, None) => {
                 url.push_str(scheme);
                 url.push_str("://");
-                url.push_str(host);
+                url.push_str(&self.request.host);
                 url.push_str(&self.prefix);
             }
         }
@@ -455,7 +573,6 @@ impl Pending {
         url.push_str(kind);
         url.push('/');
         url.push_str(digest);
-        url
     }
 
     /// Whether the response is one Distribution emits events for.
@@ -494,7 +611,9 @@ impl Pending {
             return (Vec::new(), Missing::default());
         }
         // The kind is worked on apart from the rest; its strings may be moved out.
-        let placeholder = Kind::TagDelete { tag: String::new() };
+        let placeholder = Kind::TagDelete {
+            tag: SharedStr::new(),
+        };
         let mut kind = std::mem::replace(&mut self.kind, placeholder);
         let result = self.events_of(&mut kind, status, headers, hint, shared);
         self.kind = kind;
@@ -511,34 +630,110 @@ impl Pending {
     ) -> (Vec<Event>, Missing) {
         let mut missing = Missing::default();
         let at = Timestamp::now();
-        let resp_digest = || {
-            header_str(headers, DOCKER_CONTENT_DIGEST)
-                .and_then(route::valid_digest)
-                .map(str::to_owned)
+        if let Kind::ManifestDelete { digest } = kind {
+            return (self.delete_events(digest, hint, shared, at), missing);
+        }
+        // The strings this response adds (event id, URL, digest, …) share one buffer.
+        let (strings, draft) =
+            build_strings(|b| self.draft(kind, b, status, headers, hint, shared, &mut missing));
+        let Some(draft) = draft else {
+            return (Vec::new(), missing);
         };
-        let hint_digest = || hint.and_then(|h| h.digest.clone());
+        // A lookup reads the name, host and credentials of the request later.
+        let keep = missing.any() && shared.lookup.is_some();
+        let target = Target {
+            descriptor: Descriptor {
+                media_type: draft.media_type,
+                digest: draft.digest.resolve(&strings),
+                size: draft.size,
+                ..Descriptor::default()
+            },
+            length: draft.size,
+            repository: if keep {
+                self.name.clone()
+            } else {
+                std::mem::take(&mut self.name)
+            },
+            from_repository: draft.from_repository,
+            url: draft.url.map_or_else(SharedStr::new, |span| strings.get(span)),
+            tag: draft.tag,
+            references: draft.references,
+        };
+        let event = self.event(strings.get(draft.id), draft.action, target, shared, at, keep);
+        (vec![event], missing)
+    }
+
+    /// A delete by digest: the manifest's event, then one per tag that pointed at it.
+    fn delete_events(
+        &mut self,
+        digest: &SharedStr,
+        hint: Option<&EventHint>,
+        shared: &Shared,
+        at: Timestamp,
+    ) -> Vec<Event> {
+        let tags = hint
+            .and_then(|h| h.deleted_tags.as_ref())
+            .or(self.tags_before_delete.as_ref());
+        let tags = tags.map_or(&[][..], Vec::as_slice);
+        let (strings, spans) = build_strings(|b| {
+            std::iter::once("")
+                .chain(tags.iter().map(String::as_str))
+                .map(|tag| (b.span(write_new_id), b.push(tag)))
+                .collect::<Vec<_>>()
+        });
+        let mut events = Vec::with_capacity(spans.len());
+        for (i, (id, tag)) in spans.into_iter().enumerate() {
+            let mut target = Target {
+                repository: self.name.clone(),
+                tag: strings.get(tag),
+                ..Target::default()
+            };
+            if i == 0 {
+                target.descriptor.digest = digest.clone();
+            }
+            events.push(self.event(strings.get(id), Action::Delete, target, shared, at, true));
+        }
+        events
+    }
+
+    /// What the event of a response says, with its new strings written to `b`; `None`
+    /// when the response yields no event.
+    #[allow(clippy::too_many_arguments)]
+    fn draft(
+        &self,
+        kind: &mut Kind,
+        b: &mut StrBuf<'_>,
+        status: StatusCode,
+        headers: &HeaderMap,
+        hint: Option<&EventHint>,
+        shared: &Shared,
+        missing: &mut Missing,
+    ) -> Option<Draft> {
+        let resp_digest = header_str(headers, DOCKER_CONTENT_DIGEST).and_then(route::valid_digest);
+        let hint_digest = hint.and_then(|h| h.digest.as_deref());
         let hint_size = hint.and_then(|h| h.size);
-        let mut target = Target::default();
-        let action;
         let push = matches!(kind, Kind::ManifestPush { .. });
+        let mut draft = Draft::default();
         match kind {
             Kind::ManifestPull { tag, digest } | Kind::ManifestPush { tag, digest } => {
-                action = if push { Action::Push } else { Action::Pull };
-                let Some(d) = resp_digest().or_else(hint_digest).or_else(|| digest.clone()) else {
+                draft.action = if push { Action::Push } else { Action::Pull };
+                let Some((d, piece)) = resp_digest
+                    .or(hint_digest)
+                    .map(|d| (d, Piece::At(b.push(d))))
+                    .or_else(|| digest.as_ref().map(|d| (d.as_str(), Piece::Shared(d.clone()))))
+                else {
                     tracing::debug!(repository = %self.name, "manifest response without a digest: no event");
-                    return (Vec::new(), missing);
+                    return None;
                 };
-                let tag = tag.take().unwrap_or_default();
-                let media_type = hint
-                    .and_then(|h| h.media_type.clone())
-                    .or_else(|| {
-                        if push {
-                            self.req_content_type.clone()
-                        } else {
-                            header_str(headers, CONTENT_TYPE).map(|v| media_type_of(v).to_owned())
-                        }
-                    })
-                    .unwrap_or_default();
+                draft.digest = piece;
+                draft.tag = tag.take().unwrap_or_default();
+                draft.media_type = match hint.and_then(|h| h.media_type.as_deref()) {
+                    Some(m) => media_type_str(m),
+                    None if push => self.req_content_type.clone().unwrap_or_default(),
+                    None => header_str(headers, CONTENT_TYPE)
+                        .map(|v| media_type_str(media_type_of(v)))
+                        .unwrap_or_default(),
+                };
                 let size = hint_size.or_else(|| {
                     if push {
                         self.req_content_length
@@ -546,47 +741,27 @@ impl Pending {
                         header_i64(headers, CONTENT_LENGTH)
                     }
                 });
-                missing.manifest = size.is_none() || media_type.is_empty();
-                target.url = self.target_url(shared, "manifests", &d);
-                target.descriptor = Descriptor::new(media_type, d, size.unwrap_or(0));
-                target.length = target.descriptor.size;
-                target.tag = tag;
+                missing.manifest = size.is_none() || draft.media_type.is_empty();
+                draft.size = size.unwrap_or(0);
+                draft.url = Some(b.span(|s| self.write_target_url(s, shared, "manifests", d)));
                 if shared.include_references {
                     match hint.and_then(|h| h.references.clone()) {
-                        Some(refs) => target.references = refs,
+                        Some(refs) => draft.references = refs,
                         None => missing.manifest = true,
                     }
                 }
             }
-            Kind::ManifestDelete { digest } => {
-                target.repository = self.name.clone();
-                target.descriptor.digest = digest.clone();
-                let tags = hint
-                    .and_then(|h| h.deleted_tags.clone())
-                    .or_else(|| self.tags_before_delete.clone())
-                    .unwrap_or_default();
-                let mut events = Vec::with_capacity(1 + tags.len());
-                events.push(self.event(Action::Delete, target, shared, at, true));
-                for tag in tags {
-                    let t = Target {
-                        repository: self.name.clone(),
-                        tag,
-                        ..Target::default()
-                    };
-                    events.push(self.event(Action::Delete, t, shared, at, true));
-                }
-                return (events, missing);
-            }
+            Kind::ManifestDelete { .. } | Kind::UploadChunk => return None,
             Kind::TagDelete { tag } => {
-                action = Action::Delete;
-                target.tag = tag.clone();
+                draft.action = Action::Delete;
+                draft.tag = tag.clone();
             }
             Kind::BlobDelete { digest } => {
-                action = Action::Delete;
-                target.descriptor.digest = digest.clone();
+                draft.action = Action::Delete;
+                draft.digest = Piece::Shared(digest.clone());
             }
             Kind::BlobPull { digest } => {
-                action = Action::Pull;
+                draft.action = Action::Pull;
                 let size = hint_size.or_else(|| match status.as_u16() {
                     206 => content_range_total(headers),
                     200 => header_i64(headers, CONTENT_LENGTH),
@@ -594,24 +769,23 @@ impl Pending {
                 });
                 let size = remembered(shared, digest, size);
                 missing.blob_size = size.is_none();
-                let digest = std::mem::take(digest);
-                self.blob_target(&mut target, shared, digest, size);
+                self.blob(&mut draft, b, shared, Piece::Shared(digest.clone()), digest, size);
             }
             Kind::UploadStart { mount, digest } => {
                 let d = match (mount, digest) {
                     (Some((m, from)), _) => {
-                        action = Action::Mount;
-                        target.from_repository = from.clone();
+                        draft.action = Action::Mount;
+                        draft.from_repository = from.clone();
                         m.clone()
                     }
                     (None, Some(d)) => {
-                        action = Action::Push;
+                        draft.action = Action::Push;
                         d.clone()
                     }
-                    (None, None) => return (Vec::new(), missing),
+                    (None, None) => return None,
                 };
                 let size = hint_size.or_else(|| {
-                    if action == Action::Push {
+                    if draft.action == Action::Push {
                         self.req_content_length
                     } else {
                         None
@@ -619,12 +793,17 @@ impl Pending {
                 });
                 let size = remembered(shared, &d, size);
                 missing.blob_size = size.is_none();
-                self.blob_target(&mut target, shared, d, size);
+                let text = d.clone();
+                self.blob(&mut draft, b, shared, Piece::Shared(d), &text, size);
             }
             Kind::UploadCommit { digest } => {
-                action = Action::Push;
-                let Some(d) = digest.clone().or_else(resp_digest).or_else(hint_digest) else {
-                    return (Vec::new(), missing);
+                draft.action = Action::Push;
+                let (d, piece) = match digest {
+                    Some(d) => (d.to_string(), Piece::Shared(d.clone())),
+                    None => {
+                        let d = resp_digest.or(hint_digest)?;
+                        (d.to_owned(), Piece::At(b.push(d)))
+                    }
                 };
                 // Without a hint: the bytes the session received plus this request's body.
                 // The session's status (asked before this PUT) says how many, except that
@@ -641,25 +820,80 @@ impl Pending {
                 let size = hint_size.or_else(|| Some(received? + self.req_body_length?));
                 let size = remembered(shared, &d, size);
                 missing.blob_size = size.is_none();
-                self.blob_target(&mut target, shared, d, size);
+                self.blob(&mut draft, b, shared, piece, &d, size);
             }
-            Kind::UploadChunk => return (Vec::new(), missing),
         }
-        // A lookup reads the name, host and credentials of the request later.
-        let keep = missing.any() && shared.lookup.is_some();
-        target.repository = if keep {
-            self.name.clone()
-        } else {
-            std::mem::take(&mut self.name)
-        };
-        let event = self.event(action, target, shared, at, keep);
-        (vec![event], missing)
+        draft.id = b.span(write_new_id);
+        Some(draft)
     }
 
-    fn blob_target(&self, target: &mut Target, shared: &Shared, digest: String, size: Option<i64>) {
-        target.url = self.target_url(shared, "blobs", &digest);
-        target.descriptor = Descriptor::new(BLOB_MEDIA_TYPE, digest, size.unwrap_or(0));
-        target.length = target.descriptor.size;
+    /// A blob's descriptor and URL.
+    fn blob(
+        &self,
+        draft: &mut Draft,
+        b: &mut StrBuf<'_>,
+        shared: &Shared,
+        digest: Piece,
+        text: &str,
+        size: Option<i64>,
+    ) {
+        draft.url = Some(b.span(|s| self.write_target_url(s, shared, "blobs", text)));
+        draft.media_type = SharedStr::from_static(BLOB_MEDIA_TYPE);
+        draft.digest = digest;
+        draft.size = size.unwrap_or(0);
+    }
+}
+
+/// A string of an event being drafted: one the request already shares, or one written
+/// to the response's buffer.
+#[derive(Debug)]
+enum Piece {
+    Shared(SharedStr),
+    At(Span),
+}
+
+impl Default for Piece {
+    fn default() -> Self {
+        Piece::Shared(SharedStr::new())
+    }
+}
+
+impl Piece {
+    fn resolve(self, strings: &Frozen) -> SharedStr {
+        match self {
+            Piece::Shared(s) => s,
+            Piece::At(span) => strings.get(span),
+        }
+    }
+}
+
+/// The fields of the event a response yields, before its buffer is frozen.
+#[derive(Debug)]
+struct Draft {
+    id: Span,
+    action: Action,
+    media_type: SharedStr,
+    digest: Piece,
+    size: i64,
+    url: Option<Span>,
+    tag: SharedStr,
+    from_repository: SharedStr,
+    references: Vec<Descriptor>,
+}
+
+impl Default for Draft {
+    fn default() -> Self {
+        Draft {
+            id: Span::default(),
+            action: Action::Pull,
+            media_type: SharedStr::new(),
+            digest: Piece::default(),
+            size: 0,
+            url: None,
+            tag: SharedStr::new(),
+            from_repository: SharedStr::new(),
+            references: Vec::new(),
+        }
     }
 }
 
@@ -692,12 +926,23 @@ mod tests {
 
     #[test]
     fn basic_auth_user() {
+        let user = |v: &'static str| basic_user(Some(&HeaderValue::from_static(v)));
+        assert_eq!(user("Basic dXNlcjpwYXNz").as_deref(), Some("user"));
+        assert_eq!(user("Bearer abc"), None);
+        assert_eq!(user("Basic !!!"), None);
+        assert_eq!(basic_user(None), None);
+    }
+
+    #[test]
+    fn one_pass_finds_the_first_value_of_each_header() {
         let mut h = HeaderMap::new();
-        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
-        assert_eq!(basic_user(&h).as_deref(), Some("user"));
-        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
-        assert_eq!(basic_user(&h), None);
-        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
-        assert_eq!(basic_user(&h), None);
+        h.append("X-Forwarded-For", HeaderValue::from_static("10.0.0.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        h.insert(http::header::HOST, HeaderValue::from_static("r.example"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        let scan = RequestHeaders::scan(&h);
+        assert_eq!(scan.x_forwarded_for, h.get("x-forwarded-for"));
+        assert_eq!(value_str(scan.host), Some("r.example"));
+        assert!(scan.user_agent.is_none() && scan.x_real_ip.is_none());
     }
 }

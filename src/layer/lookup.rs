@@ -165,7 +165,7 @@ pub(crate) async fn fill(
                     let d = &mut e.target.descriptor;
                     if d.media_type.is_empty() {
                         if let Some(ct) = f.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
-                            d.media_type = media_type_of(ct).to_owned();
+                            d.media_type = media_type_of(ct).into();
                         }
                     }
                     if d.size == 0 {

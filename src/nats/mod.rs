@@ -150,7 +150,7 @@ pub(crate) fn message_id(events: &[Event]) -> Option<String> {
         return None;
     }
     Some(if events.len() == 1 {
-        first.id.clone()
+        first.id.to_string()
     } else {
         format!("{}..{}", first.id, last.id)
     })
@@ -233,10 +233,10 @@ mod tests {
     fn long_repositories_get_a_short_subject() {
         let settings = NatsSettings::new("nats://h");
         let mut event = Event::new(Action::Push, Target::default());
-        event.target.repository = "x/".repeat(500);
+        event.target.repository = "x/".repeat(500).into();
         let subject = subject_for(&settings, &event);
         assert!(subject.len() < 64, "{subject}");
-        event.target.repository = String::new();
+        event.target.repository = Default::default();
         assert_eq!(subject_for(&settings, &event), "registry.notifications.~");
         event.target.repository = "a//b".into();
         assert_eq!(subject_for(&settings, &event), "registry.notifications.a.~.b");

@@ -304,14 +304,14 @@ mod tests {
         (0..n)
             .map(|i| {
                 let mut e = Event::new(Action::Push, Target::default());
-                e.id = i.to_string();
+                e.id = i.to_string().into();
                 e
             })
             .collect()
     }
 
     fn ids(b: &Batch) -> Vec<String> {
-        b.iter().map(|e| e.id.clone()).collect()
+        b.iter().map(|e| e.id.to_string()).collect()
     }
 
     #[tokio::test]

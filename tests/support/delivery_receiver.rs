@@ -45,7 +45,7 @@ impl Received {
     }
 
     pub fn ids(&self) -> Vec<String> {
-        self.events().into_iter().map(|e| e.id).collect()
+        self.events().into_iter().map(|e| e.id.to_string()).collect()
     }
 }
 
@@ -236,8 +236,8 @@ pub async fn dead_addr() -> SocketAddr {
 /// A test event with a recognisable id and repository.
 pub fn event(i: usize, repository: &str) -> Event {
     let mut e = Event::new(registry_notify::Action::Push, registry_notify::Target::default());
-    e.id = format!("event-{i}");
-    e.target.repository = repository.to_owned();
+    e.id = format!("event-{i}").into();
+    e.target.repository = repository.to_owned().into();
     e.target.descriptor.media_type = "application/vnd.oci.image.manifest.v1+json".into();
     e.request.method = "PUT".into();
     e

@@ -13,7 +13,7 @@ pub fn events(from: usize, to: usize) -> Vec<Event> {
     (from..to)
         .map(|i| {
             let mut e = Event::new(Action::Push, Target::default());
-            e.id = format!("event-{i}");
+            e.id = format!("event-{i}").into();
             e.target.repository = "library/test".into();
             e
         })
@@ -44,7 +44,7 @@ impl Collector {
     pub fn ids(&self) -> Vec<String> {
         self.batches()
             .iter()
-            .flat_map(|b| b.iter().map(|e| e.id.clone()))
+            .flat_map(|b| b.iter().map(|e| e.id.to_string()))
             .collect()
     }
 

@@ -279,7 +279,7 @@ impl Manifest {
     pub fn effective_artifact_type(&self) -> Option<String> {
         self.artifact_type
             .clone()
-            .or_else(|| self.config.as_ref().map(|c| c.media_type.clone()))
+            .or_else(|| self.config.as_ref().map(|c| c.media_type.to_string()))
             .filter(|t| !t.is_empty())
     }
 }

@@ -1,0 +1,392 @@
+//! [`SharedStr`]: the immutable, cheaply cloned string every event field is made of.
+
+use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::{Deref, Range};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An immutable string that is cheap to clone: a `&'static str`, or a slice of a
+/// reference-counted buffer that several strings can share.
+///
+/// The layer writes all the strings of an event (its id, digest, repository, URL,
+/// request fields, …) into **one** buffer and hands out slices of it, so an event costs
+/// one allocation instead of one per field, and freeing it on the delivery side is as
+/// cheap. Well-known values (media types, methods, the empty string) are static and
+/// cost nothing.
+///
+/// It reads like a `&str` (it derefs to one) and compares, hashes, orders, prints and
+/// serialises like one:
+///
+/// ```
+/// use registry_notify::SharedStr;
+///
+/// let repo = SharedStr::from("library/alpine");
+/// assert_eq!(repo, "library/alpine");
+/// assert!(repo.starts_with("library/"));
+/// let copy = repo.clone(); // a reference count, not a copy
+/// assert_eq!(copy.as_str(), "library/alpine");
+/// assert_eq!(SharedStr::from_static("GET"), String::from("GET"));
+/// assert_eq!(serde_json::to_string(&repo).unwrap(), "\"library/alpine\"");
+/// ```
+#[derive(Clone)]
+pub struct SharedStr(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Static(&'static str),
+    /// `buf[start..end]`; the bounds are always on character boundaries.
+    Slice {
+        buf: Arc<str>,
+        start: u32,
+        end: u32,
+    },
+}
+
+impl SharedStr {
+    /// The empty string (no allocation).
+    pub const fn new() -> Self {
+        SharedStr(Repr::Static(""))
+    }
+
+    /// A static string (no allocation).
+    pub const fn from_static(s: &'static str) -> Self {
+        SharedStr(Repr::Static(s))
+    }
+
+    /// Whether the string is empty.
+    pub fn is_empty(&self) -> bool {
+        self.as_str().is_empty()
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_str().len()
+    }
+
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Static(s) => s,
+            Repr::Slice { buf, start, end } => buf.get(*start as usize..*end as usize).unwrap_or(""),
+        }
+    }
+
+    /// A slice of a shared buffer; `range` must lie on character boundaries of `buf`
+    /// and within `u32` (checked: anything else gives the empty string).
+    fn slice(buf: &Arc<str>, range: Range<usize>) -> Self {
+        match (u32::try_from(range.start), u32::try_from(range.end)) {
+            (Ok(start), Ok(end)) if start < end && buf.get(range).is_some() => SharedStr(Repr::Slice {
+                buf: buf.clone(),
+                start,
+                end,
+            }),
+            _ => SharedStr::new(),
+        }
+    }
+}
+
+impl Default for SharedStr {
+    fn default() -> Self {
+        SharedStr::new()
+    }
+}
+
+impl Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> Self {
+        if s.is_empty() {
+            return SharedStr::new();
+        }
+        let buf: Arc<str> = Arc::from(s);
+        let end = buf.len();
+        SharedStr::slice(&buf, 0..end)
+    }
+}
+
+impl From<&String> for SharedStr {
+    fn from(s: &String) -> Self {
+        SharedStr::from(s.as_str())
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> Self {
+        SharedStr::from(s.as_str())
+    }
+}
+
+impl From<Box<str>> for SharedStr {
+    fn from(s: Box<str>) -> Self {
+        SharedStr::from(&*s)
+    }
+}
+
+impl From<Arc<str>> for SharedStr {
+    fn from(buf: Arc<str>) -> Self {
+        let end = buf.len();
+        SharedStr::slice(&buf, 0..end)
+    }
+}
+
+impl From<SharedStr> for String {
+    fn from(s: SharedStr) -> Self {
+        s.as_str().to_owned()
+    }
+}
+
+impl From<&SharedStr> for String {
+    fn from(s: &SharedStr) -> Self {
+        s.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for SharedStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SharedStr {}
+
+impl PartialOrd for SharedStr {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SharedStr {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for SharedStr {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+macro_rules! eq_with {
+    ($($t:ty),*) => {$(
+        impl PartialEq<$t> for SharedStr {
+            fn eq(&self, other: &$t) -> bool {
+                self.as_str() == AsRef::<str>::as_ref(other)
+            }
+        }
+        impl PartialEq<SharedStr> for $t {
+            fn eq(&self, other: &SharedStr) -> bool {
+                AsRef::<str>::as_ref(self) == other.as_str()
+            }
+        }
+    )*};
+}
+eq_with!(str, &str, String);
+
+impl Serialize for SharedStr {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedStr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SharedStr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SharedStr, E> {
+                Ok(SharedStr::from(v))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// Where a string was written in a [`StrBuf`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+/// Collects the strings of one event (or one request) so that they share one buffer.
+///
+/// Strings are appended with [`push`](Self::push) (or written with
+/// [`span`](Self::span)), each giving a [`Span`]; [`build`] turns the whole buffer into one
+/// `Arc<str>`, from which [`Frozen::get`] hands out [`SharedStr`] slices.
+pub(crate) struct StrBuf<'a> {
+    buf: &'a mut String,
+}
+
+impl StrBuf<'_> {
+    /// Appends `s`.
+    pub(crate) fn push(&mut self, s: &str) -> Span {
+        let start = self.buf.len();
+        self.buf.push_str(s);
+        Span {
+            start,
+            end: self.buf.len(),
+        }
+    }
+
+    /// Appends what `write` writes into the buffer (it must only append).
+    pub(crate) fn span(&mut self, write: impl FnOnce(&mut String)) -> Span {
+        let start = self.buf.len();
+        write(self.buf);
+        Span {
+            start: start.min(self.buf.len()),
+            end: self.buf.len(),
+        }
+    }
+}
+
+/// A finished [`StrBuf`]: the shared buffer its spans point into.
+#[derive(Clone, Debug)]
+pub(crate) struct Frozen(Option<Arc<str>>);
+
+impl Frozen {
+    /// The string at `span` (the empty static string for an empty span).
+    pub(crate) fn get(&self, span: Span) -> SharedStr {
+        match &self.0 {
+            Some(buf) if !span.is_empty() => SharedStr::slice(buf, span.start..span.end),
+            _ => SharedStr::new(),
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Runs `write` on an empty [`StrBuf`] and freezes what it wrote into one shared buffer
+/// (one allocation; the scratch space is the thread's, reused from call to call).
+pub(crate) fn build<T>(write: impl FnOnce(&mut StrBuf<'_>) -> T) -> (Frozen, T) {
+    fn freeze(buf: &str) -> Frozen {
+        Frozen((!buf.is_empty()).then(|| Arc::from(buf)))
+    }
+    let mut write = Some(write);
+    let scratch = SCRATCH.try_with(|cell| {
+        let mut scratch = cell.try_borrow_mut().ok()?;
+        scratch.clear();
+        let out = (write.take()?)(&mut StrBuf { buf: &mut scratch });
+        let frozen = freeze(&scratch);
+        if scratch.capacity() > 64 * 1024 {
+            *scratch = String::new();
+        }
+        Some((frozen, out))
+    });
+    match scratch {
+        Ok(Some(done)) => done,
+        // No thread-local (thread teardown) or a nested call: a buffer of its own.
+        _ => {
+            let mut buf = String::new();
+            let write = write.take().expect("the closure runs once");
+            let out = write(&mut StrBuf { buf: &mut buf });
+            (freeze(&buf), out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_of_one_buffer_share_it() {
+        let (frozen, (a, b, e)) = build(|b| {
+            let a = b.push("library/alpine");
+            let e = b.push("");
+            let x = b.span(|s| s.push_str("sha256:ab"));
+            (a, x, e)
+        });
+        let (a, b, e) = (frozen.get(a), frozen.get(b), frozen.get(e));
+        assert_eq!(
+            (a.as_str(), b.as_str(), e.as_str()),
+            ("library/alpine", "sha256:ab", "")
+        );
+        match (&a.0, &b.0, &e.0) {
+            (Repr::Slice { buf: x, .. }, Repr::Slice { buf: y, .. }, Repr::Static("")) => {
+                assert!(Arc::ptr_eq(x, y));
+                assert_eq!(Arc::strong_count(x), 3);
+            }
+            _ => panic!("not slices of one buffer"),
+        }
+        drop(frozen);
+        assert_eq!(b, "sha256:ab");
+    }
+
+    #[test]
+    fn nested_builds_and_multibyte_text() {
+        let (outer, (s, inner)) = build(|b| {
+            let s = b.push("héllo ✓");
+            let (inner, t) = build(|b| b.push("inner"));
+            (s, inner.get(t))
+        });
+        assert_eq!(outer.get(s), "héllo ✓");
+        assert_eq!(inner, "inner");
+        // Out-of-range or mid-character spans give the empty string, never a panic.
+        let buf: Arc<str> = Arc::from("✓");
+        assert_eq!(SharedStr::slice(&buf, 1..3), "");
+        assert_eq!(SharedStr::slice(&buf, 0..9), "");
+    }
+
+    #[test]
+    fn behaves_like_a_str() {
+        use std::collections::HashSet;
+        let a = SharedStr::from("x".to_string());
+        let set: HashSet<SharedStr> = [a.clone(), SharedStr::from_static("x")].into();
+        assert_eq!(set.len(), 1);
+        assert!(set.contains("x"));
+        let (a1, b1) = (SharedStr::from("a"), SharedStr::from_static("b"));
+        assert!(a1 < b1 && b1.cmp(&a1) == std::cmp::Ordering::Greater);
+        assert_eq!(format!("{a} {a:?}"), "x \"x\"");
+        assert_eq!("x", a);
+        assert_eq!(String::from(a), "x");
+        let back: SharedStr = serde_json::from_str("\"q\\\"\"").unwrap();
+        assert_eq!(back, "q\"");
+        assert_eq!(std::mem::size_of::<SharedStr>(), 24);
+    }
+}
