@@ -162,6 +162,38 @@ fn valid_component(c: &str) -> bool {
     true
 }
 
+/// Whether every byte is a lowercase hex digit, eight bytes at a time.
+fn lower_hex(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if !lower_hex_word(u64::from_le_bytes(word)) {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+/// Whether all eight bytes of `w` are in `0-9` or `a-f`: per byte, `c - 0x30 < 10` or
+/// `c - 0x61 < 6`, computed on every byte at once (no byte borrows from its neighbour,
+/// since every byte is first checked to be below 0x80).
+fn lower_hex_word(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if w & HIGH != 0 {
+        return false;
+    }
+    // For ASCII bytes `x`, `(x + 0x80 - n) & 0x80` is set iff `x >= n`.
+    let ge = |n: u64| (w + ONES * (0x80 - n)) & HIGH;
+    let digit = ge(0x30) & !ge(0x3a);
+    let letter = ge(0x61) & !ge(0x67);
+    (digit | letter) == HIGH
+}
+
 fn is_alnum(c: u8) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
@@ -179,14 +211,13 @@ pub(crate) fn valid_tag(tag: &str) -> Option<&str> {
 /// Digest grammar: `algorithm:encoded`, algorithm `[a-z0-9]+([+._-][a-z0-9]+)*`,
 /// encoded `[a-zA-Z0-9=_-]+`; sha256 needs 64 and sha512 128 lowercase hex digits.
 pub(crate) fn valid_digest(digest: &str) -> Option<&str> {
+    if let Some(hex) = digest.strip_prefix("sha256:") {
+        // The common case; lowercase hex is within the general encoded grammar.
+        return (hex.len() == 64 && lower_hex(hex.as_bytes())).then_some(digest);
+    }
     let (alg, enc) = digest.split_once(':')?;
     if digest.len() > 255 || alg.is_empty() || enc.is_empty() {
         return None;
-    }
-    let lower_hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
-    if alg == "sha256" {
-        // The common case; lowercase hex is within the general encoded grammar.
-        return (enc.len() == 64 && enc.bytes().all(lower_hex)).then_some(digest);
     }
     let ab = alg.as_bytes();
     if !is_alnum(ab[0]) || !is_alnum(ab[ab.len() - 1]) {
@@ -206,7 +237,7 @@ pub(crate) fn valid_digest(digest: &str) -> Option<&str> {
     {
         return None;
     }
-    let hex = |n: usize| enc.len() == n && enc.bytes().all(lower_hex);
+    let hex = |n: usize| enc.len() == n && lower_hex(enc.as_bytes());
     match alg {
         "sha512" if !hex(128) => None,
         _ => Some(digest),
@@ -216,6 +247,29 @@ pub(crate) fn valid_digest(digest: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_hex_check_agrees_with_the_byte_check() {
+        let naive = |b: &[u8]| {
+            b.iter()
+                .all(|&c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        };
+        let mut buf = *b"0123456789abcdef0123";
+        for len in [0, 7, 8, 9, 16, 20] {
+            for pos in 0..len {
+                for c in 0..=255u8 {
+                    let keep = buf[pos];
+                    buf[pos] = c;
+                    assert_eq!(
+                        lower_hex(&buf[..len]),
+                        naive(&buf[..len]),
+                        "byte {c:#x} at {pos} of {len}"
+                    );
+                    buf[pos] = keep;
+                }
+            }
+        }
+    }
 
     const D: &str = "sha256:ae40c5188662bc7902612ed0ceb103e138a8f36d041b758626c5d5b71f517e05";
 
