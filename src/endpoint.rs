@@ -180,7 +180,7 @@ pub struct Endpoint {
     /// The innermost stage in place of HTTP ([`Endpoint::builder_for_sink`]).
     pub(crate) sink: Option<BoxSink>,
     #[cfg(feature = "https")]
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
     pub(crate) has_client_cert: bool,
     pub(crate) delivery_log: Option<DeliveryLogHandler>,
     /// Standard Webhooks signer (see [`EndpointBuilder::signing_secret`]).
@@ -918,6 +918,8 @@ impl EndpointBuilder {
             ));
         }
 
+        let proxy_route = crate::http::resolve_proxy(&self.proxy, &uri).map_err(&err)?;
+        // Built here, where a failure is a clear error, so that the sink never has to.
         #[cfg(feature = "https")]
         let tls = {
             if let Some(pem) = &self.ca_pem {
@@ -937,13 +939,18 @@ impl EndpointBuilder {
                     identity.as_ref(),
                 )
                 .map_err(|e| err(format!("tls: {e}")))?;
-                Some(Arc::new(config))
+                Arc::new(config)
             } else {
-                None
+                // A plain-http endpoint uses TLS only to reach an https proxy.
+                let https_proxy = proxy_route
+                    .as_ref()
+                    .is_some_and(|r| r.uri.scheme_str() == Some("https"));
+                let config = crate::http::tls::client_config(None, false, https_proxy)
+                    .map_err(|e| err(format!("tls: {e}")))?;
+                Arc::new(config)
             }
         };
 
-        let proxy_route = crate::http::resolve_proxy(&self.proxy, &uri).map_err(&err)?;
         if let Some(route) = &proxy_route {
             for secret in &route.secrets {
                 secrets.add(secret);

@@ -103,15 +103,9 @@ impl HttpSink {
         let route = endpoint.proxy_route.as_ref();
         #[cfg(feature = "https")]
         let connector = {
-            let tls = match (&endpoint.tls, route) {
-                (Some(config), _) => (**config).clone(),
-                // A plain-http endpoint behind an https proxy: TLS to the proxy.
-                (None, Some(r)) if r.uri.scheme_str() == Some("https") => {
-                    tls::client_config(None, false, true).expect("default rustls config")
-                }
-                // Plain-http endpoint: the TLS side is never used.
-                (None, _) => tls::client_config(None, false, false).expect("default rustls config"),
-            };
+            // The endpoint's TLS settings, or for a plain-http one the settings to reach an
+            // https proxy (built and checked by `EndpointBuilder::build`).
+            let tls = (*endpoint.tls).clone();
             let https = hyper_rustls::HttpsConnectorBuilder::new()
                 .with_tls_config(tls)
                 .https_or_http()
