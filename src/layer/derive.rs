@@ -1,6 +1,6 @@
 //! From a request and its response to Distribution's events.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue, CONTENT_RANGE};
 use http::uri::Scheme;
 use http::{Method, Request, StatusCode};
 
@@ -17,7 +17,6 @@ use crate::hint::{AuthenticatedUser, EventHint, RequestId};
 
 /// Blob events always carry this media type in Distribution.
 pub(crate) const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
-const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 
 /// Which request, as far as events are concerned. Its strings are slices of the
 /// request's shared buffer (`S` = [`SharedStr`]), or borrowed while it is built.
@@ -146,14 +145,6 @@ fn header_str(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&s
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn header_i64(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<i64> {
-    header_str(h, name)?
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-}
-
 /// The request headers the layer reads, found in one pass over the map (each the first
 /// value of its name, as `HeaderMap::get` gives): cheaper than a hashed lookup per name.
 #[derive(Default)]
@@ -189,6 +180,30 @@ impl<'a> RequestHeaders<'a> {
                 "x-forwarded-host" => &mut h.x_forwarded_host,
                 "x-forwarded-for" => &mut h.x_forwarded_for,
                 "x-real-ip" => &mut h.x_real_ip,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        h
+    }
+}
+
+/// The response headers an event is made from, found in one pass like [`RequestHeaders`].
+#[derive(Default)]
+struct ResponseHeaders<'a> {
+    docker_content_digest: Option<&'a HeaderValue>,
+    content_type: Option<&'a HeaderValue>,
+    content_length: Option<&'a HeaderValue>,
+}
+
+impl<'a> ResponseHeaders<'a> {
+    fn scan(headers: &'a HeaderMap) -> Self {
+        let mut h = Self::default();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "docker-content-digest" => &mut h.docker_content_digest,
+                "content-type" => &mut h.content_type,
+                "content-length" => &mut h.content_length,
                 _ => continue,
             };
             slot.get_or_insert(value);
@@ -709,7 +724,8 @@ impl Pending {
         shared: &Shared,
         missing: &mut Missing,
     ) -> Option<Draft> {
-        let resp_digest = header_str(headers, DOCKER_CONTENT_DIGEST).and_then(route::valid_digest);
+        let response = ResponseHeaders::scan(headers);
+        let resp_digest = value_str(response.docker_content_digest).and_then(route::valid_digest);
         let hint_digest = hint.and_then(|h| h.digest.as_deref());
         let hint_size = hint.and_then(|h| h.size);
         let push = matches!(kind, Kind::ManifestPush { .. });
@@ -730,7 +746,7 @@ impl Pending {
                 draft.media_type = match hint.and_then(|h| h.media_type.as_deref()) {
                     Some(m) => media_type_str(m),
                     None if push => self.req_content_type.clone().unwrap_or_default(),
-                    None => header_str(headers, CONTENT_TYPE)
+                    None => value_str(response.content_type)
                         .map(|v| media_type_str(media_type_of(v)))
                         .unwrap_or_default(),
                 };
@@ -738,7 +754,7 @@ impl Pending {
                     if push {
                         self.req_content_length
                     } else {
-                        header_i64(headers, CONTENT_LENGTH)
+                        value_i64(response.content_length)
                     }
                 });
                 missing.manifest = size.is_none() || draft.media_type.is_empty();
@@ -764,7 +780,7 @@ impl Pending {
                 draft.action = Action::Pull;
                 let size = hint_size.or_else(|| match status.as_u16() {
                     206 => content_range_total(headers),
-                    200 => header_i64(headers, CONTENT_LENGTH),
+                    200 => value_i64(response.content_length),
                     _ => None,
                 });
                 let size = remembered(shared, digest, size);
