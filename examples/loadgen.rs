@@ -33,7 +33,9 @@
 //!    HTTP sink) and by a raw hyper loop over one kept-alive connection; and with
 //!    `maxevents: 100`;
 //! 4. **latency**: HEAD manifest requests paced at 1000/s against the registry with one
-//!    endpoint; receiver arrival time minus the event's `timestamp` (same clock).
+//!    endpoint, unbatched and then with `maxevents: 100` (whose worker lingers only when
+//!    envelopes hold several events); receiver arrival time minus the event's `timestamp`
+//!    (same clock).
 //!
 //! Options: `--quick`, `--concurrency N` (default 32), `--rounds N` (registry rounds per
 //! variant), `--round-ms N` (length of a registry round).
@@ -829,63 +831,65 @@ fn main() {
     };
     let (ub_median, bb_median) = (median(&mut ub_rounds), median(&mut bb_rounds));
 
-    // 4. event latency at a steady 1000 events/s.
-    let endpoint_server = servers
-        .iter()
-        .find(|s| s.variant == Variant::Endpoint)
-        .expect("endpoint variant");
-    let target_addr = endpoint_server.addr;
+    // 4. event latency at a steady 1000 events/s, unbatched and batched (lingering).
     let digest_path = mix
         .iter()
         .find(|(m, p)| m == Method::HEAD && p.contains("/manifests/sha256:"))
         .map(|(_, p)| p.clone())
         .expect("a HEAD by digest");
-    let latency_events = client_rt.block_on(async {
-        let stream = tokio::net::TcpStream::connect(target_addr)
-            .await
-            .expect("connect");
-        stream.set_nodelay(true).unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+    let measure_latency = |variant: Variant| -> (Vec<u64>, u64) {
+        let server = servers.iter().find(|s| s.variant == variant).expect("variant");
+        receiver.samples.lock().unwrap().clear();
+        let sent = client_rt.block_on(async {
+            let stream = tokio::net::TcpStream::connect(server.addr)
                 .await
-                .expect("handshake");
-        tokio::spawn(conn);
-        let mut tick = tokio::time::interval(Duration::from_millis(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let total = opts.latency_secs * 1000;
-        let warm = 300;
-        for i in 0..total + warm {
-            if i == warm {
-                receiver.record.store(true, Ordering::SeqCst);
+                .expect("connect");
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(conn);
+            let mut tick = tokio::time::interval(Duration::from_millis(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let total = opts.latency_secs * 1000;
+            let warm = 300;
+            for i in 0..total + warm {
+                if i == warm {
+                    receiver.record.store(true, Ordering::SeqCst);
+                }
+                tick.tick().await;
+                let req = Request::head(digest_path.as_str())
+                    .header(header::HOST, "127.0.0.1:5000")
+                    .header(header::USER_AGENT, "loadgen/1.0")
+                    .body(Empty::new())
+                    .unwrap();
+                sender.ready().await.unwrap();
+                let resp = sender.send_request(req).await.unwrap();
+                assert_eq!(resp.status(), StatusCode::OK);
+                resp.into_body().collect().await.unwrap();
             }
-            tick.tick().await;
-            let req = Request::head(digest_path.as_str())
-                .header(header::HOST, "127.0.0.1:5000")
-                .header(header::USER_AGENT, "loadgen/1.0")
-                .body(Empty::new())
-                .unwrap();
-            sender.ready().await.unwrap();
-            let resp = sender.send_request(req).await.unwrap();
-            assert_eq!(resp.status(), StatusCode::OK);
-            resp.into_body().collect().await.unwrap();
-        }
-        let h = endpoint_server.handle.as_ref().unwrap();
-        let t = Instant::now();
-        while h.endpoints()[0].queued() > 0 && t.elapsed() < Duration::from_secs(10) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        receiver.record.store(false, Ordering::SeqCst);
-        total
-    });
-    let mut lat: Vec<u64> = receiver
-        .samples
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|&n| n.max(0) as u64)
-        .collect();
-    lat.sort_unstable();
+            let h = server.handle.as_ref().unwrap();
+            let t = Instant::now();
+            while h.endpoints()[0].queued() > 0 && t.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            receiver.record.store(false, Ordering::SeqCst);
+            total
+        });
+        let mut lat: Vec<u64> = receiver
+            .samples
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|&n| n.max(0) as u64)
+            .collect();
+        lat.sort_unstable();
+        (lat, sent)
+    };
+    let (lat, latency_events) = measure_latency(Variant::Endpoint);
+    let (lat_batched, _) = measure_latency(Variant::Batched);
 
     // Report.
     let bare = &servers[0];
@@ -942,14 +946,19 @@ fn main() {
     println!();
     println!("## Event latency at 1000 events/s (registry response → receiver arrival)");
     println!();
-    println!(
-        "{} of {} events: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-        lat.len(),
-        latency_events,
-        ms(percentile(&lat, 0.50)),
-        ms(percentile(&lat, 0.99)),
-        ms(lat.last().copied().unwrap_or(0))
-    );
+    for (label, lat) in [
+        ("unbatched endpoint", &lat),
+        ("endpoint with maxevents 100", &lat_batched),
+    ] {
+        println!(
+            "{label}: {} of {} events: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            lat.len(),
+            latency_events,
+            ms(percentile(lat, 0.50)),
+            ms(percentile(lat, 0.99)),
+            ms(lat.last().copied().unwrap_or(0))
+        );
+    }
     println!();
     println!("## Memory, endpoint down");
     println!();
@@ -985,6 +994,8 @@ fn main() {
     let bb = bb_median;
     let lp50 = ms(percentile(&lat, 0.50));
     let lp99 = ms(percentile(&lat, 0.99));
+    let bp50 = ms(percentile(&lat_batched, 0.50));
+    let bp99 = ms(percentile(&lat_batched, 0.99));
     println!();
     println!("## Targets (layer with one live endpoint, `maxevents: 100`, vs without)");
     println!();
@@ -1009,12 +1020,12 @@ fn main() {
         ok(bb >= 20.0)
     );
     println!(
-        "| event latency p50 ≤ 0.5 ms | {lp50:.3} ms | {} |",
-        ok(lp50 <= 0.5)
+        "| event latency p50 ≤ 0.5 ms | {lp50:.3} ms unbatched, {bp50:.3} ms maxevents 100 | {} |",
+        ok(lp50.max(bp50) <= 0.5)
     );
     println!(
-        "| event latency p99 ≤ 2 ms | {lp99:.3} ms | {} |",
-        ok(lp99 <= 2.0)
+        "| event latency p99 ≤ 2 ms | {lp99:.3} ms unbatched, {bp99:.3} ms maxevents 100 | {} |",
+        ok(lp99.max(bp99) <= 2.0)
     );
     println!(
         "| memory per queued event | {:.0} bytes | bounded by the queue capacity |",
