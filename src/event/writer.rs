@@ -334,7 +334,7 @@ mod tests {
     /// at every position of a word and of a tail.
     #[test]
     fn special_bytes_are_found_exactly() {
-        let special = |c: u8| c < 0x20 || c >= 0x80 || b"\"\\<>&".contains(&c);
+        let special = |c: u8| !(0x20..0x80).contains(&c) || b"\"\\<>&".contains(&c);
         for len in [1, 7, 8, 9, 13, 16] {
             for at in 0..len {
                 for c in 0..=255u8 {
