@@ -38,7 +38,8 @@
 //!    (same clock).
 //!
 //! Options: `--quick`, `--concurrency N` (default 32), `--rounds N` (registry rounds per
-//! variant), `--round-ms N` (length of a registry round).
+//! variant, default 10; the variants' order rotates from round to round), `--round-ms N`
+//! (length of a registry round).
 
 #[path = "registry/oci/mod.rs"]
 mod oci;
@@ -112,7 +113,8 @@ fn opts() -> Opts {
     Opts {
         quick,
         concurrency: value("--concurrency").unwrap_or(32) as usize,
-        rounds: value("--rounds").unwrap_or(if quick { 3 } else { 8 }) as usize,
+        // A multiple of the 5 variants, so that each runs as often in each position.
+        rounds: value("--rounds").unwrap_or(if quick { 5 } else { 10 }) as usize,
         round: Duration::from_millis(value("--round-ms").unwrap_or(if quick { 500 } else { 1000 })),
         mem_events: 100_000,
         delivery_rounds: if quick { 4 } else { 15 },
@@ -762,9 +764,12 @@ fn main() {
             };
             registry_round(s, &mix, &warm, false).await;
         }
+        // The order rotates from round to round, so that no variant always runs first
+        // (right after the previous round's drain) or last.
+        let n = servers.len();
         for round in 0..opts.rounds {
-            for s in servers.iter_mut() {
-                registry_round(s, &mix, &opts, true).await;
+            for k in 0..n {
+                registry_round(&mut servers[(round + k) % n], &mix, &opts, true).await;
             }
             eprint!("\r  round {}/{}", round + 1, opts.rounds);
         }
