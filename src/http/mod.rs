@@ -207,18 +207,10 @@ impl Service<Batch> for HttpSink {
     }
 }
 
-async fn attempt(
-    pool: &Pool<Connector>,
-    shared: &Shared,
-    metrics: Option<&EndpointMetrics>,
-    batch: Batch,
-) -> Result<(), DeliveryError> {
-    let record = |f: &dyn Fn(&EndpointMetrics)| {
-        if let Some(m) = metrics {
-            f(m);
-        }
-    };
-    let body = Bytes::from(shared.format.encode(&batch));
+/// The headers of a POST of `batch`: the endpoint's, the media type for its size, and the
+/// signatures of `body` (timestamped now, with the batch's stable id).
+#[cfg_attr(not(feature = "signing"), allow(unused_variables))]
+fn request_headers(shared: &Shared, batch: &Batch, body: &Bytes) -> HeaderMap {
     let mut headers = shared.headers.clone();
     if shared.format.media_type_for(batch.len()) != shared.format.media_type() {
         headers.insert(
@@ -232,19 +224,42 @@ async fn attempt(
         let now = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        signer.insert_headers(&mut headers, &crate::retry::message_id(&batch), now, &body);
+        signer.insert_headers(&mut headers, &crate::retry::message_id(batch), now, body);
     }
-    let mut request = Request::new(Full::new(body));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = shared.path.clone();
-    *request.headers_mut() = headers;
+    headers
+}
+
+async fn attempt(
+    pool: &Pool<Connector>,
+    shared: &Shared,
+    metrics: Option<&EndpointMetrics>,
+    batch: Batch,
+) -> Result<(), DeliveryError> {
+    let record = |f: &dyn Fn(&EndpointMetrics)| {
+        if let Some(m) = metrics {
+            f(m);
+        }
+    };
+    let body = Bytes::from(shared.format.encode(&batch));
+    // The request is built once; only the keep-alive race (see `Pool::send`) builds it again.
+    let headers = std::cell::Cell::new(Some(request_headers(shared, &batch, &body)));
+    let batch_ref = &batch;
+    let build = move || {
+        let mut request = Request::new(Full::new(body.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = shared.path.clone();
+        *request.headers_mut() = headers
+            .take()
+            .unwrap_or_else(|| request_headers(shared, batch_ref, &body));
+        request
+    };
 
     // One timer for the whole attempt: the response head within the timeout is the
     // outcome; the body is then read (within the same deadline) so the connection can
     // be reused — a slow or oversized body only costs the connection.
     let mut outcome = None;
     let exchange = async {
-        let (response, conn) = pool.send(&shared.connect_to, request).await?;
+        let (response, conn) = pool.send(&shared.connect_to, build).await?;
         let status = response.status();
         crate::retry::report_status(status);
         outcome = Some((status, parse_retry_after(response.headers(), SystemTime::now())));

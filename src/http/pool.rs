@@ -87,35 +87,36 @@ where
         })
     }
 
-    /// Sends `request`. On a reused connection, a request that could not be started, or
-    /// whose connection was closed before any byte of a response came back (the server
-    /// closed the idle connection as the request went out: the keep-alive race), is sent
-    /// once more on a fresh connection — the same bytes with the same event ids, which
-    /// webhook receivers already see on any retry. Returns the response and the
-    /// connection, to be given back with [`Pool::put_back`] once the body is read.
+    /// Sends the request `build` makes. On a reused connection, a request that could not
+    /// be started, or whose connection was closed before any byte of a response came back
+    /// (the server closed the idle connection as the request went out: the keep-alive
+    /// race), is sent once more on a fresh connection — built again from the same body,
+    /// so with the same event ids, which webhook receivers already see on any retry.
+    /// `build` runs once in the common case, so no request is copied just in case.
+    /// Returns the response and the connection, to be given back with
+    /// [`Pool::put_back`] once the body is read.
     pub(crate) async fn send(
         &self,
         uri: &Uri,
-        request: Request<Full<Bytes>>,
+        build: impl Fn() -> Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Conn), BoxError> {
         let mut conn = self.checkout(uri).await?;
-        let mut request = request;
+        let mut request = build();
         loop {
-            let spare = conn.reused.then(|| copy(&request));
             // `ready()` waits for the handshake to finish or the connection to be idle.
             if conn.sender.ready().await.is_ok() {
                 match conn.sender.try_send_request(request).await {
                     Ok(response) => return Ok((response, conn)),
-                    Err(mut error) => match (error.take_message(), spare) {
-                        (Some(unsent), _) if conn.reused => request = unsent,
-                        (None, Some(spare)) if error.error().is_incomplete_message() => {
-                            request = spare;
+                    Err(mut error) => match error.take_message() {
+                        Some(unsent) if conn.reused => request = unsent,
+                        None if conn.reused && error.error().is_incomplete_message() => {
+                            request = build();
                         }
                         _ => return Err(error.into_error().into()),
                     },
                 }
-            } else if let Some(spare) = spare {
-                request = spare;
+            } else if conn.reused {
+                request = build();
             } else {
                 return Err("connection closed before the request was sent".into());
             }
@@ -136,14 +137,4 @@ where
         }
         idle.push((conn.sender, Instant::now()));
     }
-}
-
-/// A copy of a request whose body is already in memory (cheap: the body is `Bytes`).
-fn copy(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-    let mut copy = Request::new(request.body().clone());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    copy
 }
