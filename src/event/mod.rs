@@ -1,6 +1,7 @@
 //! The event model and its wire formats.
 //!
-//! [`Event`] mirrors Distribution's `notifications.Event` field for field;
+//! [`Event`] mirrors Distribution's `notifications.Event` field for field (its strings are
+//! [`SharedStr`]s: the strings of one request's events share one buffer);
 //! [`Format`] writes envelopes byte-exact in Distribution 2.x (`events.v1`) or
 //! 3.x (`events.v2`, the default) form, or as [CloudEvents](cloudevents).
 
