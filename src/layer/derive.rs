@@ -1,10 +1,10 @@
 //! From a request and its response to Distribution's events.
 
+use std::borrow::Cow;
+
 use http::header::{HeaderMap, HeaderValue, CONTENT_RANGE};
 use http::uri::Scheme;
 use http::{Method, Request, StatusCode};
-
-use std::borrow::Cow;
 
 use super::addr::{peer_addr, write_remote_addr};
 use super::route::{self, Parsed, Reference, Route};
