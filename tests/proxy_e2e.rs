@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use skopeo::{build_image, sorted, CURL};
+use skopeo::{build_image, sorted};
 use support::{Http, Receiver};
 
 const OCI_M: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -111,9 +111,7 @@ impl Env {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> support::Reply {
-        let mut h = vec![("user-agent", CURL)];
-        h.extend_from_slice(headers);
-        self.http.send(method, path, &h, body).await
+        skopeo::curl(&self.http, method, path, headers, body).await
     }
 
     fn oci(&self, dir: &str, tag: &str) -> String {

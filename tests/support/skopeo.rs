@@ -76,6 +76,19 @@ pub async fn scenario(tools: &[&str]) -> Option<Scenario> {
     })
 }
 
+/// A request as curl sends it (its `User-Agent`), with `headers` after it.
+pub async fn curl(
+    http: &super::support::Http,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> super::support::Reply {
+    let mut h = vec![("user-agent", CURL)];
+    h.extend_from_slice(headers);
+    http.send(method, path, &h, body).await
+}
+
 /// `oci:<work>/<dir>:<tag>`, an image layout made by [`build_image`].
 pub fn oci(work: &Path, dir: &str, tag: &str) -> String {
     format!("oci:{}:{tag}", work.join(dir).display())
