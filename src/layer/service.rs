@@ -1,7 +1,5 @@
 //! The [`Notification`] service.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -171,8 +169,9 @@ impl Ready {
                     )
                     .await;
                 }
-                if let Some(wait) = shared.dispatcher.dispatch_waiting(Batch::from(events)) {
-                    wait.await;
+                match shared.dispatcher.dispatch_waiting(Batch::from(events)) {
+                    Some(wait) => wait.await,
+                    None => Ok(()),
                 }
             }));
         }
@@ -190,8 +189,9 @@ impl Ready {
     }
 }
 
-/// A hand-off the response waits for (`fsync: always`).
-pub(crate) type Hold = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A hand-off the response waits for (`fsync: always`); `Err` when the events could not be
+/// made durable, and the response is then replaced by a `503`.
+pub(crate) type Hold = crate::dispatcher::Handoff;
 
 /// What [`finish_waiting`] decided.
 pub(crate) enum Finished<B> {
