@@ -1,12 +1,14 @@
 //! The response body wrapper that reports when a pull was fully sent.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use super::request_body::{Tap, MANIFEST_LIMIT};
 use super::service::Ready;
 
 pin_project! {
@@ -31,14 +33,24 @@ pin_project! {
         // The body of a response the layer wrote itself (the fail-closed 503).
         own: Option<Bytes>,
         on_end: Option<Ready>,
+        // A copy of the body as it passes (a manifest whose references the events need).
+        tap: Option<Arc<Tap>>,
+        // Whether events held for the end are still delivered if the body is dropped first
+        // (they wait only to read the body, not to learn that it was sent).
+        deliver_on_drop: bool,
         // Bytes still to send when the length is known (Content-Length).
         remaining: Option<u64>,
     }
 
     impl<B> PinnedDrop for ResponseBody<B> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(ready) = this.project().on_end.take() {
-                ready.abort();
+            let this = this.project();
+            if let Some(ready) = this.on_end.take() {
+                if *this.deliver_on_drop {
+                    ready.deliver_with_body(None);
+                } else {
+                    ready.abort();
+                }
             }
         }
     }
@@ -60,6 +72,8 @@ impl<B> ResponseBody<B> {
             inner: None,
             own: Some(bytes),
             on_end: None,
+            tap: None,
+            deliver_on_drop: false,
             remaining: None,
         }
     }
@@ -71,6 +85,8 @@ impl<B: Body> ResponseBody<B> {
             inner: Some(inner),
             own: None,
             on_end: None,
+            tap: None,
+            deliver_on_drop: false,
             remaining: None,
         }
     }
@@ -89,6 +105,28 @@ impl<B: Body> ResponseBody<B> {
             inner: Some(inner),
             own: None,
             on_end: Some(ready),
+            tap: None,
+            deliver_on_drop: false,
+            remaining,
+        }
+    }
+
+    /// Delivers `ready` once the body has been sent to its end, with the fields a
+    /// manifest body gives (references) read from a copy kept as it passes. Dropped
+    /// early, the events still go (without those fields; a lookup may find them), unless
+    /// `sent_only` asks for pulls of fully sent bodies only.
+    pub(crate) fn on_end_reading(inner: B, ready: Ready, length: Option<u64>, sent_only: bool) -> Self {
+        let remaining = length.or_else(|| inner.size_hint().exact());
+        if inner.is_end_stream() || remaining == Some(0) {
+            ready.deliver_with_body(Some(Bytes::new()));
+            return Self::new(inner);
+        }
+        Self {
+            inner: Some(inner),
+            own: None,
+            on_end: Some(ready),
+            tap: Some(Tap::new(MANIFEST_LIMIT)),
+            deliver_on_drop: !sent_only,
             remaining,
         }
     }
@@ -117,15 +155,33 @@ impl<B: Body> Body for ResponseBody<B> {
                     f.is_trailers() || *this.remaining == Some(0) || inner.is_end_stream()
                 }
                 Some(Err(_)) => {
+                    if let Some(tap) = this.tap.as_ref() {
+                        tap.fail();
+                    }
                     if let Some(r) = this.on_end.take() {
-                        r.abort();
+                        if *this.deliver_on_drop {
+                            r.deliver_with_body(None);
+                        } else {
+                            r.abort();
+                        }
                     }
                     false
                 }
             };
+            if let (Some(tap), Some(Ok(f))) = (this.tap.as_ref(), &frame) {
+                if let Some(data) = f.data_ref() {
+                    tap.data(data.chunk(), data.remaining());
+                }
+            }
             if ended {
                 if let Some(r) = this.on_end.take() {
-                    r.deliver();
+                    match this.tap.take() {
+                        Some(tap) => {
+                            tap.end();
+                            r.deliver_with_body(tap.complete());
+                        }
+                        None => r.deliver(),
+                    }
                 }
             }
         }

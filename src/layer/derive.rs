@@ -116,6 +116,8 @@ pub(crate) struct Pending {
     pub(crate) authorization: Option<HeaderValue>,
     /// Tags found (by a lookup before the delete) to point at a deleted manifest.
     pub(crate) tags_before_delete: Option<Vec<String>>,
+    /// A copy of the request body as it passes (a manifest `PUT` with references wanted).
+    pub(crate) body_tap: Option<std::sync::Arc<super::request_body::Tap>>,
 }
 
 /// Fields the exchange did not carry, to be fetched by a lookup.
@@ -478,6 +480,7 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         upload_status_end: None,
         authorization: headers.authorization.cloned(),
         tags_before_delete: None,
+        body_tap: None,
     })
 }
 

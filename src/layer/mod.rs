@@ -45,6 +45,7 @@ mod derive;
 mod future;
 mod lookup;
 mod memo;
+mod request_body;
 mod route;
 mod service;
 
@@ -57,6 +58,7 @@ use http_body_util::Empty;
 pub use addr::{PeerAddr, TrustedProxies};
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub use request_body::RequestBody;
 pub use service::Notification;
 
 use crate::dispatcher::Dispatcher;

@@ -9,6 +9,7 @@ use tower_service::Service;
 use super::body::ResponseBody;
 use super::derive::{self, Kind, Missing, Pending};
 use super::future::ResponseFuture;
+use super::request_body::{RequestBody, Tap, MANIFEST_LIMIT};
 use super::{lookup, NotificationLayer, Shared};
 use crate::event::{Batch, Event};
 use crate::hint::EventHint;
@@ -57,7 +58,7 @@ impl<S> Notification<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Notification<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     ReqBody: Send + 'static,
     ResBody: http_body::Body,
@@ -72,10 +73,18 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         if !self.shared.dispatcher.is_enabled() {
-            return ResponseFuture::passthrough(self.inner.call(req));
+            return ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::new)));
         }
         let Some(mut pending) = derive::pending(&req, &self.shared) else {
-            return ResponseFuture::passthrough(self.inner.call(req));
+            return ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::new)));
+        };
+        let req = if self.shared.include_references && matches!(pending.kind, Kind::ManifestPush { .. }) {
+            // The manifest's references are read from the body the client sends.
+            let tap = Tap::new(MANIFEST_LIMIT);
+            pending.body_tap = Some(tap.clone());
+            req.map(|body| RequestBody::tapped(body, tap))
+        } else {
+            req.map(RequestBody::new)
         };
         if let (Kind::ManifestDelete { digest }, Some(lookup)) = (&pending.kind, &self.shared.lookup) {
             // The tags of the manifest must be read before the delete removes them.
@@ -178,6 +187,21 @@ impl Ready {
         shared.dispatcher.dispatch_waiting(Batch::from(events))
     }
 
+    /// Like [`deliver`](Self::deliver), once the manifest body that passed through was read:
+    /// `body` (`None` when it was not kept whole) gives the fields the events still miss,
+    /// so that only what it cannot give is looked up.
+    pub(crate) fn deliver_with_body(mut self, body: Option<bytes::Bytes>) {
+        if let Some(body) = body.filter(|b| !b.is_empty()) {
+            manifest_from_body(
+                &body,
+                &mut self.events,
+                &mut self.missing,
+                self.shared.include_references,
+            );
+        }
+        self.deliver();
+    }
+
     /// The response body was not sent to its end: no pull happened.
     pub(crate) fn abort(self) {
         let repository = self.events.first().map_or("", |e| e.target.repository.as_str());
@@ -212,10 +236,11 @@ pub(crate) fn finish_waiting<B: http_body::Body>(
         return Finished::Now(finish(pending, shared, response));
     }
     let hint = response.extensions().get::<EventHint>();
-    let (events, missing) = pending.events(response.status(), response.headers(), hint, shared);
+    let (mut events, mut missing) = pending.events(response.status(), response.headers(), hint, shared);
     if events.is_empty() {
         return Finished::Now(response.map(ResponseBody::new));
     }
+    from_request_body(&pending, shared, &mut events, &mut missing);
     let ready = Ready {
         events,
         missing,
@@ -235,28 +260,87 @@ pub(crate) fn finish<B: http_body::Body>(
     response: Response<B>,
 ) -> Response<ResponseBody<B>> {
     let hint = response.extensions().get::<EventHint>();
-    let (events, missing) = pending.events(response.status(), response.headers(), hint, shared);
+    let (mut events, mut missing) = pending.events(response.status(), response.headers(), hint, shared);
     if events.is_empty() {
         return response.map(ResponseBody::new);
     }
+    from_request_body(&pending, shared, &mut events, &mut missing);
     let wait_for_body = shared.pull_on_body_end
         && pending.method == Method::GET
         && matches!(pending.kind, Kind::ManifestPull { .. } | Kind::BlobPull { .. })
         && !matches!(response.status().as_u16(), 204 | 304);
+    // A manifest GET whose events miss what its body says: read it as it passes.
+    let read_body = missing.manifest
+        && pending.method == Method::GET
+        && matches!(pending.kind, Kind::ManifestPull { .. })
+        && response.status() == http::StatusCode::OK;
     let ready = Ready {
         events,
         missing,
         pending,
         shared: shared.clone(),
     };
-    if wait_for_body {
+    if wait_for_body || read_body {
         let length = response
             .headers()
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        response.map(|body| ResponseBody::on_end(body, ready, length))
+        if read_body {
+            response.map(|body| ResponseBody::on_end_reading(body, ready, length, wait_for_body))
+        } else {
+            response.map(|body| ResponseBody::on_end(body, ready, length))
+        }
     } else {
         ready.deliver();
         response.map(ResponseBody::new)
     }
+}
+
+/// A manifest `PUT` whose body the layer kept as it passed: the fields it gives.
+fn from_request_body(pending: &Pending, shared: &Shared, events: &mut [Event], missing: &mut Missing) {
+    if let Some(body) = pending.body_tap.as_ref().and_then(|t| t.complete()) {
+        manifest_from_body(&body, events, missing, shared.include_references);
+    }
+}
+
+/// Fills what a manifest's own bytes say — its size, its media type (the `mediaType`
+/// member) and, when `refs`, its references — into events that miss them, and clears
+/// `missing.manifest` when nothing is left to look up.
+pub(crate) fn manifest_from_body(body: &[u8], events: &mut [Event], missing: &mut Missing, refs: bool) {
+    if !missing.manifest || body.is_empty() {
+        return;
+    }
+    #[derive(serde::Deserialize)]
+    struct MediaType<'a> {
+        #[serde(rename = "mediaType", borrow, default)]
+        media_type: Option<std::borrow::Cow<'a, str>>,
+    }
+    let Some(references) = lookup::references(body) else {
+        // Not a manifest we can read: a lookup may know better.
+        return;
+    };
+    let media_type = serde_json::from_slice::<MediaType<'_>>(body)
+        .ok()
+        .and_then(|m| m.media_type);
+    let size = i64::try_from(body.len()).ok();
+    for e in events.iter_mut() {
+        let d = &mut e.target.descriptor;
+        if d.size == 0 {
+            if let Some(size) = size {
+                d.size = size;
+                e.target.length = size;
+            }
+        }
+        if d.media_type.is_empty() {
+            if let Some(m) = &media_type {
+                d.media_type = m.as_ref().into();
+            }
+        }
+        if refs && e.target.references.is_empty() {
+            e.target.references = references.clone();
+        }
+    }
+    missing.manifest = events
+        .iter()
+        .any(|e| e.target.descriptor.media_type.is_empty() || e.target.descriptor.size == 0);
 }
