@@ -31,6 +31,8 @@ async fn start(with_lookup: bool) -> (Http, Probe) {
     let mut layer = NotificationLayer::new(Dispatcher::new(probe.sink())).include_references(true);
     if with_lookup {
         layer = layer.lookup(registry.clone());
+    } else {
+        layer = layer.wrapped_lookups(false);
     }
     let addr = support::serve_router(registry.layer(layer)).await;
     (Http::new(addr), probe)
@@ -96,10 +98,37 @@ async fn sizes_tags_and_references_come_from_lookups() {
 }
 
 #[tokio::test]
-async fn without_hint_or_lookup_the_gaps_stay_empty() {
+async fn without_hint_or_lookup_sizes_come_from_the_bytes_that_pass() {
     let (c, probe) = start(false).await;
     c.chunked_upload("lib/x", &["0123456789", "abcdefghij"]).await;
     let ev = probe.wait_take(1).await;
-    // Nothing to ask: the final PUT carried no body, so the size is unknown.
-    assert_eq!(ev[0].target.descriptor.size, 0);
+    // The final PUT carried no body, but both PATCHes passed through the layer.
+    assert_eq!(ev[0].target.descriptor.size, 20);
+    assert_eq!(ev[0].target.length, 20);
+}
+
+/// An upload whose chunks went through another instance: with no hint and no lookup, the
+/// size stays unknown (0, logged), as nothing could tell it.
+#[tokio::test]
+async fn without_hint_or_lookup_an_unseen_upload_has_no_size() {
+    let probe = Probe::default();
+    let registry = hintless();
+    let one = support::serve_router(registry.clone()).await;
+    let layer = NotificationLayer::new(Dispatcher::new(probe.sink())).wrapped_lookups(false);
+    let two = support::serve_router(registry.layer(layer)).await;
+    let (c1, c2) = (Http::new(one), Http::new(two));
+    let data = "0123456789abcdefghij";
+    let location = c1.start_upload("lib/x").await;
+    let r = c1.send("PATCH", &location, &[], data).await;
+    assert_eq!(r.status, 202);
+    // The session's path, sent to the other instance.
+    let location = r.header("location").unwrap().to_string();
+    let location = location.trim_start_matches(&c1.base).to_string();
+    let digest = sha256(data.as_bytes());
+    let r = c2
+        .send("PUT", &support::with_digest(&location, &digest), &[], "")
+        .await;
+    assert_eq!(r.status, 201);
+    let ev = probe.wait_take(1).await;
+    assert_eq!((ev[0].target.descriptor.digest.as_str(), ev[0].target.descriptor.size), (digest.as_str(), 0));
 }

@@ -118,6 +118,8 @@ pub(crate) struct Pending {
     pub(crate) tags_before_delete: Option<Vec<String>>,
     /// A copy of the request body as it passes (a manifest `PUT` with references wanted).
     pub(crate) body_tap: Option<std::sync::Arc<super::request_body::Tap>>,
+    /// Where to ask for what the exchange lacks (the lookup service, or the wrapped one).
+    pub(crate) lookup: Option<std::sync::Arc<dyn super::lookup::Lookup>>,
 }
 
 /// Fields the exchange did not carry, to be fetched by a lookup.
@@ -481,6 +483,7 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         authorization: headers.authorization.cloned(),
         tags_before_delete: None,
         body_tap: None,
+        lookup: None,
     })
 }
 
@@ -658,7 +661,7 @@ impl Pending {
             return (Vec::new(), missing);
         };
         // A lookup reads the name, host and credentials of the request later.
-        let keep = missing.any() && shared.lookup.is_some();
+        let keep = missing.any() && self.lookup.is_some();
         let target = Target {
             descriptor: Descriptor {
                 media_type: draft.media_type,
@@ -834,7 +837,8 @@ impl Pending {
                 let received = match self.upload_status_end {
                     Some(end) if end > 0 => Some(end + 1),
                     Some(_) => seen.filter(|n| *n <= 1),
-                    None => None,
+                    // No status asked: the bytes this layer saw pass, if it saw the session.
+                    None => seen,
                 };
                 let size = hint_size.or_else(|| Some(received? + self.req_body_length?));
                 let size = remembered(shared, &d, size);

@@ -22,8 +22,9 @@ pin_project! {
     /// manifest limit) as it passes, so that it never has to ask the registry for what the
     /// client already sent. Every other body passes untouched.
     pub struct RequestBody<B> {
+        // `None`: an empty body (a request of the layer's own, see `lookup`).
         #[pin]
-        inner: B,
+        inner: Option<B>,
         tap: Option<Arc<Tap>>,
     }
 }
@@ -39,19 +40,32 @@ impl<B> std::fmt::Debug for RequestBody<B> {
 impl<B> RequestBody<B> {
     /// `inner`, passed through untouched.
     pub(crate) fn new(inner: B) -> Self {
-        Self { inner, tap: None }
+        Self {
+            inner: Some(inner),
+            tap: None,
+        }
+    }
+
+    /// An empty body: the body of a request the layer sends to the wrapped service itself
+    /// (a lookup of a field the exchange did not show).
+    pub(crate) fn empty() -> Self {
+        Self {
+            inner: None,
+            tap: None,
+        }
     }
 
     /// `inner`, with a copy of its bytes (up to `tap`'s limit) kept in `tap`.
     pub(crate) fn tapped(inner: B, tap: Arc<Tap>) -> Self {
         Self {
-            inner,
+            inner: Some(inner),
             tap: Some(tap),
         }
     }
 
-    /// The client's body.
-    pub fn into_inner(self) -> B {
+    /// The client's body; `None` for a request the layer sent itself (a lookup), whose
+    /// body is empty.
+    pub fn into_inner(self) -> Option<B> {
         self.inner
     }
 }
@@ -64,15 +78,18 @@ impl<B: Body> Body for RequestBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let mut this = self.project();
-        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        let this = self.project();
+        let Some(mut inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = ready!(inner.as_mut().poll_frame(cx));
         if let Some(tap) = this.tap {
             match &frame {
                 Some(Ok(f)) => {
                     if let Some(data) = f.data_ref() {
                         tap.data(data.chunk(), data.remaining());
                     }
-                    if this.inner.is_end_stream() {
+                    if inner.is_end_stream() {
                         tap.end();
                     }
                 }
@@ -84,11 +101,13 @@ impl<B: Body> Body for RequestBody<B> {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
 

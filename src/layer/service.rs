@@ -1,6 +1,6 @@
 //! The [`Notification`] service.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use http::{Method, Request, Response};
@@ -10,8 +10,9 @@ use super::body::ResponseBody;
 use super::derive::{self, Kind, Missing, Pending};
 use super::future::ResponseFuture;
 use super::request_body::{RequestBody, Tap, MANIFEST_LIMIT};
+use super::wrapped::Wrapped;
 use super::{lookup, NotificationLayer, Shared};
-use crate::event::{Batch, Event};
+use crate::event::{Action, Batch, Event};
 use crate::hint::EventHint;
 
 /// Middleware that derives Distribution's notification events from registry
@@ -20,6 +21,8 @@ use crate::hint::EventHint;
 pub struct Notification<S> {
     inner: S,
     shared: Arc<Shared>,
+    /// The wrapped service as a lookup service, made on first need (shared by clones).
+    wrapped: Arc<OnceLock<Arc<dyn lookup::Lookup>>>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Notification<S> {
@@ -32,7 +35,35 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Notification<S> {
 
 impl<S> Notification<S> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+        Self {
+            inner,
+            shared,
+            wrapped: Arc::default(),
+        }
+    }
+
+    /// The service asked for what an exchange lacks: the one given to
+    /// [`NotificationLayer::lookup`], else the wrapped service itself (unless
+    /// [turned off](NotificationLayer::wrapped_lookups)).
+    fn lookup<ReqBody, ResBody>(&self) -> Option<Arc<dyn lookup::Lookup>>
+    where
+        S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        ReqBody: 'static,
+        ResBody: http_body::Body + Send + 'static,
+        ResBody::Data: Send,
+        ResBody::Error: Into<crate::sink::BoxError>,
+    {
+        if let Some(l) = &self.shared.lookup {
+            return Some(l.clone());
+        }
+        if !self.shared.wrapped_lookups {
+            return None;
+        }
+        let lookup = self.wrapped.get_or_init(|| {
+            Arc::new(lookup::ServiceLookup(Wrapped::<S, ReqBody>::new(self.inner.clone())))
+        });
+        Some(lookup.clone())
     }
 
     /// A [`NotificationLayer`] wrapping services with the same settings.
@@ -61,7 +92,9 @@ where
     S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: http_body::Body,
+    ResBody: http_body::Body + Send + 'static,
+    ResBody::Data: Send,
+    ResBody::Error: Into<crate::sink::BoxError>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -78,6 +111,9 @@ where
         let Some(mut pending) = derive::pending(&req, &self.shared) else {
             return ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::new)));
         };
+        pending.lookup = self.lookup::<ReqBody, ResBody>();
+        // Asking before the request is forwarded is for registries known to attach no hints.
+        let ask_first = self.shared.lookup.is_some() || self.shared.hints.none();
         let req = if self.shared.include_references && matches!(pending.kind, Kind::ManifestPush { .. }) {
             // The manifest's references are read from the body the client sends.
             let tap = Tap::new(MANIFEST_LIMIT);
@@ -86,7 +122,7 @@ where
         } else {
             req.map(RequestBody::new)
         };
-        if let (Kind::ManifestDelete { digest }, Some(lookup)) = (&pending.kind, &self.shared.lookup) {
+        if let (Kind::ManifestDelete { digest }, Some(lookup), true) = (&pending.kind, &pending.lookup, ask_first) {
             // The tags of the manifest must be read before the delete removes them.
             let digest = digest.clone();
             let lookup = lookup.clone();
@@ -102,8 +138,8 @@ where
         }
         if let (Kind::UploadCommit { .. }, Some(lookup), true) = (
             &pending.kind,
-            &self.shared.lookup,
-            pending.upload_target.is_some(),
+            &pending.lookup,
+            pending.upload_target.is_some() && ask_first,
         ) {
             // What the session received is asked before the commit ends the session.
             let lookup = lookup.clone();
@@ -139,7 +175,7 @@ impl Ready {
             shared,
         } = self;
         if missing.any() {
-            if let (Some(lookup), Ok(rt)) = (shared.lookup.clone(), tokio::runtime::Handle::try_current()) {
+            if let (Some(lookup), Ok(rt)) = (pending.lookup.clone(), tokio::runtime::Handle::try_current()) {
                 rt.spawn(async move {
                     lookup::fill(
                         &*lookup,
@@ -149,10 +185,12 @@ impl Ready {
                         shared.include_references,
                     )
                     .await;
+                    report_unknown(&pending, &events, true);
                     shared.dispatcher.dispatch(Batch::from(events));
                 });
                 return;
             }
+            report_unknown(&pending, &events, false);
         }
         shared.dispatcher.dispatch(Batch::from(events));
     }
@@ -166,9 +204,9 @@ impl Ready {
             pending,
             shared,
         } = self;
-        if missing.any() && shared.lookup.is_some() {
-            return Some(Box::pin(async move {
-                if let Some(lookup) = shared.lookup.clone() {
+        if missing.any() {
+            if let Some(lookup) = pending.lookup.clone() {
+                return Some(Box::pin(async move {
                     lookup::fill(
                         &*lookup,
                         &pending,
@@ -177,12 +215,14 @@ impl Ready {
                         shared.include_references,
                     )
                     .await;
-                }
-                match shared.dispatcher.dispatch_waiting(Batch::from(events)) {
-                    Some(wait) => wait.await,
-                    None => Ok(()),
-                }
-            }));
+                    report_unknown(&pending, &events, true);
+                    match shared.dispatcher.dispatch_waiting(Batch::from(events)) {
+                        Some(wait) => wait.await,
+                        None => Ok(()),
+                    }
+                }));
+            }
+            report_unknown(&pending, &events, false);
         }
         shared.dispatcher.dispatch_waiting(Batch::from(events))
     }
@@ -240,6 +280,7 @@ pub(crate) fn finish_waiting<B: http_body::Body>(
     if events.is_empty() {
         return Finished::Now(response.map(ResponseBody::new));
     }
+    shared.hints.saw(hint.is_some());
     from_request_body(&pending, shared, &mut events, &mut missing);
     let ready = Ready {
         events,
@@ -264,6 +305,7 @@ pub(crate) fn finish<B: http_body::Body>(
     if events.is_empty() {
         return response.map(ResponseBody::new);
     }
+    shared.hints.saw(hint.is_some());
     from_request_body(&pending, shared, &mut events, &mut missing);
     let wait_for_body = shared.pull_on_body_end
         && pending.method == Method::GET
@@ -343,4 +385,30 @@ pub(crate) fn manifest_from_body(body: &[u8], events: &mut [Event], missing: &mu
     missing.manifest = events
         .iter()
         .any(|e| e.target.descriptor.media_type.is_empty() || e.target.descriptor.size == 0);
+}
+
+/// Says (at most once a minute) that an event goes out without a field Distribution would
+/// fill — a blob's size, a manifest's media type — rather than sending a silent 0: the
+/// registry attached no [`EventHint`], and no lookup was possible or it failed.
+fn report_unknown(pending: &Pending, events: &[Event], looked_up: bool) {
+    static LOG: crate::metrics::LogLimiter = crate::metrics::LogLimiter::new(std::time::Duration::from_secs(60));
+    let unknown = events.iter().find(|e| {
+        matches!(e.action, Action::Push | Action::Pull | Action::Mount)
+            && !e.target.descriptor.digest.is_empty()
+            && (e.target.descriptor.size == 0 || e.target.descriptor.media_type.is_empty())
+    });
+    let Some(e) = unknown else { return };
+    if let Some(suppressed) = LOG.check() {
+        let field = if e.target.descriptor.size == 0 { "size" } else { "mediaType" };
+        let why = if looked_up {
+            "the lookup did not find it"
+        } else {
+            "no lookup service (NotificationLayer::lookup, or wrapped_lookups)"
+        };
+        tracing::warn!(
+            repository = %pending.name, action = %e.action, digest = %e.target.descriptor.digest,
+            field, suppressed,
+            "event sent without its {field}: the response carried no EventHint and {why}"
+        );
+    }
 }
