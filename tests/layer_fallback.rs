@@ -130,5 +130,54 @@ async fn without_hint_or_lookup_an_unseen_upload_has_no_size() {
         .await;
     assert_eq!(r.status, 201);
     let ev = probe.wait_take(1).await;
-    assert_eq!((ev[0].target.descriptor.digest.as_str(), ev[0].target.descriptor.size), (digest.as_str(), 0));
+    assert_eq!(
+        (
+            ev[0].target.descriptor.digest.as_str(),
+            ev[0].target.descriptor.size
+        ),
+        (digest.as_str(), 0)
+    );
+}
+
+/// A `PATCH` sent with `Transfer-Encoding: chunked` (no `Content-Length`): its bytes are
+/// counted as they pass, so the size is known with no hint and no lookup.
+#[tokio::test]
+async fn a_chunked_transfer_patch_is_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A registry that answers PATCH without `Range`: only the bytes themselves tell.
+    let probe = Probe::default();
+    let registry = hintless().layer(axum::middleware::map_response(|mut r: Response| async move {
+        r.headers_mut().remove("range");
+        r
+    }));
+    let layer = NotificationLayer::new(Dispatcher::new(probe.sink())).wrapped_lookups(false);
+    let c = Http::new(support::serve_router(registry.layer(layer)).await);
+    let location = c.start_upload("lib/x").await;
+    let path = location.trim_start_matches(&c.base).to_string();
+    let addr = c.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n7\r\n0123456\r\n6\r\n789abc\r\n0\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tcp.read_to_end(&mut reply).await.unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 202"), "{reply}");
+    let next = reply
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let digest = sha256(b"0123456789abc");
+    let r = c
+        .send("PUT", &support::with_digest(&next, &digest), &[], "")
+        .await;
+    assert_eq!(r.status, 201);
+    let ev = probe.wait_take(1).await;
+    assert_eq!((ev[0].target.descriptor.size, ev[0].target.length), (13, 13));
 }

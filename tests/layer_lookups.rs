@@ -24,12 +24,14 @@ fn registry(hints: bool, seen: Arc<AtomicUsize>) -> axum::Router {
     oci::router(oci::Registry::in_memory(oci::RegistryOptions {
         delete_enabled: true,
     }))
-    .layer(axum::middleware::map_response(move |mut r: Response| async move {
-        if !hints {
-            r.extensions_mut().remove::<EventHint>();
-        }
-        r
-    }))
+    .layer(axum::middleware::map_response(
+        move |mut r: Response| async move {
+            if !hints {
+                r.extensions_mut().remove::<EventHint>();
+            }
+            r
+        },
+    ))
     .layer(axum::middleware::map_request(move |r: Request| {
         seen.fetch_add(1, Ordering::SeqCst);
         async move { r }
@@ -46,7 +48,12 @@ async fn session(c: &Http, probe: &Probe) -> usize {
     let layer = c.push_blob("lib/a", b"0123456789").await;
     sent += 2;
     let r = c
-        .send("POST", &format!("/v2/lib/b/blobs/uploads/?mount={layer}&from=lib/a"), &[], "")
+        .send(
+            "POST",
+            &format!("/v2/lib/b/blobs/uploads/?mount={layer}&from=lib/a"),
+            &[],
+            "",
+        )
         .await;
     assert_eq!(r.status, 201);
     sent += 1;
@@ -55,17 +62,25 @@ async fn session(c: &Http, probe: &Probe) -> usize {
     );
     let digest = sha256(manifest.as_bytes());
     for tag in ["one", "two"] {
-        c.put_manifest("lib/a", tag, OCI_MANIFEST, manifest.as_bytes()).await;
+        c.put_manifest("lib/a", tag, OCI_MANIFEST, manifest.as_bytes())
+            .await;
         sent += 1;
     }
     for (method, reference) in [("GET", "one"), ("HEAD", "two"), ("GET", digest.as_str())] {
         let r = c
-            .send(method, &format!("/v2/lib/a/manifests/{reference}"), &[("accept", OCI_MANIFEST)], "")
+            .send(
+                method,
+                &format!("/v2/lib/a/manifests/{reference}"),
+                &[("accept", OCI_MANIFEST)],
+                "",
+            )
             .await;
         assert_eq!(r.status, 200);
         sent += 1;
     }
-    let r = c.send("DELETE", &format!("/v2/lib/a/manifests/{digest}"), &[], "").await;
+    let r = c
+        .send("DELETE", &format!("/v2/lib/a/manifests/{digest}"), &[], "")
+        .await;
     assert_eq!(r.status, 202);
     sent += 1;
     // 2 blob pushes, a mount, 2 manifest pushes, 3 pulls, the delete and its 2 tags.
@@ -94,7 +109,8 @@ async fn run(hints: bool) -> (usize, usize) {
     let probe = Probe::default();
     let notify = NotificationLayer::new(Dispatcher::new(probe.sink()));
     // The whole registry is wrapped, as README shows, so lookups reach its router.
-    let app = axum::Router::new().fallback_service(tower::Layer::layer(&notify, registry(hints, seen.clone())));
+    let app =
+        axum::Router::new().fallback_service(tower::Layer::layer(&notify, registry(hints, seen.clone())));
     let c = Http::new(support::serve_router(app).await);
     let sent = session(&c, &probe).await;
     (sent, seen.load(Ordering::SeqCst))

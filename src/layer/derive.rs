@@ -522,6 +522,16 @@ fn location_path(h: &HeaderMap) -> Option<String> {
 }
 
 impl Pending {
+    /// The request body's length: the bytes that passed through the layer (counted for
+    /// uploads), else what the headers said.
+    fn body_length(&self) -> Option<i64> {
+        self.body_tap
+            .as_ref()
+            .and_then(|t| t.counted())
+            .and_then(|n| i64::try_from(n).ok())
+            .or(self.req_body_length)
+    }
+
     /// Remembers what this exchange tells about blob sizes and upload sessions.
     fn remember(&self, memo: &super::memo::Memo, status: StatusCode, headers: &HeaderMap) {
         match &self.kind {
@@ -529,7 +539,7 @@ impl Pending {
             // POST whose body the registry ignored).
             Kind::UploadStart { .. } if status == StatusCode::ACCEPTED => {
                 if let Some(key) = location_path(headers) {
-                    match (upload_range_end(headers), self.req_body_length) {
+                    match (upload_range_end(headers), self.body_length()) {
                         (Some(end), _) if end > 0 => memo.upload_progress(&key, Some(end), None),
                         (_, Some(0)) => memo.upload_started(&key),
                         _ => {}
@@ -538,7 +548,7 @@ impl Pending {
             }
             Kind::UploadChunk if status == StatusCode::ACCEPTED => {
                 if let Some(key) = &self.upload_key {
-                    memo.upload_progress(key, upload_range_end(headers), self.req_body_length);
+                    memo.upload_progress(key, upload_range_end(headers), self.body_length());
                 }
             }
             _ => {}
@@ -808,7 +818,7 @@ impl Pending {
                 };
                 let size = hint_size.or_else(|| {
                     if draft.action == Action::Push {
-                        self.req_content_length
+                        self.body_length().filter(|n| *n > 0).or(self.req_content_length)
                     } else {
                         None
                     }
@@ -840,7 +850,7 @@ impl Pending {
                     // No status asked: the bytes this layer saw pass, if it saw the session.
                     None => seen,
                 };
-                let size = hint_size.or_else(|| Some(received? + self.req_body_length?));
+                let size = hint_size.or_else(|| Some(received? + self.body_length()?));
                 let size = remembered(shared, &d, size);
                 missing.blob_size = size.is_none();
                 self.blob(&mut draft, b, shared, piece, &d, size);

@@ -120,6 +120,8 @@ pub(crate) struct Tap {
 
 #[derive(Debug, Default)]
 struct TapState {
+    /// Bytes that passed, kept or not.
+    seen: u64,
     bytes: BytesMut,
     /// More than `limit` bytes passed, or a frame's bytes were not all visible in one chunk.
     over: bool,
@@ -143,6 +145,7 @@ impl Tap {
     /// A data frame whose first chunk is `chunk` and which holds `len` bytes in all.
     pub(crate) fn data(&self, chunk: &[u8], len: usize) {
         let mut st = self.lock();
+        st.seen = st.seen.saturating_add(len as u64);
         if st.over || st.ended {
             return;
         }
@@ -169,7 +172,15 @@ impl Tap {
     pub(crate) fn fail(&self) {
         let mut st = self.lock();
         st.failed = true;
+        st.seen = 0;
         st.bytes = BytesMut::new();
+    }
+
+    /// How many bytes the body had, if it ended and did not fail (a tap of limit 0 only
+    /// counts).
+    pub(crate) fn counted(&self) -> Option<u64> {
+        let st = self.lock();
+        (st.ended && !st.failed).then_some(st.seen)
     }
 
     /// The whole body, if it ended, did not fail and fit the limit.
@@ -206,6 +217,7 @@ mod tests {
         let out = body.collect().await.unwrap().to_bytes();
         assert_eq!(&out[..], b"123456789", "passes unchanged");
         assert_eq!(tap.complete(), None, "9 bytes > 8");
+        assert_eq!(tap.counted(), Some(9), "counted all the same");
 
         let tap = Tap::new(8);
         let body = RequestBody::tapped(frames(vec![b"1234", b"5678"]), tap.clone());
@@ -220,5 +232,6 @@ mod tests {
         let mut body = RequestBody::tapped(frames(vec![b"1234", b"5678"]), tap.clone());
         let _ = body.frame().await;
         assert_eq!(tap.complete(), None, "not ended");
+        assert_eq!(tap.counted(), None, "not ended");
     }
 }

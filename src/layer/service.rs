@@ -61,7 +61,9 @@ impl<S> Notification<S> {
             return None;
         }
         let lookup = self.wrapped.get_or_init(|| {
-            Arc::new(lookup::ServiceLookup(Wrapped::<S, ReqBody>::new(self.inner.clone())))
+            Arc::new(lookup::ServiceLookup(Wrapped::<S, ReqBody>::new(
+                self.inner.clone(),
+            )))
         });
         Some(lookup.clone())
     }
@@ -114,15 +116,23 @@ where
         pending.lookup = self.lookup::<ReqBody, ResBody>();
         // Asking before the request is forwarded is for registries known to attach no hints.
         let ask_first = self.shared.lookup.is_some() || self.shared.hints.none();
-        let req = if self.shared.include_references && matches!(pending.kind, Kind::ManifestPush { .. }) {
+        let tap = match pending.kind {
             // The manifest's references are read from the body the client sends.
-            let tap = Tap::new(MANIFEST_LIMIT);
-            pending.body_tap = Some(tap.clone());
-            req.map(|body| RequestBody::tapped(body, tap))
-        } else {
-            req.map(RequestBody::new)
+            Kind::ManifestPush { .. } if self.shared.include_references => Some(Tap::new(MANIFEST_LIMIT)),
+            // An upload's bytes are counted as they pass (the size of a chunked upload).
+            Kind::UploadStart { .. } | Kind::UploadChunk | Kind::UploadCommit { .. } => Some(Tap::new(0)),
+            _ => None,
         };
-        if let (Kind::ManifestDelete { digest }, Some(lookup), true) = (&pending.kind, &pending.lookup, ask_first) {
+        let req = match tap {
+            Some(tap) => {
+                pending.body_tap = Some(tap.clone());
+                req.map(|body| RequestBody::tapped(body, tap))
+            }
+            None => req.map(RequestBody::new),
+        };
+        if let (Kind::ManifestDelete { digest }, Some(lookup), true) =
+            (&pending.kind, &pending.lookup, ask_first)
+        {
             // The tags of the manifest must be read before the delete removes them.
             let digest = digest.clone();
             let lookup = lookup.clone();
@@ -391,7 +401,8 @@ pub(crate) fn manifest_from_body(body: &[u8], events: &mut [Event], missing: &mu
 /// fill — a blob's size, a manifest's media type — rather than sending a silent 0: the
 /// registry attached no [`EventHint`], and no lookup was possible or it failed.
 fn report_unknown(pending: &Pending, events: &[Event], looked_up: bool) {
-    static LOG: crate::metrics::LogLimiter = crate::metrics::LogLimiter::new(std::time::Duration::from_secs(60));
+    static LOG: crate::metrics::LogLimiter =
+        crate::metrics::LogLimiter::new(std::time::Duration::from_secs(60));
     let unknown = events.iter().find(|e| {
         matches!(e.action, Action::Push | Action::Pull | Action::Mount)
             && !e.target.descriptor.digest.is_empty()
@@ -399,7 +410,11 @@ fn report_unknown(pending: &Pending, events: &[Event], looked_up: bool) {
     });
     let Some(e) = unknown else { return };
     if let Some(suppressed) = LOG.check() {
-        let field = if e.target.descriptor.size == 0 { "size" } else { "mediaType" };
+        let field = if e.target.descriptor.size == 0 {
+            "size"
+        } else {
+            "mediaType"
+        };
         let why = if looked_up {
             "the lookup did not find it"
         } else {
