@@ -15,7 +15,7 @@
 //!             .build()?,
 //!     )
 //!     .build()?;
-//! let registry = axum::Router::new(); // the registry's routes
+//! let registry: axum::Router = axum::Router::new(); // the registry's routes
 //! let app = axum::Router::new().fallback_service(tower::Layer::layer(&layer, registry));
 //! # let _ = app;
 //! // … serve `app`; on shutdown:

@@ -19,16 +19,6 @@ use registry_notify::{Batch, NotificationLayer};
 use support::{sha256, with_digest, Http};
 use tower::Layer;
 
-async fn wait_until(mut cond: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("condition never met");
-}
-
 fn config(endpoints: &str) -> Result<Config, String> {
     let yaml = format!("version: 0.1\nstorage:\n  inmemory: {{}}\nnotifications:\n  endpoints:\n{endpoints}");
     Config::from_yaml_str(&yaml).map_err(|e| e.to_string())
@@ -154,6 +144,7 @@ async fn the_response_waits_until_the_event_is_on_disk() {
     let registry = oci::router(oci::Registry::in_memory(oci::RegistryOptions {
         delete_enabled: true,
     }));
+    let (layer_again, registry_again) = (layer.clone(), registry.clone());
     let addr = support::serve_router(registry.layer(layer)).await;
     let c = Http::new(addr);
 
@@ -165,22 +156,43 @@ async fn the_response_waits_until_the_event_is_on_disk() {
     let data = b"two";
     let digest = sha256(data);
     let location = c.start_upload("library/test").await;
-    let put = {
-        let c = c.clone();
-        let url = with_digest(&location, &digest);
-        tokio::spawn(async move { c.send("PUT", &url, &[], data.to_vec()).await })
-    };
-    // The event is queued (counted), but the writer is held: no response.
-    wait_until(|| queue.len() == 2).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!put.is_finished(), "the response must wait for the disk");
+    // The commit goes through the layer as a future polled by hand: while the writer is
+    // held, every poll must find it pending — also the ones after its event was queued.
+    let service = tower::Layer::layer(&layer_again, registry_again.clone());
+    let request = http::Request::put(with_digest(location.trim_start_matches(&c.base), &digest))
+        .header("host", "127.0.0.1")
+        .body(axum::body::Body::from(&data[..]))
+        .unwrap();
+    let mut put = std::pin::pin!(tower::ServiceExt::oneshot(service, request));
+    tokio::time::timeout(support::HANG_GUARD, async {
+        loop {
+            let queued = queue.len() == 2;
+            assert!(
+                futures_util::poll!(&mut put).is_pending(),
+                "the response must wait for the disk"
+            );
+            if queued {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the event was never queued");
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+        assert!(
+            futures_util::poll!(&mut put).is_pending(),
+            "the response must wait for the disk"
+        );
+    }
     let synced = queue.stats().fsyncs;
     drop(pause);
     let reply = tokio::time::timeout(support::HANG_GUARD, put)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(reply.status, 201);
+    assert_eq!(reply.status(), 201);
     assert!(queue.stats().fsyncs > synced);
     // The pull of a blob is not a push, but it is waited for all the same.
     assert_eq!(
