@@ -16,7 +16,7 @@
 //!     )
 //!     .build()?;
 //! let registry: axum::Router = axum::Router::new(); // the registry's routes
-//! let app = axum::Router::new().fallback_service(tower::Layer::layer(&layer, registry));
+//! let app: axum::Router = axum::Router::new().fallback_service(tower::Layer::layer(&layer, registry));
 //! # let _ = app;
 //! // … serve `app`; on shutdown:
 //! let report = handle.shutdown(Duration::from_secs(5)).await;
