@@ -308,6 +308,26 @@ async fn ferro_wrapped_as_readme_shows_matches_distribution_golden_events() {
         outcome.ours_total
     );
     assert!(outcome.matched > 50, "{outcome:?}");
+    // The one event whose digest the reference never names: f13's monolithic upload.
+    assert_eq!(
+        outcome.unchecked,
+        ["f13-monolithic-upload: push POST library/test mono"]
+    );
+    let f13 = &env
+        .steps
+        .iter()
+        .find(|s| s.name == "f13-monolithic-upload")
+        .unwrap()
+        .events[0];
+    let mono = support::sha256(b"monolithic blob\n");
+    assert_eq!(
+        f13["target"],
+        serde_json::json!({
+            "mediaType": "application/octet-stream", "size": 16, "length": 16, "digest": mono,
+            "repository": "library/test",
+            "url": format!("http://127.0.0.1:5000/v2/library/test/blobs/{mono}"),
+        })
+    );
 
     check_lookups(&env.steps);
 }
