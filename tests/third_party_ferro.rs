@@ -384,9 +384,24 @@ fn check_lookups(steps: &[ferro_scenario::Step]) {
         total.lookups
     );
     eprintln!("  client requests by kind: {:?}", total.client);
-    for kind in ["GET manifest(tag)", "GET manifest(digest)", "GET blob"] {
-        assert!(total.client_of(kind) > 0, "the scenario pulls ({kind})");
-    }
+    let (deletes, puts) = (
+        total.client_of("DELETE manifest(digest)"),
+        total.client_of("PUT upload"),
+    );
+    let pulls: u64 = ["GET manifest(tag)", "GET manifest(digest)", "GET blob"]
+        .iter()
+        .map(|k| total.client_of(k))
+        .sum();
+    eprintln!(
+        "  lookups per client request kind: DELETE manifest(digest) x{deletes} -> {} GET tags/list + {} \
+         HEAD manifest(tag) (the tag scan); PUT upload x{puts} -> {} GET upload (the session's status); \
+         the other {} requests (among them {pulls} pulls by GET) -> none",
+        total.lookups_of("GET tags/list"),
+        total.lookups_of("HEAD manifest(tag)"),
+        total.lookups_of("GET upload"),
+        client - deletes - puts,
+    );
+    assert!(pulls > 0 && deletes > 0 && puts > 0, "{total:?}");
 }
 
 /// The scenario's digests by name, for the deviation table.
