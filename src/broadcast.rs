@@ -145,7 +145,7 @@ impl Service<Batch> for Broadcast {
 /// The future of [`Broadcast`]'s `call`: resolves when every sink's call has resolved.
 ///
 /// Sink errors are counted and logged, not returned — one endpoint's trouble is not the
-/// others' — except [`DeliveryError::NotDurable`](crate::sink::DeliveryError::NotDurable):
+/// others' — except [`DeliveryError::NotDurable`]:
 /// a fail-closed endpoint could not make the events durable, so the request that produced
 /// them must fail, and the broadcast resolves with that error (after every sink resolved).
 pub struct BroadcastFuture {
