@@ -1,4 +1,15 @@
 //! From a request and its response to Distribution's events.
+//!
+//! # Numbers from outside
+//!
+//! Every number the layer reads — `Content-Length`, `Content-Range`, the `Range` of an
+//! upload, the size in an [`EventHint`] or in a lookup's answer — is parsed strictly
+//! (ASCII digits only, at most `i64::MAX`, since an event's `size` is a signed 64-bit
+//! number that is never negative), and sums of them use checked arithmetic. An impossible
+//! value (a sign, a reversed range, a last byte past the complete length, a sum past
+//! `i64::MAX`) gives *no* value, never a wrong one: the layer then does what it does when
+//! the header is absent — the size remembered for the digest, else a lookup (with a lookup
+//! service), else the field stays unknown (`size: 0`).
 
 mod headers;
 mod request;
@@ -14,7 +25,8 @@ use crate::event::{
     Span, StrBuf, Target, Timestamp,
 };
 use crate::hint::EventHint;
-use headers::{content_range_total, location_path, value_i64, value_str, ResponseHeaders};
+pub(crate) use headers::parse_size;
+use headers::{content_range_complete, location_path, value_size, value_str, ResponseHeaders};
 pub(crate) use headers::{media_type_of, upload_range_end, RequestHeaders};
 use request::media_type_str;
 pub(crate) use request::pending;
@@ -349,7 +361,8 @@ impl Pending {
         let response = ResponseHeaders::scan(headers);
         let resp_digest = value_str(response.docker_content_digest).and_then(route::valid_digest);
         let hint_digest = hint.and_then(|h| h.digest.as_deref());
-        let hint_size = hint.and_then(|h| h.size);
+        // A registry's hint is outside input too: a negative size is no size.
+        let hint_size = hint.and_then(|h| h.size).filter(|n| *n >= 0);
         let push = matches!(kind, Kind::ManifestPush { .. });
         let mut draft = Draft::default();
         match kind {
@@ -376,7 +389,7 @@ impl Pending {
                     if push {
                         self.req_content_length
                     } else {
-                        value_i64(response.content_length)
+                        value_size(response.content_length)
                     }
                 });
                 missing.manifest = size.is_none() || draft.media_type.is_empty();
@@ -401,8 +414,8 @@ impl Pending {
             Kind::BlobPull { digest } => {
                 draft.action = Action::Pull;
                 let size = hint_size.or_else(|| match status.as_u16() {
-                    206 => content_range_total(headers),
-                    200 => value_i64(response.content_length),
+                    206 => content_range_complete(headers, false),
+                    200 => value_size(response.content_length),
                     _ => None,
                 });
                 let size = remembered(shared, digest, size);
@@ -450,12 +463,14 @@ impl Pending {
                     (Some(memo), Some(key)) => memo.upload_finished(key),
                     _ => None,
                 };
+                // Sums of outside numbers are checked: an overflow is no size (then the
+                // memo or a lookup is asked, as when the numbers are absent).
                 let received = match self.upload_status_end {
-                    Some(end) if end > 0 => Some(end + 1),
+                    Some(end) if end > 0 => end.checked_add(1),
                     Some(_) => seen.filter(|n| *n <= 1),
                     None => None,
                 };
-                let size = hint_size.or_else(|| Some(received? + self.req_body_length?));
+                let size = hint_size.or_else(|| received?.checked_add(self.req_body_length?));
                 let size = remembered(shared, &d, size);
                 missing.blob_size = size.is_none();
                 self.blob(&mut draft, b, shared, piece, &d, size);

@@ -29,7 +29,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Empty, Limited};
 use tower::{Service, ServiceExt};
 
-use super::derive::{media_type_of, Missing, Pending};
+use super::derive::{media_type_of, parse_size, Missing, Pending};
 use crate::event::{Descriptor, Event};
 
 /// Largest lookup response body read (manifests, tag lists).
@@ -143,10 +143,11 @@ pub(crate) async fn fill(
             };
             match lookup.fetch(req).await {
                 Some(f) if f.status.is_success() => {
+                    // Never a negative or oversized size: the field stays unknown (0) instead.
                     if let Some(n) = f
                         .headers
                         .get(CONTENT_LENGTH)
-                        .and_then(|v| v.to_str().ok()?.parse().ok())
+                        .and_then(|v| parse_size(v.to_str().ok()?))
                     {
                         e.target.descriptor.size = n;
                         e.target.length = n;

@@ -68,10 +68,11 @@ impl Memo {
         };
         let before = m.get(key).copied();
         // `0-0` is written both for 0 and for 1 byte received: only the body length tells.
+        // Outside numbers: a sum that overflows is no count (the session is forgotten).
         let after = match (range_end, chunk, before) {
-            (Some(end), _, _) if end > 0 => Some(end + 1),
+            (Some(end), _, _) if end > 0 => end.checked_add(1),
             (Some(0), Some(1), _) => Some(1),
-            (Some(0) | None, Some(n), Some(b)) => Some(b + n),
+            (Some(0) | None, Some(n), Some(b)) => b.checked_add(n),
             _ => None,
         };
         match after {
@@ -113,6 +114,20 @@ mod tests {
         // A session never seen opening still counts from an unambiguous Range.
         m.upload_progress("other", Some(99), None);
         assert_eq!(m.upload_finished("other"), Some(100));
+    }
+
+    #[test]
+    fn overflowing_offsets_are_no_count() {
+        let m = Memo::default();
+        m.upload_started("k");
+        m.upload_progress("k", Some(i64::MAX), Some(3));
+        assert_eq!(m.upload_finished("k"), None);
+        m.upload_progress("k", Some(i64::MAX - 1), None);
+        m.upload_progress("k", None, Some(2));
+        assert_eq!(m.upload_finished("k"), None, "i64::MAX + 2 bytes");
+        m.upload_progress("k", Some(i64::MAX - 1), None);
+        m.upload_progress("k", Some(0), Some(0));
+        assert_eq!(m.upload_finished("k"), Some(i64::MAX));
     }
 
     #[test]

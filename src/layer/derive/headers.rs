@@ -87,8 +87,21 @@ pub(crate) fn value_str(v: Option<&HeaderValue>) -> Option<&str> {
     v.and_then(|v| v.to_str().ok())
 }
 
-pub(crate) fn value_i64(v: Option<&HeaderValue>) -> Option<i64> {
-    value_str(v)?.trim().parse::<i64>().ok().filter(|n| *n >= 0)
+/// A size from a header (`Content-Length`): see [`parse_size`].
+pub(crate) fn value_size(v: Option<&HeaderValue>) -> Option<i64> {
+    parse_size(value_str(v)?)
+}
+
+/// A size from outside (a header, a query): one or more ASCII digits, spaces and tabs
+/// around them allowed, at most `i64::MAX` (the `size` of an event is a signed 64-bit
+/// number). Anything else — a sign, an exponent, a list, a larger number — is no size.
+pub(crate) fn parse_size(s: &str) -> Option<i64> {
+    let digits = s.trim_matches([' ', '\t']);
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    // Parsing digits can only fail by overflow, and `u64` holds every `i64` size.
+    i64::try_from(digits.parse::<u64>().ok()?).ok()
 }
 
 /// Decodes `%XX` escapes of a query value (repository names in `from=`).
@@ -120,26 +133,37 @@ pub(crate) fn media_type_of(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
 }
 
-/// Total size from `Content-Range: bytes a-b/total`.
-pub(crate) fn content_range_total(h: &HeaderMap) -> Option<i64> {
-    let v = header_str(h, CONTENT_RANGE)?;
-    v.rsplit_once('/')?
-        .1
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
+/// The complete length a `Content-Range` states: `bytes <first>-<last>/<complete>` (a
+/// `206`), or `bytes */<complete>` when `unsatisfied` (a `416`). `None` when the header is
+/// absent, malformed, names an unknown length (`*`), or is impossible (`first > last`,
+/// `last >= complete`).
+pub(crate) fn content_range_complete(h: &HeaderMap, unsatisfied: bool) -> Option<i64> {
+    let v = header_str(h, CONTENT_RANGE)?.trim();
+    let (unit, rest) = v.split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let (range, complete) = rest.trim_start().split_once('/')?;
+    let complete = parse_size(complete)?;
+    if unsatisfied {
+        return (range == "*").then_some(complete);
+    }
+    let (first, last) = range.split_once('-')?;
+    let (first, last) = (parse_size(first)?, parse_size(last)?);
+    (first <= last && last < complete).then_some(complete)
 }
 
-/// The end of `Range: 0-<end>` (upload progress; `bytes=` tolerated).
+/// The end of an upload's `Range: 0-<end>` (`bytes=` tolerated): the session holds
+/// `end + 1` bytes (or none when `end` is 0: `0-0` is written for 0 and for 1 byte).
+/// Callers add with checked arithmetic: `0-9223372036854775807` is no byte count.
 pub(crate) fn upload_range_end(h: &HeaderMap) -> Option<i64> {
     let v = header_str(h, http::header::RANGE)?.trim();
     let v = v.strip_prefix("bytes=").unwrap_or(v);
     let (start, end) = v.split_once('-')?;
-    if start.trim() != "0" {
+    if parse_size(start)? != 0 {
         return None;
     }
-    end.trim().parse::<i64>().ok().filter(|n| *n >= 0)
+    parse_size(end)
 }
 
 /// The path of a `Location` header (absolute URL or absolute path).
@@ -173,5 +197,78 @@ mod tests {
         assert_eq!(scan.x_forwarded_for, h.get("x-forwarded-for"));
         assert_eq!(value_str(scan.host), Some("r.example"));
         assert!(scan.user_agent.is_none() && scan.x_real_ip.is_none());
+    }
+
+    #[test]
+    fn sizes_from_outside() {
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size(" 10\t"), Some(10));
+        assert_eq!(parse_size("007"), Some(7));
+        assert_eq!(parse_size("9223372036854775807"), Some(i64::MAX));
+        for bad in [
+            "",
+            " ",
+            "-1",
+            "+1",
+            "1e3",
+            "0x10",
+            "1 0",
+            "10, 10",
+            "9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+            "\u{663}",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_size(&"9".repeat(10_240)), None);
+        let zeros = format!("{}1", "0".repeat(10_240));
+        assert_eq!(parse_size(&zeros), Some(1));
+    }
+
+    fn with(name: &'static str, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn content_ranges() {
+        let total = |v: &str, unsatisfied| content_range_complete(&with("content-range", v), unsatisfied);
+        assert_eq!(total("bytes 0-4/27", false), Some(27));
+        assert_eq!(total("Bytes  0-26/27", false), Some(27));
+        assert_eq!(total("bytes */27", true), Some(27));
+        assert_eq!(total("bytes */27", false), None);
+        assert_eq!(total("bytes 0-4/27", true), None);
+        assert_eq!(total("bytes 0-4/*", false), None);
+        assert_eq!(total("bytes 5-2/10", false), None);
+        assert_eq!(total("bytes 0-10/10", false), None);
+        assert_eq!(total("bytes -1-5/10", false), None);
+        assert_eq!(total("bytes 0-9/9223372036854775807", false), Some(i64::MAX));
+        assert_eq!(total("bytes */18446744073709551615", true), None);
+        assert_eq!(total("items 0-4/27", false), None);
+        assert_eq!(total("bytes=0-4/27", false), None);
+    }
+
+    #[test]
+    fn upload_ranges() {
+        let end = |v: &str| upload_range_end(&with("range", v));
+        assert_eq!(end("0-9"), Some(9));
+        assert_eq!(end("bytes=0-9"), Some(9));
+        assert_eq!(end("0-0"), Some(0));
+        assert_eq!(end("0-9223372036854775807"), Some(i64::MAX));
+        for bad in [
+            "5-2",
+            "-1",
+            "0--1",
+            "0-",
+            "1-9",
+            "0-18446744073709551615",
+            "0-+5",
+            "+0-5",
+        ] {
+            assert_eq!(end(bad), None, "{bad}");
+        }
+        assert_eq!(upload_range_end(&HeaderMap::new()), None);
     }
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use http::header::HeaderValue;
 use http::{Method, Request};
 
-use super::headers::{media_type_of, percent_decode, query_param, value_i64, value_str, RequestHeaders};
+use super::headers::{media_type_of, percent_decode, query_param, value_size, value_str, RequestHeaders};
 use super::{Kind, Pending, BLOB_MEDIA_TYPE};
 use crate::event::{build_strings, write_new_id, ActorRecord, RequestRecord, SharedStr, Span, StrBuf};
 use crate::hint::{AuthenticatedUser, RequestId};
@@ -195,7 +195,7 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         (Kind::UploadCommit { .. }, Some(_)) => req.uri().path_and_query().map(|p| p.as_str().to_owned()),
         _ => None,
     };
-    let req_content_length = value_i64(headers.content_length);
+    let req_content_length = value_size(headers.content_length);
     let req_body_length = req_content_length.or_else(|| {
         let http1 = matches!(req.version(), http::Version::HTTP_10 | http::Version::HTTP_11);
         (http1 && headers.transfer_encoding.is_none()).then_some(0)
