@@ -359,8 +359,12 @@ impl Pending {
         missing: &mut Missing,
     ) -> Option<Draft> {
         let response = ResponseHeaders::scan(headers);
-        let resp_digest = value_str(response.docker_content_digest).and_then(route::valid_digest);
-        let hint_digest = hint.and_then(|h| h.digest.as_deref());
+        // What the registry says it stored or served: its hint, else `Docker-Content-Digest`
+        // (Distribution answers a sha512 upload with the sha256 digest it stores it under).
+        let reported = hint
+            .and_then(|h| h.digest.as_deref())
+            .and_then(route::valid_digest)
+            .or_else(|| value_str(response.docker_content_digest).and_then(route::valid_digest));
         // A registry's hint is outside input too: a negative size is no size.
         let hint_size = hint.and_then(|h| h.size).filter(|n| *n >= 0);
         let push = matches!(kind, Kind::ManifestPush { .. });
@@ -368,11 +372,7 @@ impl Pending {
         match kind {
             Kind::ManifestPull { tag, digest } | Kind::ManifestPush { tag, digest } => {
                 draft.action = if push { Action::Push } else { Action::Pull };
-                let Some((d, piece)) = resp_digest
-                    .or(hint_digest)
-                    .map(|d| (d, Piece::At(b.push(d))))
-                    .or_else(|| digest.as_ref().map(|d| (d.as_str(), Piece::Shared(d.clone()))))
-                else {
+                let Some((d, piece)) = event_digest(b, reported, digest.as_ref()) else {
                     tracing::debug!(repository = %self.name, "manifest response without a digest: no event");
                     return None;
                 };
@@ -394,7 +394,7 @@ impl Pending {
                 });
                 missing.manifest = size.is_none() || draft.media_type.is_empty();
                 draft.size = size.unwrap_or(0);
-                draft.url = Some(b.span(|s| self.write_target_url(s, shared, "manifests", d)));
+                draft.url = Some(b.span(|s| self.write_target_url(s, shared, "manifests", d.as_str())));
                 if shared.include_references {
                     match hint.and_then(|h| h.references.clone()) {
                         Some(refs) => draft.references = refs,
@@ -413,28 +413,30 @@ impl Pending {
             }
             Kind::BlobPull { digest } => {
                 draft.action = Action::Pull;
+                let (d, piece) = event_digest(b, reported, Some(digest))?;
                 let size = hint_size.or_else(|| match status.as_u16() {
                     206 => content_range_complete(headers, false),
                     200 => value_size(response.content_length),
                     _ => None,
                 });
-                let size = remembered(shared, digest, size);
+                let size = remembered(shared, d.as_str(), size);
                 missing.blob_size = size.is_none();
-                self.blob(&mut draft, b, shared, Piece::Shared(digest.clone()), digest, size);
+                self.blob(&mut draft, b, shared, piece, d.as_str(), size);
             }
             Kind::UploadStart { mount, digest } => {
-                let d = match (mount, digest) {
+                let requested = match (mount, digest) {
                     (Some((m, from)), _) => {
                         draft.action = Action::Mount;
                         draft.from_repository = from.clone();
-                        m.clone()
+                        m
                     }
                     (None, Some(d)) => {
                         draft.action = Action::Push;
-                        d.clone()
+                        d
                     }
                     (None, None) => return None,
                 };
+                let (d, piece) = event_digest(b, reported, Some(requested))?;
                 let size = hint_size.or_else(|| {
                     if draft.action == Action::Push {
                         self.req_content_length
@@ -442,20 +444,13 @@ impl Pending {
                         None
                     }
                 });
-                let size = remembered(shared, &d, size);
+                let size = remembered(shared, d.as_str(), size);
                 missing.blob_size = size.is_none();
-                let text = d.clone();
-                self.blob(&mut draft, b, shared, Piece::Shared(d), &text, size);
+                self.blob(&mut draft, b, shared, piece, d.as_str(), size);
             }
             Kind::UploadCommit { digest } => {
                 draft.action = Action::Push;
-                let (d, piece) = match digest {
-                    Some(d) => (d.to_string(), Piece::Shared(d.clone())),
-                    None => {
-                        let d = resp_digest.or(hint_digest)?;
-                        (d.to_owned(), Piece::At(b.push(d)))
-                    }
-                };
+                let (d, piece) = event_digest(b, reported, digest.as_ref())?;
                 // Without a hint: the bytes the session received plus this request's body.
                 // The session's status (asked before this PUT) says how many, except that
                 // `0-0` stands for 0 and for 1 byte: then what this layer saw decides.
@@ -471,9 +466,9 @@ impl Pending {
                     None => None,
                 };
                 let size = hint_size.or_else(|| received?.checked_add(self.req_body_length?));
-                let size = remembered(shared, &d, size);
+                let size = remembered(shared, d.as_str(), size);
                 missing.blob_size = size.is_none();
-                self.blob(&mut draft, b, shared, piece, &d, size);
+                self.blob(&mut draft, b, shared, piece, d.as_str(), size);
             }
         }
         draft.id = b.span(write_new_id);
@@ -517,6 +512,39 @@ impl Piece {
             Piece::Shared(s) => s,
             Piece::At(span) => strings.get(span),
         }
+    }
+}
+
+/// The text of an event's digest: the response's, or the request's.
+enum DigestText<'a> {
+    Reported(&'a str),
+    Requested(SharedStr),
+}
+
+impl DigestText<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            DigestText::Reported(d) => d,
+            DigestText::Requested(d) => d.as_str(),
+        }
+    }
+}
+
+/// The digest an event names: the one the registry `reported` (hint or
+/// `Docker-Content-Digest`, already checked), else the one the request named. Sizes are
+/// then remembered and recalled for this digest only, never for the other one.
+fn event_digest<'a>(
+    b: &mut StrBuf<'_>,
+    reported: Option<&'a str>,
+    requested: Option<&SharedStr>,
+) -> Option<(DigestText<'a>, Piece)> {
+    match (reported, requested) {
+        (Some(r), Some(q)) if r == q.as_str() => {
+            Some((DigestText::Requested(q.clone()), Piece::Shared(q.clone())))
+        }
+        (Some(r), _) => Some((DigestText::Reported(r), Piece::At(b.push(r)))),
+        (None, Some(q)) => Some((DigestText::Requested(q.clone()), Piece::Shared(q.clone()))),
+        (None, None) => None,
     }
 }
 
