@@ -232,8 +232,9 @@ impl Pending {
             Kind::ManifestDelete { .. } | Kind::TagDelete { .. } | Kind::BlobDelete { .. } => {
                 status == StatusCode::ACCEPTED
             }
-            // Distribution emits blob pulls for partial and redirected reads too.
-            Kind::BlobPull { .. } => matches!(status.as_u16(), 200 | 206 | 304 | 307),
+            // Distribution (2.8 and 3.0) emits blob pulls for partial, conditional,
+            // redirected and unsatisfiable (416) reads too, each with the blob's full size.
+            Kind::BlobPull { .. } => matches!(status.as_u16(), 200 | 206 | 304 | 307 | 416),
             Kind::UploadStart { mount, digest } => {
                 status == StatusCode::CREATED && (mount.is_some() || digest.is_some())
             }
@@ -416,6 +417,8 @@ impl Pending {
                 let (d, piece) = event_digest(b, reported, Some(digest))?;
                 let size = hint_size.or_else(|| match status.as_u16() {
                     206 => content_range_complete(headers, false),
+                    // `bytes */<size>`; its Content-Length is that of the error text.
+                    416 => content_range_complete(headers, true),
                     200 => value_size(response.content_length),
                     _ => None,
                 });
