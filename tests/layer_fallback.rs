@@ -330,3 +330,86 @@ async fn digests_come_from_the_response_not_the_request() {
         .count();
     assert_eq!(head_512, 3, "{seen:#?}");
 }
+
+/// With `includereferences`, the references of a manifest seen once (pushed or pulled
+/// through the layer) are remembered by digest: reads of it cost no lookup. Only a
+/// manifest never seen asks the registry (and, until the manifest bodies passing through
+/// are captured, the first push or pull of one).
+#[tokio::test]
+async fn references_of_a_manifest_seen_once_need_no_lookup() {
+    let probe = Probe::default();
+    let registry = hintless();
+    let lookups = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = lookups.clone();
+    let lookup = tower::ServiceExt::map_request(registry.clone(), move |r: Request<_>| {
+        seen.lock()
+            .unwrap()
+            .push(format!("{} {}", r.method(), r.uri().path()));
+        r
+    });
+    let layer = NotificationLayer::new(Dispatcher::new(probe.sink()).wait_for_sinks(true))
+        .include_references(true)
+        .lookup(lookup);
+    let c = Http::new(support::serve_router(registry.clone().layer(layer)).await);
+    let direct = Http::new(support::serve_router(registry).await);
+
+    let config = c
+        .push_blob("lib/r", br#"{"architecture":"amd64","os":"linux"}"#)
+        .await;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":37}},"layers":[]}}"#
+    );
+    let digest = sha256(manifest.as_bytes());
+    probe.wait_take(1).await;
+    lookups.lock().unwrap().clear();
+    let count = |what: &str| {
+        let n = lookups.lock().unwrap().len();
+        lookups.lock().unwrap().clear();
+        eprintln!("{what}: {n} lookup(s)");
+        n
+    };
+
+    c.put_manifest("lib/r", "t", OCI_MANIFEST, manifest.as_bytes())
+        .await;
+    let ev = probe.wait_take(1).await;
+    assert_eq!(ev[0].target.references[0].digest, config);
+    assert!(count("PUT of a new manifest") <= 1);
+
+    let accept = [("accept", OCI_MANIFEST)];
+    for (method, reference) in [
+        ("GET", "t"),
+        ("HEAD", "t"),
+        ("HEAD", digest.as_str()),
+        ("GET", digest.as_str()),
+    ] {
+        let path = format!("/v2/lib/r/manifests/{reference}");
+        assert_eq!(c.send(method, &path, &accept, "").await.status, 200);
+        let ev = probe.wait_take(1).await;
+        assert_eq!(ev[0].target.references[0].digest, config, "{method} {reference}");
+        assert_eq!(
+            count(&format!("{method} of a manifest seen")),
+            0,
+            "{method} {reference}"
+        );
+    }
+
+    // Pushed behind the layer's back: a HEAD must ask.
+    let other = manifest.replace("\"layers\":[]", "\"layers\":[],\"annotations\":{\"x\":\"y\"}");
+    direct
+        .put_manifest("lib/r", "u", OCI_MANIFEST, other.as_bytes())
+        .await;
+    assert_eq!(
+        c.send("HEAD", "/v2/lib/r/manifests/u", &accept, "").await.status,
+        200
+    );
+    let ev = probe.wait_take(1).await;
+    assert_eq!(ev[0].target.references.len(), 1);
+    assert_eq!(count("HEAD of a manifest never seen"), 1);
+    // … once.
+    assert_eq!(
+        c.send("HEAD", "/v2/lib/r/manifests/u", &accept, "").await.status,
+        200
+    );
+    probe.wait_take(1).await;
+    assert_eq!(count("HEAD of it again"), 0);
+}

@@ -132,6 +132,8 @@ pub(crate) struct Pending {
     pub(crate) authorization: Option<HeaderValue>,
     /// Tags found (by a lookup before the delete) to point at a deleted manifest.
     pub(crate) tags_before_delete: Option<Vec<String>>,
+    /// What the layer remembers, for the references a lookup finds (`includereferences`).
+    pub(crate) memo: Option<std::sync::Arc<super::memo::Memo>>,
 }
 
 /// Fields the exchange did not carry, to be fetched by a lookup.
@@ -139,13 +141,30 @@ pub(crate) struct Pending {
 pub(crate) struct Missing {
     /// The blob's size: ask with `HEAD /v2/<name>/blobs/<digest>`.
     pub(crate) blob_size: bool,
-    /// Media type, size or references of a manifest: ask with `GET /v2/<name>/manifests/<digest>`.
+    /// Media type or size of a manifest: ask with `GET /v2/<name>/manifests/<digest>`.
     pub(crate) manifest: bool,
+    /// The references of a manifest (`includereferences`): neither a hint nor the memo
+    /// had them. Where the manifest passes through the exchange (see [`ReferencesFrom`]),
+    /// capturing that body and handing it to
+    /// [`references_from_body`](super::lookup::references_from_body) fills them and
+    /// clears this; still set when the lookups run, a `GET` of the manifest asks.
+    pub(crate) references: Option<ReferencesFrom>,
+}
+
+/// Where the missing references of a manifest event can come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReferencesFrom {
+    /// A `PUT`: the manifest is the request body.
+    RequestBody,
+    /// A `GET`: the manifest is the response body.
+    ResponseBody,
+    /// A `HEAD`: no body carries it; only a lookup.
+    Lookup,
 }
 
 impl Missing {
     pub(crate) fn any(&self) -> bool {
-        self.blob_size || self.manifest
+        self.blob_size || self.manifest || self.references.is_some()
     }
 }
 
@@ -397,9 +416,16 @@ impl Pending {
                 draft.size = size.unwrap_or(0);
                 draft.url = Some(b.span(|s| self.write_target_url(s, shared, "manifests", d.as_str())));
                 if shared.include_references {
-                    match hint.and_then(|h| h.references.clone()) {
+                    match self.references(d.as_str(), hint, shared) {
                         Some(refs) => draft.references = refs,
-                        None => missing.manifest = true,
+                        // Not merely for references does a manifest that passes by cost a lookup.
+                        None => {
+                            missing.references = Some(match self.method {
+                                Method::PUT => ReferencesFrom::RequestBody,
+                                Method::GET => ReferencesFrom::ResponseBody,
+                                _ => ReferencesFrom::Lookup,
+                            })
+                        }
                     }
                 }
             }
@@ -476,6 +502,24 @@ impl Pending {
         }
         draft.id = b.span(write_new_id);
         Some(draft)
+    }
+
+    /// The references of the manifest `digest`: the hint's (when well formed, and then
+    /// remembered), else those remembered for the digest.
+    fn references(&self, digest: &str, hint: Option<&EventHint>, shared: &Shared) -> Option<Vec<Descriptor>> {
+        let hinted = hint
+            .and_then(|h| h.references.as_ref())
+            .filter(|r| super::lookup::well_formed(r));
+        match (hinted, &shared.memo) {
+            (Some(refs), memo) => {
+                if let Some(memo) = memo {
+                    memo.remember_references(digest, refs);
+                }
+                Some(refs.clone())
+            }
+            (None, Some(memo)) => memo.references(digest),
+            (None, None) => None,
+        }
     }
 
     /// A blob's descriptor and URL.

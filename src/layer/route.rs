@@ -244,6 +244,28 @@ pub(crate) fn valid_digest(digest: &str) -> Option<&str> {
     }
 }
 
+/// The configuration of the crate's property tests: 256 cases from a fixed seed unless
+/// `PROPTEST_CASES` or `PROPTEST_RNG_SEED` say otherwise (long runs), no failure files.
+#[cfg(test)]
+pub(crate) fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, RngSeed};
+    let default = Config::default();
+    Config {
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            default.cases
+        } else {
+            cases
+        },
+        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+            default.rng_seed
+        } else {
+            RngSeed::Fixed(0x5eed)
+        },
+        failure_persistence: None,
+        ..default
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
