@@ -64,10 +64,12 @@ fn full_stack(count: Arc<AtomicUsize>, max_events: usize) -> Dispatcher {
 }
 
 /// A registry stand-in answering every request with the given status and headers.
-type Registry = tower::util::BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
+/// A registry answering `status` to everything; `B` is the request body it is given
+/// (`RequestBody<Full<Bytes>>` behind the layer).
+type Registry<B> = tower::util::BoxCloneSyncService<Request<B>, Response<Full<Bytes>>, Infallible>;
 
-fn registry(status: u16) -> Registry {
-    Registry::new(tower::service_fn(move |_req: Request<Full<Bytes>>| async move {
+fn registry<B: Send + 'static>(status: u16) -> Registry<B> {
+    Registry::new(tower::service_fn(move |_req: Request<B>| async move {
         Ok::<_, Infallible>(
             Response::builder()
                 .status(status)
@@ -151,7 +153,7 @@ fn derive(c: &mut Criterion) {
                 async move { svc.oneshot(req).await.unwrap() }
             })
         });
-        let bare = registry(*status);
+        let bare = registry::<Full<Bytes>>(*status);
         group.bench_function(format!("{name}_without_layer"), |b| {
             b.to_async(&rt).iter(|| {
                 let svc = bare.clone();

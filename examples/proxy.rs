@@ -70,7 +70,7 @@ use registry_notify::config::Config;
 use registry_notify::layer::PeerAddr;
 use registry_notify::notifications::{Notifications, NotificationsHandle};
 use registry_notify::sink::BoxError;
-use registry_notify::{NotificationLayer, SourceRecord};
+use registry_notify::NotificationLayer;
 
 /// The `User-Agent` of the layer's lookups through the proxy.
 const LOOKUP_AGENT: &str = concat!("registry-notify-proxy/", env!("CARGO_PKG_VERSION"), " (lookup)");
@@ -337,17 +337,15 @@ fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
     let config = Config::from_path(path)?;
     let yaml = std::fs::read_to_string(path)?;
     let upstream = upstream_of(&yaml)?;
+    // Everything the file says (source, http.host, includereferences, endpoints, NATS), with
+    // dead letters next to the config file.
     let notifications = match &config.notifications {
         None => None,
-        Some(n) => {
-            let mut builder = Notifications::builder()
-                .source(SourceRecord::local(&config.http.addr))
-                .config(n)?;
-            if let Some(host) = &config.http.host {
-                builder = builder.base_url(host.clone());
-            }
-            Some(builder.build()?)
-        }
+        Some(_) => Some(
+            Notifications::from_config(&config)?
+                .dead_letter_file(path.with_file_name("dead-letters.jsonl"))
+                .build()?,
+        ),
     };
     Ok(Setup {
         addr: config.http.addr.clone(),

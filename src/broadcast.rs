@@ -45,7 +45,7 @@ use tower_service::Service;
 
 use crate::event::Batch;
 use crate::metrics::LogLimiter;
-use crate::sink::{BoxError, BoxSink};
+use crate::sink::{BoxError, BoxSink, DeliveryError};
 
 /// Sends every batch to all of its sinks; see the [module docs](self).
 #[derive(Clone)]
@@ -137,14 +137,21 @@ impl Service<Batch> for Broadcast {
         BroadcastFuture {
             pending,
             stats: self.stats.clone(),
+            not_durable: None,
         }
     }
 }
 
 /// The future of [`Broadcast`]'s `call`: resolves when every sink's call has resolved.
+///
+/// Sink errors are counted and logged, not returned — one endpoint's trouble is not the
+/// others' — except [`DeliveryError::NotDurable`](crate::sink::DeliveryError::NotDurable):
+/// a fail-closed endpoint could not make the events durable, so the request that produced
+/// them must fail, and the broadcast resolves with that error (after every sink resolved).
 pub struct BroadcastFuture {
     pending: Vec<Option<SinkFuture>>,
     stats: Arc<Stats>,
+    not_durable: Option<BoxError>,
 }
 
 impl fmt::Debug for BroadcastFuture {
@@ -168,7 +175,9 @@ impl Future for BroadcastFuture {
                     *slot = None;
                     if let Err(error) = result {
                         this.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        if let Some(suppressed) = this.stats.log.check() {
+                        if DeliveryError::is_not_durable(&*error) {
+                            this.not_durable.get_or_insert(error);
+                        } else if let Some(suppressed) = this.stats.log.check() {
                             tracing::warn!(sink = index, %error, suppressed, "broadcaster: dropping event");
                         }
                     }
@@ -176,7 +185,7 @@ impl Future for BroadcastFuture {
             }
         }
         if done {
-            Poll::Ready(Ok(()))
+            Poll::Ready(this.not_durable.take().map_or(Ok(()), Err))
         } else {
             Poll::Pending
         }

@@ -40,7 +40,11 @@ use tower::{Service, ServiceExt};
 
 use crate::event::Batch;
 use crate::metrics::LogLimiter;
-use crate::sink::{BoxError, BoxSink};
+use crate::sink::{BoxError, BoxSink, DeliveryError};
+
+/// A hand-off the caller awaits before answering its request (see
+/// [`Dispatcher::dispatch_waiting`]); `Err` means the events are not durable.
+pub type Handoff = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 
 /// A sink front that takes a batch synchronously, through a shared reference: the
 /// filter → queue head of an endpoint stack. The dispatcher hands batches to these
@@ -137,7 +141,11 @@ impl Dispatcher {
 
     /// Like [`dispatch`](Self::dispatch), but a hand-off that does not complete at once is
     /// returned for the caller to await (instead of being spawned); `None` when it completed.
-    pub fn dispatch_waiting(&self, batch: Batch) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+    ///
+    /// The hand-off resolves `Err` only with [`DeliveryError::NotDurable`]: a fail-closed
+    /// endpoint (`fsync: always`) could not make the events durable, and the request that
+    /// produced them must not succeed. Other sink errors are logged, as with `dispatch`.
+    pub fn dispatch_waiting(&self, batch: Batch) -> Option<Handoff> {
         let targets = self.targets.as_ref()?;
         if batch.is_empty() {
             return None;
@@ -145,13 +153,19 @@ impl Dispatcher {
         // Endpoint fronts take the batch at once; only the tower sink can be waited on.
         let batch = targets.feed_fronts(batch, targets.sink.is_some())?;
         let sink = targets.sink.clone()?;
-        let mut fut = Box::pin(async move {
-            if let Err(e) = sink.oneshot(batch).await {
-                tracing::warn!(error = %e, "dispatcher: sink refused events");
+        let mut fut: Handoff = Box::pin(async move {
+            match sink.oneshot(batch).await {
+                Err(e) if DeliveryError::is_not_durable(&*e) => Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "dispatcher: sink refused events");
+                    Ok(())
+                }
+                Ok(()) => Ok(()),
             }
         });
         match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(()) => None,
+            Poll::Ready(Ok(())) => None,
+            Poll::Ready(Err(e)) => Some(Box::pin(std::future::ready(Err(e)))),
             Poll::Pending => Some(fut),
         }
     }

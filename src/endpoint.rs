@@ -1128,6 +1128,11 @@ impl From<crate::config::ConfigError> for ConfigError {
 }
 
 impl Endpoint {
+    /// Whether the endpoint has a dead-letter hook.
+    pub(crate) fn has_dead_letter(&self) -> bool {
+        self.dead_letter.is_some()
+    }
+
     /// Replaces the dead-letter hook (see [`EndpointBuilder::dead_letter`]), e.g. on an
     /// endpoint that came from configuration.
     pub fn with_dead_letter(mut self, handler: impl Fn(DeadLetter) + Send + Sync + 'static) -> Self {

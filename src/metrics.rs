@@ -62,6 +62,7 @@ pub struct EndpointMetrics {
     filtered: AtomicU64,
     dead_lettered: AtomicU64,
     retries: AtomicU64,
+    refused: AtomicU64,
     breaker_open: AtomicBool,
     /// Responses per status code; keyed `"200 OK"` in snapshots.
     statuses: Mutex<BTreeMap<u16, u64>>,
@@ -96,6 +97,10 @@ pub struct EndpointSnapshot {
     pub dead_lettered: u64,
     /// Attempts that followed a failed attempt.
     pub retries: u64,
+    /// Events whose request was failed closed (`503`) because this endpoint's queue has
+    /// `fsync: always` and could not make them durable (disk full, write error, queue full
+    /// or closed). Not delivered, and never claimed as delivered.
+    pub refused: u64,
     /// Whether the endpoint is currently failing (breaker open / backing off).
     pub breaker_open: bool,
 }
@@ -121,6 +126,7 @@ impl EndpointMetrics {
             filtered: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             breaker_open: AtomicBool::new(false),
             statuses: Mutex::new(BTreeMap::new()),
         }
@@ -154,6 +160,7 @@ impl EndpointMetrics {
             filtered: self.filtered.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
             breaker_open: self.breaker_open.load(Ordering::Relaxed),
         }
     }
@@ -218,6 +225,13 @@ impl EndpointMetrics {
     pub fn record_dead_lettered(&self, n: usize) {
         self.dead_lettered.fetch_add(n as u64, Ordering::Relaxed);
         self.export_counter("registry_notifications_dead_lettered_total", None, n as u64);
+    }
+
+    /// `n` events could not be made durable by a fail-closed (`fsync: always`) queue, and
+    /// the request that produced them was answered `503`.
+    pub fn record_refused(&self, n: usize) {
+        self.refused.fetch_add(n as u64, Ordering::Relaxed);
+        self.export_counter("registry_notifications_refused_total", None, n as u64);
     }
 
     /// One attempt is about to repeat a failed one.

@@ -15,7 +15,8 @@
 //!             .build()?,
 //!     )
 //!     .build()?;
-//! let app: axum::Router = axum::Router::new().layer(layer);
+//! let registry = axum::Router::new(); // the registry's routes
+//! let app = axum::Router::new().fallback_service(tower::Layer::layer(&layer, registry));
 //! # let _ = app;
 //! // … serve `app`; on shutdown:
 //! let report = handle.shutdown(Duration::from_secs(5)).await;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use crate::config::NotificationsConfig;
 use crate::dispatcher::Dispatcher;
-use crate::endpoint::{ConfigError, Endpoint, EndpointHandle};
+use crate::endpoint::{ConfigError, DeadLetter, Endpoint, EndpointHandle};
 use crate::event::SourceRecord;
 use crate::layer::{NotificationLayer, TrustedProxies};
 use crate::metrics::EndpointSnapshot;
@@ -42,6 +43,49 @@ impl Notifications {
     pub fn builder() -> NotificationsBuilder {
         NotificationsBuilder::default()
     }
+
+    /// A builder set up from a Distribution configuration, as Distribution itself does:
+    /// events name `http.addr` as their `source` and `http.host` (when set) as the base of
+    /// their URLs; `notifications.events.includereferences`, every endpoint that is not
+    /// `disabled`, and `notifications.nats` (feature `nats`) apply. Add what a file does not
+    /// say — a [dead-letter file](NotificationsBuilder::dead_letter_file), sinks of your
+    /// own — then [`build`](NotificationsBuilder::build).
+    ///
+    /// ```
+    /// use registry_notify::{config::Config, notifications::Notifications};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config: Config = r#"
+    /// http:
+    ///   addr: 127.0.0.1:5000
+    ///   host: https://registry.example.com
+    /// notifications:
+    ///   events: {includereferences: true}
+    ///   endpoints:
+    ///     - name: audit
+    ///       url: http://127.0.0.1:5055/events
+    ///       timeout: 2s
+    ///     - name: old
+    ///       url: http://127.0.0.1:5056/events
+    ///       disabled: true
+    /// "#.parse()?;
+    /// let (layer, handle) = Notifications::from_config(&config)?
+    ///     .dead_letter_file(std::env::temp_dir().join("dead-letters.jsonl"))
+    ///     .build()?;
+    /// assert_eq!(handle.endpoints().len(), 1);
+    /// # drop(layer); handle.shutdown(std::time::Duration::ZERO).await;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_config(config: &crate::config::Config) -> Result<NotificationsBuilder, ConfigError> {
+        let mut builder = Self::builder().source(SourceRecord::local(&config.http.addr));
+        if let Some(host) = &config.http.host {
+            builder = builder.base_url(host.clone());
+        }
+        match &config.notifications {
+            Some(n) => builder.config(n),
+            None => Ok(builder),
+        }
+    }
 }
 
 /// Builds a [`NotificationLayer`] and its [`NotificationsHandle`].
@@ -55,6 +99,7 @@ pub struct NotificationsBuilder {
     trusted_proxies: Option<TrustedProxies>,
     endpoints: Vec<Endpoint>,
     sinks: Vec<BoxSink>,
+    dead_letter_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for NotificationsBuilder {
@@ -139,6 +184,16 @@ impl NotificationsBuilder {
         }
     }
 
+    /// Appends the batches every endpoint gives up on (its [`DeadLetter`]s) to `path`, one
+    /// JSON line each — `{"endpoint", "reason", "attempts", "events": [...]}`, the events
+    /// exactly as they were sent, for replay — unless the endpoint has a dead-letter hook of
+    /// its own. The file is created if missing; a write that fails is logged (once a
+    /// minute), never retried.
+    pub fn dead_letter_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.dead_letter_file = Some(path.into());
+        self
+    }
+
     /// Adds a sink of your own (a Kafka producer, a logger, a test probe) beside
     /// the endpoints. It should return quickly, e.g. by starting with a queue.
     pub fn sink(mut self, sink: BoxSink) -> Self {
@@ -150,7 +205,7 @@ impl NotificationsBuilder {
     ///
     /// Must be called inside a Tokio runtime when an endpoint is configured.
     /// With no endpoint and no sink, the layer derives nothing (near-zero cost).
-    pub fn build(self) -> Result<(NotificationLayer, NotificationsHandle), ConfigError> {
+    pub fn build(mut self) -> Result<(NotificationLayer, NotificationsHandle), ConfigError> {
         let mut names = std::collections::HashSet::new();
         for e in &self.endpoints {
             if !names.insert(e.name().to_owned()) {
@@ -162,6 +217,19 @@ impl NotificationsBuilder {
         }
         let mut handles = Vec::new();
         let wait_for_disk = self.endpoints.iter().any(Endpoint::waits_for_disk);
+        if let Some(file) = &self.dead_letter_file {
+            let file = std::sync::Arc::new(file.clone());
+            self.endpoints = std::mem::take(&mut self.endpoints)
+                .into_iter()
+                .map(|e| {
+                    if e.has_dead_letter() {
+                        return e;
+                    }
+                    let file = file.clone();
+                    e.with_dead_letter(move |dl| append_dead_letter(&file, &dl))
+                })
+                .collect();
+        }
         let mut fronts = Vec::new();
         let mut sinks = self.sinks;
         for endpoint in self.endpoints.into_iter().filter(|e| !e.is_disabled()) {
@@ -202,6 +270,44 @@ impl NotificationsBuilder {
             layer = layer.trusted_proxies(p);
         }
         Ok((layer, NotificationsHandle { endpoints: handles }))
+    }
+}
+
+/// Appends `dl` as one JSON line to `file` (see [`NotificationsBuilder::dead_letter_file`]).
+fn append_dead_letter(file: &std::path::Path, dl: &DeadLetter) {
+    use std::io::Write;
+    static LOG: crate::metrics::LogLimiter = crate::metrics::LogLimiter::new(Duration::from_secs(60));
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        endpoint: &'a str,
+        reason: &'a str,
+        attempts: u32,
+        events: Vec<&'a crate::event::Event>,
+    }
+    let line = Line {
+        endpoint: &dl.endpoint,
+        reason: &dl.reason,
+        attempts: dl.attempts,
+        events: dl.batch.iter().collect(),
+    };
+    let written = serde_json::to_vec(&line)
+        .map_err(std::io::Error::other)
+        .and_then(|mut bytes| {
+            bytes.push(b'\n');
+            // One write of the whole line, so that concurrent appends never interleave.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)?
+                .write_all(&bytes)
+        });
+    if let Err(error) = written {
+        if let Some(suppressed) = LOG.check() {
+            tracing::error!(
+                file = %file.display(), endpoint = %dl.endpoint, events = dl.batch.len(), %error, suppressed,
+                "notifications: cannot append to the dead-letter file; the batch is lost"
+            );
+        }
     }
 }
 

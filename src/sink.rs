@@ -50,6 +50,11 @@ pub enum DeliveryError {
     Transport(String),
     /// The sink is closed and accepts no more events.
     Closed,
+    /// Events for an endpoint whose queue promises durability (`fsync: always`) could not
+    /// be made durable (a write or fsync failed, the disk is full, or the queue refused them):
+    /// the request that produced them must not succeed. The message names the cause; it
+    /// never contains secrets.
+    NotDurable(String),
 }
 
 impl DeliveryError {
@@ -62,7 +67,7 @@ impl DeliveryError {
                 code == 408 || code == 429 || status.is_server_error()
             }
             DeliveryError::Timeout(_) | DeliveryError::Transport(_) => true,
-            DeliveryError::Closed => false,
+            DeliveryError::Closed | DeliveryError::NotDurable(_) => false,
         }
     }
 }
@@ -74,8 +79,20 @@ impl fmt::Display for DeliveryError {
             DeliveryError::Timeout(d) => write!(f, "timed out after {d:?}"),
             DeliveryError::Transport(msg) => write!(f, "transport error: {msg}"),
             DeliveryError::Closed => f.write_str("sink: closed"),
+            DeliveryError::NotDurable(why) => write!(f, "events not durable: {why}"),
         }
     }
 }
 
 impl std::error::Error for DeliveryError {}
+
+impl DeliveryError {
+    /// Whether `error` (as returned by a sink, a queue or a broadcast) says that events
+    /// could not be made durable ([`DeliveryError::NotDurable`]).
+    pub fn is_not_durable(error: &(dyn std::error::Error + 'static)) -> bool {
+        matches!(
+            error.downcast_ref::<DeliveryError>(),
+            Some(DeliveryError::NotDurable(_))
+        )
+    }
+}

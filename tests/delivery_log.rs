@@ -317,3 +317,58 @@ notifications:
         "the signing secret is logged:\n{logs}"
     );
 }
+
+/// `NotificationsBuilder::dead_letter_file`: the batches an endpoint gives up on are appended
+/// as JSON lines, whole; an endpoint with a dead-letter hook of its own keeps it.
+#[tokio::test]
+async fn dead_letter_file_of_the_builder() {
+    use registry_notify::notifications::Notifications;
+    let bad = Receiver::start(always(400)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dead-letters.jsonl");
+    let own = Arc::new(Mutex::new(Vec::new()));
+    let o = own.clone();
+    let (layer, handle) = Notifications::builder()
+        .endpoint(
+            Endpoint::builder("to-file", bad.url())
+                .retry(quick_retry(1))
+                .build()
+                .unwrap(),
+        )
+        .endpoint(
+            Endpoint::builder("own-hook", bad.url())
+                .retry(quick_retry(1))
+                .dead_letter(move |d| o.lock().unwrap().push(d))
+                .build()
+                .unwrap(),
+        )
+        .dead_letter_file(&file)
+        .build()
+        .unwrap();
+    let batch = Batch::from(vec![event(1, "library/a"), event(2, "library/b")]);
+    layer.dispatcher().dispatch(batch.clone());
+    // One event per POST (Distribution's default): two dead letters per endpoint.
+    wait_until("two dead-letter lines", || {
+        std::fs::read_to_string(&file).is_ok_and(|t| t.lines().count() == 2 && t.ends_with('\n'))
+    })
+    .await;
+    wait_until("the own hook", || own.lock().unwrap().len() == 2).await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for line in &lines {
+        assert_eq!(
+            line["endpoint"], "to-file",
+            "the other endpoint keeps its own hook"
+        );
+        assert_eq!(line["attempts"], 1);
+        assert!(line["reason"].as_str().unwrap().contains("400"), "{line}");
+    }
+    let ids: Vec<&str> = lines
+        .iter()
+        .flat_map(|l| l["events"].as_array().unwrap())
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = batch.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids, want);
+    handle.shutdown(HANG_GUARD).await;
+}

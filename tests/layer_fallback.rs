@@ -13,6 +13,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use registry_notify::dispatcher::Dispatcher;
+use registry_notify::layer::RequestBody;
 use registry_notify::{Action, EventHint, NotificationLayer};
 use support::{sha256, Http, Probe};
 
@@ -36,6 +37,8 @@ async fn start(with_lookup: bool) -> (Http, Probe) {
     let mut layer = NotificationLayer::new(Dispatcher::new(probe.sink())).include_references(true);
     if with_lookup {
         layer = layer.lookup(registry.clone());
+    } else {
+        layer = layer.wrapped_lookups(false);
     }
     let addr = support::serve_router(registry.layer(layer)).await;
     (Http::new(addr), probe)
@@ -101,12 +104,88 @@ async fn sizes_tags_and_references_come_from_lookups() {
 }
 
 #[tokio::test]
-async fn without_hint_or_lookup_the_gaps_stay_empty() {
+async fn without_hint_or_lookup_sizes_come_from_the_bytes_that_pass() {
     let (c, probe) = start(false).await;
     c.chunked_upload("lib/x", &["0123456789", "abcdefghij"]).await;
     let ev = probe.wait_take(1).await;
-    // Nothing to ask: the final PUT carried no body, so the size is unknown.
-    assert_eq!(ev[0].target.descriptor.size, 0);
+    // The final PUT carried no body, but both PATCHes passed through the layer.
+    assert_eq!(ev[0].target.descriptor.size, 20);
+    assert_eq!(ev[0].target.length, 20);
+}
+
+/// An upload whose chunks went through another instance: with no hint and no lookup, the
+/// size stays unknown (0, logged), as nothing could tell it.
+#[tokio::test]
+async fn without_hint_or_lookup_an_unseen_upload_has_no_size() {
+    let probe = Probe::default();
+    let registry = hintless();
+    let one = support::serve_router(registry.clone()).await;
+    let layer = NotificationLayer::new(Dispatcher::new(probe.sink())).wrapped_lookups(false);
+    let two = support::serve_router(registry.layer(layer)).await;
+    let (c1, c2) = (Http::new(one), Http::new(two));
+    let data = "0123456789abcdefghij";
+    let location = c1.start_upload("lib/x").await;
+    let r = c1.send("PATCH", &location, &[], data).await;
+    assert_eq!(r.status, 202);
+    // The session's path, sent to the other instance.
+    let location = r.header("location").unwrap().to_string();
+    let location = location.trim_start_matches(&c1.base).to_string();
+    let digest = sha256(data.as_bytes());
+    let r = c2
+        .send("PUT", &support::with_digest(&location, &digest), &[], "")
+        .await;
+    assert_eq!(r.status, 201);
+    let ev = probe.wait_take(1).await;
+    assert_eq!(
+        (
+            ev[0].target.descriptor.digest.as_str(),
+            ev[0].target.descriptor.size
+        ),
+        (digest.as_str(), 0)
+    );
+}
+
+/// A `PATCH` sent with `Transfer-Encoding: chunked` (no `Content-Length`): its bytes are
+/// counted as they pass, so the size is known with no hint and no lookup.
+#[tokio::test]
+async fn a_chunked_transfer_patch_is_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A registry that answers PATCH without `Range`: only the bytes themselves tell.
+    let probe = Probe::default();
+    let registry = hintless().layer(axum::middleware::map_response(|mut r: Response| async move {
+        r.headers_mut().remove("range");
+        r
+    }));
+    let layer = NotificationLayer::new(Dispatcher::new(probe.sink())).wrapped_lookups(false);
+    let c = Http::new(support::serve_router(registry.layer(layer)).await);
+    let location = c.start_upload("lib/x").await;
+    let path = location.trim_start_matches(&c.base).to_string();
+    let addr = c.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n7\r\n0123456\r\n6\r\n789abc\r\n0\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tcp.read_to_end(&mut reply).await.unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 202"), "{reply}");
+    let next = reply
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let digest = sha256(b"0123456789abc");
+    let r = c
+        .send("PUT", &support::with_digest(&next, &digest), &[], "")
+        .await;
+    assert_eq!(r.status, 201);
+    let ev = probe.wait_take(1).await;
+    assert_eq!((ev[0].target.descriptor.size, ev[0].target.length), (13, 13));
 }
 
 /// A registry that stores every blob under its sha256 digest, whatever algorithm the client
@@ -257,15 +336,18 @@ async fn digests_come_from_the_response_not_the_request() {
             async move { Ok::<_, std::convert::Infallible>(r.answer(req).await) }
         });
         let mut layer = NotificationLayer::new(Dispatcher::new(probe.sink()));
-        if with_lookup {
-            layer = layer.lookup(tower::ServiceExt::map_request(svc.clone(), |r: Request<_>| {
-                r.map(axum::body::Body::new)
-            }));
-        }
-        let app = tower::ServiceExt::map_request(tower::Layer::layer(&layer, svc), |r: Request<_>| {
+        layer = if with_lookup {
+            layer.lookup(tower::ServiceExt::map_request(
+                svc.clone(),
+                |r: Request<http_body_util::Empty<Bytes>>| r.map(axum::body::Body::new),
+            ))
+        } else {
+            layer.wrapped_lookups(false)
+        };
+        let inner = tower::ServiceExt::map_request(svc, |r: Request<RequestBody<hyper::body::Incoming>>| {
             r.map(axum::body::Body::new)
         });
-        let c = Http::new(support::serve(app).await);
+        let c = Http::new(support::serve(tower::Layer::layer(&layer, inner)).await);
         let repo = if with_lookup { "c/lookup" } else { "c/plain" };
 
         // Chunked upload committed with a sha512 digest.
@@ -286,10 +368,9 @@ async fn digests_come_from_the_response_not_the_request() {
             "{}",
             ev[0].target.url
         );
+        // The chunk passed through the layer: its size is known, lookup or not.
         let size = i64::try_from(data.len()).unwrap();
-        // Without a lookup nothing tells the size of a chunked upload's commit.
-        let want = if with_lookup { size } else { 0 };
-        assert_eq!(ev[0].target.descriptor.size, want, "lookup {with_lookup}");
+        assert_eq!(ev[0].target.descriptor.size, size, "lookup {with_lookup}");
 
         // Monolithic upload with a sha512 digest.
         let mono = format!("monolithic blob of {repo}\n");
@@ -319,6 +400,7 @@ async fn digests_come_from_the_response_not_the_request() {
         assert_eq!(r.status, 201);
         let ev = probe.wait_take(1).await;
         assert_eq!(ev[0].target.descriptor.digest, d512);
+        let want = if with_lookup { size } else { 0 };
         assert_eq!(ev[0].target.descriptor.size, want, "lookup {with_lookup}");
         assert!(probe.events().is_empty());
     }
@@ -331,10 +413,9 @@ async fn digests_come_from_the_response_not_the_request() {
     assert_eq!(head_512, 3, "{seen:#?}");
 }
 
-/// With `includereferences`, the references of a manifest seen once (pushed or pulled
-/// through the layer) are remembered by digest: reads of it cost no lookup. Only a
-/// manifest never seen asks the registry (and, until the manifest bodies passing through
-/// are captured, the first push or pull of one).
+/// With `includereferences`, the references of a manifest pushed through the layer (its
+/// body read as it passes) or looked up once are remembered by digest: a `HEAD`, which
+/// carries no body, then costs no lookup. Only a `HEAD` of a manifest never seen asks.
 #[tokio::test]
 async fn references_of_a_manifest_seen_once_need_no_lookup() {
     let probe = Probe::default();
@@ -347,7 +428,7 @@ async fn references_of_a_manifest_seen_once_need_no_lookup() {
             .push(format!("{} {}", r.method(), r.uri().path()));
         r
     });
-    let layer = NotificationLayer::new(Dispatcher::new(probe.sink()).wait_for_sinks(true))
+    let layer = NotificationLayer::new(Dispatcher::new(probe.sink()))
         .include_references(true)
         .lookup(lookup);
     let c = Http::new(support::serve_router(registry.clone().layer(layer)).await);
@@ -373,7 +454,7 @@ async fn references_of_a_manifest_seen_once_need_no_lookup() {
         .await;
     let ev = probe.wait_take(1).await;
     assert_eq!(ev[0].target.references[0].digest, config);
-    assert!(count("PUT of a new manifest") <= 1);
+    assert_eq!(count("PUT of a new manifest"), 0);
 
     let accept = [("accept", OCI_MANIFEST)];
     for (method, reference) in [
@@ -412,4 +493,17 @@ async fn references_of_a_manifest_seen_once_need_no_lookup() {
     );
     probe.wait_take(1).await;
     assert_eq!(count("HEAD of it again"), 0);
+
+    // A GET of a manifest never seen reads its body as it passes: no lookup.
+    let third = manifest.replace("\"layers\":[]", "\"layers\":[],\"annotations\":{\"x\":\"z\"}");
+    direct
+        .put_manifest("lib/r", "v", OCI_MANIFEST, third.as_bytes())
+        .await;
+    assert_eq!(
+        c.send("GET", "/v2/lib/r/manifests/v", &accept, "").await.status,
+        200
+    );
+    let ev = probe.wait_take(1).await;
+    assert_eq!(ev[0].target.references.len(), 1);
+    assert_eq!(count("GET of a manifest never seen"), 0);
 }

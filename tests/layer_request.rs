@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use registry_notify::dispatcher::Dispatcher;
-use registry_notify::layer::{Notification, ResponseBody, ResponseFuture, TrustedProxies};
+use registry_notify::layer::{Notification, RequestBody, ResponseBody, ResponseFuture, TrustedProxies};
 use registry_notify::{Action, AuthenticatedUser, NotificationLayer, RequestId};
 use support::{sha256, Http, Probe};
 
@@ -277,7 +277,7 @@ async fn plain_hyper_service_and_disabled_layer() {
     let layer = NotificationLayer::new(Dispatcher::new(probe.sink()));
     let digest = sha256(b"hello");
     let dg = digest.clone();
-    let svc = tower::service_fn(move |req: Request<hyper::body::Incoming>| {
+    let svc = tower::service_fn(move |req: Request<RequestBody<hyper::body::Incoming>>| {
         let dg = dg.clone();
         async move {
             let _ = req.into_body().collect().await;

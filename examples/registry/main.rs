@@ -22,9 +22,9 @@ mod oci;
 #[path = "../common/mod.rs"]
 mod common;
 
-use common::{append_dead_letter, listen_addr, shutdown_signal};
+use common::{listen_addr, shutdown_signal};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
@@ -199,28 +199,15 @@ fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
             .into())
         }
     };
+    // Everything the file says (source, http.host, includereferences, endpoints, NATS), with
+    // dead letters next to the config file.
     let notifications = match &config.notifications {
         None => None,
-        Some(n) => {
-            let dead_letters: PathBuf = path.with_file_name("dead-letters.jsonl");
-            let endpoints = n.endpoints()?;
-            let mut builder = Notifications::builder()
-                .source(SourceRecord::local(&config.http.addr))
-                .include_references(n.events.include_references);
-            if let Some(host) = &config.http.host {
-                builder = builder.base_url(host.clone());
-            }
-            for endpoint in endpoints {
-                let file = dead_letters.clone();
-                builder =
-                    builder.endpoint(endpoint.with_dead_letter(move |dl| append_dead_letter(&file, dl)));
-            }
-            if let Some(nats) = &n.nats {
-                // Scale-out: publish to NATS JetStream as well (needs the `nats` feature).
-                builder = builder.nats(nats)?;
-            }
-            Some(builder.build()?)
-        }
+        Some(_) => Some(
+            Notifications::from_config(&config)?
+                .dead_letter_file(path.with_file_name("dead-letters.jsonl"))
+                .build()?,
+        ),
     };
     Ok(Setup {
         addr: config.http.addr.clone(),

@@ -132,6 +132,10 @@ pub(crate) struct Pending {
     pub(crate) authorization: Option<HeaderValue>,
     /// Tags found (by a lookup before the delete) to point at a deleted manifest.
     pub(crate) tags_before_delete: Option<Vec<String>>,
+    /// A copy of the request body as it passes (a manifest `PUT` with references wanted).
+    pub(crate) body_tap: Option<std::sync::Arc<super::request_body::Tap>>,
+    /// Where to ask for what the exchange lacks (the lookup service, or the wrapped one).
+    pub(crate) lookup: Option<std::sync::Arc<dyn super::lookup::Lookup>>,
     /// What the layer remembers, for the references a lookup finds (`includereferences`).
     pub(crate) memo: Option<std::sync::Arc<super::memo::Memo>>,
 }
@@ -141,34 +145,28 @@ pub(crate) struct Pending {
 pub(crate) struct Missing {
     /// The blob's size: ask with `HEAD /v2/<name>/blobs/<digest>`.
     pub(crate) blob_size: bool,
-    /// Media type or size of a manifest: ask with `GET /v2/<name>/manifests/<digest>`.
+    /// Media type, size or references of a manifest: the manifest passing through (the
+    /// response body of a `GET`) gives them, else ask with `GET /v2/<name>/manifests/<digest>`.
     pub(crate) manifest: bool,
-    /// The references of a manifest (`includereferences`): neither a hint nor the memo
-    /// had them. Where the manifest passes through the exchange (see [`ReferencesFrom`]),
-    /// capturing that body and handing it to
-    /// [`references_from_body`](super::lookup::references_from_body) fills them and
-    /// clears this; still set when the lookups run, a `GET` of the manifest asks.
-    pub(crate) references: Option<ReferencesFrom>,
-}
-
-/// Where the missing references of a manifest event can come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ReferencesFrom {
-    /// A `PUT`: the manifest is the request body.
-    RequestBody,
-    /// A `GET`: the manifest is the response body.
-    ResponseBody,
-    /// A `HEAD`: no body carries it; only a lookup.
-    Lookup,
 }
 
 impl Missing {
     pub(crate) fn any(&self) -> bool {
-        self.blob_size || self.manifest || self.references.is_some()
+        self.blob_size || self.manifest
     }
 }
 
 impl Pending {
+    /// The request body's length: the bytes that passed through the layer (counted for
+    /// uploads), else what the headers said.
+    fn body_length(&self) -> Option<i64> {
+        self.body_tap
+            .as_ref()
+            .and_then(|t| t.counted())
+            .and_then(|n| i64::try_from(n).ok())
+            .or(self.req_body_length)
+    }
+
     /// Remembers what this exchange tells about blob sizes and upload sessions.
     fn remember(&self, memo: &super::memo::Memo, status: StatusCode, headers: &HeaderMap) {
         match &self.kind {
@@ -176,7 +174,7 @@ impl Pending {
             // POST whose body the registry ignored).
             Kind::UploadStart { .. } if status == StatusCode::ACCEPTED => {
                 if let Some(key) = location_path(headers) {
-                    match (upload_range_end(headers), self.req_body_length) {
+                    match (upload_range_end(headers), self.body_length()) {
                         (Some(end), _) if end > 0 => memo.upload_progress(&key, Some(end), None),
                         (_, Some(0)) => memo.upload_started(&key),
                         _ => {}
@@ -185,7 +183,7 @@ impl Pending {
             }
             Kind::UploadChunk if status == StatusCode::ACCEPTED => {
                 if let Some(key) = &self.upload_key {
-                    memo.upload_progress(key, upload_range_end(headers), self.req_body_length);
+                    memo.upload_progress(key, upload_range_end(headers), self.body_length());
                 }
             }
             _ => {}
@@ -309,7 +307,7 @@ impl Pending {
             return (Vec::new(), missing);
         };
         // A lookup reads the name, host and credentials of the request later.
-        let keep = missing.any() && shared.lookup.is_some();
+        let keep = missing.any() && self.lookup.is_some();
         let target = Target {
             descriptor: Descriptor {
                 media_type: draft.media_type,
@@ -418,14 +416,8 @@ impl Pending {
                 if shared.include_references {
                     match self.references(d.as_str(), hint, shared) {
                         Some(refs) => draft.references = refs,
-                        // Not merely for references does a manifest that passes by cost a lookup.
-                        None => {
-                            missing.references = Some(match self.method {
-                                Method::PUT => ReferencesFrom::RequestBody,
-                                Method::GET => ReferencesFrom::ResponseBody,
-                                _ => ReferencesFrom::Lookup,
-                            })
-                        }
+                        // The body of a GET, as it passes, or else a lookup.
+                        None => missing.manifest = true,
                     }
                 }
             }
@@ -468,7 +460,7 @@ impl Pending {
                 let (d, piece) = event_digest(b, reported, Some(requested))?;
                 let size = hint_size.or_else(|| {
                     if draft.action == Action::Push {
-                        self.req_content_length
+                        self.body_length().filter(|n| *n > 0).or(self.req_content_length)
                     } else {
                         None
                     }
@@ -492,9 +484,10 @@ impl Pending {
                 let received = match self.upload_status_end {
                     Some(end) if end > 0 => end.checked_add(1),
                     Some(_) => seen.filter(|n| *n <= 1),
-                    None => None,
+                    // No status asked: the bytes this layer saw pass, if it saw the session.
+                    None => seen,
                 };
-                let size = hint_size.or_else(|| received?.checked_add(self.req_body_length?));
+                let size = hint_size.or_else(|| received?.checked_add(self.body_length()?));
                 let size = remembered(shared, d.as_str(), size);
                 missing.blob_size = size.is_none();
                 self.blob(&mut draft, b, shared, piece, d.as_str(), size);
@@ -504,22 +497,29 @@ impl Pending {
         Some(draft)
     }
 
-    /// The references of the manifest `digest`: the hint's (when well formed, and then
-    /// remembered), else those remembered for the digest.
+    /// The references of the manifest `digest`: the hint's (when well formed), else those
+    /// remembered for the digest, else those of the manifest a `PUT` sent (its body passed
+    /// through whole before the response). What the hint or the body says is remembered.
     fn references(&self, digest: &str, hint: Option<&EventHint>, shared: &Shared) -> Option<Vec<Descriptor>> {
         let hinted = hint
             .and_then(|h| h.references.as_ref())
             .filter(|r| super::lookup::well_formed(r));
-        match (hinted, &shared.memo) {
-            (Some(refs), memo) => {
-                if let Some(memo) = memo {
-                    memo.remember_references(digest, refs);
-                }
-                Some(refs.clone())
+        if hinted.is_none() {
+            if let Some(refs) = shared.memo.as_ref().and_then(|m| m.references(digest)) {
+                return Some(refs);
             }
-            (None, Some(memo)) => memo.references(digest),
-            (None, None) => None,
         }
+        let refs = match hinted {
+            Some(refs) => refs.clone(),
+            None => {
+                let body = self.body_tap.as_ref().and_then(|t| t.complete())?;
+                super::lookup::references(&body)?
+            }
+        };
+        if let Some(memo) = &shared.memo {
+            memo.remember_references(digest, &refs);
+        }
+        Some(refs)
     }
 
     /// A blob's descriptor and URL.

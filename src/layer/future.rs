@@ -5,7 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use http::Response;
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{Response, StatusCode};
 use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
@@ -93,9 +95,9 @@ where
                 (Some(pending), result)
             }
             StateProj::Persisting { wait, result } => {
-                ready!(wait.as_mut().poll(cx));
+                let persisted = ready!(wait.as_mut().poll(cx));
                 let response = result.take().expect("polled after completion")?;
-                return Poll::Ready(Ok(response.map(ResponseBody::new)));
+                return Poll::Ready(Ok(fail_closed(response, persisted)));
             }
         };
         let response = result?;
@@ -106,7 +108,7 @@ where
             return match finish_waiting(p, shared, response) {
                 Finished::Now(response) => Poll::Ready(Ok(response)),
                 Finished::Hold(response, mut wait) => match wait.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Ok(response.map(ResponseBody::new))),
+                    Poll::Ready(persisted) => Poll::Ready(Ok(fail_closed(response, persisted))),
                     Poll::Pending => {
                         this.state.set(State::Persisting {
                             wait,
@@ -122,4 +124,50 @@ where
             _ => response.map(ResponseBody::new),
         }))
     }
+}
+
+/// The OCI error body of a request failed closed (Distribution's `UNAVAILABLE` error code).
+const UNAVAILABLE_BODY: &str = concat!(
+    r#"{"errors":[{"code":"UNAVAILABLE","message":"service unavailable","#,
+    r#""detail":"registry notifications: the events of this request could not be stored durably; retry later"}]}"#
+);
+
+/// Seconds a client is asked to wait before retrying a request failed closed.
+pub(crate) const RETRY_AFTER_SECS: u64 = 5;
+
+/// The response once its events' hand-off resolved: unchanged when they are durable (or the
+/// response is an error already); otherwise, for an endpoint that fails closed
+/// (`fsync: always`), `503 Service Unavailable` with `Retry-After` and an OCI error body,
+/// so that every success a client sees implies its events are on disk.
+fn fail_closed<B: http_body::Body>(
+    response: Response<B>,
+    persisted: Result<(), crate::sink::BoxError>,
+) -> Response<ResponseBody<B>> {
+    let Err(error) = persisted else {
+        return response.map(ResponseBody::new);
+    };
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        tracing::warn!(%status, %error, "response kept: it is an error already, its events are not durable");
+        return response.map(ResponseBody::new);
+    }
+    tracing::warn!(
+        %status, %error,
+        "events not durable: the response is replaced by 503 Service Unavailable"
+    );
+    let version = response.headers().get("docker-distribution-api-version").cloned();
+    let mut out = Response::new(ResponseBody::own(Bytes::from_static(UNAVAILABLE_BODY.as_bytes())));
+    *out.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    *out.version_mut() = response.version();
+    let headers = out.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(UNAVAILABLE_BODY.len()));
+    headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    if let Some(v) = version {
+        headers.insert("docker-distribution-api-version", v);
+    }
+    out
 }

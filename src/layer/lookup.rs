@@ -25,7 +25,7 @@
 //!
 //! [`references`] reads them from a manifest's JSON, for a lookup or for a manifest
 //! that passes through the layer (the request body of a `PUT`, the response body of a
-//! `GET`: see [`references_from_body`]). It reads at most 4 MiB (Distribution's limit
+//! `GET`). It reads at most 4 MiB (Distribution's limit
 //! for a manifest), refuses a body with more than 16 384 JSON objects or 262 144 values
 //! before parsing it (so that a hostile body cannot make it allocate more than some
 //! tens of MiB), and refuses a manifest whose references have a negative size or an
@@ -186,34 +186,6 @@ fn json_within(body: &[u8], max_objects: usize, max_values: usize) -> bool {
     true
 }
 
-#[allow(dead_code)] // Called by the capture of manifest bodies in the service (another change).
-/// The manifest an exchange carried (the request body of a `PUT`, the response body of
-/// a `GET`) has passed through the layer: when `missing.references` says its events still
-/// need their references, fills them from `body`, remembers them for the manifest's digest
-/// (with a lookup service) and clears `missing.references`. Returns whether it did; a
-/// body that is no manifest (or too large) changes nothing, and the lookup, if any, asks.
-pub(crate) fn references_from_body(
-    shared: &super::Shared,
-    events: &mut [Event],
-    missing: &mut Missing,
-    body: &[u8],
-) -> bool {
-    if missing.references.is_none() {
-        return false;
-    }
-    let Some(refs) = references(body) else {
-        return false;
-    };
-    for e in events.iter_mut() {
-        if let Some(memo) = &shared.memo {
-            memo.remember_references(&e.target.descriptor.digest, &refs);
-        }
-        e.target.references = refs.clone();
-    }
-    missing.references = None;
-    true
-}
-
 /// Fills the fields `missing` names, by asking the lookup service.
 pub(crate) async fn fill(
     lookup: &dyn Lookup,
@@ -251,7 +223,7 @@ pub(crate) async fn fill(
                 _ => tracing::debug!(repository = %p.name, %digest, "blob size lookup failed"),
             }
         }
-        if missing.manifest || missing.references.is_some() {
+        if missing.manifest {
             let path = format!("{}/v2/{}/manifests/{}", p.prefix, p.name, digest);
             let Some(req) = request(p, Method::GET, path, Some(MANIFEST_ACCEPT)) else {
                 continue;
@@ -269,7 +241,7 @@ pub(crate) async fn fill(
                         d.size = i64::try_from(f.body.len()).unwrap_or(0);
                         e.target.length = d.size;
                     }
-                    if refs && missing.references.is_some() {
+                    if refs && e.target.references.is_empty() {
                         if let Some(r) = references(&f.body) {
                             if let Some(memo) = &p.memo {
                                 memo.remember_references(&digest, &r);
@@ -346,7 +318,7 @@ pub(crate) async fn tags_pointing_at(lookup: &dyn Lookup, p: &Pending, digest: &
 mod tests {
     use super::*;
     use crate::dispatcher::Dispatcher;
-    use crate::layer::derive::{pending, ReferencesFrom};
+    use crate::layer::derive::pending;
     use crate::layer::NotificationLayer;
     use proptest::prelude::*;
 
@@ -458,7 +430,7 @@ mod tests {
     }
 
     #[test]
-    fn references_from_a_manifest_passing_by_and_then_from_memory() {
+    fn references_from_a_pushed_manifest_and_then_from_memory() {
         let layer = layer_with_lookup();
         let shared = &layer.shared;
         let manifest = format!(
@@ -486,30 +458,26 @@ mod tests {
 
         // A HEAD of a manifest never seen: only a lookup can tell.
         let (_, missing) = request("HEAD", "t").events(StatusCode::OK, &response, None, shared);
-        assert_eq!(missing.references, Some(ReferencesFrom::Lookup));
-        assert!(!missing.manifest && !missing.blob_size);
+        assert!(missing.manifest && !missing.blob_size);
 
-        // A PUT: the request body carries the manifest.
-        let (mut events, mut missing) =
-            request("PUT", "t").events(StatusCode::CREATED, &response, None, shared);
-        assert_eq!(missing.references, Some(ReferencesFrom::RequestBody));
-        assert!(!missing.manifest, "no lookup merely for references");
-        assert!(!references_from_body(
-            shared,
-            &mut events,
-            &mut missing,
-            b"{not a manifest"
-        ));
-        assert_eq!(missing.references, Some(ReferencesFrom::RequestBody));
-        assert!(references_from_body(
-            shared,
-            &mut events,
-            &mut missing,
-            manifest.as_bytes()
-        ));
-        assert_eq!(events[0].target.references.len(), 1);
-        assert_eq!(events[0].target.references[0].digest, d(9));
+        // A PUT whose body did not pass whole (or is no manifest): a lookup, or the body.
+        let mut push = request("PUT", "t");
+        let tap = crate::layer::request_body::Tap::new(MAX_MANIFEST);
+        tap.data(b"{not a manifest", 15);
+        tap.end();
+        push.body_tap = Some(tap);
+        let (_, missing) = push.events(StatusCode::CREATED, &response, None, shared);
+        assert!(missing.manifest);
+
+        // A PUT whose body passed: its references, and no lookup.
+        let mut push = request("PUT", "t");
+        let tap = crate::layer::request_body::Tap::new(MAX_MANIFEST);
+        tap.data(manifest.as_bytes(), manifest.len());
+        tap.end();
+        push.body_tap = Some(tap);
+        let (events, missing) = push.events(StatusCode::CREATED, &response, None, shared);
         assert!(!missing.any(), "{missing:?}");
+        assert_eq!(events[0].target.references[0].digest, d(9));
 
         // Remembered: a HEAD (by tag or digest) and a GET need neither body nor lookup.
         for (method, reference) in [("HEAD", "t"), ("HEAD", digest.as_str()), ("GET", "t")] {
@@ -519,9 +487,9 @@ mod tests {
             assert_eq!(events[0].target.references[0].digest, d(9));
         }
 
-        // A GET of another manifest: the response body carries it.
+        // A GET of another manifest: its body (as it passes) or a lookup.
         response.insert("docker-content-digest", d(43).parse().unwrap());
         let (_, missing) = request("GET", "u").events(StatusCode::OK, &response, None, shared);
-        assert_eq!(missing.references, Some(ReferencesFrom::ResponseBody));
+        assert!(missing.manifest);
     }
 }

@@ -45,8 +45,10 @@ mod derive;
 mod future;
 mod lookup;
 mod memo;
+mod request_body;
 mod route;
 mod service;
+mod wrapped;
 
 use std::sync::Arc;
 
@@ -57,6 +59,7 @@ use http_body_util::Empty;
 pub use addr::{PeerAddr, TrustedProxies};
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub use request_body::RequestBody;
 pub use service::Notification;
 
 use crate::dispatcher::Dispatcher;
@@ -73,7 +76,11 @@ pub(crate) struct Shared {
     pub(crate) pull_on_body_end: bool,
     pub(crate) trusted_proxies: Option<TrustedProxies>,
     pub(crate) lookup: Option<Arc<dyn lookup::Lookup>>,
-    /// Sizes and upload offsets seen, to spare lookups (only with a lookup service).
+    /// Without a lookup service, ask the wrapped service itself (the default).
+    pub(crate) wrapped_lookups: bool,
+    /// Whether the registry attaches `EventHint`s, as far as its responses told.
+    pub(crate) hints: Arc<wrapped::HintsSeen>,
+    /// Sizes and upload offsets seen, to spare lookups.
     pub(crate) memo: Option<Arc<memo::Memo>>,
 }
 
@@ -125,7 +132,9 @@ impl NotificationLayer {
                 pull_on_body_end: false,
                 trusted_proxies: None,
                 lookup: None,
-                memo: None,
+                wrapped_lookups: true,
+                hints: Arc::default(),
+                memo: Some(Arc::default()),
             }),
         }
     }
@@ -198,10 +207,22 @@ impl NotificationLayer {
         B::Error: Into<crate::sink::BoxError>,
     {
         let lookup: Arc<dyn lookup::Lookup> = Arc::new(lookup::ServiceLookup(service));
-        self.with(|s| {
-            s.lookup = Some(lookup);
-            s.memo = Some(Arc::new(memo::Memo::default()));
-        })
+        self.with(|s| s.lookup = Some(lookup))
+    }
+
+    /// Whether the layer may ask the service it wraps for the fields an exchange lacks when
+    /// no [`lookup`](Self::lookup) service is given (default `true`).
+    ///
+    /// Those requests (a `HEAD` of a blob, a `GET` of a manifest or of the tag list; see
+    /// the table in the module docs) go to the wrapped service directly, past the layer,
+    /// with the original request's `Host` and `Authorization`. A registry that attaches
+    /// [`EventHint`](crate::EventHint)s to its responses is never asked. The wrapped
+    /// service must route them itself: wrap the whole registry
+    /// (`notify.layer(router)`), not each of its routes (axum's `Router::layer`
+    /// wraps every route on its own, whose handlers cannot answer another path).
+    /// With `false`, fields nothing shows stay empty, logged once in a while.
+    pub fn wrapped_lookups(self, yes: bool) -> Self {
+        self.with(|s| s.wrapped_lookups = yes)
     }
 
     /// The dispatcher events go to.

@@ -118,6 +118,14 @@ pub trait EventQueue: Send + Sync + 'static {
         false
     }
 
+    /// Whether the queue fails closed: a push whose events it cannot make durable (including
+    /// one refused because the queue is closed) must fail the request that produced them
+    /// ([`DeliveryError::NotDurable`]). `true` for a durable queue with `fsync: always`.
+    /// Default `false`.
+    fn fails_closed(&self) -> bool {
+        false
+    }
+
     /// Waits until everything pushed (and acknowledged) so far is on disk. The default has
     /// nothing to wait for.
     fn flush(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
@@ -271,6 +279,7 @@ where
                     batching,
                     metrics: self.metrics.clone(),
                     drops_log: LogLimiter::new(std::time::Duration::from_secs(10)),
+                    refused_log: LogLimiter::new(std::time::Duration::from_secs(10)),
                 }),
                 done: done_rx,
                 worker: task.abort_handle(),
@@ -423,9 +432,18 @@ impl<S> Service<Batch> for Queue<S> {
     }
 
     fn call(&mut self, batch: Batch) -> Self::Future {
+        let n = batch.len();
         match self.handle.push(batch) {
-            Ok(Some(persisted)) => QueueFuture::persisting(persisted),
+            Ok(Some(persisted)) => {
+                let shared = self.handle.shared.clone();
+                QueueFuture::persisting(Box::pin(async move {
+                    persisted.await.map_err(|e| shared.refused(n, &*e))
+                }))
+            }
             Ok(None) => QueueFuture::ready(Ok(())),
+            Err(e) if self.handle.shared.queue.fails_closed() => {
+                QueueFuture::ready(Err(self.handle.shared.refused(n, &*e)))
+            }
             Err(e) => QueueFuture::ready(Err(e)),
         }
     }
@@ -436,6 +454,26 @@ struct Shared {
     batching: Arc<Batching>,
     metrics: Option<Arc<EndpointMetrics>>,
     drops_log: LogLimiter,
+    /// Pushes failed closed (`fsync: always`), logged at most once per interval.
+    refused_log: LogLimiter,
+}
+
+impl Shared {
+    /// `n` events of a fail-closed queue could not be made durable: the request that
+    /// produced them fails ([`DeliveryError::NotDurable`]); counted and logged per burst.
+    fn refused(&self, n: usize, cause: &(dyn std::error::Error + 'static)) -> BoxError {
+        if let Some(m) = &self.metrics {
+            m.record_refused(n);
+        }
+        if let Some(suppressed) = self.refused_log.check() {
+            let endpoint = self.metrics.as_ref().map(|m| m.name()).unwrap_or_default();
+            tracing::error!(
+                %endpoint, events = n, error = %cause, suppressed,
+                "eventqueue: events could not be made durable; the request fails (503)"
+            );
+        }
+        DeliveryError::NotDurable(cause.to_string()).into()
+    }
 }
 
 /// Controls an endpoint queue and its worker: close, inspect, drain.

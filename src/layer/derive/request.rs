@@ -247,6 +247,8 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         upload_status_end: None,
         authorization: headers.authorization.cloned(),
         tags_before_delete: None,
+        body_tap: None,
+        lookup: None,
         memo: shared.include_references.then(|| shared.memo.clone()).flatten(),
     })
 }

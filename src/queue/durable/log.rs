@@ -1017,6 +1017,10 @@ impl EventQueue for DurableQueue {
         true
     }
 
+    fn fails_closed(&self) -> bool {
+        self.inner.config.fsync == Fsync::Always
+    }
+
     fn flush(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         let mut flushed = self.inner.flushed.subscribe();
         let request = {
