@@ -11,6 +11,7 @@
 //! the header is absent — the size remembered for the digest, else a lookup (with a lookup
 //! service), else the field stays unknown (`size: 0`).
 
+mod draft;
 mod headers;
 mod request;
 
@@ -21,10 +22,11 @@ use http::{Method, StatusCode};
 use super::route;
 use super::Shared;
 use crate::event::{
-    build_strings, write_new_id, Action, ActorRecord, Descriptor, Event, Frozen, RequestRecord, SharedStr,
-    Span, StrBuf, Target, Timestamp,
+    build_strings, write_new_id, Action, ActorRecord, Descriptor, Event, RequestRecord, SharedStr, StrBuf,
+    Target, Timestamp,
 };
 use crate::hint::EventHint;
+use draft::{event_digest, remembered, Draft, Piece};
 pub(crate) use headers::parse_size;
 use headers::{content_range_complete, location_path, value_size, value_str, ResponseHeaders};
 pub(crate) use headers::{media_type_of, upload_range_end, RequestHeaders};
@@ -536,105 +538,5 @@ impl Pending {
         draft.media_type = SharedStr::from_static(BLOB_MEDIA_TYPE);
         draft.digest = digest;
         draft.size = size.unwrap_or(0);
-    }
-}
-
-/// A string of an event being drafted: one the request already shares, or one written
-/// to the response's buffer.
-#[derive(Debug)]
-enum Piece {
-    Shared(SharedStr),
-    At(Span),
-}
-
-impl Default for Piece {
-    fn default() -> Self {
-        Piece::Shared(SharedStr::new())
-    }
-}
-
-impl Piece {
-    fn resolve(self, strings: &Frozen) -> SharedStr {
-        match self {
-            Piece::Shared(s) => s,
-            Piece::At(span) => strings.get(span),
-        }
-    }
-}
-
-/// The text of an event's digest: the response's, or the request's.
-enum DigestText<'a> {
-    Reported(&'a str),
-    Requested(SharedStr),
-}
-
-impl DigestText<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            DigestText::Reported(d) => d,
-            DigestText::Requested(d) => d.as_str(),
-        }
-    }
-}
-
-/// The digest an event names: the one the registry `reported` (hint or
-/// `Docker-Content-Digest`, already checked), else the one the request named. Sizes are
-/// then remembered and recalled for this digest only, never for the other one.
-fn event_digest<'a>(
-    b: &mut StrBuf<'_>,
-    reported: Option<&'a str>,
-    requested: Option<&SharedStr>,
-) -> Option<(DigestText<'a>, Piece)> {
-    match (reported, requested) {
-        (Some(r), Some(q)) if r == q.as_str() => {
-            Some((DigestText::Requested(q.clone()), Piece::Shared(q.clone())))
-        }
-        (Some(r), _) => Some((DigestText::Reported(r), Piece::At(b.push(r)))),
-        (None, Some(q)) => Some((DigestText::Requested(q.clone()), Piece::Shared(q.clone()))),
-        (None, None) => None,
-    }
-}
-
-/// The fields of the event a response yields, before its buffer is frozen.
-#[derive(Debug)]
-struct Draft {
-    id: Span,
-    action: Action,
-    media_type: SharedStr,
-    digest: Piece,
-    size: i64,
-    url: Option<Span>,
-    tag: SharedStr,
-    from_repository: SharedStr,
-    references: Vec<Descriptor>,
-}
-
-impl Default for Draft {
-    fn default() -> Self {
-        Draft {
-            id: Span::default(),
-            action: Action::Pull,
-            media_type: SharedStr::new(),
-            digest: Piece::default(),
-            size: 0,
-            url: None,
-            tag: SharedStr::new(),
-            from_repository: SharedStr::new(),
-            references: Vec::new(),
-        }
-    }
-}
-
-/// A known size is remembered for `digest`; an unknown one is recalled, if it was seen.
-fn remembered(shared: &Shared, digest: &str, size: Option<i64>) -> Option<i64> {
-    let Some(memo) = &shared.memo else {
-        return size;
-    };
-    match size {
-        Some(n) => {
-            memo.remember_size(digest, n);
-            Some(n)
-        }
-        None => memo.size(digest),
     }
 }
