@@ -544,3 +544,40 @@ fn raw_events(r: &Receiver) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// A registry's own hint is outside input too: a negative size, a malformed digest and
+/// references with a negative size count as absent.
+#[tokio::test]
+async fn impossible_hints_count_as_absent() {
+    use registry_notify::{Descriptor, EventHint};
+    let manifest = manifest();
+    let md = sha256(manifest.as_bytes());
+    let body = manifest.clone();
+    type Req = Request<registry_notify::layer::RequestBody<hyper::body::Incoming>>;
+    let svc = tower::service_fn(move |_req: Req| {
+        let mut hint = EventHint::size(-5);
+        hint.digest = Some("sha256:NOT-A-DIGEST".into());
+        hint.references = Some(vec![Descriptor::new("l", sha256(b"x"), -1)]);
+        let mut r = Response::new(Full::new(Bytes::from(body.clone())));
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static(OCI_MANIFEST));
+        r.extensions_mut().insert(hint);
+        async move { Ok::<_, Infallible>(r) }
+    });
+    let probe = Probe::default();
+    let layer = NotificationLayer::new(Dispatcher::new(probe.sink()))
+        .include_references(true)
+        .wrapped_lookups(false);
+    let addr = support::serve(tower::Layer::layer(&layer, svc)).await;
+    let c = support::Http::new(addr);
+    let r = c.get(&format!("/v2/h/r/manifests/{md}")).await;
+    assert_eq!(r.status, 200);
+    let ev = probe.wait_take(1).await;
+    assert_well_formed(&ev[0], "hint");
+    let t = &ev[0].target;
+    // The digest of the path, the size the body showed, references read from the body.
+    assert_eq!(t.descriptor.digest, md);
+    assert_eq!(t.descriptor.size, i64::try_from(manifest.len()).unwrap());
+    assert_eq!(t.references.len(), 1);
+    assert_eq!(t.references[0].digest, sha256(BLOB));
+}
