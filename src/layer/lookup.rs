@@ -287,6 +287,17 @@ pub(crate) async fn tags_pointing_at(lookup: &dyn Lookup, p: &Pending, digest: &
         return found;
     };
     let Some(f) = lookup.fetch(req).await.filter(|f| f.status.is_success()) else {
+        // Not silent: the delete's tag events are missing, and the operator should know why
+        // (a per-route wrap cannot answer another path; an auth proxy in between; …).
+        static LOG: crate::metrics::LogLimiter =
+            crate::metrics::LogLimiter::new(std::time::Duration::from_secs(60));
+        if let Some(suppressed) = LOG.check() {
+            tracing::warn!(
+                repository = %p.name, %digest, suppressed,
+                "delete by digest: the tag list could not be read, so the tags it removed get no \
+                 delete event (is the whole registry wrapped, not each route?)"
+            );
+        }
         return found;
     };
     let tags = serde_json::from_slice::<TagList>(&f.body)
