@@ -13,7 +13,7 @@
 //! | `PUT /v2/<name>/manifests/<tag\|digest>` | 201 | `push` (`tag` when by tag) |
 //! | `DELETE /v2/<name>/manifests/<digest>` | 202 | `delete` of the digest, then one `delete` per tag that pointed at it |
 //! | `DELETE /v2/<name>/manifests/<tag>` | 202 | `delete` with `tag` (Distribution 3) |
-//! | `GET`/`HEAD /v2/<name>/blobs/<digest>` | 200, 206, 304, 307 | `pull` (`application/octet-stream`) |
+//! | `GET`/`HEAD /v2/<name>/blobs/<digest>` | 200, 206, 304, 307, 416 | `pull` (`application/octet-stream`) |
 //! | `DELETE /v2/<name>/blobs/<digest>` | 202 | `delete` |
 //! | `POST /v2/<name>/blobs/uploads/?mount=<d>&from=<repo>` | 201 | `mount` with `fromRepository` |
 //! | `POST /v2/<name>/blobs/uploads/?digest=<d>` (monolithic) | 201 | `push` |
