@@ -9,6 +9,11 @@
 //! the registry itself through the lookup service configured with
 //! [`NotificationLayer::lookup`](crate::NotificationLayer::lookup).
 //!
+//! A hint is checked like any outside input: a negative `size`, a `digest` outside the
+//! digest grammar, or `references` of which one has a negative size or an invalid
+//! digest count as absent (the layer then does what it does without them), so that an
+//! event never carries an impossible value.
+//!
 //! ```
 //! use registry_notify::EventHint;
 //! let mut response = http::Response::new(());

@@ -195,6 +195,28 @@ impl Env {
     }
 }
 
+/// The status of a request sent as curl sends it, its body read as far as it goes: 2.8's
+/// 416 declares the blob's length as its `Content-Length` and sends a shorter error text.
+async fn status_only(base: &str, method: &str, path: &str, header: (&str, &str)) -> u16 {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("user-agent", skopeo::CURL)
+        .header(header.0, header.1)
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = tokio::time::timeout(support::HANG_GUARD, client.request(req))
+        .await
+        .expect("request hung")
+        .expect("request failed");
+    let status = resp.status().as_u16();
+    let _ = tokio::time::timeout(support::HANG_GUARD, resp.into_body().collect()).await;
+    status
+}
+
 fn actions(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -350,6 +372,48 @@ async fn proxy_events_equal_docker_registry_events() {
     assert_eq!(r.status, 206);
     assert_eq!(r.body.len(), 10);
     env.compare("f09-get-blob-range", same).await;
+
+    // Edge statuses of blob reads: Distribution emits a pull, with the blob's full size, for
+    // an unsatisfiable range (416, GET and HEAD), a malformed one (416 without Content-Range),
+    // several ranges (206 multipart, no Content-Range) and a matching If-None-Match (304).
+    let blob = format!("/v2/other/app/blobs/{l1}");
+    for (step, method, header, status) in [
+        (
+            "f09b-get-blob-416",
+            "GET",
+            ("range", "bytes=100000-200000".to_string()),
+            416,
+        ),
+        (
+            "f09c-head-blob-416",
+            "HEAD",
+            ("range", "bytes=100000-200000".to_string()),
+            416,
+        ),
+        (
+            "f09d-get-blob-bad-range",
+            "GET",
+            ("range", "bytes=abc".to_string()),
+            416,
+        ),
+        (
+            "f09e-get-blob-ranges",
+            "GET",
+            ("range", "bytes=0-1,3-4".to_string()),
+            206,
+        ),
+        (
+            "f09f-get-blob-304",
+            "GET",
+            ("if-none-match", format!("\"{l1}\"")),
+            304,
+        ),
+    ] {
+        let got = status_only(&env.http.base, method, &blob, (header.0, &header.1)).await;
+        assert_eq!(got, status, "{step}");
+        let got = env.compare(step, same).await;
+        assert_eq!(actions(&got), ["pull"], "{step}");
+    }
 
     let chunked = support::sha256(b"chunk-one|chunk-two\n");
     {

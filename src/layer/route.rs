@@ -208,8 +208,10 @@ pub(crate) fn valid_tag(tag: &str) -> Option<&str> {
     (first_ok && rest_ok && b.len() <= 128).then_some(tag)
 }
 
-/// Digest grammar: `algorithm:encoded`, algorithm `[a-z0-9]+([+._-][a-z0-9]+)*`,
-/// encoded `[a-zA-Z0-9=_-]+`; sha256 needs 64 and sha512 128 lowercase hex digits.
+/// Digest grammar (go-digest, as Distribution checks it): `algorithm:encoded`, algorithm
+/// `[a-z0-9]+([+._-][a-z0-9]+)*`, encoded `[a-zA-Z0-9=_-]+`, at most 255 bytes; sha256,
+/// sha384 and sha512 need 64, 96 and 128 lowercase hex digits. Other algorithms pass
+/// (the distribution-spec allows them; Distribution itself refuses them).
 pub(crate) fn valid_digest(digest: &str) -> Option<&str> {
     if let Some(hex) = digest.strip_prefix("sha256:") {
         // The common case; lowercase hex is within the general encoded grammar.
@@ -239,8 +241,31 @@ pub(crate) fn valid_digest(digest: &str) -> Option<&str> {
     }
     let hex = |n: usize| enc.len() == n && lower_hex(enc.as_bytes());
     match alg {
+        "sha384" if !hex(96) => None,
         "sha512" if !hex(128) => None,
         _ => Some(digest),
+    }
+}
+
+/// The configuration of the crate's property tests: 256 cases from a fixed seed unless
+/// `PROPTEST_CASES` or `PROPTEST_RNG_SEED` say otherwise (long runs), no failure files.
+#[cfg(test)]
+pub(crate) fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, RngSeed};
+    let default = Config::default();
+    Config {
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            default.cases
+        } else {
+            cases
+        },
+        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+            default.rng_seed
+        } else {
+            RngSeed::Fixed(0x5eed)
+        },
+        failure_persistence: None,
+        ..default
     }
 }
 
@@ -382,5 +407,94 @@ mod tests {
                 digest: D
             }
         );
+    }
+
+    #[test]
+    fn distribution_limits() {
+        let hex = |n: usize| "0123456789abcdef".repeat(8)[..n].to_string();
+        // Digests: sha512 needs 128 lowercase hex digits, sha384 96, sha256 64.
+        for (alg, n) in [("sha256", 64), ("sha384", 96), ("sha512", 128)] {
+            assert!(valid_digest(&format!("{alg}:{}", hex(n))).is_some(), "{alg}");
+            assert!(
+                valid_digest(&format!("{alg}:{}", hex(n - 1))).is_none(),
+                "{alg} short"
+            );
+            assert!(
+                valid_digest(&format!("{alg}:{}0", hex(n))).is_none(),
+                "{alg} long"
+            );
+            assert!(
+                valid_digest(&format!("{alg}:{}", hex(n).to_uppercase())).is_none(),
+                "{alg} upper"
+            );
+            let path = format!("/v2/a/blobs/{alg}:{}", hex(n));
+            assert!(parse(&path).is_some(), "{path}");
+        }
+        // References that are no tag and no digest.
+        for bad in [
+            "foo:", "-a:x", "a..b:x", "a-:x", ":x", "a:", "A:x", "a:x y", "a+:x",
+        ] {
+            assert!(valid_digest(bad).is_none(), "{bad}");
+            assert!(parse(&format!("/v2/a/manifests/{bad}")).is_none(), "{bad}");
+        }
+        assert!(valid_digest("a.b+c_d-e:x").is_some());
+        // Repository names: at most 255 bytes in all.
+        let name = |n: usize| format!("{}/{}", "a".repeat(n / 2), "b".repeat(n - n / 2 - 1));
+        assert_eq!(name(255).len(), 255);
+        assert!(parse(&format!("/v2/{}/manifests/t", name(255))).is_some());
+        assert!(parse(&format!("/v2/{}/manifests/t", name(256))).is_none());
+        assert!(parse(&format!("/v2/{}/manifests/t", "a".repeat(255))).is_some());
+        assert!(parse(&format!("/v2/{}/manifests/t", "a".repeat(256))).is_none());
+        // Paths: at most 4096 bytes (a prefix before /v2/ counts).
+        let tail = "/v2/a/manifests/t";
+        let path = |n: usize| format!("/{}{tail}", "p".repeat(n - tail.len() - 1));
+        assert_eq!(path(4096).len(), 4096);
+        assert!(parse(&path(4096)).is_some());
+        assert!(parse(&path(4097)).is_none());
+        // Tags: at most 128 characters.
+        assert!(parse(&format!("/v2/a/manifests/{}", "t".repeat(128))).is_some());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest_config(256))]
+
+        /// Digests of each algorithm at and around their length, in lowercase hex or not.
+        /// (Long run: `PROPTEST_CASES=200000 cargo test --all-features --lib route`.)
+        #[test]
+        fn digests_at_and_around_their_length(
+            alg in proptest::sample::select(vec![("sha256", 64usize), ("sha384", 96), ("sha512", 128)]),
+            delta in -3i32..=3,
+            enc in "[0-9a-f]{140}",
+            bad in proptest::option::of((0usize..140, "[g-zA-Z=_-]")),
+        ) {
+            let len = usize::try_from(i32::try_from(alg.1).unwrap() + delta).unwrap();
+            let mut enc = enc[..len].to_string();
+            if let Some((at, c)) = &bad {
+                let at = at % len;
+                enc.replace_range(at..=at, c);
+            }
+            let digest = format!("{}:{enc}", alg.0);
+            let valid = delta == 0 && bad.is_none();
+            proptest::prop_assert_eq!(valid_digest(&digest).is_some(), valid, "{}", digest);
+        }
+
+        /// Other algorithms: the grammar alone decides.
+        #[test]
+        fn other_algorithms(alg in "[a-z0-9]{1,8}([+._-][a-z0-9]{1,8}){0,3}", enc in "[a-zA-Z0-9=_-]{1,64}") {
+            proptest::prop_assume!(!["sha256", "sha384", "sha512"].contains(&alg.as_str()));
+            let digest = format!("{alg}:{enc}");
+            proptest::prop_assert!(valid_digest(&digest).is_some(), "{}", digest);
+        }
+
+        /// Any path: no panic; a route's name and digest always obey the grammar.
+        #[test]
+        fn any_path(path in "(/[a-z0-9:._-]{0,12}){0,8}|\\PC{0,64}") {
+            if let Some(p) = parse(&path) {
+                proptest::prop_assert!(valid_name(p.name()).is_some());
+                if let Route::Blob { digest, .. } = p.route {
+                    proptest::prop_assert!(valid_digest(digest).is_some());
+                }
+            }
+        }
     }
 }

@@ -68,6 +68,14 @@ impl<S> Notification<S> {
         Some(lookup.clone())
     }
 
+    /// Whether the bytes of the upload session a request belongs to were all seen passing.
+    fn knows_upload(&self, pending: &Pending) -> bool {
+        match (&self.shared.memo, &pending.upload_key) {
+            (Some(memo), Some(key)) => memo.knows_upload(key),
+            _ => false,
+        }
+    }
+
     /// A [`NotificationLayer`] wrapping services with the same settings.
     pub fn layer(&self) -> NotificationLayer {
         NotificationLayer::from_shared(self.shared.clone())
@@ -149,7 +157,7 @@ where
         if let (Kind::UploadCommit { .. }, Some(lookup), true) = (
             &pending.kind,
             &pending.lookup,
-            pending.upload_target.is_some() && ask_first,
+            pending.upload_target.is_some() && ask_first && !self.knows_upload(&pending),
         ) {
             // What the session received is asked before the commit ends the session.
             let lookup = lookup.clone();
@@ -248,6 +256,12 @@ impl Ready {
                 &mut self.missing,
                 self.shared.include_references,
             );
+            // A later HEAD of the same manifest needs no lookup for them.
+            if let Some(memo) = &self.shared.memo {
+                for e in self.events.iter().filter(|e| !e.target.references.is_empty()) {
+                    memo.remember_references(&e.target.descriptor.digest, &e.target.references);
+                }
+            }
         }
         self.deliver();
     }

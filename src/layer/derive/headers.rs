@@ -1,0 +1,274 @@
+//! The headers, query parameters and numbers the layer reads from an exchange.
+
+use std::borrow::Cow;
+
+use http::header::{HeaderMap, HeaderValue, CONTENT_RANGE};
+
+pub(crate) fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+pub(crate) fn header_str(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The request headers the layer reads, found in one pass over the map (each the first
+/// value of its name, as `HeaderMap::get` gives): cheaper than a hashed lookup per name.
+#[derive(Default)]
+pub(crate) struct RequestHeaders<'a> {
+    pub(crate) host: Option<&'a HeaderValue>,
+    pub(crate) user_agent: Option<&'a HeaderValue>,
+    pub(crate) authorization: Option<&'a HeaderValue>,
+    pub(crate) content_type: Option<&'a HeaderValue>,
+    pub(crate) content_length: Option<&'a HeaderValue>,
+    pub(crate) transfer_encoding: Option<&'a HeaderValue>,
+    pub(crate) x_request_id: Option<&'a HeaderValue>,
+    pub(crate) forwarded: Option<&'a HeaderValue>,
+    pub(crate) x_forwarded_proto: Option<&'a HeaderValue>,
+    pub(crate) x_forwarded_host: Option<&'a HeaderValue>,
+    pub(crate) x_forwarded_for: Option<&'a HeaderValue>,
+    pub(crate) x_real_ip: Option<&'a HeaderValue>,
+}
+
+impl<'a> RequestHeaders<'a> {
+    pub(crate) fn scan(headers: &'a HeaderMap) -> Self {
+        let mut h = Self::default();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "host" => &mut h.host,
+                "user-agent" => &mut h.user_agent,
+                "authorization" => &mut h.authorization,
+                "content-type" => &mut h.content_type,
+                "content-length" => &mut h.content_length,
+                "transfer-encoding" => &mut h.transfer_encoding,
+                "x-request-id" => &mut h.x_request_id,
+                "forwarded" => &mut h.forwarded,
+                "x-forwarded-proto" => &mut h.x_forwarded_proto,
+                "x-forwarded-host" => &mut h.x_forwarded_host,
+                "x-forwarded-for" => &mut h.x_forwarded_for,
+                "x-real-ip" => &mut h.x_real_ip,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        h
+    }
+}
+
+/// The response headers an event is made from, found in one pass like [`RequestHeaders`].
+#[derive(Default)]
+pub(crate) struct ResponseHeaders<'a> {
+    pub(crate) docker_content_digest: Option<&'a HeaderValue>,
+    pub(crate) content_type: Option<&'a HeaderValue>,
+    pub(crate) content_length: Option<&'a HeaderValue>,
+}
+
+impl<'a> ResponseHeaders<'a> {
+    pub(crate) fn scan(headers: &'a HeaderMap) -> Self {
+        let mut h = Self::default();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "docker-content-digest" => &mut h.docker_content_digest,
+                "content-type" => &mut h.content_type,
+                "content-length" => &mut h.content_length,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        h
+    }
+}
+
+pub(crate) fn value_str(v: Option<&HeaderValue>) -> Option<&str> {
+    v.and_then(|v| v.to_str().ok())
+}
+
+/// A size from a header (`Content-Length`): see [`parse_size`].
+pub(crate) fn value_size(v: Option<&HeaderValue>) -> Option<i64> {
+    parse_size(value_str(v)?)
+}
+
+/// A size from outside (a header, a query): one or more ASCII digits, spaces and tabs
+/// around them allowed, at most `i64::MAX` (the `size` of an event is a signed 64-bit
+/// number). Anything else — a sign, an exponent, a list, a larger number — is no size.
+pub(crate) fn parse_size(s: &str) -> Option<i64> {
+    let digits = s.trim_matches([' ', '\t']);
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    // Parsing digits can only fail by overflow, and `u64` holds every `i64` size.
+    i64::try_from(digits.parse::<u64>().ok()?).ok()
+}
+
+/// Decodes `%XX` escapes of a query value (repository names in `from=`).
+pub(crate) fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
+    if !s.contains('%') && !s.contains('+') {
+        return Some(Cow::Borrowed(s));
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok().map(Cow::Owned)
+}
+
+/// `application/json; charset=utf-8` → `application/json`.
+pub(crate) fn media_type_of(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or("").trim()
+}
+
+/// The complete length a `Content-Range` states: `bytes <first>-<last>/<complete>` (a
+/// `206`), or `bytes */<complete>` when `unsatisfied` (a `416`). `None` when the header is
+/// absent, malformed, names an unknown length (`*`), or is impossible (`first > last`,
+/// `last >= complete`).
+pub(crate) fn content_range_complete(h: &HeaderMap, unsatisfied: bool) -> Option<i64> {
+    let v = header_str(h, CONTENT_RANGE)?.trim();
+    let (unit, rest) = v.split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let (range, complete) = rest.trim_start().split_once('/')?;
+    let complete = parse_size(complete)?;
+    if unsatisfied {
+        return (range == "*").then_some(complete);
+    }
+    let (first, last) = range.split_once('-')?;
+    let (first, last) = (parse_size(first)?, parse_size(last)?);
+    (first <= last && last < complete).then_some(complete)
+}
+
+/// The end of an upload's `Range: 0-<end>` (`bytes=` tolerated): the session holds
+/// `end + 1` bytes (or none when `end` is 0: `0-0` is written for 0 and for 1 byte).
+/// Callers add with checked arithmetic: `0-9223372036854775807` is no byte count.
+pub(crate) fn upload_range_end(h: &HeaderMap) -> Option<i64> {
+    let v = header_str(h, http::header::RANGE)?.trim();
+    let v = v.strip_prefix("bytes=").unwrap_or(v);
+    let (start, end) = v.split_once('-')?;
+    if parse_size(start)? != 0 {
+        return None;
+    }
+    parse_size(end)
+}
+
+/// The path of a `Location` header (absolute URL or absolute path).
+pub(crate) fn location_path(h: &HeaderMap) -> Option<String> {
+    let loc = header_str(h, http::header::LOCATION)?;
+    let uri: http::Uri = loc.parse().ok()?;
+    Some(uri.path().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_and_decoding() {
+        assert_eq!(query_param("mount=a&from=b%2Fc", "from"), Some("b%2Fc"));
+        assert_eq!(percent_decode("b%2Fc").as_deref(), Some("b/c"));
+        assert_eq!(percent_decode("b%2"), None);
+        assert_eq!(percent_decode("%ff%fe"), None);
+        assert_eq!(query_param("digest", "digest"), Some(""));
+    }
+
+    #[test]
+    fn one_pass_finds_the_first_value_of_each_header() {
+        let mut h = HeaderMap::new();
+        h.append("X-Forwarded-For", HeaderValue::from_static("10.0.0.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        h.insert(http::header::HOST, HeaderValue::from_static("r.example"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        let scan = RequestHeaders::scan(&h);
+        assert_eq!(scan.x_forwarded_for, h.get("x-forwarded-for"));
+        assert_eq!(value_str(scan.host), Some("r.example"));
+        assert!(scan.user_agent.is_none() && scan.x_real_ip.is_none());
+    }
+
+    #[test]
+    fn sizes_from_outside() {
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size(" 10\t"), Some(10));
+        assert_eq!(parse_size("007"), Some(7));
+        assert_eq!(parse_size("9223372036854775807"), Some(i64::MAX));
+        for bad in [
+            "",
+            " ",
+            "-1",
+            "+1",
+            "1e3",
+            "0x10",
+            "1 0",
+            "10, 10",
+            "9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+            "\u{663}",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_size(&"9".repeat(10_240)), None);
+        let zeros = format!("{}1", "0".repeat(10_240));
+        assert_eq!(parse_size(&zeros), Some(1));
+    }
+
+    fn with(name: &'static str, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn content_ranges() {
+        let total = |v: &str, unsatisfied| content_range_complete(&with("content-range", v), unsatisfied);
+        assert_eq!(total("bytes 0-4/27", false), Some(27));
+        assert_eq!(total("Bytes  0-26/27", false), Some(27));
+        assert_eq!(total("bytes */27", true), Some(27));
+        assert_eq!(total("bytes */27", false), None);
+        assert_eq!(total("bytes 0-4/27", true), None);
+        assert_eq!(total("bytes 0-4/*", false), None);
+        assert_eq!(total("bytes 5-2/10", false), None);
+        assert_eq!(total("bytes 0-10/10", false), None);
+        assert_eq!(total("bytes -1-5/10", false), None);
+        assert_eq!(total("bytes 0-9/9223372036854775807", false), Some(i64::MAX));
+        assert_eq!(total("bytes */18446744073709551615", true), None);
+        assert_eq!(total("items 0-4/27", false), None);
+        assert_eq!(total("bytes=0-4/27", false), None);
+    }
+
+    #[test]
+    fn upload_ranges() {
+        let end = |v: &str| upload_range_end(&with("range", v));
+        assert_eq!(end("0-9"), Some(9));
+        assert_eq!(end("bytes=0-9"), Some(9));
+        assert_eq!(end("0-0"), Some(0));
+        assert_eq!(end("0-9223372036854775807"), Some(i64::MAX));
+        for bad in [
+            "5-2",
+            "-1",
+            "0--1",
+            "0-",
+            "1-9",
+            "0-18446744073709551615",
+            "0-+5",
+            "+0-5",
+        ] {
+            assert_eq!(end(bad), None, "{bad}");
+        }
+        assert_eq!(upload_range_end(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,268 @@
+//! What the layer keeps of a request: [`pending`].
+
+use std::borrow::Cow;
+
+use http::header::HeaderValue;
+use http::{Method, Request};
+
+use super::headers::{media_type_of, percent_decode, query_param, value_size, value_str, RequestHeaders};
+use super::{Kind, Pending, BLOB_MEDIA_TYPE};
+use crate::event::{build_strings, write_new_id, ActorRecord, RequestRecord, SharedStr, Span, StrBuf};
+use crate::hint::{AuthenticatedUser, RequestId};
+use crate::layer::addr::{peer_addr, write_remote_addr};
+use crate::layer::route::{self, Parsed, Reference, Route};
+use crate::layer::Shared;
+
+/// Basic auth user name from `Authorization`.
+fn basic_user(authorization: Option<&HeaderValue>) -> Option<String> {
+    use base64::Engine;
+    let v = value_str(authorization)?;
+    let (scheme, cred) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(cred.trim())
+        .ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (user, _) = raw.split_once(':')?;
+    Some(user.to_owned())
+}
+
+/// Appends the request id: the [`RequestId`] extension, a sane `X-Request-Id`, or a new id.
+fn write_request_id<B>(out: &mut StrBuf<'_>, req: &Request<B>, h: &RequestHeaders<'_>) -> Span {
+    if let Some(RequestId(id)) = req.extensions().get::<RequestId>() {
+        return out.push(id);
+    }
+    if let Some(id) = value_str(h.x_request_id) {
+        let id = id.trim();
+        if !id.is_empty() && id.len() <= 200 && id.bytes().all(|c| c.is_ascii_graphic()) {
+            return out.push(id);
+        }
+    }
+    out.span(write_new_id)
+}
+
+/// The request's host: `Host`, or the URI authority (HTTP/2).
+fn request_host<'a, B>(req: &'a Request<B>, h: &RequestHeaders<'a>) -> &'a str {
+    match value_str(h.host) {
+        Some(host) => host,
+        None => req.uri().authority().map_or("", |a| a.as_str()),
+    }
+}
+
+/// Media types events commonly carry, so that they need no allocation.
+const KNOWN_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/json",
+    BLOB_MEDIA_TYPE,
+];
+
+/// `media_type` as a [`SharedStr`]: static when it is a well-known one.
+pub(crate) fn media_type_str(media_type: &str) -> SharedStr {
+    match KNOWN_MEDIA_TYPES.iter().find(|m| **m == media_type) {
+        Some(m) => SharedStr::from_static(m),
+        None => SharedStr::from(media_type),
+    }
+}
+
+/// The method as a static [`SharedStr`] (any other method is copied).
+fn method_str(method: &Method) -> SharedStr {
+    const METHODS: &[&str] = &["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"];
+    match METHODS.iter().find(|m| **m == method.as_str()) {
+        Some(m) => SharedStr::from_static(m),
+        None => SharedStr::from(method.as_str()),
+    }
+}
+
+/// The base of target URLs when `Forwarded` or `X-Forwarded-Proto`/`-Host` set
+/// it, like Distribution's `NewURLBuilderFromRequest`; `None` without those headers
+/// (the base is then the request's scheme and host).
+fn forwarded_base<B>(req: &Request<B>, h: &RequestHeaders<'_>, host: &str, prefix: &str) -> Option<String> {
+    let fwd = value_str(h.forwarded);
+    if h.forwarded.is_none() && h.x_forwarded_proto.is_none() && h.x_forwarded_host.is_none() {
+        return None;
+    }
+    let mut scheme = req.uri().scheme_str().unwrap_or("http").to_owned();
+    let mut host = host.to_owned();
+    if let Some(fwd) = fwd {
+        let first = fwd.split(',').next().unwrap_or("");
+        for pair in first.split(';') {
+            if let Some((k, v)) = pair.trim().split_once('=') {
+                let v = v.trim_matches('"');
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "proto" if !v.is_empty() => scheme = v.to_owned(),
+                    "host" if !v.is_empty() => host = v.to_owned(),
+                    _ => {}
+                }
+            }
+        }
+    } else {
+        if let Some(p) = value_str(h.x_forwarded_proto).and_then(|v| v.split(',').next()) {
+            if !p.trim().is_empty() {
+                scheme = p.trim().to_owned();
+            }
+        }
+        if let Some(fh) = value_str(h.x_forwarded_host).and_then(|v| v.split(',').next()) {
+            if !fh.trim().is_empty() {
+                host = fh.trim().to_owned();
+            }
+        }
+    }
+    Some(format!("{scheme}://{host}{prefix}"))
+}
+
+/// Inspects a request; `None` when it cannot yield an event.
+pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
+    let parsed: Parsed<'_> = route::parse(req.uri().path())?;
+    let method = req.method();
+    let query = req.uri().query().unwrap_or("");
+    let kind: Kind<Cow<'_, str>> = match (parsed.route, method.as_str()) {
+        (Route::Manifest { reference, .. }, "GET" | "HEAD") => match reference {
+            Reference::Tag(t) => Kind::ManifestPull {
+                tag: Some(t.into()),
+                digest: None,
+            },
+            Reference::Digest(d) => Kind::ManifestPull {
+                tag: None,
+                digest: Some(d.into()),
+            },
+        },
+        (Route::Manifest { reference, .. }, "PUT") => match reference {
+            Reference::Tag(t) => Kind::ManifestPush {
+                tag: Some(t.into()),
+                digest: None,
+            },
+            Reference::Digest(d) => Kind::ManifestPush {
+                tag: None,
+                digest: Some(d.into()),
+            },
+        },
+        (Route::Manifest { reference, .. }, "DELETE") => match reference {
+            Reference::Tag(t) => Kind::TagDelete { tag: t.into() },
+            Reference::Digest(d) => Kind::ManifestDelete { digest: d.into() },
+        },
+        (Route::Blob { digest, .. }, "GET" | "HEAD") => Kind::BlobPull {
+            digest: digest.into(),
+        },
+        (Route::Blob { digest, .. }, "DELETE") => Kind::BlobDelete {
+            digest: digest.into(),
+        },
+        (Route::UploadStart { .. }, "POST") => {
+            // Clients percent-encode query values (skopeo sends `sha256%3A…`, `library%2Ftest`).
+            let digest_param = |key: &str| {
+                query_param(query, key)
+                    .and_then(percent_decode)
+                    .filter(|d| route::valid_digest(d).is_some())
+            };
+            let digest = digest_param("digest");
+            let mount = match (digest_param("mount"), query_param(query, "from")) {
+                (Some(m), Some(f)) => percent_decode(f)
+                    .filter(|f| route::valid_name(f).is_some())
+                    .map(|f| (m, f)),
+                _ => None,
+            };
+            Kind::UploadStart { mount, digest }
+        }
+        (Route::Upload { .. }, "PUT") => Kind::UploadCommit {
+            digest: query_param(query, "digest")
+                .and_then(percent_decode)
+                .filter(|d| route::valid_digest(d).is_some()),
+        },
+        (Route::Upload { .. }, "PATCH") if shared.memo.is_some() => Kind::UploadChunk,
+        _ => return None,
+    };
+    if shared.skip_head_pulls && method == Method::HEAD {
+        return None;
+    }
+    let headers = RequestHeaders::scan(req.headers());
+    let host = request_host(req, &headers);
+    let forwarded_base = if shared.base_url.is_some() {
+        None
+    } else {
+        forwarded_base(req, &headers, host, parsed.prefix)
+    };
+    let upload_key = match parsed.route {
+        Route::Upload { .. } if shared.memo.is_some() => Some(req.uri().path().to_owned()),
+        _ => None,
+    };
+    let upload_target = match (&kind, &upload_key) {
+        (Kind::UploadCommit { .. }, Some(_)) => req.uri().path_and_query().map(|p| p.as_str().to_owned()),
+        _ => None,
+    };
+    let req_content_length = value_size(headers.content_length);
+    let req_body_length = req_content_length.or_else(|| {
+        let http1 = matches!(req.version(), http::Version::HTTP_10 | http::Version::HTTP_11);
+        (http1 && headers.transfer_encoding.is_none()).then_some(0)
+    });
+    // Every string of the request in one buffer.
+    let (strings, (kind, name, id, addr, host, useragent, user)) = build_strings(|b| {
+        let kind = kind.map(|s| b.push(&s));
+        let name = b.push(parsed.name());
+        let id = write_request_id(b, req, &headers);
+        let addr = b.span(|s| {
+            write_remote_addr(
+                s,
+                &headers,
+                peer_addr(req.extensions()),
+                shared.trusted_proxies.as_ref(),
+            )
+        });
+        let host = b.push(host);
+        let useragent = b.push(value_str(headers.user_agent).unwrap_or(""));
+        let user = match req.extensions().get::<AuthenticatedUser>() {
+            Some(AuthenticatedUser(name)) => b.push(name),
+            None => basic_user(headers.authorization)
+                .map(|u| b.push(&u))
+                .unwrap_or_default(),
+        };
+        (kind, name, id, addr, host, useragent, user)
+    });
+    let get = |span: Span| strings.get(span);
+    Some(Pending {
+        kind: kind.map(get),
+        name: get(name),
+        prefix: parsed.prefix.to_owned(),
+        method: method.clone(),
+        scheme: req.uri().scheme().cloned(),
+        forwarded_base,
+        request: RequestRecord {
+            id: get(id),
+            addr: get(addr),
+            host: get(host),
+            method: method_str(method),
+            useragent: get(useragent),
+        },
+        actor: ActorRecord { name: get(user) },
+        req_content_type: value_str(headers.content_type).map(|v| media_type_str(media_type_of(v))),
+        req_content_length,
+        req_body_length,
+        upload_key,
+        upload_target,
+        upload_status_end: None,
+        authorization: headers.authorization.cloned(),
+        tags_before_delete: None,
+        body_tap: None,
+        lookup: None,
+        memo: shared.include_references.then(|| shared.memo.clone()).flatten(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_user() {
+        let user = |v: &'static str| basic_user(Some(&HeaderValue::from_static(v)));
+        assert_eq!(user("Basic dXNlcjpwYXNz").as_deref(), Some("user"));
+        assert_eq!(user("Bearer abc"), None);
+        assert_eq!(user("Basic !!!"), None);
+        assert_eq!(basic_user(None), None);
+    }
+}
