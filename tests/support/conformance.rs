@@ -96,31 +96,6 @@ impl SuiteRun {
             .collect()
     }
 
-    /// The statuses of the logged exchanges with `method` whose URL contains
-    /// `url_part`, over every testcase.
-    pub fn statuses(&self, method: &str, url_part: &str) -> Vec<u16> {
-        let field = |block: &str, name: &str| {
-            block
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_string())
-        };
-        let mut out = Vec::new();
-        for case in &self.cases {
-            for block in case.text.split("~~~ REQUEST ~~~").skip(1) {
-                let (request, response) = block.split_once("~~~ RESPONSE ~~~").unwrap_or((block, ""));
-                let m = field(request, "Method: ");
-                let url = field(request, "URL: ").unwrap_or_default();
-                if m.as_deref() == Some(method) && url.contains(url_part) {
-                    if let Some(status) = field(response, "Status: ").and_then(|s| s.parse().ok()) {
-                        out.push(status);
-                    }
-                }
-            }
-        }
-        out
-    }
-
     /// Names of the failed testcases.
     pub fn failed(&self) -> Vec<String> {
         self.cases
@@ -382,22 +357,6 @@ mod tests {
         assert_eq!(run.counts(), (1, 1, 2));
         assert_eq!(run.outcomes()["S/a & b"], [Outcome::Pass, Outcome::Fail]);
         assert_eq!(run.mentioning("URL: x"), ["S/a & b"]);
-    }
-
-    #[test]
-    fn logged_exchanges_give_their_statuses() {
-        let text = "==\n~~~ REQUEST ~~~\nMethod: GET\nURL: http://h/v2/r/blobs/sha256:ab\nHeaders:\n  Range: [bytes=5-1]\n--\n~~~ RESPONSE ~~~\nStatus: 416\nHeaders:\n==\n~~~ REQUEST ~~~\nMethod: HEAD\nURL: http://h/v2/r/blobs/sha256:ab\n~~~ RESPONSE ~~~\nStatus: 200\n";
-        let run = SuiteRun {
-            cases: vec![Case {
-                name: "t".into(),
-                outcome: Outcome::Pass,
-                text: text.into(),
-            }],
-            log: String::new(),
-        };
-        assert_eq!(run.statuses("GET", "/blobs/sha256:ab"), [416]);
-        assert_eq!(run.statuses("HEAD", "/blobs/sha256:ab"), [200]);
-        assert!(run.statuses("GET", "/manifests/").is_empty());
     }
 
     #[test]
