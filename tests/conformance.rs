@@ -15,9 +15,11 @@
 //!   - Distribution emits an event for a failed request: it stores a manifest
 //!     `PUT` by the tag `sha256:baddigeststring`, reports the push, and
 //!     answers `500`;
-//!   - (a known defect of the layer, a race, printed as `KNOWN DEFECT`) a size
-//!     the layer looks up after the response is gone by the time it asks (the
-//!     client deleted the blob), and the event says `size: 0`.
+//!
+//!   No size may be lost: a size the layer looked up after the response could be gone by
+//!   the time it asks (the client deletes the blob at once), so it must come from what
+//!   passed by (the bytes of the upload, the size remembered under the digest the client
+//!   committed it with).
 //!
 //! Needs `oci-conformance` and `distribution-registry` on PATH (`.ci/run`
 //! unpacks them from `../shared/tools`); without them the tests skip loudly, or
@@ -347,15 +349,14 @@ async fn distribution_direct_and_through_the_proxy_agree_test_by_test() {
     let diff = compare_events(&proxied.a_client, &proxied.b, &proxied.run);
     let (known, unexplained) = reference_faults(&diff.only_a);
     eprintln!("known faults of the reference among them: {known:#?}");
-    if !diff.size_lost.is_empty() {
-        // A known defect of the layer, left for src/ to fix (not asserted, as it is a race):
-        // a size looked up after the response (`HEAD` of the blob, `GET` of the manifest)
-        // loses to the client's next request deleting it, and the event says `size: 0`.
-        eprintln!(
-            "\n*** KNOWN DEFECT: {} proxy event(s) with size 0 where the registry reported the size ***\n",
-            diff.size_lost.len()
-        );
-    }
+    // A size the layer would look up after the response may be gone by then (the client
+    // deletes the blob at once): the layer must know it from what passed by.
+    assert!(
+        diff.size_lost.is_empty(),
+        "{} proxy event(s) with size 0 where the registry reported the size: {:#?}",
+        diff.size_lost.len(),
+        diff.size_lost
+    );
 
     let bad = check_events("proxy (B)", &proxied.b, &proxied.run);
     let reference_bad = check_events("Distribution (A, direct)", &direct.events, &direct.run);

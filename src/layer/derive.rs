@@ -26,7 +26,7 @@ use crate::event::{
     Target, Timestamp,
 };
 use crate::hint::EventHint;
-use draft::{event_digest, remembered, Draft, Piece};
+use draft::{event_digest, remember_verified, remembered, Draft, Piece};
 pub(crate) use headers::parse_size;
 use headers::{content_range_complete, location_path, value_size, value_str, ResponseHeaders};
 pub(crate) use headers::{media_type_of, upload_range_end, RequestHeaders};
@@ -174,12 +174,14 @@ impl Pending {
         match &self.kind {
             // A session was opened (also a mount that fell back to an upload, or a
             // POST whose body the registry ignored).
+            // A `202` opens a session; what a POST carried is not in it (a registry that takes
+            // a monolithic upload answers `201`; Distribution ignores the body of one it
+            // answers `202`), so the session starts empty unless its `Range` says more.
             Kind::UploadStart { .. } if status == StatusCode::ACCEPTED => {
                 if let Some(key) = location_path(headers) {
-                    match (upload_range_end(headers), self.body_length()) {
-                        (Some(end), _) if end > 0 => memo.upload_progress(&key, Some(end), None),
-                        (_, Some(0)) => memo.upload_started(&key),
-                        _ => {}
+                    match upload_range_end(headers) {
+                        Some(end) if end > 0 => memo.upload_progress(&key, Some(end), None),
+                        _ => memo.upload_started(&key),
                     }
                 }
             }
@@ -467,7 +469,9 @@ impl Pending {
                         None
                     }
                 });
-                let size = remembered(shared, d.as_str(), size);
+                let size = remembered(shared, d.as_str(), size)
+                    .or_else(|| remembered(shared, requested.as_str(), None));
+                remember_verified(shared, requested.as_str(), d.as_str(), size);
                 missing.blob_size = size.is_none();
                 self.blob(&mut draft, b, shared, piece, d.as_str(), size);
             }
@@ -491,6 +495,9 @@ impl Pending {
                 };
                 let size = hint_size.or_else(|| received?.checked_add(self.body_length()?));
                 let size = remembered(shared, d.as_str(), size);
+                if let Some(requested) = digest.as_ref() {
+                    remember_verified(shared, requested.as_str(), d.as_str(), size);
+                }
                 missing.blob_size = size.is_none();
                 self.blob(&mut draft, b, shared, piece, d.as_str(), size);
             }

@@ -123,12 +123,6 @@ impl Memo {
         }
     }
 
-    /// Whether the bytes the session at `key` received so far are known (all its requests
-    /// passed through this layer).
-    pub(crate) fn knows_upload(&self, key: &str) -> bool {
-        self.uploads.lock().is_ok_and(|m| m.contains_key(key))
-    }
-
     /// The bytes received by the session at `key` before its final `PUT`; forgets it.
     pub(crate) fn upload_finished(&self, key: &str) -> Option<i64> {
         self.uploads.lock().ok()?.remove(key)

@@ -68,14 +68,6 @@ impl<S> Notification<S> {
         Some(lookup.clone())
     }
 
-    /// Whether the bytes of the upload session a request belongs to were all seen passing.
-    fn knows_upload(&self, pending: &Pending) -> bool {
-        match (&self.shared.memo, &pending.upload_key) {
-            (Some(memo), Some(key)) => memo.knows_upload(key),
-            _ => false,
-        }
-    }
-
     /// A [`NotificationLayer`] wrapping services with the same settings.
     pub fn layer(&self) -> NotificationLayer {
         NotificationLayer::from_shared(self.shared.clone())
@@ -125,8 +117,9 @@ where
         // Asking before the request is forwarded is for registries known to attach no hints.
         let ask_first = self.shared.lookup.is_some() || self.shared.hints.none();
         let tap = match pending.kind {
-            // The manifest's references are read from the body the client sends.
-            Kind::ManifestPush { .. } if self.shared.include_references => Some(Tap::new(MANIFEST_LIMIT)),
+            // What the manifest's own bytes say (its size without a `Content-Length`, its
+            // media type, its references) is read from the body the client sends.
+            Kind::ManifestPush { .. } => Some(Tap::new(MANIFEST_LIMIT)),
             // An upload's bytes are counted as they pass (the size of a chunked upload).
             Kind::UploadStart { .. } | Kind::UploadChunk | Kind::UploadCommit { .. } => Some(Tap::new(0)),
             _ => None,
@@ -157,7 +150,9 @@ where
         if let (Kind::UploadCommit { .. }, Some(lookup), true) = (
             &pending.kind,
             &pending.lookup,
-            pending.upload_target.is_some() && ask_first && !self.knows_upload(&pending),
+            // Even when every request of the session passed here: another instance may have
+            // taken a chunk of it (a split upload), and only the registry knows.
+            pending.upload_target.is_some() && ask_first,
         ) {
             // What the session received is asked before the commit ends the session.
             let lookup = lookup.clone();

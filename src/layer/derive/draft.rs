@@ -102,3 +102,15 @@ pub(super) fn remembered(shared: &Shared, digest: &str, size: Option<i64>) -> Op
         None => memo.size(digest),
     }
 }
+
+/// A blob committed with `digest=requested` and answered with a success is the bytes that
+/// hash to `requested` (the registry verified them), whatever digest it reports: its size
+/// is remembered under the requested digest too, so that a later mount or read by that
+/// digest needs no lookup (which may come too late: the blob can be gone by then).
+pub(super) fn remember_verified(shared: &Shared, requested: &str, reported: &str, size: Option<i64>) {
+    if let (Some(memo), Some(n)) = (&shared.memo, size) {
+        if requested != reported {
+            memo.remember_size(requested, n);
+        }
+    }
+}
