@@ -174,7 +174,7 @@ impl Inner {
                             continue;
                         }
                         self.missing(rd.next_seq, seq, "damaged record");
-                        rd.next_seq = seq + 1;
+                        rd.next_seq = seq.saturating_add(1);
                         match serde_json::from_slice::<Event>(frames.payload()) {
                             Ok(event) => {
                                 rd.cache.push_back((seq, event, size));
@@ -182,7 +182,7 @@ impl Inner {
                             }
                             Err(e) => {
                                 self.corrupt_bytes(size);
-                                self.missing(seq, seq + 1, &format!("undecodable event: {e}"));
+                                self.missing(seq, seq.saturating_add(1), &format!("undecodable event: {e}"));
                             }
                         }
                     }

@@ -290,6 +290,9 @@ fn scan_file(path: &Path, first: u64, expected: u64, head: u64) -> io::Result<Ve
         match found.frame {
             Frame::End => break,
             Frame::Record { seq, .. } => {
+                if seq >= MAX_SEQ {
+                    return Ok(Verdict::Aside(format!("record {seq} out of range")));
+                }
                 if seq < first {
                     return Ok(Verdict::Aside(format!("record {seq} precedes the file name")));
                 }
@@ -323,8 +326,11 @@ fn scan_file(path: &Path, first: u64, expected: u64, head: u64) -> io::Result<Ve
         scan.inner_damage = scan.inner_damage.saturating_add(found.skipped);
         scan.valid_len = frames.position();
     }
-    if scan.records == 0 && gaps == 0 && header == Header::Invalid {
-        return Ok(Verdict::Aside("neither a valid header nor a valid record".into()));
+    if scan.records == 0 && gaps == 0 {
+        if header != Header::Invalid && file_len <= start {
+            return Ok(Verdict::Remove("nothing after its header"));
+        }
+        return Ok(Verdict::Aside("no valid record".into()));
     }
     if next < first {
         // No frame: what came before the segment's name is unaccounted for (the tail of the
