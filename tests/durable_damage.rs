@@ -240,7 +240,11 @@ async fn crafted_sequence_numbers_are_not_trusted() {
         let q = open(dir.path());
         let got = drain(&q).await;
         assert_eq!(got, (0..10).collect::<Vec<_>>(), "{what}");
-        assert_eq!(files(dir.path(), ".corrupt").len(), 1, "{what}");
+        assert_eq!(q.stats().corrupt_events, 0, "{what}: no phantom events");
+        // A valid header followed by nothing valid reads as one of ours, damaged: its tail is
+        // cut off like a torn write. Anything contradicting the file name is moved aside.
+        let aside = usize::from(what != "absurd length");
+        assert_eq!(files(dir.path(), ".corrupt").len(), aside, "{what}");
         drop(q);
     }
 }

@@ -22,8 +22,9 @@
 //!   (`ENOSPC`), or dropped by the `dropoldest` policy before it was durable. Concurrent requests
 //!   share one fsync (group commit): the writer thread writes everything that arrived while the
 //!   previous fsync ran, then syncs once; such a write round is all or nothing too, so a failure
-//!   is rolled back (truncated) and fails every push of the round. The layer answers a failed
-//!   push with an error (fail closed), and the endpoint counts the events as `refused`. Every
+//!   is rolled back (truncated) and fails every push of the round. The `Queue` service's call
+//!   resolves with the error, so that the request fails closed, and the endpoint counts the
+//!   events as `refused`. Every
 //!   request that yields events for the endpoint waits, pulls included (drop them with
 //!   `ignore: {actions: [pull]}` if they do not matter); events that need a lookup wait for it
 //!   too, and a pull emitted at the end of its body (`pull_on_body_end`) cannot hold its response.
@@ -63,22 +64,27 @@
 //! - A damaged record costs that record only: the reader resynchronises on the next frame marker
 //!   whose frame validates, and sequence numbers tell exactly how many records were skipped (a
 //!   gap frame tells which missing ones were never written). Every skipped record is counted in
-//!   `corrupt_events` (and `events_lost`, reason `corrupt`). A damaged segment header costs no
-//!   record: the file name and the records' own sequence numbers are enough.
+//!   `corrupt_events` (and `events_lost`, reason `corrupt`): a jump in sequence numbers counts as
+//!   damage when damaged bytes lie right before it (in its segment, or at the end of the segment
+//!   before); a jump that no gap frame declares and no damage explains is not counted (a crafted
+//!   file, or a version 1 segment). A damaged segment header costs no record: the file name and
+//!   the records' own sequence numbers are enough; a segment whose header is valid but whose
+//!   every record is damaged is kept, so that its loss is counted.
 //! - Files the queue did not write or cannot trust — a `.seg` name that is not ours, a header or
 //!   a record naming a sequence number that contradicts the file name or the segment before,
 //!   sequence numbers going backwards, values beyond 2⁶³ − 1, nothing valid at all — are moved
 //!   aside as `<name>.corrupt`, with one log line each, and never read. A file shorter than a
-//!   header and equal to the start of one (torn while it was created) is removed. Other file
-//!   names are left alone (logged).
-//! - An ack file that is not valid, or whose head lies beyond the last record on disk, is not
-//!   trusted: every event on disk is delivered again (at-least-once), never lost, and the ack
-//!   file is rewritten at once.
-//! - Version 1 segments (no markers, written before 0.x of this format) are read: an upgraded
+//!   header and equal to the start of one (torn while it was created), or a header alone, is
+//!   removed. Other file names are left alone (logged).
+//! - An ack file that is not valid, or whose head lies beyond the last record on disk (farther
+//!   than the torn tail just cut off could have held — a machine crash may persist the ack before
+//!   the records), is not trusted: every event on disk is delivered again (at-least-once), never
+//!   lost, and the ack file is rewritten at once.
+//! - Version 1 segments (no markers; written by earlier releases) are read: an upgraded
 //!   queue keeps its backlog. They are never appended to (new events go to a new version 2
 //!   segment) and are deleted once delivered. In them, the first damaged record ends what can be
-//!   read of the segment, and missing sequence numbers between version 1 segments count as
-//!   corrupt (version 1 did not record failed writes).
+//!   read of the segment (the records after it are counted as corrupt, or cut off as a torn
+//!   tail in the last segment).
 //!
 //! Never a panic, a wrapped number or a stuck queue on any file content: every number read from
 //! disk is range-checked, and arithmetic on it is checked or saturating.

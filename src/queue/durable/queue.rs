@@ -216,7 +216,7 @@ impl DurableQueue {
         stats.corrupt_tails.store(r.corrupt_tails, Ordering::Relaxed);
         stats.corrupt_bytes.store(r.corrupt_bytes, Ordering::Relaxed);
         stats.lost[reason_index(LossReason::Corrupt)].store(r.corrupt_events, Ordering::Relaxed);
-        let (head, tail) = (state.head, state.tail);
+        let head = state.head;
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
             config: config.clone(),
@@ -231,7 +231,14 @@ impl DurableQueue {
             stats,
             metrics: OnceLock::new(),
         });
-        let writer = Writer::new(inner.clone(), r.ack_file, r.ack_counter, r.resume, head, tail);
+        let writer = Writer::new(
+            inner.clone(),
+            r.ack_file,
+            r.ack_counter,
+            r.resume,
+            head,
+            r.next_seq,
+        );
         let thread = std::thread::Builder::new()
             .name("registry-notify-durable".into())
             .spawn(move || writer.run())?;

@@ -17,6 +17,9 @@ pub(crate) struct Recovered {
     pub(crate) holes: Holes,
     pub(crate) head: u64,
     pub(crate) tail: u64,
+    /// One past the last event the files hold or declare (below `tail` if the ack head lies in
+    /// a torn tail that was cut off).
+    pub(crate) next_seq: u64,
     /// Records on disk from `head` on.
     pub(crate) live: u64,
     pub(crate) used_bytes: u64,
@@ -109,7 +112,14 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
         } else if expected.is_some_and(|e| first < e) {
             Verdict::Aside("overlaps the sequence numbers of the segment before".into())
         } else {
-            scan_file(&path, first, expected.unwrap_or(first), ack_head.unwrap_or(0))?
+            let prev_damaged = last.as_ref().is_some_and(|(_, p)| p.file_len > p.valid_len);
+            scan_file(
+                &path,
+                first,
+                expected.unwrap_or(first),
+                prev_damaged,
+                ack_head.unwrap_or(0),
+            )?
         };
         let scan = match verdict {
             Verdict::Keep(scan) => scan,
@@ -141,8 +151,10 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
     }
 
     // The last segment may end with a torn write (a crash): cut it off.
+    let mut cut = 0u64;
     if let Some((path, scan)) = &last {
         let trailing = scan.file_len.saturating_sub(scan.valid_len);
+        cut = trailing;
         if trailing > 0 {
             corrupt_tails += 1;
             corrupt_bytes = corrupt_bytes.saturating_add(trailing);
@@ -159,13 +171,22 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
     }
 
     let oldest = segments.front().map(|s| s.first);
-    let tail = match (expected, ack_head) {
+    // One past the last event the files hold or declare: where the writer goes on.
+    let next_seq = match (expected, ack_head) {
         (Some(e), _) => e,
         // Nothing on disk: sequence numbers go on after the acknowledged ones.
         (None, head) => head.unwrap_or(0),
     };
+    let mut tail = next_seq;
+    // An ack head may lie in a torn tail just cut off (a machine crash wrote the ack before the
+    // records): as many records as the cut bytes could have held.
+    let reach = next_seq.saturating_add(cut / format::RECORD_HEADER as u64);
     let mut rewrite_ack = false;
     let head = match (ack_head, oldest) {
+        (Some(h), Some(_)) if h > tail && h <= reach => {
+            tail = h;
+            h
+        }
         (Some(h), Some(oldest)) if h > tail => {
             tracing::warn!(queue = %dir.display(), ack_head = h, last = tail,
                 "durable queue: the ack file names events beyond the last one on disk; not trusted, \
@@ -216,6 +237,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
         holes,
         head,
         tail,
+        next_seq,
         live,
         used_bytes,
         corrupt_events,
@@ -241,8 +263,14 @@ fn aside(dir: &Path, path: &Path, why: &str) {
 }
 
 /// Scans segment file `path`, named for `first`; the events before `expected` are accounted for
-/// by the segments before it. Records before `head` are acknowledged.
-fn scan_file(path: &Path, first: u64, expected: u64, head: u64) -> io::Result<Verdict> {
+/// by the segments before it, the last of which ended with damage if `prev_damaged`. Records
+/// before `head` are acknowledged.
+///
+/// A jump in sequence numbers is damage (counted) when damaged bytes lie just before it — in this
+/// file, or at the end of the segment before for its first frame; a jump with no damage next to it
+/// was declared by a gap frame or is not damage of ours (version 1 files, which did not declare
+/// failed writes, or a crafted file): a hole, not counted.
+fn scan_file(path: &Path, first: u64, expected: u64, prev_damaged: bool, head: u64) -> io::Result<Verdict> {
     let file = File::open(path)?;
     let file_len = file.metadata()?.len();
     let mut reader = io::BufReader::with_capacity(64, &file);
@@ -285,8 +313,10 @@ fn scan_file(path: &Path, first: u64, expected: u64, head: u64) -> io::Result<Ve
     let mut next = expected;
     let mut last_record: Option<u64> = None;
     let mut gaps = 0u64;
+    let mut damage_before = prev_damaged;
     loop {
         let found = frames.next()?;
+        damage_before |= found.skipped > 0;
         match found.frame {
             Frame::End => break,
             Frame::Record { seq, .. } => {
@@ -300,7 +330,12 @@ fn scan_file(path: &Path, first: u64, expected: u64, head: u64) -> io::Result<Ve
                     return Ok(Verdict::Aside(format!("record {seq} goes backwards")));
                 }
                 if seq > next {
-                    scan.corrupt.push((next, seq));
+                    let missing = if damage_before {
+                        &mut scan.corrupt
+                    } else {
+                        &mut scan.declared
+                    };
+                    missing.push((next, seq));
                 }
                 next = seq.saturating_add(1);
                 last_record = Some(seq);
@@ -314,7 +349,12 @@ fn scan_file(path: &Path, first: u64, expected: u64, head: u64) -> io::Result<Ve
                     return Ok(Verdict::Aside(format!("gap {from}..{to} goes backwards")));
                 }
                 if from > next {
-                    scan.corrupt.push((next, from));
+                    let missing = if damage_before {
+                        &mut scan.corrupt
+                    } else {
+                        &mut scan.declared
+                    };
+                    missing.push((next, from));
                 }
                 if to > next {
                     scan.declared.push((from.max(next), to));
@@ -325,17 +365,27 @@ fn scan_file(path: &Path, first: u64, expected: u64, head: u64) -> io::Result<Ve
         }
         scan.inner_damage = scan.inner_damage.saturating_add(found.skipped);
         scan.valid_len = frames.position();
+        damage_before = false;
     }
     if scan.records == 0 && gaps == 0 {
-        if header != Header::Invalid && file_len <= start {
+        if header == Header::Invalid {
+            return Ok(Verdict::Aside("neither a valid header nor a valid record".into()));
+        }
+        if file_len <= start {
             return Ok(Verdict::Remove("nothing after its header"));
         }
-        return Ok(Verdict::Aside("no valid record".into()));
+        // Ours (its header says so), every record damaged: kept, so that the damage is counted
+        // (or, in the last segment, cut off as a torn tail).
     }
     if next < first {
-        // No frame: what came before the segment's name is unaccounted for (the tail of the
-        // segment before was damaged).
-        scan.corrupt.push((next, first));
+        // No frame: what came before the segment's name is damage at the end of the segment
+        // before, or not ours to count.
+        let missing = if prev_damaged {
+            &mut scan.corrupt
+        } else {
+            &mut scan.declared
+        };
+        missing.push((next, first));
         next = first;
     }
     scan.seg.end = next;

@@ -69,7 +69,7 @@ impl Writer {
         ack_counter: u64,
         resume: Option<(u64, u64)>,
         head: u64,
-        tail: u64,
+        next_seq: u64,
     ) -> Self {
         let always = inner.config.fsync == Fsync::Always;
         Self {
@@ -80,7 +80,7 @@ impl Writer {
             open: None,
             sealed: Vec::new(),
             resume,
-            next_seq: tail,
+            next_seq,
             lens: Vec::new(),
             poisoned: None,
             always,
