@@ -14,7 +14,6 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use registry_notify::metrics::EndpointMetrics;
 use registry_notify::queue::{DurableConfig, DurableQueue, EventQueue, Fsync, Overflow, QueueConfig};
@@ -53,7 +52,20 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+        let umount = |lazy: bool| {
+            let mut c = std::process::Command::new("umount");
+            if lazy {
+                c.arg("-l");
+            }
+            c.arg(self.dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        // Still busy (a test failed with the queue open): detach it lazily.
+        if !umount(false) {
+            umount(true);
+        }
     }
 }
 
@@ -399,11 +411,10 @@ async fn fsync_interval_counts_lost_events_and_resumes() {
     }
     q.flush().await;
     assert_eq!(q.stats().events_lost.no_space, lost, "no more losses");
-    let resumed = log_lines(&queue)
-        .iter()
-        .filter(|l| l.contains("writing again"))
-        .count();
-    assert_eq!(resumed, 1, "{:#?}", log_lines(&queue));
+    // At most one line per 10 s about losses (near a full disk small writes may still fit, so
+    // failures and successes alternate).
+    let lines = log_lines(&queue);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
     let got = drain(&q).await;
     assert_eq!(got.len() as u64, 450 - lost);
     assert_eq!(

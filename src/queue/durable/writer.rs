@@ -439,6 +439,7 @@ impl Writer {
             missing = missing.saturating_add(st.mark_missing(a, b));
         }
         let why = round.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        let mut outcomes = Vec::new();
         let mut refused = 0u64;
         while st.waiters.front().is_some_and(|w| w.end <= end) {
             let Some(w) = st.waiters.pop_front() else { break };
@@ -451,42 +452,46 @@ impl Writer {
             } else {
                 Ok(())
             };
-            let _ = w.tx.send(outcome);
+            outcomes.push((w.tx, outcome));
         }
         if missing > 0 {
             st.collect_dead();
         }
         drop(st);
-        inner.readable.notify_one();
 
-        let Some(error) = round.error else {
-            if self.unlogged > 0 {
-                tracing::warn!(queue = %inner.dir.display(), events = self.unlogged,
-                    "durable queue: writing again; events lost or refused since the last report");
+        // Counted before anyone hears of it.
+        if let Some(error) = &round.error {
+            let lost = missing.saturating_sub(refused);
+            let reason = if error.kind() == io::ErrorKind::StorageFull {
+                LossReason::NoSpace
+            } else {
+                LossReason::WriteError
+            };
+            inner.record_refused(refused);
+            inner.record_lost(reason, lost, true);
+            if let Some(m) = inner.metrics.get() {
+                // Refused events left the queue too.
+                let refused = usize::try_from(refused).unwrap_or(usize::MAX);
+                m.record_dropped(refused);
+                m.record_egress(refused);
+            }
+            self.unlogged = self.unlogged.saturating_add(missing);
+            if let Some(suppressed) = self.lost_log.check() {
+                tracing::error!(queue = %inner.dir.display(), error = %error, events = self.unlogged,
+                    refused, lost, suppressed,
+                    "durable queue: write failed; the events are not on disk (refused: the pushes failed; lost: counted)");
                 self.unlogged = 0;
             }
-            return;
-        };
-        let lost = missing.saturating_sub(refused);
-        let reason = if error.kind() == io::ErrorKind::StorageFull {
-            LossReason::NoSpace
-        } else {
-            LossReason::WriteError
-        };
-        inner.record_refused(refused);
-        inner.record_lost(reason, lost, true);
-        if let Some(m) = inner.metrics.get() {
-            // Refused events left the queue too.
-            m.record_dropped(refused as usize);
-            m.record_egress(refused as usize);
-        }
-        self.unlogged = self.unlogged.saturating_add(missing);
-        if let Some(suppressed) = self.lost_log.check() {
-            tracing::error!(queue = %inner.dir.display(), error = %error, events = self.unlogged,
-                refused, lost, suppressed,
-                "durable queue: write failed; the events are not on disk (refused: the pushes failed; lost: counted)");
+        } else if self.unlogged > 0 && self.lost_log.check().is_some() {
+            // Rate-limited too: near a full disk, writes that fit and writes that fail alternate.
+            tracing::warn!(queue = %inner.dir.display(), events = self.unlogged,
+                "durable queue: writing again; events lost or refused since the last report");
             self.unlogged = 0;
         }
+        for (tx, outcome) in outcomes {
+            let _ = tx.send(outcome);
+        }
+        inner.readable.notify_one();
     }
 
     fn sync_failed(&mut self, e: &io::Error) {
