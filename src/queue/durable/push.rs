@@ -75,7 +75,7 @@ impl Inner {
                     keep.start = (n - self.capacity) as usize;
                     dropped += n - self.capacity;
                 } else {
-                    let evict = (waiting + n).saturating_sub(self.capacity);
+                    let evict = waiting.saturating_add(n).saturating_sub(self.capacity);
                     let to = self.nth_waiting(&st, evict);
                     evicted += st.skip_to(to);
                 }
@@ -127,11 +127,15 @@ impl Inner {
         let mut pushed = Pushed::Kept;
         if whole && end > first {
             let (tx, rx) = oneshot::channel();
+            // `refusal` leaves nothing for the bounds to drop; were one dropped anyway, the push
+            // fails rather than claim what it did not keep.
+            let partial = end - first < n;
+            debug_assert!(!partial, "a whole push was cut");
             st.waiters.push_back(Waiter {
                 first,
                 end,
                 events: end - first,
-                failed: false,
+                failed: partial,
                 tx,
             });
             pushed = Pushed::Waiting(rx);

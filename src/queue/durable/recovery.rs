@@ -128,9 +128,16 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
                 continue;
             }
             Verdict::Remove(why) => {
-                tracing::warn!(queue = %dir.display(), segment = %path.display(), problem = why,
-                    "durable queue: empty segment removed");
-                std::fs::remove_file(&path)?;
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::warn!(queue = %dir.display(), segment = %path.display(), problem = why,
+                        "durable queue: empty segment removed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(queue = %dir.display(), segment = %path.display(), problem = why,
+                        error = %e, "durable queue: empty segment cannot be removed; ignored")
+                    }
+                }
                 continue;
             }
         };
