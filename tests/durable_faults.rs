@@ -99,6 +99,22 @@ fn unbounded() -> QueueConfig {
     }
 }
 
+/// Opens a queue; a reopen waits (hang guard) while a process another test thread is
+/// spawning (`mount`) still holds a copy of the directory lock's descriptor between its fork
+/// and its exec.
+async fn open(config: &DurableConfig, bounds: &QueueConfig) -> DurableQueue {
+    let deadline = std::time::Instant::now() + support::HANG_GUARD;
+    loop {
+        match DurableQueue::open(config, bounds) {
+            Ok(q) => return q,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// Takes and acks everything queued; a hang guard, never a measure of speed.
 async fn drain(q: &DurableQueue) -> Vec<String> {
     let mut out = Vec::new();
@@ -169,9 +185,7 @@ async fn fsync_always_on_a_full_disk_tells_the_truth() {
         let metrics = Arc::new(EndpointMetrics::new("full", "http://receiver/"));
         let (mut ok, mut err) = (BTreeSet::new(), BTreeSet::new());
         {
-            let q = DurableQueue::open(&config, &unbounded())
-                .unwrap()
-                .metrics(metrics.clone());
+            let q = open(&config, &unbounded()).await.metrics(metrics.clone());
             for i in 0..1600 {
                 let e = event(i);
                 let id = e.id.to_string();
@@ -195,7 +209,7 @@ async fn fsync_always_on_a_full_disk_tells_the_truth() {
         let empty = files.iter().filter(|(_, len)| *len <= 24).count();
         assert_eq!(empty, 0, "no empty segment left: {files:?}");
 
-        let q = DurableQueue::open(&config, &unbounded()).unwrap();
+        let q = open(&config, &unbounded()).await;
         let pending = q.len();
         let s = q.stats();
         assert_eq!(
@@ -243,7 +257,7 @@ async fn a_failed_round_fails_every_push_in_it() {
     let dir = fs.path().join("queue");
     let config = DurableConfig::new(&dir).fsync(Fsync::Always);
     {
-        let q = DurableQueue::open(&config, &unbounded()).unwrap();
+        let q = open(&config, &unbounded()).await;
         push_one(&q, event(0)).await.unwrap();
         // The disk is full now; the segment's first page still has room for one event.
         fill(&fs.path().join("ballast"));
@@ -260,7 +274,7 @@ async fn a_failed_round_fails_every_push_in_it() {
         assert_eq!(q.len(), 1, "failed pushes are not kept");
         assert_eq!(q.stats().refused, 39);
     }
-    let q = DurableQueue::open(&config, &unbounded()).unwrap();
+    let q = open(&config, &unbounded()).await;
     assert_eq!(q.stats().corrupt_bytes, 0);
     assert_eq!(drain(&q).await, ["event-000000"]);
 }
@@ -275,9 +289,7 @@ async fn fsync_always_refuses_a_push_that_does_not_fit_whole() {
         overflow: Overflow::DropNewest,
     };
     let config = DurableConfig::new(dir.path()).fsync(Fsync::Always);
-    let q = DurableQueue::open(&config, &bounds)
-        .unwrap()
-        .metrics(metrics.clone());
+    let q = open(&config, &bounds).await.metrics(metrics.clone());
     let (dropped, wait) = q.push_persisted((0..3).map(event).collect()).unwrap();
     assert_eq!(dropped, 0);
     wait.unwrap().await.unwrap();
@@ -303,14 +315,11 @@ async fn fsync_always_refuses_a_push_that_does_not_fit_whole() {
         .segment_bytes(8 << 10);
     let mut kept = Vec::new();
     {
-        let q = DurableQueue::open(
-            &config,
-            &QueueConfig {
-                capacity: usize::MAX,
-                overflow: Overflow::DropNewest,
-            },
-        )
-        .unwrap();
+        let bounds = QueueConfig {
+            capacity: usize::MAX,
+            overflow: Overflow::DropNewest,
+        };
+        let q = open(&config, &bounds).await;
         for round in 0..40 {
             let batch: Batch = (round * 10..round * 10 + 10).map(event).collect();
             let before = q.len();
@@ -329,7 +338,7 @@ async fn fsync_always_refuses_a_push_that_does_not_fit_whole() {
         }
         assert!(kept.len() < 400);
     }
-    let q = DurableQueue::open(&config, &QueueConfig::default()).unwrap();
+    let q = open(&config, &QueueConfig::default()).await;
     assert_eq!(drain(&q).await, kept);
 }
 
@@ -375,11 +384,10 @@ async fn fsync_interval_counts_lost_events_and_resumes() {
     let dir = fs.path().join("queue");
     let config = DurableConfig::new(&dir);
     let metrics = Arc::new(EndpointMetrics::new("interval", "http://receiver/"));
-    let q = DurableQueue::open(&config, &unbounded())
-        .unwrap()
-        .metrics(metrics.clone());
+    let q = open(&config, &unbounded()).await.metrics(metrics.clone());
     q.push(Batch::from(event(0))).unwrap();
     q.flush().await;
+    let started = std::time::Instant::now();
     let ballast = fs.path().join("ballast");
     fill(&ballast);
     for i in 1..400 {
@@ -397,24 +405,18 @@ async fn fsync_interval_counts_lost_events_and_resumes() {
     assert_eq!(q.len() as u64, 400 - lost);
     let m = metrics.snapshot();
     assert_eq!((m.events_lost.no_space, m.dropped), (lost, lost));
-    let queue = dir.display().to_string();
-    let lines = log_lines(&queue);
-    let failed = lines.iter().filter(|l| l.contains("write failed")).count();
-    assert!(
-        failed == 1,
-        "one line for the burst, not one per event: {lines:#?}"
-    );
-
     std::fs::remove_file(&ballast).unwrap();
     for i in 400..450 {
         q.push(Batch::from(event(i))).unwrap();
     }
     q.flush().await;
     assert_eq!(q.stats().events_lost.no_space, lost, "no more losses");
-    // At most one line per 10 s about losses (near a full disk small writes may still fit, so
-    // failures and successes alternate).
-    let lines = log_lines(&queue);
-    assert_eq!(lines.len(), 1, "{lines:#?}");
+    // Logged once per burst: at most one line per 10 s about losses (near a full disk small
+    // writes may still fit, so failures and successes alternate), never one per event.
+    let lines = log_lines(&dir.display().to_string());
+    let allowed = 1 + started.elapsed().as_secs() / 10;
+    assert!(lines.iter().any(|l| l.contains("write failed")), "{lines:#?}");
+    assert!(lines.len() as u64 <= allowed, "{lines:#?}");
     let got = drain(&q).await;
     assert_eq!(got.len() as u64, 450 - lost);
     assert_eq!(
@@ -425,6 +427,6 @@ async fn fsync_interval_counts_lost_events_and_resumes() {
     eprintln!("fsync interval, full tmpfs: 400 pushed, {lost} lost (no_space), 50 more after freeing space, {} delivered", got.len());
     drop(q);
     // What is on disk reads back without any damage.
-    let q = DurableQueue::open(&config, &unbounded()).unwrap();
+    let q = open(&config, &unbounded()).await;
     assert_eq!((q.stats().corrupt_bytes, q.stats().corrupt_events), (0, 0));
 }
