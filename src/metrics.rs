@@ -11,7 +11,12 @@
 //! * our additions: `delivered` and `dead_lettered` (events), `dropped` (events lost
 //!   to queue overflow or a failing sink), `filtered` (events dropped by the filter,
 //!   which are *not* counted in `events`), `retries` (attempts after a failed one) and
-//!   `breaker_open`.
+//!   `breaker_open`;
+//! * `events_lost` breaks lost events down by [`LossReason`] where the queue knows it (the
+//!   durable queue: no space, write error, corrupt record, overflow; every one of them is in
+//!   `dropped` too), and `refused` counts the events of requests failed closed because a durable
+//!   `fsync: always` queue could not keep them (refused by its bounds, or not written: the
+//!   client was told; also in `dropped`, not in `events_lost`).
 //!
 //! With the `metrics` feature every update is also exported through the
 //! [`metrics`](https://docs.rs/metrics) facade under Distribution 3's Prometheus names:
@@ -25,8 +30,9 @@
 //! and, beyond Distribution, `registry_notifications_delivered_total`,
 //! `registry_notifications_dropped_total`, `registry_notifications_filtered_total`,
 //! `registry_notifications_dead_lettered_total`, `registry_notifications_retries_total`
-//! (counters) and `registry_notifications_breaker_open` (gauge, 0 or 1), all labelled
-//! with `endpoint`.
+//! `registry_notifications_events_lost_total` (label `reason`: `no_space`, `write_error`,
+//! `corrupt`, `overflow`), `registry_notifications_refused_total` (counters) and
+//! `registry_notifications_breaker_open` (gauge, 0 or 1), all labelled with `endpoint`.
 //!
 //! ```
 //! use registry_notify::metrics::EndpointMetrics;
@@ -62,8 +68,10 @@ pub struct EndpointMetrics {
     filtered: AtomicU64,
     dead_lettered: AtomicU64,
     retries: AtomicU64,
-    refused: AtomicU64,
     breaker_open: AtomicBool,
+    /// Events lost, by [`LossReason`] (in its declaration order).
+    lost: [AtomicU64; 4],
+    refused: AtomicU64,
     /// Responses per status code; keyed `"200 OK"` in snapshots.
     statuses: Mutex<BTreeMap<u16, u64>>,
 }
@@ -97,12 +105,89 @@ pub struct EndpointSnapshot {
     pub dead_lettered: u64,
     /// Attempts that followed a failed attempt.
     pub retries: u64,
-    /// Events whose request was failed closed (`503`) because this endpoint's queue has
-    /// `fsync: always` and could not make them durable (disk full, write error, queue full
-    /// or closed). Not delivered, and never claimed as delivered.
-    pub refused: u64,
     /// Whether the endpoint is currently failing (breaker open / backing off).
     pub breaker_open: bool,
+    /// Events lost, by reason, where the queue knows it (a part of `dropped`).
+    pub events_lost: LostEvents,
+    /// Events of requests failed closed: a durable `fsync: always` queue could not keep them
+    /// (refused by its bounds, not written, or the queue closed), and the request was
+    /// answered `503 Service Unavailable`. Never delivered, never claimed as delivered.
+    pub refused: u64,
+}
+
+/// Why events were lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LossReason {
+    /// A write to the durable queue failed for lack of space (`ENOSPC`).
+    NoSpace,
+    /// A write or fsync of the durable queue failed otherwise.
+    WriteError,
+    /// A damaged record of the durable queue (checksum, framing, or undecodable event).
+    Corrupt,
+    /// The queue's bounds (capacity, `maxbytes`, write buffer) and its overflow policy.
+    Overflow,
+}
+
+impl LossReason {
+    /// The label value: `no_space`, `write_error`, `corrupt`, `overflow`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossReason::NoSpace => "no_space",
+            LossReason::WriteError => "write_error",
+            LossReason::Corrupt => "corrupt",
+            LossReason::Overflow => "overflow",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            LossReason::NoSpace => 0,
+            LossReason::WriteError => 1,
+            LossReason::Corrupt => 2,
+            LossReason::Overflow => 3,
+        }
+    }
+}
+
+impl fmt::Display for LossReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Events lost, by [`LossReason`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct LostEvents {
+    /// Writes that failed for lack of space.
+    pub no_space: u64,
+    /// Writes or fsyncs that failed otherwise.
+    pub write_error: u64,
+    /// Damaged records.
+    pub corrupt: u64,
+    /// The queue's bounds and overflow policy.
+    pub overflow: u64,
+}
+
+impl LostEvents {
+    /// The count for `reason`.
+    pub fn get(&self, reason: LossReason) -> u64 {
+        match reason {
+            LossReason::NoSpace => self.no_space,
+            LossReason::WriteError => self.write_error,
+            LossReason::Corrupt => self.corrupt,
+            LossReason::Overflow => self.overflow,
+        }
+    }
+
+    /// All reasons together.
+    pub fn total(&self) -> u64 {
+        self.no_space
+            .saturating_add(self.write_error)
+            .saturating_add(self.corrupt)
+            .saturating_add(self.overflow)
+    }
 }
 
 /// `"<code> <canonical reason>"`, like Go's `fmt.Sprintf("%d %s", code, http.StatusText(code))`.
@@ -126,8 +211,9 @@ impl EndpointMetrics {
             filtered: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             retries: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
             breaker_open: AtomicBool::new(false),
+            lost: Default::default(),
+            refused: AtomicU64::new(0),
             statuses: Mutex::new(BTreeMap::new()),
         }
     }
@@ -160,8 +246,14 @@ impl EndpointMetrics {
             filtered: self.filtered.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
-            refused: self.refused.load(Ordering::Relaxed),
             breaker_open: self.breaker_open.load(Ordering::Relaxed),
+            events_lost: LostEvents {
+                no_space: self.lost[LossReason::NoSpace.index()].load(Ordering::Relaxed),
+                write_error: self.lost[LossReason::WriteError.index()].load(Ordering::Relaxed),
+                corrupt: self.lost[LossReason::Corrupt.index()].load(Ordering::Relaxed),
+                overflow: self.lost[LossReason::Overflow.index()].load(Ordering::Relaxed),
+            },
+            refused: self.refused.load(Ordering::Relaxed),
         }
     }
 
@@ -215,6 +307,26 @@ impl EndpointMetrics {
         self.export_counter("registry_notifications_dropped_total", None, n as u64);
     }
 
+    /// `n` events were lost for `reason`: the breakdown of `dropped` (which this does not
+    /// change; record the events there too with [`record_dropped`](Self::record_dropped)).
+    pub fn record_events_lost(&self, reason: LossReason, n: u64) {
+        self.lost[reason.index()].fetch_add(n, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "registry_notifications_events_lost_total",
+            "reason" => reason.as_str(),
+            "endpoint" => self.name.clone()
+        )
+        .increment(n);
+    }
+
+    /// `n` events of a request failed closed were refused (a durable `fsync: always` queue could
+    /// not keep them); does not change `dropped`.
+    pub fn record_refused(&self, n: u64) {
+        self.refused.fetch_add(n, Ordering::Relaxed);
+        self.export_counter("registry_notifications_refused_total", None, n);
+    }
+
     /// `n` events were dropped by the endpoint's filter.
     pub fn record_filtered(&self, n: usize) {
         self.filtered.fetch_add(n as u64, Ordering::Relaxed);
@@ -225,13 +337,6 @@ impl EndpointMetrics {
     pub fn record_dead_lettered(&self, n: usize) {
         self.dead_lettered.fetch_add(n as u64, Ordering::Relaxed);
         self.export_counter("registry_notifications_dead_lettered_total", None, n as u64);
-    }
-
-    /// `n` events could not be made durable by a fail-closed (`fsync: always`) queue, and
-    /// the request that produced them was answered `503`.
-    pub fn record_refused(&self, n: usize) {
-        self.refused.fetch_add(n as u64, Ordering::Relaxed);
-        self.export_counter("registry_notifications_refused_total", None, n as u64);
     }
 
     /// One attempt is about to repeat a failed one.
@@ -353,6 +458,21 @@ mod tests {
             (5, 2, 1, 1, 1)
         );
         assert_eq!(s.statuses.get("502 Bad Gateway"), Some(&1));
+        m.record_events_lost(LossReason::NoSpace, 2);
+        m.record_events_lost(LossReason::Corrupt, 1);
+        m.record_refused(4);
+        let s = m.snapshot();
+        assert_eq!(
+            (
+                s.events_lost.no_space,
+                s.events_lost.corrupt,
+                s.events_lost.total()
+            ),
+            (2, 1, 3)
+        );
+        assert_eq!(s.events_lost.get(LossReason::Overflow), 0);
+        assert_eq!(s.refused, 4);
+        assert_eq!(LossReason::NoSpace.to_string(), "no_space");
         // Egress never underflows.
         m.record_egress(100);
         assert_eq!(m.snapshot().pending, 0);

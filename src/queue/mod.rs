@@ -436,13 +436,14 @@ impl<S> Service<Batch> for Queue<S> {
         match self.handle.push(batch) {
             Ok(Some(persisted)) => {
                 let shared = self.handle.shared.clone();
+                // The queue counts what it refused itself (`refused`, `events_lost`).
                 QueueFuture::persisting(Box::pin(async move {
-                    persisted.await.map_err(|e| shared.refused(n, &*e))
+                    persisted.await.map_err(|e| shared.refused(n, &*e, false))
                 }))
             }
             Ok(None) => QueueFuture::ready(Ok(())),
             Err(e) if self.handle.shared.queue.fails_closed() => {
-                QueueFuture::ready(Err(self.handle.shared.refused(n, &*e)))
+                QueueFuture::ready(Err(self.handle.shared.refused(n, &*e, true)))
             }
             Err(e) => QueueFuture::ready(Err(e)),
         }
@@ -460,10 +461,11 @@ struct Shared {
 
 impl Shared {
     /// `n` events of a fail-closed queue could not be made durable: the request that
-    /// produced them fails ([`DeliveryError::NotDurable`]); counted and logged per burst.
-    fn refused(&self, n: usize, cause: &(dyn std::error::Error + 'static)) -> BoxError {
-        if let Some(m) = &self.metrics {
-            m.record_refused(n);
+    /// produced them fails ([`DeliveryError::NotDurable`]); logged per burst, and counted
+    /// as `refused` when `count` (the queue did not count them itself: it was closed).
+    fn refused(&self, n: usize, cause: &(dyn std::error::Error + 'static), count: bool) -> BoxError {
+        if let (Some(m), true) = (&self.metrics, count) {
+            m.record_refused(n as u64);
         }
         if let Some(suppressed) = self.refused_log.check() {
             let endpoint = self.metrics.as_ref().map(|m| m.name()).unwrap_or_default();

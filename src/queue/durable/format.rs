@@ -1,35 +1,57 @@
-//! The on-disk format of the durable queue: segment files of CRC-framed records, and the ack file.
+//! The on-disk format of the durable queue (version 2): segment files of marker-framed, CRC-checked
+//! records, and the ack file. Version 1 segments (no markers) are still read, so that an upgraded
+//! queue keeps its backlog.
 //!
 //! ```text
-//! DIR/00000000000000000000.seg   segment: header, then records, named by its first sequence number
-//!     header  (16 bytes)  "RNQSEG" 0x00 0x01 | first_seq u64
-//!     record  (16 + len)  len u32 | crc32(len ‖ seq ‖ payload) u32 | seq u64 | payload (JSON event)
+//! DIR/00000000000000000000.seg   segment, named by the first sequence number it was created for
+//!   header v2 (24 bytes)  "RNQSEG" 0x00 0x02 | first u64 | crc32(first 16 bytes) u32 | 0u32
+//!   record    (24 + len)  FF "RNQrec" FE | len u32 | crc32(len ‖ seq ‖ payload) u32 | seq u64 | payload
+//!   gap       (32 bytes)  FF "RNQgap" FE | from u64 | to u64 | crc32(from ‖ to) u32 | 0u32
+//!   header v1 (16 bytes)  "RNQSEG" 0x00 0x01 | first u64, then records without marker:
+//!   record v1 (16 + len)  len u32 | crc32(len ‖ seq ‖ payload) u32 | seq u64 | payload
 //! DIR/ack                        two 32-byte slots, written alternately; the valid one with the
-//!     slot    (32 bytes)  "RNQACK" 0x00 0x01 | counter u64 | head u64 | crc32(first 24 bytes) u32 | 0u32
+//!   slot      (32 bytes)  "RNQACK" 0x00 0x01 | counter u64 | head u64 | crc32(first 24 bytes) u32 | 0u32
 //! ```
 //!
-//! All integers are little-endian. A record's sequence number is the previous one plus one
-//! within a segment, so a segment holds the events `first_seq .. next segment's first_seq` and the
-//! number of events lost to a corrupt segment is known exactly. A torn write at the end of the
-//! last segment (a crash) fails the length, sequence or CRC check and is cut off when the queue
-//! is opened.
+//! All integers are little-endian. The payload is an event's JSON, valid UTF-8, so it never
+//! contains the bytes `FF` or `FE` the markers start and end with: after damage, a reader scans
+//! forward to the next marker whose frame validates and goes on. Sequence numbers rise within a
+//! segment and from one segment to the next; a `gap` frame, written just before the next record
+//! after a failed write, declares that the events `[from, to)` were never written, so that a
+//! jump in sequence numbers is either declared (not corruption) or counted exactly as corrupt.
 
 use std::io::{self, Read};
 
-/// Segment file header: magic and format version.
-pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"RNQSEG\x00\x01";
+/// Segment file header of format version 2.
+pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"RNQSEG\x00\x02";
+/// Segment file header of format version 1 (read, never written).
+pub(crate) const SEGMENT_MAGIC_V1: [u8; 8] = *b"RNQSEG\x00\x01";
 /// Ack slot magic and format version.
 pub(crate) const ACK_MAGIC: [u8; 8] = *b"RNQACK\x00\x01";
-/// Bytes of a segment header.
-pub(crate) const SEGMENT_HEADER: u64 = 16;
-/// Bytes of a record header.
-pub(crate) const RECORD_HEADER: usize = 16;
+/// Bytes of a version 2 segment header.
+pub(crate) const SEGMENT_HEADER: u64 = 24;
+/// Bytes of a version 1 segment header.
+pub(crate) const SEGMENT_HEADER_V1: u64 = 16;
+/// Starts every record frame.
+pub(crate) const RECORD_MARKER: [u8; 8] = [0xFF, b'R', b'N', b'Q', b'r', b'e', b'c', 0xFE];
+/// Starts every gap frame.
+pub(crate) const GAP_MARKER: [u8; 8] = [0xFF, b'R', b'N', b'Q', b'g', b'a', b'p', 0xFE];
+/// Bytes of a record frame before its payload.
+pub(crate) const RECORD_HEADER: usize = 24;
+/// Bytes of a version 1 record before its payload.
+pub(crate) const RECORD_HEADER_V1: usize = 16;
+/// Bytes of a gap frame.
+pub(crate) const GAP_FRAME: usize = 32;
 /// Bytes of one ack slot.
 pub(crate) const ACK_SLOT: usize = 32;
 /// Largest payload accepted (an event is typically under 2 KiB); a larger length is corruption.
 pub(crate) const MAX_PAYLOAD: usize = 16 << 20;
+/// Sequence numbers are below this; a larger one on disk was not written by the queue.
+pub(crate) const MAX_SEQ: u64 = i64::MAX as u64;
 /// File name extension of segments.
 pub(crate) const SEGMENT_EXT: &str = "seg";
+/// Suffix of a file moved aside because the queue did not write it (or cannot trust it).
+pub(crate) const CORRUPT_SUFFIX: &str = ".corrupt";
 /// File name of the ack file.
 pub(crate) const ACK_FILE: &str = "ack";
 /// The file a process holds an exclusive `flock` on while it has the queue open.
@@ -49,20 +71,57 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     stem.parse().ok()
 }
 
-/// The header of the segment starting at `first`.
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// The version 2 header of the segment starting at `first`.
 pub(crate) fn segment_header(first: u64) -> [u8; SEGMENT_HEADER as usize] {
     let mut h = [0u8; SEGMENT_HEADER as usize];
     h[..8].copy_from_slice(&SEGMENT_MAGIC);
-    h[8..].copy_from_slice(&first.to_le_bytes());
+    h[8..16].copy_from_slice(&first.to_le_bytes());
+    let crc = crc32fast::hash(&h[..16]);
+    h[16..20].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// The first sequence number a segment header names; `None` if it is not a valid header.
-pub(crate) fn parse_segment_header(h: &[u8]) -> Option<u64> {
-    if h.len() < SEGMENT_HEADER as usize || h[..8] != SEGMENT_MAGIC {
-        return None;
+/// What a segment file's first bytes say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// A valid version 2 header naming this first sequence number.
+    V2(u64),
+    /// A version 1 header naming this first sequence number.
+    V1(u64),
+    /// Not a valid header (damaged, torn, or not ours).
+    Invalid,
+}
+
+/// Parses the start of a segment file.
+pub(crate) fn parse_segment_header(h: &[u8]) -> Header {
+    if h.len() >= SEGMENT_HEADER as usize && h[..8] == SEGMENT_MAGIC {
+        let crc = le_u32(h, 16);
+        if crc32fast::hash(&h[..16]) == crc && le_u32(h, 20) == 0 {
+            return Header::V2(le_u64(h, 8));
+        }
+        return Header::Invalid;
     }
-    Some(u64::from_le_bytes(h[8..16].try_into().ok()?))
+    if h.len() >= SEGMENT_HEADER_V1 as usize && h[..8] == SEGMENT_MAGIC_V1 {
+        return Header::V1(le_u64(h, 8));
+    }
+    Header::Invalid
+}
+
+/// Whether `h` is a strict prefix of a segment header: a file torn while it was created.
+pub(crate) fn is_header_prefix(h: &[u8], first: u64) -> bool {
+    h.len() < SEGMENT_HEADER as usize && segment_header(first).starts_with(h)
 }
 
 fn record_crc(len: u32, seq: u64, payload: &[u8]) -> u32 {
@@ -73,10 +132,10 @@ fn record_crc(len: u32, seq: u64, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// Appends the record `seq` carrying `payload` to `buf`.
+/// Appends the record `seq` carrying `payload` (at most [`MAX_PAYLOAD`] bytes) to `buf`.
 pub(crate) fn encode_record(buf: &mut Vec<u8>, seq: u64, payload: &[u8]) {
-    debug_assert!(payload.len() <= MAX_PAYLOAD);
-    let len = payload.len() as u32;
+    let len = u32::try_from(payload.len().min(MAX_PAYLOAD)).unwrap_or(u32::MAX);
+    buf.extend_from_slice(&RECORD_MARKER);
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&record_crc(len, seq, payload).to_le_bytes());
     buf.extend_from_slice(&seq.to_le_bytes());
@@ -85,56 +144,54 @@ pub(crate) fn encode_record(buf: &mut Vec<u8>, seq: u64, payload: &[u8]) {
 
 /// The bytes a record with a payload of `len` bytes takes.
 pub(crate) fn record_size(len: usize) -> u64 {
-    (RECORD_HEADER + len) as u64
+    (RECORD_HEADER as u64).saturating_add(len as u64)
 }
 
-/// What reading one record found.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Read1 {
-    /// A valid record; its payload is in the buffer. The size is header plus payload.
-    Record {
-        /// Its sequence number.
-        seq: u64,
-        /// Bytes it takes in the file.
-        size: u64,
-    },
-    /// The end of the data, exactly at a record boundary.
-    End,
-    /// Some bytes, but not a whole record (a torn write, or a file cut short).
-    Truncated,
-    /// A whole header that fails its checks (length, sequence or CRC).
-    Corrupt(&'static str),
+/// The frame declaring that the events `[from, to)` were not written.
+pub(crate) fn encode_gap(from: u64, to: u64) -> [u8; GAP_FRAME] {
+    let mut g = [0u8; GAP_FRAME];
+    g[..8].copy_from_slice(&GAP_MARKER);
+    g[8..16].copy_from_slice(&from.to_le_bytes());
+    g[16..24].copy_from_slice(&to.to_le_bytes());
+    let crc = crc32fast::hash(&g[8..24]);
+    g[24..28].copy_from_slice(&crc.to_le_bytes());
+    g
 }
 
-/// Reads the record that should carry `expected` from `r` into `payload`.
-pub(crate) fn read_record(r: &mut impl Read, expected: u64, payload: &mut Vec<u8>) -> io::Result<Read1> {
-    let mut h = [0u8; RECORD_HEADER];
-    match read_full(r, &mut h)? {
-        0 => return Ok(Read1::End),
-        n if n < RECORD_HEADER => return Ok(Read1::Truncated),
-        _ => {}
+/// What a whole record header (24 bytes, marker included) claims, if its fields are plausible:
+/// `(len, crc, seq)`.
+pub(crate) fn parse_record_header(h: &[u8]) -> Option<(usize, u32, u64)> {
+    if h.len() < RECORD_HEADER || h[..8] != RECORD_MARKER {
+        return None;
     }
-    let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes"));
-    let crc = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
-    let seq = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
-    if len as usize > MAX_PAYLOAD {
-        return Ok(Read1::Corrupt("record length out of range"));
+    let len = le_u32(h, 8) as usize;
+    (len <= MAX_PAYLOAD).then_some((len, le_u32(h, 12), le_u64(h, 16)))
+}
+
+/// Whether `payload` matches the header's checksum.
+pub(crate) fn record_valid(len: usize, crc: u32, seq: u64, payload: &[u8]) -> bool {
+    u32::try_from(len).is_ok_and(|l| payload.len() == len && record_crc(l, seq, payload) == crc)
+}
+
+/// `(from, to)` of a valid gap frame.
+pub(crate) fn parse_gap(g: &[u8]) -> Option<(u64, u64)> {
+    if g.len() < GAP_FRAME || g[..8] != GAP_MARKER || le_u32(g, 28) != 0 {
+        return None;
     }
-    if seq != expected {
-        return Ok(Read1::Corrupt("unexpected sequence number"));
+    if crc32fast::hash(&g[8..24]) != le_u32(g, 24) {
+        return None;
     }
-    payload.clear();
-    payload.resize(len as usize, 0);
-    if read_full(r, payload)? < len as usize {
-        return Ok(Read1::Truncated);
+    let (from, to) = (le_u64(g, 8), le_u64(g, 16));
+    (from < to && to <= MAX_SEQ).then_some((from, to))
+}
+
+/// `(len, crc, seq)` of a version 1 record header, if its length is plausible.
+pub(crate) fn parse_record_header_v1(h: &[u8]) -> Option<(usize, u32, u64)> {
+    if h.len() < RECORD_HEADER_V1 {
+        return None;
     }
-    if record_crc(len, seq, payload) != crc {
-        return Ok(Read1::Corrupt("checksum mismatch"));
-    }
-    Ok(Read1::Record {
-        seq,
-        size: record_size(len as usize),
-    })
+    let len = le_u32(h, 0) as usize;
+    (len <= MAX_PAYLOAD).then_some((len, le_u32(h, 4), le_u64(h, 8)))
 }
 
 /// Reads until `buf` is full or the end of the data; returns how many bytes were read.
@@ -149,61 +206,6 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> 
         }
     }
     Ok(n)
-}
-
-/// What a full scan of a segment found.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Scan {
-    /// The first sequence number, from the header; `None` if the header is missing or invalid.
-    pub(crate) first: Option<u64>,
-    /// Valid records, from the header on.
-    pub(crate) records: u64,
-    /// Byte offset just past the last valid record (the header's end if none).
-    pub(crate) valid_len: u64,
-    /// Bytes after `valid_len` (a torn or corrupt tail).
-    pub(crate) trailing: u64,
-    /// Why the scan stopped before the end of the file, if it did.
-    pub(crate) problem: Option<&'static str>,
-}
-
-/// Validates a whole segment whose data is `r` (`file_len` bytes long).
-pub(crate) fn scan_segment(r: &mut impl Read, file_len: u64) -> io::Result<Scan> {
-    let mut h = [0u8; SEGMENT_HEADER as usize];
-    let got = read_full(r, &mut h)?;
-    let Some(first) = parse_segment_header(&h[..got]) else {
-        return Ok(Scan {
-            first: None,
-            records: 0,
-            valid_len: 0,
-            trailing: file_len,
-            problem: Some("invalid segment header"),
-        });
-    };
-    let mut scan = Scan {
-        first: Some(first),
-        valid_len: SEGMENT_HEADER,
-        ..Scan::default()
-    };
-    let mut payload = Vec::new();
-    loop {
-        match read_record(r, first + scan.records, &mut payload)? {
-            Read1::Record { size, .. } => {
-                scan.records += 1;
-                scan.valid_len += size;
-            }
-            Read1::End => break,
-            Read1::Truncated => {
-                scan.problem = Some("truncated record");
-                break;
-            }
-            Read1::Corrupt(why) => {
-                scan.problem = Some(why);
-                break;
-            }
-        }
-    }
-    scan.trailing = file_len.saturating_sub(scan.valid_len);
-    Ok(scan)
 }
 
 /// One ack slot recording that every event before `head` was acknowledged.
@@ -222,13 +224,10 @@ pub(crate) fn decode_ack(s: &[u8]) -> Option<(u64, u64)> {
     if s.len() < ACK_SLOT || s[..8] != ACK_MAGIC {
         return None;
     }
-    let crc = u32::from_le_bytes(s[24..28].try_into().ok()?);
-    if crc32fast::hash(&s[..24]) != crc {
+    if crc32fast::hash(&s[..24]) != le_u32(s, 24) {
         return None;
     }
-    let counter = u64::from_le_bytes(s[8..16].try_into().ok()?);
-    let head = u64::from_le_bytes(s[16..24].try_into().ok()?);
-    Some((counter, head))
+    Some((le_u64(s, 8), le_u64(s, 16)))
 }
 
 /// The newest valid `(counter, head)` of an ack file's contents (two slots).
@@ -243,14 +242,6 @@ pub(crate) fn decode_ack_file(data: &[u8]) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
 
-    fn records(first: u64, payloads: &[&[u8]]) -> Vec<u8> {
-        let mut buf = segment_header(first).to_vec();
-        for (i, p) in payloads.iter().enumerate() {
-            encode_record(&mut buf, first + i as u64, p);
-        }
-        buf
-    }
-
     #[test]
     fn names_round_trip() {
         assert_eq!(segment_name(42), "00000000000000000042.seg");
@@ -261,6 +252,7 @@ mod tests {
             "42.seg",
             "0000000000000000004x.seg",
             "00000000000000000042.tmp",
+            "99999999999999999999.seg",
             "",
         ] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");
@@ -268,100 +260,47 @@ mod tests {
     }
 
     #[test]
-    fn records_round_trip() {
-        let data = records(7, &[b"{}", b"", b"{\"id\":\"x\"}"]);
-        assert_eq!(data.len(), 16 + 3 * 16 + 2 + 10);
-        let mut r = &data[16..];
-        let mut p = Vec::new();
-        assert_eq!(
-            read_record(&mut r, 7, &mut p).unwrap(),
-            Read1::Record { seq: 7, size: 18 }
-        );
-        assert_eq!(p, b"{}");
-        assert_eq!(
-            read_record(&mut r, 8, &mut p).unwrap(),
-            Read1::Record { seq: 8, size: 16 }
-        );
-        assert!(p.is_empty());
-        assert!(matches!(
-            read_record(&mut r, 9, &mut p).unwrap(),
-            Read1::Record { .. }
-        ));
-        assert_eq!(p, b"{\"id\":\"x\"}");
-        assert_eq!(read_record(&mut r, 10, &mut p).unwrap(), Read1::End);
+    fn headers() {
+        let h = segment_header(7);
+        assert_eq!(parse_segment_header(&h), Header::V2(7));
+        let mut flipped = h;
+        flipped[9] ^= 1;
+        assert_eq!(parse_segment_header(&flipped), Header::Invalid);
+        let mut v1 = SEGMENT_MAGIC_V1.to_vec();
+        v1.extend_from_slice(&9u64.to_le_bytes());
+        assert_eq!(parse_segment_header(&v1), Header::V1(9));
+        assert_eq!(parse_segment_header(b"RNQ"), Header::Invalid);
+        assert!(is_header_prefix(b"RNQ", 7));
+        assert!(is_header_prefix(b"", 7));
+        assert!(!is_header_prefix(b"XNQ", 7));
     }
 
     #[test]
-    fn damage_is_detected() {
-        let data = records(0, &[b"hello", b"world"]);
-        let mut p = Vec::new();
-        // Wrong expected sequence number.
-        assert_eq!(
-            read_record(&mut &data[16..], 1, &mut p).unwrap(),
-            Read1::Corrupt("unexpected sequence number")
-        );
-        // A flipped payload bit.
-        let mut flipped = data.clone();
-        flipped[16 + 16] ^= 1;
-        assert_eq!(
-            read_record(&mut &flipped[16..], 0, &mut p).unwrap(),
-            Read1::Corrupt("checksum mismatch")
-        );
-        // An absurd length.
-        let mut long = data.clone();
-        long[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(
-            read_record(&mut &long[16..], 0, &mut p).unwrap(),
-            Read1::Corrupt("record length out of range")
-        );
-        // Every cut inside a record is a truncation, every cut at a boundary an end.
-        let one = 16 + 16 + 5;
-        for cut in 17..data.len() {
-            let mut r = &data[16..cut];
-            let first = read_record(&mut r, 0, &mut p).unwrap();
-            if cut < one {
-                assert_eq!(first, Read1::Truncated, "cut at {cut}");
-                continue;
-            }
-            let second = read_record(&mut r, 1, &mut p).unwrap();
-            let want = if cut == one { Read1::End } else { Read1::Truncated };
-            assert_eq!(second, want, "cut at {cut}");
-        }
+    fn records_and_gaps() {
+        let mut buf = Vec::new();
+        encode_record(&mut buf, 5, b"{}");
+        assert_eq!(buf.len() as u64, record_size(2));
+        let (len, crc, seq) = parse_record_header(&buf).unwrap();
+        assert_eq!((len, seq), (2, 5));
+        assert!(record_valid(len, crc, seq, &buf[RECORD_HEADER..]));
+        assert!(!record_valid(len, crc, seq + 1, &buf[RECORD_HEADER..]));
+        let mut long = buf.clone();
+        long[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(parse_record_header(&long), None);
+
+        let g = encode_gap(3, 9);
+        assert_eq!(parse_gap(&g), Some((3, 9)));
+        assert_eq!(parse_gap(&encode_gap(9, 3)), None, "backwards");
+        assert_eq!(parse_gap(&encode_gap(1, u64::MAX)), None, "absurd");
+        let mut bad = g;
+        bad[10] ^= 4;
+        assert_eq!(parse_gap(&bad), None);
     }
 
     #[test]
-    fn scan_finds_the_valid_prefix() {
-        let data = records(100, &[b"a", b"bb", b"ccc"]);
-        let len = data.len() as u64;
-        let scan = scan_segment(&mut &data[..], len).unwrap();
-        assert_eq!(
-            scan,
-            Scan {
-                first: Some(100),
-                records: 3,
-                valid_len: len,
-                trailing: 0,
-                problem: None
-            }
-        );
-        // A torn tail: half of the last record.
-        let torn = &data[..data.len() - 2];
-        let scan = scan_segment(&mut &torn[..], torn.len() as u64).unwrap();
-        assert_eq!((scan.records, scan.trailing), (2, 17));
-        assert_eq!(scan.problem, Some("truncated record"));
-        // Garbage after valid records.
-        let mut garbage = data.clone();
-        garbage.extend_from_slice(&[0xAB; 40]);
-        let scan = scan_segment(&mut &garbage[..], garbage.len() as u64).unwrap();
-        assert_eq!((scan.records, scan.valid_len, scan.trailing), (3, len, 40));
-        // Zeros (a preallocated or zero-filled tail) are corrupt too: sequence 0 ≠ 103.
-        let mut zeros = data.clone();
-        zeros.extend_from_slice(&[0; 64]);
-        let scan = scan_segment(&mut &zeros[..], zeros.len() as u64).unwrap();
-        assert_eq!((scan.records, scan.trailing), (3, 64));
-        // No header at all.
-        let scan = scan_segment(&mut &b"RNQ"[..], 3).unwrap();
-        assert_eq!((scan.first, scan.trailing), (None, 3));
+    fn markers_never_occur_in_json() {
+        let json = serde_json::to_vec(&serde_json::json!({"id": "ÿþ\u{fffe}", "x": [1, 2.5, null]})).unwrap();
+        assert!(!json.contains(&0xFF) && !json.contains(&0xFE));
     }
 
     #[test]
