@@ -213,11 +213,16 @@
 //! Structs named `…Config` mirror Distribution's sections; the extensions are `…Settings`, to keep
 //! them apart from the pipeline's own `QueueConfig`/`RetryConfig` that they are converted into.
 
+mod delivery;
 mod duration;
+mod endpoint;
 mod env;
 mod error;
 mod nats;
 mod notifications;
+mod selection;
+mod trust;
+mod url;
 mod value;
 
 mod convert;
@@ -226,13 +231,14 @@ use std::path::{Path as FsPath, PathBuf};
 
 use serde_yaml::Value;
 
+pub use delivery::{QueueFsync, QueueOverflow, QueueSettings, RetryMode, RetrySettings};
 pub use duration::{parse_go_duration, ParseDurationError};
+pub use endpoint::EndpointConfig;
 pub use error::ConfigError;
 pub use nats::{NatsSettings, SubjectBy};
-pub use notifications::{
-    CaSource, EndpointConfig, EventsConfig, FilterSettings, IgnoreConfig, NotificationsConfig, QueueFsync,
-    QueueOverflow, QueueSettings, RetryMode, RetrySettings, SigningSettings, TlsSettings,
-};
+pub use notifications::{EventsConfig, NotificationsConfig};
+pub use selection::{FilterSettings, IgnoreConfig};
+pub use trust::{CaSource, SigningSettings, TlsSettings};
 use value::{boolean, mapping, string, type_error, yaml_error, Path};
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -313,22 +319,22 @@ impl HttpConfig {
 
     fn validate(&self) -> Result<()> {
         if let Some(host) = &self.host {
-            if notifications::split_userinfo(host).0.is_some() || host.contains(['?', '#']) {
+            if url::split_userinfo(host).0.is_some() || host.contains(['?', '#']) {
                 return Err(ConfigError::at(
                     "http.host",
                     format!(
                         "must not contain user info, a query or a fragment (got {:?})",
-                        notifications::redact_url(host)
+                        url::redact_url(host)
                     ),
                 ));
             }
-            if notifications::check_url(host).is_err() {
+            if url::check_url(host).is_err() {
                 return Err(ConfigError::at(
                     "http.host",
                     format!(
                         "must be an absolute http:// or https:// URL such as \"https://registry.example.com:5000\" \
                          (got {:?})",
-                        notifications::redact_url(host)
+                        url::redact_url(host)
                     ),
                 ));
             }
