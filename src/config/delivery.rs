@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_yaml::Value;
 
 use super::notifications::Section;
-use super::value::{float, go_duration, mapping, string, unknown_key, unsigned, Path};
+use super::value::{float, go_duration, mapping, not_positive, string, unknown_key, unsigned, Path};
 use super::ConfigError;
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -309,15 +309,15 @@ impl Section for RetrySettings {
     }
 }
 
-/// A duration for our extension keys: null → `default`, negative → error, else as given (0 is
-/// rejected later by validation).
+/// A duration for our extension keys: null → `default`, negative → error (Go's parser accepts
+/// `-1s`; no wait can be negative), else as given (0 is rejected later by validation).
 fn positive_duration(v: &Value, p: &Path, default: Duration) -> Result<Duration> {
     if v.is_null() {
         return Ok(default);
     }
     let ns = go_duration(v, p)?;
     if ns < 0 {
-        return Err(ConfigError::field(p.as_str(), "must be > 0"));
+        return Err(not_positive(p, v));
     }
     Ok(Duration::from_nanos(ns as u64))
 }

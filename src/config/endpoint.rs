@@ -11,8 +11,8 @@ use super::selection::{FilterSettings, IgnoreConfig};
 use super::trust::{CaSource, SigningSettings, TlsSettings};
 use super::url::{check_url, percent_decode, redact_url, split_userinfo};
 use super::value::{
-    boolean, entries, go_duration, integer, mapping, string, string_list, type_error, unknown_key, unsigned,
-    Path,
+    boolean, entries, go_duration, integer, mapping, shown, string, string_list, type_error, unknown_key,
+    unsigned, Path,
 };
 use super::ConfigError;
 use crate::Format;
@@ -21,8 +21,9 @@ type Result<T> = std::result::Result<T, ConfigError>;
 
 /// One webhook endpoint (`notifications.endpoints[]`): Distribution's keys, then our extensions.
 ///
-/// Every field holds its effective value: defaults are filled in, and Distribution's rule "a
-/// `timeout`, `threshold` or `backoff` ≤ 0 means the default" has been applied.
+/// Every field holds its effective value, defaults filled in. Distribution silently replaces a
+/// `timeout`, `threshold` or `backoff` ≤ 0 with its default; such a value is refused here (leave
+/// the key out, or empty, for the default).
 ///
 /// `Debug` shows header names but not their values, and the URL without credentials or query.
 #[derive(Clone, PartialEq)]
@@ -131,15 +132,15 @@ impl Section for EndpointConfig {
             "headers" => apply_headers(&mut self.headers, v, &p)?,
             "timeout" => self.timeout = distribution_duration(v, &p, Self::DEFAULT_TIMEOUT)?,
             "backoff" => self.backoff = distribution_duration(v, &p, Self::DEFAULT_BACKOFF)?,
+            "threshold" if v.is_null() => self.threshold = Self::DEFAULT_THRESHOLD,
             "threshold" => {
                 let t = integer(v, &p)?;
-                self.threshold = if t <= 0 {
-                    Self::DEFAULT_THRESHOLD
-                } else {
-                    u32::try_from(t).map_err(|_| {
-                        ConfigError::field(p.as_str(), format!("is too large (at most {})", u32::MAX))
-                    })?
-                };
+                if t <= 0 {
+                    return Err(instead_of_default(&p, v, Self::DEFAULT_THRESHOLD));
+                }
+                self.threshold = u32::try_from(t).map_err(|_| {
+                    ConfigError::field(p.as_str(), format!("is too large (at most {})", u32::MAX))
+                })?;
             }
             "ignoredmediatypes" => self.ignored_media_types = string_list(v, &p)?,
             "ignore" => self.ignore.apply(v, &p)?,
@@ -157,7 +158,10 @@ impl Section for EndpointConfig {
             "linger" => {
                 let ns = go_duration(v, &p)?;
                 if ns < 0 {
-                    return Err(ConfigError::field(p.as_str(), "must not be negative"));
+                    return Err(ConfigError::field(
+                        p.as_str(),
+                        format!("must not be negative (0 turns lingering off), got {}", shown(v)),
+                    ));
                 }
                 self.linger = Duration::from_nanos(ns as u64);
             }
@@ -184,14 +188,32 @@ impl Section for EndpointConfig {
     }
 }
 
-/// Distribution's `timeout`/`backoff`: a Go duration; ≤ 0 (or absent) means `default`.
+/// Distribution's `timeout`/`backoff`: a Go duration > 0; null means `default`.
+///
+/// Go's `time.ParseDuration` accepts `-1s` and `0`, and Distribution then silently uses its
+/// default instead; we refuse both, since neither is a timeout or a backoff (and many tools
+/// read a timeout of 0 as "none").
 fn distribution_duration(v: &Value, p: &Path, default: Duration) -> Result<Duration> {
+    if v.is_null() {
+        return Ok(default);
+    }
     let ns = go_duration(v, p)?;
-    Ok(if ns <= 0 {
-        default
-    } else {
-        Duration::from_nanos(ns as u64)
-    })
+    if ns <= 0 {
+        return Err(instead_of_default(p, v, format_args!("{default:?}")));
+    }
+    Ok(Duration::from_nanos(ns as u64))
+}
+
+/// `threshold must be > 0, got -5 (Distribution would silently use its default, 10, instead; …)`.
+fn instead_of_default(p: &Path, v: &Value, default: impl fmt::Display) -> ConfigError {
+    ConfigError::field(
+        p.as_str(),
+        format!(
+            "must be > 0, got {} (Distribution would silently use its default, {default}, instead; \
+             leave the key out for that)",
+            shown(v)
+        ),
+    )
 }
 
 /// Merges a `headers` mapping: each name replaces an existing header of the same name (names are

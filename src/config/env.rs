@@ -32,7 +32,8 @@ impl Config {
     ///   extension.
     /// - `REGISTRY_NOTIFICATIONS_EVENTCONFIG_INCLUDEREFERENCES` (Distribution's name, from the Go
     ///   field `EventConfig`; `…_EVENTS_…` is accepted too).
-    /// - `REGISTRY_HTTP_ADDR`, `_HOST`, `_RELATIVEURLS`, `_PREFIX`; `REGISTRY_STORAGE` (YAML),
+    /// - `REGISTRY_HTTP_ADDR`, `_NET`, `_HOST`, `_RELATIVEURLS`, `_PREFIX`, `_DEBUG_ADDR`;
+    ///   `REGISTRY_STORAGE` (YAML),
     ///   `REGISTRY_STORAGE_DELETE_ENABLED`, `REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY`.
     ///
     /// Other `REGISTRY_*` variables belong to sections this crate ignores and are ignored, like
@@ -92,6 +93,7 @@ impl Config {
         let storage = Path::new("storage");
         match segs.as_slice() {
             ["http"] => self.http = HttpConfig::read(&value()?, &http)?,
+            ["http", "debug", "addr"] => self.http.set_debug_addr(&value()?, &http.key("debug"))?,
             ["http", key] => self.http.set(key, &value()?, &http)?,
             ["storage"] => self.storage = StorageConfig::read(&value()?, &storage)?,
             ["storage", "delete", "enabled"] => {

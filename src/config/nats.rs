@@ -7,7 +7,7 @@ use serde_yaml::Value;
 
 use super::delivery::QueueSettings;
 use super::notifications::Section;
-use super::value::{go_duration, string, unknown_key, unsigned, Path};
+use super::value::{go_duration, not_positive, string, unknown_key, unsigned, Path};
 use super::ConfigError;
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -220,7 +220,7 @@ fn duration(v: &Value, p: &Path, default: Duration) -> Result<Duration> {
     }
     let ns = go_duration(v, p)?;
     if ns <= 0 {
-        return Err(ConfigError::field(p.as_str(), "must be > 0"));
+        return Err(not_positive(p, v));
     }
     Ok(Duration::from_nanos(ns as u64))
 }

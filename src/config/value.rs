@@ -250,6 +250,21 @@ pub(crate) fn go_duration(v: &Value, path: &Path) -> Result<i64> {
     }
 }
 
+/// A scalar as written, for messages about numbers and durations (which are never secret):
+/// `-1s`, `-5`, `0`.
+pub(crate) fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => kind(other).to_owned(),
+    }
+}
+
+/// Refuses a duration or count ≤ 0 read from `v`: `timeout must be > 0, got -1s`.
+pub(crate) fn not_positive(path: &Path, v: &Value) -> ConfigError {
+    ConfigError::field(path.as_str(), format!("must be > 0, got {}", shown(v)))
+}
+
 /// Turns a `serde_yaml` error into a `ConfigError`, dropping any quoted scalar it contains (serde
 /// errors can quote values, e.g. ``invalid type: integer `1234…` ``), so that no secret is echoed.
 pub(crate) fn yaml_error(e: &serde_yaml::Error) -> ConfigError {

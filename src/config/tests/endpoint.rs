@@ -39,21 +39,52 @@ fn endpoint_defaults_match_distribution() {
     );
 }
 
+/// Distribution replaces a `timeout`, `threshold` or `backoff` ≤ 0 with its default, silently; we
+/// refuse such values (an absent or empty key still means the default).
 #[test]
-fn zero_or_negative_means_default_like_distribution() {
-    for extra in [
-        "timeout: 0, threshold: 0, backoff: 0",
-        "timeout: '0', threshold: -3, backoff: '-5m'",
-        "timeout: -1s, backoff: -0",
-        "timeout: ~, threshold: ~, backoff: ~",
-        "timeout: '+0'",
+fn null_means_default_zero_or_negative_is_refused() {
+    let e = ep("timeout: ~, threshold: ~, backoff: ~");
+    assert_eq!(
+        (e.timeout, e.threshold, e.backoff),
+        (Duration::from_secs(1), 10, Duration::from_secs(1))
+    );
+    let p = "notifications.endpoints[0] (\"a\")";
+    let hint = "instead; leave the key out for that)";
+    for (extra, want) in [
+        (
+            "timeout: 0",
+            ".timeout must be > 0, got 0 (Distribution would silently use its default, 1s, ",
+        ),
+        (
+            "timeout: '0'",
+            ".timeout must be > 0, got 0 (Distribution would silently use its default, 1s, ",
+        ),
+        (
+            "timeout: '+0'",
+            ".timeout must be > 0, got +0 (Distribution would silently use its default, 1s, ",
+        ),
+        (
+            "timeout: -1s",
+            ".timeout must be > 0, got -1s (Distribution would silently use its default, 1s, ",
+        ),
+        (
+            "backoff: -0",
+            ".backoff must be > 0, got 0 (Distribution would silently use its default, 1s, ",
+        ),
+        (
+            "backoff: '-5m'",
+            ".backoff must be > 0, got -5m (Distribution would silently use its default, 1s, ",
+        ),
+        (
+            "threshold: 0",
+            ".threshold must be > 0, got 0 (Distribution would silently use its default, 10, ",
+        ),
+        (
+            "threshold: -3",
+            ".threshold must be > 0, got -3 (Distribution would silently use its default, 10, ",
+        ),
     ] {
-        let e = ep(extra);
-        assert_eq!(
-            (e.timeout, e.threshold, e.backoff),
-            (Duration::from_secs(1), 10, Duration::from_secs(1)),
-            "{extra}"
-        );
+        assert_eq!(ep_err(extra), format!("{p}{want}{hint}"), "{extra}");
     }
     let e = ep("timeout: 2.5s, threshold: 3, backoff: 1m30s");
     assert_eq!(

@@ -82,7 +82,7 @@ fn each_extension_error_names_the_field() {
         ("retry: {maxattempts: 0}", ".retry.maxattempts must be > 0"),
         ("retry: {maxattempts: 4294967296}", ".retry.maxattempts is too large (at most 4294967295)"),
         ("retry: {maxage: 0}", ".retry.maxage must be > 0"),
-        ("retry: {initial: -1s}", ".retry.initial must be > 0"),
+        ("retry: {initial: -1s}", ".retry.initial must be > 0, got -1s"),
         ("retry: {initial: 0s}", ".retry.initial must be > 0"),
         ("retry: {initial: 5s, max: 1s}", ".retry.max (1s) must be >= retry.initial (5s)"),
         ("retry: {multiplier: 0.5}", ".retry.multiplier must be >= 1"),
