@@ -8,7 +8,7 @@
 use serde_yaml::{Mapping, Value};
 
 use super::notifications::{endpoint_path, read_endpoints, Section};
-use super::value::{boolean, string, unknown_key, yaml_error, Path};
+use super::value::{boolean, string, unknown_key, Path};
 use super::{
     Config, ConfigError, EndpointConfig, HttpConfig, NotificationsConfig, StorageConfig, StorageDriver,
 };
@@ -84,11 +84,7 @@ impl Config {
             .collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         // Only parse values we use: a variable for an ignored section may hold anything.
-        let value = || -> Result<Value> {
-            let mut v: Value = serde_yaml::from_str(payload).map_err(|e| yaml_error(&e))?;
-            v.apply_merge().map_err(|e| yaml_error(&e))?;
-            Ok(v)
-        };
+        let value = || -> Result<Value> { super::yaml::parse(payload) };
         let http = Path::new("http");
         let storage = Path::new("storage");
         match segs.as_slice() {

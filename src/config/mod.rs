@@ -244,6 +244,7 @@ mod selection;
 mod trust;
 mod url;
 mod value;
+mod yaml;
 
 mod convert;
 
@@ -260,7 +261,7 @@ pub use nats::{NatsSettings, SubjectBy};
 pub use notifications::{EventsConfig, NotificationsConfig};
 pub use selection::{FilterSettings, IgnoreConfig};
 pub use trust::{CaSource, SigningSettings, TlsSettings};
-use value::{boolean, mapping, string, type_error, yaml_error, Path};
+use value::{boolean, mapping, string, type_error, Path};
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -408,8 +409,7 @@ impl Config {
     /// Parses a Distribution configuration from YAML text and validates it.
     pub fn from_yaml_str(yaml: &str) -> Result<Self> {
         check_flow_nesting(yaml)?;
-        let mut value: Value = serde_yaml::from_str(yaml).map_err(|e| yaml_error(&e))?;
-        value.apply_merge().map_err(|e| yaml_error(&e))?;
+        let value = yaml::parse(yaml)?;
         Self::from_value(&value)
     }
 
@@ -523,7 +523,7 @@ impl std::str::FromStr for Config {
 impl<'de> serde::Deserialize<'de> for Config {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let mut value = Value::deserialize(deserializer)?;
-        value.apply_merge().map_err(serde::de::Error::custom)?;
+        yaml::apply_merge(&mut value).map_err(serde::de::Error::custom)?;
         Config::from_value(&value).map_err(serde::de::Error::custom)
     }
 }
@@ -533,7 +533,7 @@ impl<'de> serde::Deserialize<'de> for Config {
 impl<'de> serde::Deserialize<'de> for NotificationsConfig {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let mut value = Value::deserialize(deserializer)?;
-        value.apply_merge().map_err(serde::de::Error::custom)?;
+        yaml::apply_merge(&mut value).map_err(serde::de::Error::custom)?;
         let n = NotificationsConfig::read(&value, &Path::new("notifications"))
             .map_err(serde::de::Error::custom)?
             .unwrap_or_default();
