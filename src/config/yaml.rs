@@ -84,8 +84,25 @@ fn first_unprintable(text: &str) -> Option<(usize, usize)> {
     Some(line_column(text, at))
 }
 
-/// The line starting a second document: a `---` or `...` marker after some content.
+/// Where the second document starts: the location of its first value, found by reading it as
+/// a type it cannot be (a boolean, or nothing if it is one); else a `---` or `...` marker line
+/// after some content.
 fn second_document(text: &str) -> Option<(usize, usize)> {
+    use serde::Deserialize as _;
+    let located = |e: serde_yaml::Error| e.location().map(|l| (l.line(), l.column()));
+    let mut documents = serde_yaml::Deserializer::from_str(text).skip(1);
+    let from_parser = documents
+        .next()
+        .and_then(|second| match bool::deserialize(second) {
+            Err(e) => located(e),
+            Ok(_) => {
+                let second = serde_yaml::Deserializer::from_str(text).nth(1)?;
+                <()>::deserialize(second).err().and_then(located)
+            }
+        });
+    if from_parser.is_some() {
+        return from_parser;
+    }
     let mut content = false;
     for (i, line) in text.split('\n').enumerate() {
         let marker = ["---", "..."].iter().any(|m| {
@@ -175,11 +192,19 @@ mod tests {
         );
         let e = parse("# c\n---\na: 1\n---\nb: 2\n").unwrap_err().to_string();
         assert!(
-            e.contains("more than one document") && e.contains("at line 4 column 1"),
+            e.contains("more than one document") && e.contains("at line 5 column 1"),
             "{e}"
         );
         let e = parse("a: 1\n...\nb: 2\n").unwrap_err().to_string();
-        assert!(e.contains("at line 2 column 1"), "{e}");
+        assert!(e.contains("at line 3 column 1"), "{e}");
+        // A second document without a marker: a scalar, then a block scalar.
+        let e = parse("a\t#\n>").unwrap_err().to_string();
+        assert!(
+            e.contains("more than one document is not supported at line 2 column 1"),
+            "{e}"
+        );
+        let e = parse("a: 1\n---\ntrue\n").unwrap_err().to_string();
+        assert!(e.contains("at line 3 column 1"), "{e}");
         let bomb: String = (1..12).fold("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".into(), |doc, i| {
             format!(
                 "{doc}a{i}: &a{i} [{}]\n",
