@@ -33,12 +33,22 @@ pub(crate) fn redact_url(url: &str) -> String {
         _ => host.to_owned(),
     };
     let auth = format!("{userinfo}{host}");
-    let tail = match tail.find(['?', '#']) {
+    let path_end = tail.find(['?', '#']).unwrap_or(tail.len());
+    if let Some(at) = tail[..path_end].rfind('@') {
+        // User info where no authority was recognised (`https:/user:password@host`, one slash
+        // short): everything before the `@` may be secret.
+        return format!("***@{}", without_query(&tail[at + 1..]));
+    }
+    format!("{scheme}{auth}{}", without_query(tail))
+}
+
+/// `path?query#fragment` as `path?***`.
+fn without_query(tail: &str) -> String {
+    match tail.find(['?', '#']) {
         Some(i) if tail[i..].starts_with('?') => format!("{}?***", &tail[..i]),
         Some(i) => tail[..i].to_owned(),
         None => tail.to_owned(),
-    };
-    format!("{scheme}{auth}{tail}")
+    }
 }
 
 pub(crate) fn check_url(url: &str) -> std::result::Result<(), &'static str> {
@@ -109,6 +119,13 @@ mod tests {
             ("https://host:8080/x", "https://host:8080/x"),
             ("https://[::1]:8080/x", "https://[::1]:8080/x"),
             ("https://[::1]/x", "https://[::1]/x"),
+            // Found by a long property run: one slash short, the password was shown.
+            (
+                "https:/audit:SECRET-password@audit.example.com:8443/hooks?token=SECRET",
+                "***@audit.example.com:8443/hooks?***",
+            ),
+            ("https:user:pw@host/x", "***@host/x"),
+            ("https://host/a:pw@b/c#f", "***@b/c"),
         ];
         for (url, want) in cases {
             assert_eq!(redact_url(url), want, "{url}");

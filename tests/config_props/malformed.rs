@@ -131,6 +131,8 @@ fn wrong_types_huge_numbers_and_negative_durations_in_every_key() {
     // URL credentials, in URLs broken in various ways.
     for url in [
         "https://user:SECRET@host/x",
+        "https:/user:SECRET@host/x",
+        "https:user:SECRET@host/x",
         "https://user:SECRET@",
         "https://user:SECRET@host:port/x",
         "https://user:SECRET",
