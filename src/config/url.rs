@@ -25,12 +25,16 @@ pub(crate) fn redact_url(url: &str) -> String {
         Some(i) => ("***@", &auth[i + 1..]),
         None => ("", auth),
     };
-    // A non-numeric "port" may be a password whose "@host" is missing: hide it.
+    // A host with a colon before its port (`user:pw host:1`, `user:pw:host:1`, the `@` mangled)
+    // may hold a password: hidden whole. A non-numeric "port" may be a password whose "@host"
+    // is missing: hidden too.
+    let plausible = |h: &str| (h.starts_with('[') && h.ends_with(']')) || !h.contains(':');
     let host = match host.rsplit_once(':') {
-        Some((h, port)) if !host.ends_with(']') && !port.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("{h}:***")
-        }
-        _ => host.to_owned(),
+        _ if host.starts_with('[') && host.ends_with(']') => host.to_owned(),
+        Some((h, port)) if plausible(h) && port.bytes().all(|b| b.is_ascii_digit()) => host.to_owned(),
+        Some((h, _)) if plausible(h) => format!("{h}:***"),
+        None if plausible(host) => host.to_owned(),
+        _ => "***".to_owned(),
     };
     let auth = format!("{userinfo}{host}");
     let path_end = tail.find(['?', '#']).unwrap_or(tail.len());
@@ -126,6 +130,21 @@ mod tests {
             ),
             ("https:user:pw@host/x", "***@host/x"),
             ("https://host/a:pw@b/c#f", "***@b/c"),
+            // ... and with the `@` replaced or dropped.
+            (
+                "https://audit:SECRET-pw audit.example.com:8443/h?q",
+                "https://***/h?***",
+            ),
+            (
+                "https://audit:SECRET-pw:audit.example.com:8443/h",
+                "https://***/h",
+            ),
+            ("https://audit:SECRET-pwaudit.example.com:8443/h", "https://***/h"),
+            (
+                "https://audit:SECRET-pw/audit.example.com:8443/h",
+                "https://audit:***/audit.example.com:8443/h",
+            ),
+            ("https://[::1]:x/", "https://[::1]:***/"),
         ];
         for (url, want) in cases {
             assert_eq!(redact_url(url), want, "{url}");
