@@ -46,11 +46,13 @@ pub(crate) fn redact_url(url: &str) -> String {
     format!("{scheme}{auth}{}", without_query(tail))
 }
 
-/// `path?query#fragment` as `path?***`.
+/// `path?query#fragment` as `path?***`; after whitespace (which no URL holds: a `?` may have
+/// been mistyped) nothing is shown either.
 fn without_query(tail: &str) -> String {
-    match tail.find(['?', '#']) {
+    match tail.find(|c: char| c == '?' || c == '#' || c.is_whitespace()) {
+        Some(i) if tail[i..].starts_with('#') => tail[..i].to_owned(),
         Some(i) if tail[i..].starts_with('?') => format!("{}?***", &tail[..i]),
-        Some(i) => tail[..i].to_owned(),
+        Some(i) => format!("{} ***", &tail[..i]),
         None => tail.to_owned(),
     }
 }
@@ -145,6 +147,7 @@ mod tests {
                 "https://audit:***/audit.example.com:8443/h",
             ),
             ("https://[::1]:x/", "https://[::1]:***/"),
+            ("https://h/hooks token=SECRET", "https://h/hooks ***"),
         ];
         for (url, want) in cases {
             assert_eq!(redact_url(url), want, "{url}");

@@ -75,17 +75,30 @@ fn assert_located(e: &ConfigError, yaml: &str) {
 
 /// Parses; checks what every outcome must satisfy (see the module docs).
 fn parse_checked(yaml: &str) -> Result<Config, String> {
+    parse_checked_secrets(yaml, true)
+}
+
+/// [`parse_checked`], with the check for secrets optional: once a mutation has destroyed the
+/// `@` that ends a URL's user info or the `?` that starts its query, the secret behind it is
+/// an ordinary host or path, and is shown as such.
+fn parse_checked_secrets(yaml: &str, secrets: bool) -> Result<Config, String> {
     match Config::from_yaml_str(yaml) {
         Ok(c) => {
             // Header values and URL credentials never show; other sections are not kept.
             let debug = format!("{c:?}");
-            assert!(!debug.contains(SECRET), "secret in Debug of:\n{yaml}\n{debug}");
+            assert!(
+                !(secrets && debug.contains(SECRET)),
+                "secret in Debug of:\n{yaml}\n{debug}"
+            );
             assert_eq!(c.validate(), Ok(()), "accepted but invalid:\n{yaml}");
             Ok(c)
         }
         Err(e) => {
             let msg = e.to_string();
-            assert!(!msg.contains(SECRET), "secret in error {msg:?} for:\n{yaml}");
+            assert!(
+                !(secrets && msg.contains(SECRET)),
+                "secret in error {msg:?} for:\n{yaml}"
+            );
             assert_located(&e, yaml);
             Err(msg)
         }
