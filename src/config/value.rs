@@ -47,10 +47,21 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 
 pub(crate) fn type_error(path: &Path, expected: &str, found: &Value) -> ConfigError {
     if let Value::Tagged(t) = found {
-        return ConfigError::at(
-            path.as_str(),
-            format!("expected {expected}, found a value tagged {}", t.tag),
-        );
+        // A tag is shown only when it is a plain name: `!https://user:password@host` is a value
+        // written with a `!` by mistake, and may hold a secret.
+        let tag = t.tag.to_string();
+        let plain = tag.len() <= 33
+            && tag.strip_prefix('!').is_some_and(|n| {
+                !n.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            });
+        let found = if plain {
+            format!("a value tagged {tag}")
+        } else {
+            "a tagged value".to_owned()
+        };
+        return ConfigError::at(path.as_str(), format!("expected {expected}, found {found}"));
     }
     ConfigError::at(
         path.as_str(),
@@ -296,6 +307,8 @@ mod tests {
         assert_eq!(string(&y("~"), &p()).unwrap(), "");
         let e = string(&y("[a]"), &p()).unwrap_err();
         assert_eq!(e.to_string(), "x: expected a string, found a list");
+        let e = string(&y("!https://u:s3cr3t@h abc"), &p()).unwrap_err();
+        assert_eq!(e.to_string(), "x: expected a string, found a tagged value");
         let e = string(&y("!secret abc"), &p()).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -165,6 +165,10 @@ fn wrong_types_huge_numbers_and_negative_durations_in_every_key() {
             "notifications: {{endpoints: [{{name: a, url: '{url}', timout: 1s}}]}}"
         ));
         let _ = parse_checked(&format!("http: {{host: '{url}'}}"));
+        // Written as a YAML tag by mistake (found by a long run of the mutation property).
+        let _ = parse_checked(&format!(
+            "notifications: {{endpoints: [{{name: a, url: !{url}}}]}}"
+        ));
     }
     // A few with a definite outcome.
     let must_fail = [
