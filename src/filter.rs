@@ -411,4 +411,72 @@ mod tests {
         e.request.method = "GET".into();
         assert!(f.allows(&e));
     }
+
+    /// An inner sink whose readiness the test controls, counting the batches it gets.
+    #[derive(Clone, Default)]
+    struct Gate {
+        state: Arc<std::sync::Mutex<(Option<bool>, usize)>>,
+    }
+
+    impl Service<Batch> for Gate {
+        type Response = ();
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<(), BoxError>>;
+
+        /// `None`: not ready; `Some(true)`: ready; `Some(false)`: failed.
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            match self.state.lock().unwrap().0 {
+                None => Poll::Pending,
+                Some(true) => Poll::Ready(Ok(())),
+                Some(false) => Poll::Ready(Err("inner failed".into())),
+            }
+        }
+
+        fn call(&mut self, batch: Batch) -> Self::Future {
+            self.state.lock().unwrap().1 += batch.len();
+            std::future::ready(Ok(()))
+        }
+    }
+
+    /// Backpressure passes through: the filter is ready exactly when the inner sink is, and
+    /// its readiness error comes out, whatever the filter would drop.
+    #[test]
+    fn poll_ready_asks_the_inner_sink() {
+        let gate = Gate::default();
+        let mut svc = FilterService::new(gate.clone(), Filter::new().ignore_actions([Action::Pull]));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(svc.poll_ready(&mut cx).is_pending());
+        gate.state.lock().unwrap().0 = Some(true);
+        assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+        gate.state.lock().unwrap().0 = Some(false);
+        match svc.poll_ready(&mut cx) {
+            Poll::Ready(Err(e)) => assert_eq!(e.to_string(), "inner failed"),
+            other => panic!("{:?}", other.map(|r| r.is_ok())),
+        }
+        // With an empty filter too (the fast path of `call`).
+        let gate = Gate::default();
+        let mut svc = FilterService::new(gate.clone(), Filter::new());
+        assert!(svc.poll_ready(&mut cx).is_pending());
+        gate.state.lock().unwrap().0 = Some(true);
+        assert!(svc.poll_ready(&mut cx).is_ready());
+    }
+
+    /// Dropped events never reach the inner sink; a batch left empty is not forwarded.
+    #[test]
+    fn call_forwards_only_what_passes() {
+        let gate = Gate::default();
+        gate.state.lock().unwrap().0 = Some(true);
+        let mut svc = FilterService::new(gate.clone(), Filter::new().ignore_actions([Action::Pull]));
+        let batch: Batch = [Action::Pull, Action::Push, Action::Pull]
+            .into_iter()
+            .map(|a| Event::new(a, Default::default()))
+            .collect();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut fut = svc.call(batch);
+        assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+        assert_eq!(gate.state.lock().unwrap().1, 1);
+        let mut fut = svc.call(Batch::from(Event::new(Action::Pull, Default::default())));
+        assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+        assert_eq!(gate.state.lock().unwrap().1, 1);
+    }
 }

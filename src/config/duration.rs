@@ -360,4 +360,89 @@ mod tests {
         assert_eq!(parse_go_duration(&many), Ok(10_000));
         assert_eq!(parse_go_duration(&long_frac), Ok(2 * S));
     }
+
+    /// Fractions of 19 and more digits around the point where the fraction stops gaining
+    /// precision (x > (2^63 - 1) / 10, or x * 10 + digit > 2^63) and where the sum reaches
+    /// 2^63. Expected values from a line-by-line port of Go's `time.ParseDuration` to Python,
+    /// whose floats are Go's float64.
+    #[test]
+    fn long_fractions_at_the_overflow_boundary() {
+        let table: &[(&str, Option<i64>)] = &[
+            ("0.9223372036854775807h", Some(3_320_413_933_267)),
+            ("0.9223372036854775808h", Some(3_320_413_933_267)),
+            ("0.9223372036854775809h", Some(3_320_413_933_267)),
+            ("0.92233720368547758089999h", Some(3_320_413_933_267)),
+            ("0.922337203685477581h", Some(3_320_413_933_267)),
+            ("0.9223372036854775810h", Some(3_320_413_933_267)),
+            ("-0.9223372036854775808h", Some(-3_320_413_933_267)),
+            ("1.9223372036854775808s", Some(1_922_337_203)),
+            ("0.9999999999999999999h", Some(3_600_000_000_000)),
+            ("0.99999999999999999999999h", Some(3_600_000_000_000)),
+            ("0.00000000000000000001h", Some(0)),
+            ("0.0000000000000000001h", Some(0)),
+            ("0.1000000000000000000001h", Some(360_000_000_000)),
+            ("5.0000000000000000000000000000001s", Some(5_000_000_000)),
+            ("0.3333333333333333333333333h", Some(1_200_000_000_000)),
+            ("2562047h47m16.8547758079999s", Some(i64::MAX)),
+            ("2562047h47m16.8547758089999s", None),
+            ("-2562047h47m16.8547758089999s", Some(i64::MIN)),
+            ("9223372036.8547758079s", Some(i64::MAX)),
+            ("9223372036.8547758089s", None),
+        ];
+        for &(input, want) in table {
+            assert_eq!(parse_go_duration(input).ok(), want, "{input:?}");
+        }
+    }
+
+    /// Seeded, 256 cases each; a long run:
+    /// `PROPTEST_CASES=200000 cargo test --release --all-features --lib duration`.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// `ns` as `1h2m3s4ms5us6ns` (nonzero units only).
+        fn units(ns: u64) -> String {
+            let mut rest = ns;
+            let mut out = String::new();
+            for (unit, size) in [("h", H), ("m", M), ("s", S), ("ms", MS), ("us", US), ("ns", NS)] {
+                let size = size as u64;
+                if rest >= size {
+                    out.push_str(&format!("{}{unit}", rest / size));
+                    rest %= size;
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                failure_persistence: None,
+                rng_seed: proptest::test_runner::RngSeed::Fixed(0xd0a7),
+                ..ProptestConfig::default()
+            })]
+
+            /// Every duration, written as nanoseconds, in units, or in seconds with nine
+            /// fractional digits (exact in Go's float arithmetic), reads back exactly.
+            #[test]
+            fn every_duration_reads_back(ns in any::<i64>()) {
+                let abs = ns.unsigned_abs();
+                let sign = if ns < 0 { "-" } else { "" };
+                if ns != 0 {
+                    prop_assert_eq!(parse_go_duration(&format!("{sign}{abs}ns")), Ok(ns));
+                    prop_assert_eq!(parse_go_duration(&format!("{sign}{}", units(abs))), Ok(ns));
+                    let secs = format!("{sign}{}.{:09}s", abs / 1_000_000_000, abs % 1_000_000_000);
+                    prop_assert_eq!(parse_go_duration(&secs), Ok(ns), "{}", secs);
+                }
+            }
+
+            /// Any text, and text made of a duration's characters, gives a value or Go's error.
+            #[test]
+            fn never_panics(s in prop_oneof![any::<String>(), "[-+0-9.a-zµμ]{0,40}"]) {
+                if let Err(e) = parse_go_duration(&s) {
+                    prop_assert!(e.to_string().starts_with("time: "));
+                }
+            }
+        }
+    }
 }

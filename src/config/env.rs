@@ -8,7 +8,7 @@
 use serde_yaml::{Mapping, Value};
 
 use super::notifications::{endpoint_path, read_endpoints, Section};
-use super::value::{boolean, string, unknown_key, yaml_error, Path};
+use super::value::{boolean, string, unknown_key, Path};
 use super::{
     Config, ConfigError, EndpointConfig, HttpConfig, NotificationsConfig, StorageConfig, StorageDriver,
 };
@@ -32,7 +32,8 @@ impl Config {
     ///   extension.
     /// - `REGISTRY_NOTIFICATIONS_EVENTCONFIG_INCLUDEREFERENCES` (Distribution's name, from the Go
     ///   field `EventConfig`; `…_EVENTS_…` is accepted too).
-    /// - `REGISTRY_HTTP_ADDR`, `_HOST`, `_RELATIVEURLS`, `_PREFIX`; `REGISTRY_STORAGE` (YAML),
+    /// - `REGISTRY_HTTP_ADDR`, `_NET`, `_HOST`, `_RELATIVEURLS`, `_PREFIX`, `_DEBUG_ADDR`;
+    ///   `REGISTRY_STORAGE` (YAML),
     ///   `REGISTRY_STORAGE_DELETE_ENABLED`, `REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY`.
     ///
     /// Other `REGISTRY_*` variables belong to sections this crate ignores and are ignored, like
@@ -83,15 +84,12 @@ impl Config {
             .collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         // Only parse values we use: a variable for an ignored section may hold anything.
-        let value = || -> Result<Value> {
-            let mut v: Value = serde_yaml::from_str(payload).map_err(|e| yaml_error(&e))?;
-            v.apply_merge().map_err(|e| yaml_error(&e))?;
-            Ok(v)
-        };
+        let value = || -> Result<Value> { super::yaml::parse(payload) };
         let http = Path::new("http");
         let storage = Path::new("storage");
         match segs.as_slice() {
             ["http"] => self.http = HttpConfig::read(&value()?, &http)?,
+            ["http", "debug", "addr"] => self.http.set_debug_addr(&value()?, &http.key("debug"))?,
             ["http", key] => self.http.set(key, &value()?, &http)?,
             ["storage"] => self.storage = StorageConfig::read(&value()?, &storage)?,
             ["storage", "delete", "enabled"] => {

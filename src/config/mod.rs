@@ -77,15 +77,33 @@
 //!
 //! `notifications.events.includereferences` (bool, default `false`) is supported too.
 //!
-//! As in Distribution, a `timeout`, `threshold` or `backoff` that is zero or negative means the
-//! default. `ignore.actions` works even when no media type is ignored (Distribution before 3.1
-//! ignored it in that case, distribution#2916).
+//! `ignore.actions` works even when no media type is ignored (Distribution before 3.1 ignored it
+//! in that case, distribution#2916).
 //!
 //! **Durations** use Go's `time.ParseDuration` syntax exactly ([`parse_go_duration`]): `1s`,
-//! `500ms`, `1m30s`, `1h`, `2.5s`, `300us`/`300µs`, `100ns`, `-1s`, and `0`. A bare number such as
+//! `500ms`, `1m30s`, `1h`, `2.5s`, `300us`/`300µs`, `100ns`, `0`. A bare number such as
 //! `timeout: 500` is an error: Distribution reads it as 500 *nanoseconds*, which makes every
-//! delivery time out (SUSE/Portus#905); the message suggests `500ms`. `timeout: 0` is accepted and
-//! means the default.
+//! delivery time out (SUSE/Portus#905); the message suggests `500ms`.
+//!
+//! # Values that make no sense are refused
+//!
+//! Go's parser accepts `-1s`, and Distribution takes `timeout: -1s`, `threshold: -5` or
+//! `http.addr: ':::::'` without a word (the first two silently become the defaults, the last
+//! fails only when the server starts). This crate refuses them when the file is loaded, naming
+//! the field and the value: `notifications.endpoints[0] ("a").timeout must be > 0, got -1s (…)`.
+//! It is a deliberate difference from Distribution:
+//!
+//! - `timeout`, `threshold` and `backoff` must be > 0. Distribution replaces a value ≤ 0 with its
+//!   default; leave the key out (or empty) for the default instead.
+//! - Every other duration must be > 0 too (`retry.initial`, `retry.max`, `retry.maxage`,
+//!   `queue.fsyncinterval`, `nats.ackwait`, `nats.duplicatewindow`), except `linger`, where `0`
+//!   turns lingering off (negative is refused).
+//! - Counts (`maxevents`, `queue.capacity`, `retry.maxattempts`, `nats.maxinflight`, …) must not
+//!   be negative, and must be > 0.
+//! - `http.addr` and `http.debug.addr` must be listen addresses: `:PORT` (all interfaces),
+//!   `HOST:PORT` or `[IPv6]:PORT`, with a port from 0 to 65535, as Go's `net.Listen` reads them
+//!   (except that a service name such as `:http` is not accepted as a port). With `http.net:
+//!   unix`, `http.addr` is a socket path and is not checked.
 //!
 //! Values are read as Go's YAML library reads them: `yes`/`no`/`on`/`off` are booleans, numbers
 //! are accepted where text is expected (`name: 123`), YAML anchors and `<<` merge keys work.
@@ -213,12 +231,20 @@
 //! Structs named `…Config` mirror Distribution's sections; the extensions are `…Settings`, to keep
 //! them apart from the pipeline's own `QueueConfig`/`RetryConfig` that they are converted into.
 
+mod delivery;
 mod duration;
+mod endpoint;
 mod env;
 mod error;
+mod http_config;
+mod listen;
 mod nats;
 mod notifications;
+mod selection;
+mod trust;
+mod url;
 mod value;
+mod yaml;
 
 mod convert;
 
@@ -226,14 +252,16 @@ use std::path::{Path as FsPath, PathBuf};
 
 use serde_yaml::Value;
 
+pub use delivery::{QueueFsync, QueueOverflow, QueueSettings, RetryMode, RetrySettings};
 pub use duration::{parse_go_duration, ParseDurationError};
+pub use endpoint::EndpointConfig;
 pub use error::ConfigError;
+pub use http_config::HttpConfig;
 pub use nats::{NatsSettings, SubjectBy};
-pub use notifications::{
-    CaSource, EndpointConfig, EventsConfig, FilterSettings, IgnoreConfig, NotificationsConfig, QueueFsync,
-    QueueOverflow, QueueSettings, RetryMode, RetrySettings, SigningSettings, TlsSettings,
-};
-use value::{boolean, mapping, string, type_error, yaml_error, Path};
+pub use notifications::{EventsConfig, NotificationsConfig};
+pub use selection::{FilterSettings, IgnoreConfig};
+pub use trust::{CaSource, SigningSettings, TlsSettings};
+use value::{boolean, mapping, string, type_error, Path};
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -252,89 +280,6 @@ pub struct Config {
     /// Top-level sections present in the file but not used by this crate (`log`, `auth`, …), in
     /// file order. Their contents are not kept.
     pub ignored_sections: Vec<String>,
-}
-
-/// `http:` — the registry's HTTP interface. Other keys (`net`, `secret`, `tls`, `headers`,
-/// `debug`, `http2`, `h2c`, `draintimeout`, …) are accepted and ignored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct HttpConfig {
-    /// `addr` — the listen address. Default `:5000`.
-    pub addr: String,
-    /// `host` — the externally reachable base URL (`https://registry.example.com:5000`), used to
-    /// build absolute URLs such as `target.url` in events instead of the request's `Host`.
-    pub host: Option<String>,
-    /// `relativeurls` — `Location` headers are relative.
-    pub relative_urls: bool,
-    /// `prefix` — a path prefix the registry is served under (`/registry/`).
-    pub prefix: Option<String>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            addr: HttpConfig::DEFAULT_ADDR.to_owned(),
-            host: None,
-            relative_urls: false,
-            prefix: None,
-        }
-    }
-}
-
-impl HttpConfig {
-    /// The default listen address, `:5000`.
-    pub const DEFAULT_ADDR: &'static str = ":5000";
-
-    fn read(v: &Value, at: &Path) -> Result<Self> {
-        let mut http = HttpConfig::default();
-        if let Some(entries) = mapping(v, at)? {
-            for (k, v) in entries {
-                http.set(k, v, at)?;
-            }
-        }
-        Ok(http)
-    }
-
-    /// Sets one key; keys this crate does not use are ignored.
-    fn set(&mut self, key: &str, v: &Value, at: &Path) -> Result<()> {
-        let p = at.key(key);
-        let non_empty = |s: String| (!s.is_empty()).then_some(s);
-        match key {
-            "addr" => {
-                self.addr = non_empty(string(v, &p)?).unwrap_or_else(|| HttpConfig::DEFAULT_ADDR.to_owned())
-            }
-            "host" => self.host = non_empty(string(v, &p)?),
-            "relativeurls" => self.relative_urls = boolean(v, &p)?,
-            "prefix" => self.prefix = non_empty(string(v, &p)?),
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn validate(&self) -> Result<()> {
-        if let Some(host) = &self.host {
-            if notifications::split_userinfo(host).0.is_some() || host.contains(['?', '#']) {
-                return Err(ConfigError::at(
-                    "http.host",
-                    format!(
-                        "must not contain user info, a query or a fragment (got {:?})",
-                        notifications::redact_url(host)
-                    ),
-                ));
-            }
-            if notifications::check_url(host).is_err() {
-                return Err(ConfigError::at(
-                    "http.host",
-                    format!(
-                        "must be an absolute http:// or https:// URL such as \"https://registry.example.com:5000\" \
-                         (got {:?})",
-                        notifications::redact_url(host)
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `storage:` — the registry's storage driver.
@@ -464,8 +409,7 @@ impl Config {
     /// Parses a Distribution configuration from YAML text and validates it.
     pub fn from_yaml_str(yaml: &str) -> Result<Self> {
         check_flow_nesting(yaml)?;
-        let mut value: Value = serde_yaml::from_str(yaml).map_err(|e| yaml_error(&e))?;
-        value.apply_merge().map_err(|e| yaml_error(&e))?;
+        let value = yaml::parse(yaml)?;
         Self::from_value(&value)
     }
 
@@ -530,17 +474,21 @@ const MAX_FLOW_NESTING: usize = 1000;
 
 fn check_flow_nesting(yaml: &str) -> Result<()> {
     let mut depth = 0usize;
-    for b in yaml.bytes() {
-        match b {
-            b'[' | b'{' => {
+    let (mut line, mut column) = (1usize, 0usize);
+    for c in yaml.chars() {
+        column += 1;
+        match c {
+            '[' | '{' => {
                 depth += 1;
                 if depth > MAX_FLOW_NESTING {
                     return Err(ConfigError::new(format!(
-                        "invalid YAML: brackets nested more than {MAX_FLOW_NESTING} levels deep"
+                        "invalid YAML: brackets nested more than {MAX_FLOW_NESTING} levels deep at line {line} \
+                         column {column}"
                     )));
                 }
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
+            ']' | '}' => depth = depth.saturating_sub(1),
+            '\n' => (line, column) = (line + 1, 0),
             _ => {}
         }
     }
@@ -575,7 +523,7 @@ impl std::str::FromStr for Config {
 impl<'de> serde::Deserialize<'de> for Config {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let mut value = Value::deserialize(deserializer)?;
-        value.apply_merge().map_err(serde::de::Error::custom)?;
+        yaml::apply_merge(&mut value).map_err(serde::de::Error::custom)?;
         Config::from_value(&value).map_err(serde::de::Error::custom)
     }
 }
@@ -585,7 +533,7 @@ impl<'de> serde::Deserialize<'de> for Config {
 impl<'de> serde::Deserialize<'de> for NotificationsConfig {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let mut value = Value::deserialize(deserializer)?;
-        value.apply_merge().map_err(serde::de::Error::custom)?;
+        yaml::apply_merge(&mut value).map_err(serde::de::Error::custom)?;
         let n = NotificationsConfig::read(&value, &Path::new("notifications"))
             .map_err(serde::de::Error::custom)?
             .unwrap_or_default();

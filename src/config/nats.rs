@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use super::notifications::{QueueSettings, Section};
-use super::value::{go_duration, string, unknown_key, unsigned, Path};
+use super::delivery::QueueSettings;
+use super::notifications::Section;
+use super::value::{go_duration, not_positive, string, unknown_key, unsigned, Path};
 use super::ConfigError;
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -129,7 +130,7 @@ impl NatsSettings {
     pub fn redacted_url(&self) -> String {
         self.url
             .split(',')
-            .map(|u| super::notifications::redact_url(u.trim()))
+            .map(|u| super::url::redact_url(u.trim()))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -142,10 +143,9 @@ impl NatsSettings {
         let mut credentials = None;
         let mut servers = Vec::new();
         for url in self.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-            let (userinfo, bare) = super::notifications::split_userinfo(url);
+            let (userinfo, bare) = super::url::split_userinfo(url);
             if let (Some(info), None) = (userinfo, &credentials) {
-                let decode =
-                    |s: &str| String::from_utf8_lossy(&super::notifications::percent_decode(s)).into_owned();
+                let decode = |s: &str| String::from_utf8_lossy(&super::url::percent_decode(s)).into_owned();
                 credentials = Some(match info.split_once(':') {
                     Some((user, password)) => (decode(user), Some(decode(password))),
                     None => (decode(info), None),
@@ -220,7 +220,7 @@ fn duration(v: &Value, p: &Path, default: Duration) -> Result<Duration> {
     }
     let ns = go_duration(v, p)?;
     if ns <= 0 {
-        return Err(ConfigError::field(p.as_str(), "must be > 0"));
+        return Err(not_positive(p, v));
     }
     Ok(Duration::from_nanos(ns as u64))
 }

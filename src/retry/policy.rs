@@ -287,4 +287,166 @@ mod tests {
         }
         RetryConfig::default().validate().unwrap();
     }
+
+    #[test]
+    fn distribution_is_the_breaker_with_distribution_defaults() {
+        let p = RetryPolicy::distribution();
+        assert_eq!(
+            p,
+            RetryPolicy::Breaker {
+                threshold: 10,
+                backoff: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(p.delay_bounds(9), (Duration::ZERO, Duration::ZERO));
+        assert_eq!(
+            p.delay_bounds(10),
+            (Duration::from_secs(1), Duration::from_secs(1))
+        );
+        assert_eq!(p.delay(11, None), Duration::from_secs(1));
+        assert_eq!(RetryConfig::breaker(10, Duration::from_secs(1)).policy, p);
+        RetryConfig {
+            policy: p,
+            ..RetryConfig::default()
+        }
+        .validate()
+        .unwrap();
+    }
+
+    /// Jitter is drawn, not just bounded: delays vary, cover the whole range evenly, and stay
+    /// inside it. (Fails by chance with a probability far below 1e-12.)
+    #[test]
+    fn jitter_varies_over_its_whole_range() {
+        let p = RetryPolicy::Exponential {
+            initial: 100 * MS,
+            max: 10_000 * MS,
+            multiplier: 2.0,
+            jitter: 0.5,
+        };
+        let (lo, hi) = p.delay_bounds(3);
+        assert_eq!((lo, hi), (200 * MS, 400 * MS));
+        let draws: Vec<Duration> = (0..2000).map(|_| p.delay(3, None)).collect();
+        assert!(draws.iter().all(|d| lo <= *d && *d <= hi));
+        let fractions: Vec<f64> = draws
+            .iter()
+            .map(|d| (*d - lo).as_secs_f64() / (hi - lo).as_secs_f64())
+            .collect();
+        let distinct: std::collections::BTreeSet<u64> = fractions.iter().map(|f| (f * 1e6) as u64).collect();
+        assert!(
+            distinct.len() > 1900,
+            "{} distinct delays of 2000",
+            distinct.len()
+        );
+        // Each tenth of the range gets its share (200 expected; 100..300 is > 7 sigma).
+        for tenth in 0..10 {
+            let n = fractions
+                .iter()
+                .filter(|f| (**f * 10.0) as usize == tenth)
+                .count();
+            assert!((100..300).contains(&n), "tenth {tenth}: {n} of 2000");
+        }
+        let mean = fractions.iter().sum::<f64>() / 2000.0;
+        assert!((0.45..0.55).contains(&mean), "mean {mean}");
+        // Full jitter reaches down to zero; none stays at the top.
+        let full = RetryPolicy::Exponential {
+            initial: 100 * MS,
+            max: 10_000 * MS,
+            multiplier: 2.0,
+            jitter: 1.0,
+        };
+        let low = (0..2000).filter(|_| full.delay(1, None) < 10 * MS).count();
+        assert!((100..300).contains(&low), "{low} of 2000 below a tenth");
+        let none = RetryPolicy::Exponential {
+            initial: 100 * MS,
+            max: 10_000 * MS,
+            multiplier: 2.0,
+            jitter: 0.0,
+        };
+        assert!((0..100).all(|_| none.delay(3, None) == 400 * MS));
+    }
+
+    #[test]
+    fn bounds_at_the_edges() {
+        let p = |multiplier: f64, jitter: f64| RetryPolicy::Exponential {
+            initial: 100 * MS,
+            max: 1000 * MS,
+            multiplier,
+            jitter,
+        };
+        // The first failure waits `initial`; failure 0 counts as the first.
+        assert_eq!(p(2.0, 0.0).delay_bounds(0), (100 * MS, 100 * MS));
+        assert_eq!(p(2.0, 0.0).delay_bounds(1), (100 * MS, 100 * MS));
+        assert_eq!(p(2.0, 0.0).delay_bounds(2), (200 * MS, 200 * MS));
+        // A multiplier of 1 never grows; a huge one overflows to infinity and is capped.
+        assert_eq!(p(1.0, 0.0).delay_bounds(1000), (100 * MS, 100 * MS));
+        assert_eq!(p(1e308, 0.0).delay_bounds(3), (1000 * MS, 1000 * MS));
+        assert_eq!(p(1.5, 0.0).delay_bounds(1025), (1000 * MS, 1000 * MS));
+        // Jitter outside 0..=1 (refused by `validate`) is clamped.
+        assert_eq!(p(2.0, 1.5).delay_bounds(2), (Duration::ZERO, 200 * MS));
+        assert_eq!(p(2.0, -0.5).delay_bounds(2), (200 * MS, 200 * MS));
+        assert_eq!(p(2.0, 0.25).delay_bounds(2), (150 * MS, 200 * MS));
+    }
+
+    #[test]
+    fn every_validation_error() {
+        let exp = |initial: Duration, max: Duration, multiplier: f64, jitter: f64| RetryConfig {
+            policy: RetryPolicy::Exponential {
+                initial,
+                max,
+                multiplier,
+                jitter,
+            },
+            ..RetryConfig::default()
+        };
+        let s = Duration::from_secs(1);
+        for (cfg, message) in [
+            (
+                exp(Duration::ZERO, s, 2.0, 0.2),
+                "retry: initial backoff must be > 0",
+            ),
+            (
+                exp(2 * s, s, 2.0, 0.2),
+                "retry: max backoff must be >= initial backoff",
+            ),
+            (exp(s, s, 0.99, 0.2), "retry: multiplier must be a number >= 1"),
+            (
+                exp(s, s, f64::NAN, 0.2),
+                "retry: multiplier must be a number >= 1",
+            ),
+            (
+                exp(s, s, f64::INFINITY, 0.2),
+                "retry: multiplier must be a number >= 1",
+            ),
+            (exp(s, s, 2.0, -0.01), "retry: jitter must be between 0 and 1"),
+            (exp(s, s, 2.0, 1.01), "retry: jitter must be between 0 and 1"),
+            (exp(s, s, 2.0, f64::NAN), "retry: jitter must be between 0 and 1"),
+            (RetryConfig::breaker(0, s), "retry: threshold must be > 0"),
+            (
+                RetryConfig::breaker(1, Duration::ZERO),
+                "retry: backoff must be > 0",
+            ),
+            (
+                RetryConfig {
+                    max_age: Some(Duration::ZERO),
+                    ..RetryConfig::default()
+                },
+                "retry: max_age must be > 0",
+            ),
+        ] {
+            assert_eq!(cfg.validate().unwrap_err().to_string(), message);
+        }
+        // The edges that are allowed.
+        for ok in [
+            exp(s, s, 1.0, 0.0),
+            exp(MS, s, 1.0, 1.0),
+            RetryConfig::breaker(1, Duration::from_nanos(1)),
+            RetryConfig {
+                max_attempts: Some(1),
+                max_age: None,
+                ..RetryConfig::default()
+            },
+        ] {
+            ok.validate().unwrap();
+        }
+    }
 }

@@ -1,0 +1,157 @@
+//! The `http:` section: where the registry listens and how it is reached.
+
+use serde_yaml::Value;
+
+use super::listen::check_tcp_listen_addr;
+use super::value::{boolean, mapping, string, Path};
+use super::{url, ConfigError};
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// `http:` — the registry's HTTP interface. Other keys (`secret`, `tls`, `headers`, `http2`,
+/// `h2c`, `draintimeout`, …, and every key of `debug` but `addr`) are accepted and ignored.
+///
+/// Listen addresses are checked when the file is loaded: with `net: tcp` (the default) `addr`
+/// and `debug.addr` must be `:PORT` (all interfaces), `HOST:PORT` or `[IPv6]:PORT` with a port
+/// from 0 to 65535, e.g. `:5000`, `127.0.0.1:5000` or `[::1]:5000`; `:::::` or `host:99999` is
+/// an error naming the field. Go would also accept a service name as the port (`:http`); this
+/// crate does not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpConfig {
+    /// `addr` — the listen address. Default `:5000`. With `net: unix`, a socket path.
+    pub addr: String,
+    /// `net` — `tcp` (default; also `tcp4`, `tcp6`) or `unix` (also `unixpacket`), as for Go's
+    /// `net.Listen`.
+    pub net: String,
+    /// `host` — the externally reachable base URL (`https://registry.example.com:5000`), used to
+    /// build absolute URLs such as `target.url` in events instead of the request's `Host`.
+    pub host: Option<String>,
+    /// `relativeurls` — `Location` headers are relative.
+    pub relative_urls: bool,
+    /// `prefix` — a path prefix the registry is served under (`/registry/`).
+    pub prefix: Option<String>,
+    /// `debug.addr` — the listen address of Distribution's debug server (`/debug/vars`,
+    /// metrics), always TCP; `None` when not configured.
+    pub debug_addr: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            addr: HttpConfig::DEFAULT_ADDR.to_owned(),
+            net: HttpConfig::DEFAULT_NET.to_owned(),
+            host: None,
+            relative_urls: false,
+            prefix: None,
+            debug_addr: None,
+        }
+    }
+}
+
+/// The networks of Go's `net.Listen` that a registry can listen on.
+const NETS: &[&str] = &["tcp", "tcp4", "tcp6", "unix", "unixpacket"];
+
+impl HttpConfig {
+    /// The default listen address, `:5000`.
+    pub const DEFAULT_ADDR: &'static str = ":5000";
+    /// The default network, `tcp`.
+    pub const DEFAULT_NET: &'static str = "tcp";
+
+    pub(crate) fn read(v: &Value, at: &Path) -> Result<Self> {
+        let mut http = HttpConfig::default();
+        if let Some(entries) = mapping(v, at)? {
+            for (k, v) in entries {
+                http.set(k, v, at)?;
+            }
+        }
+        Ok(http)
+    }
+
+    /// Sets one key; keys this crate does not use are ignored.
+    pub(crate) fn set(&mut self, key: &str, v: &Value, at: &Path) -> Result<()> {
+        let p = at.key(key);
+        let non_empty = |s: String| (!s.is_empty()).then_some(s);
+        match key {
+            "addr" => {
+                self.addr = non_empty(string(v, &p)?).unwrap_or_else(|| HttpConfig::DEFAULT_ADDR.to_owned())
+            }
+            "net" => {
+                self.net = non_empty(string(v, &p)?).unwrap_or_else(|| HttpConfig::DEFAULT_NET.to_owned())
+            }
+            "host" => self.host = non_empty(string(v, &p)?),
+            "relativeurls" => self.relative_urls = boolean(v, &p)?,
+            "prefix" => self.prefix = non_empty(string(v, &p)?),
+            "debug" => {
+                self.debug_addr = None;
+                for (k, v) in mapping(v, &p)?.unwrap_or_default() {
+                    if k == "addr" {
+                        self.set_debug_addr(v, &p)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Sets `debug.addr` (`at` is the path of `debug`).
+    pub(crate) fn set_debug_addr(&mut self, v: &Value, at: &Path) -> Result<()> {
+        let addr = string(v, &at.key("addr"))?;
+        self.debug_addr = (!addr.is_empty()).then_some(addr);
+        Ok(())
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !NETS.contains(&self.net.as_str()) {
+            return Err(ConfigError::at(
+                "http.net",
+                format!(
+                    "expected \"tcp\" or \"unix\" (or tcp4, tcp6, unixpacket), got {:?}",
+                    self.net
+                ),
+            ));
+        }
+        let addrs = [
+            (
+                "http.addr",
+                Some(&self.addr).filter(|_| self.net.starts_with("tcp")),
+            ),
+            ("http.debug.addr", self.debug_addr.as_ref()),
+        ];
+        for (key, addr) in addrs {
+            let Some(addr) = addr else { continue };
+            check_tcp_listen_addr(addr).map_err(|why| {
+                ConfigError::at(
+                    key,
+                    format!(
+                        "must be :PORT, HOST:PORT or [IPv6]:PORT such as \":5000\", \"127.0.0.1:5000\" or \
+                         \"[::1]:5000\", got {addr:?}: {why}"
+                    ),
+                )
+            })?;
+        }
+        if let Some(host) = &self.host {
+            if url::split_userinfo(host).0.is_some() || host.contains(['?', '#']) {
+                return Err(ConfigError::at(
+                    "http.host",
+                    format!(
+                        "must not contain user info, a query or a fragment (got {:?})",
+                        url::redact_url(host)
+                    ),
+                ));
+            }
+            if url::check_url(host).is_err() {
+                return Err(ConfigError::at(
+                    "http.host",
+                    format!(
+                        "must be an absolute http:// or https:// URL such as \"https://registry.example.com:5000\" \
+                         (got {:?})",
+                        url::redact_url(host)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
