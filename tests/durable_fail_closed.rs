@@ -27,6 +27,15 @@ use support::{sha256, with_digest, Http};
 /// Pushes tried against the full disk: far more events than 512 KiB holds.
 const PUSHES: usize = 1_200;
 
+/// The digests of every event the receiver got.
+fn delivered(hook: &receiver::Receiver) -> BTreeSet<String> {
+    hook.requests()
+        .iter()
+        .flat_map(|r| r.events())
+        .map(|e| e.target.descriptor.digest.to_string())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_requests_closed_and_every_acknowledged_push_is_delivered() {
     let Some(fs) = tmpfs::Tmpfs::mount("512k") else {
@@ -95,29 +104,15 @@ async fn a_full_disk_fails_requests_closed_and_every_acknowledged_push_is_delive
     open.send_replace(true);
     let want = acknowledged.len();
     receiver::wait_until("every acknowledged event delivered", || {
-        let delivered: BTreeSet<String> = hook
-            .requests()
-            .iter()
-            .flat_map(|r| r.events())
-            .map(|e| e.target.descriptor.digest.to_string())
-            .collect();
-        delivered.is_superset(&acknowledged)
+        delivered(&hook).is_superset(&acknowledged)
     })
     .await;
-    let delivered: BTreeSet<String> = hook
-        .requests()
-        .iter()
-        .flat_map(|r| r.events())
-        .map(|e| e.target.descriptor.digest.to_string())
-        .collect();
-    assert_eq!(
-        delivered, acknowledged,
-        "delivered = acknowledged, no more and no less"
-    );
+    let got = delivered(&hook);
+    assert_eq!(got, acknowledged, "delivered = acknowledged, no more and no less");
     eprintln!(
         "after the endpoint came back: {} acknowledged / {} delivered",
         want,
-        delivered.len()
+        got.len()
     );
 
     // The backlog is gone, so is the space it took: pushes succeed again by themselves.
@@ -138,13 +133,7 @@ async fn a_full_disk_fails_requests_closed_and_every_acknowledged_push_is_delive
         after.insert(digest);
     }
     receiver::wait_until("the later pushes delivered", || {
-        let delivered: BTreeSet<String> = hook
-            .requests()
-            .iter()
-            .flat_map(|r| r.events())
-            .map(|e| e.target.descriptor.digest.to_string())
-            .collect();
-        delivered.is_superset(&after)
+        delivered(&hook).is_superset(&after)
     })
     .await;
     let report = handle.shutdown(Duration::from_secs(30)).await;
