@@ -198,19 +198,15 @@ fn wrong_types_huge_numbers_and_negative_durations_in_every_key() {
 
 #[test]
 fn pathological_yaml_is_rejected_not_fatal() {
-    // Deep nesting (serde_yaml limits recursion).
-    let start = std::time::Instant::now();
+    // Deep nesting: the YAML parser needs time quadratic in the flow nesting depth, so a
+    // linear pre-scan refuses it first. Its own message proves the parser never ran (no
+    // timing needed: a test must not depend on the runner's speed).
     let deep = format!("notifications: {}{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(parse_checked(&deep)
         .unwrap_err()
         .contains("nested more than 1000 levels"));
     let deep = format!("notifications: {}{}", "[".repeat(1000), "]".repeat(1000));
     assert!(parse_checked(&deep).is_err());
-    assert!(
-        start.elapsed() < std::time::Duration::from_secs(10),
-        "{:?}",
-        start.elapsed()
-    );
     let deep_maps = format!("a: {}1{}", "{b: ".repeat(900), "}".repeat(900));
     let _ = parse_checked(&deep_maps);
     // Alias expansion bomb.
