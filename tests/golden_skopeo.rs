@@ -65,26 +65,8 @@ impl Env {
         out
     }
 
-    fn normalise(&self, mut e: Value) -> Value {
-        let ours = format!("127.0.0.1:{}", self.port);
-        e["id"] = "<uuid>".into();
-        e["timestamp"] = "<rfc3339nano>".into();
-        e["request"]["id"] = "<uuid>".into();
-        let addr = e["request"]["addr"].as_str().unwrap_or("").to_string();
-        if let Some((ip, _)) = addr.rsplit_once(':') {
-            e["request"]["addr"] = format!("{ip}:<port>").into();
-        }
-        e["request"]["host"] = e["request"]["host"]
-            .as_str()
-            .unwrap()
-            .replace(&ours, "127.0.0.1:5000")
-            .into();
-        if let Some(url) = e["target"]["url"].as_str() {
-            e["target"]["url"] = url.replace(&ours, "127.0.0.1:5000").into();
-        }
-        e["source"]["addr"] = "<hostname>:5000".into();
-        e["source"]["instanceID"] = "<uuid>".into();
-        e
+    fn normalise(&self, e: Value) -> Value {
+        skopeo::normalise(e, &[&format!("127.0.0.1:{}", self.port)])
     }
 
     async fn skopeo(&self, args: &[&str]) {

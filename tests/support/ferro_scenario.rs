@@ -113,27 +113,13 @@ impl Env {
     /// `events.v2` descriptors (the README snippet's default format) written as `events.v1`
     /// ones, the golden capture's: empty `mediaType`/`digest` and zero `size` omitted, no
     /// `platform` (nor `data`, `artifactType`, which 2.x never writes).
-    pub fn normalise(&self, mut e: Value) -> Value {
-        e["id"] = "<uuid>".into();
-        e["timestamp"] = "<rfc3339nano>".into();
-        e["request"]["id"] = "<uuid>".into();
-        let addr = e["request"]["addr"].as_str().unwrap_or("").to_string();
-        if let Some((ip, _)) = addr.rsplit_once(':') {
-            e["request"]["addr"] = format!("{ip}:<port>").into();
-        }
-        let mut host = e["request"]["host"].as_str().unwrap_or("").to_string();
-        let mut url = e["target"]["url"].as_str().map(str::to_string);
-        for app in &self.apps {
-            let ours = app.http.base.trim_start_matches("http://");
-            host = host.replace(ours, "127.0.0.1:5000");
-            url = url.map(|u| u.replace(ours, "127.0.0.1:5000"));
-        }
-        e["request"]["host"] = host.into();
-        if let Some(url) = url {
-            e["target"]["url"] = url.into();
-        }
-        e["source"]["addr"] = "<hostname>:5000".into();
-        e["source"]["instanceID"] = "<uuid>".into();
+    pub fn normalise(&self, e: Value) -> Value {
+        let ours: Vec<&str> = self
+            .apps
+            .iter()
+            .map(|app| app.http.base.trim_start_matches("http://"))
+            .collect();
+        let mut e = skopeo::normalise(e, &ours);
         v1_descriptor(&mut e["target"]);
         if let Some(refs) = e["target"].get_mut("references").and_then(Value::as_array_mut) {
             refs.iter_mut().for_each(v1_descriptor);

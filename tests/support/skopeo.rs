@@ -93,3 +93,29 @@ pub async fn curl(
 pub fn oci(work: &Path, dir: &str, tag: &str) -> String {
     format!("oci:{}:{tag}", work.join(dir).display())
 }
+
+/// The golden captures' normalisation of one event: ids, timestamps and ports become
+/// placeholders, and each of `ours` (the `host:port` a test's registry listens on) in
+/// `request.host` and `target.url` becomes the capture's `127.0.0.1:5000`.
+pub fn normalise(mut e: Value, ours: &[&str]) -> Value {
+    e["id"] = "<uuid>".into();
+    e["timestamp"] = "<rfc3339nano>".into();
+    e["request"]["id"] = "<uuid>".into();
+    let addr = e["request"]["addr"].as_str().unwrap_or("").to_string();
+    if let Some((ip, _)) = addr.rsplit_once(':') {
+        e["request"]["addr"] = format!("{ip}:<port>").into();
+    }
+    let mut host = e["request"]["host"].as_str().unwrap_or("").to_string();
+    let mut url = e["target"]["url"].as_str().map(str::to_string);
+    for ours in ours {
+        host = host.replace(ours, "127.0.0.1:5000");
+        url = url.map(|u| u.replace(ours, "127.0.0.1:5000"));
+    }
+    e["request"]["host"] = host.into();
+    if let Some(url) = url {
+        e["target"]["url"] = url.into();
+    }
+    e["source"]["addr"] = "<hostname>:5000".into();
+    e["source"]["instanceID"] = "<uuid>".into();
+    e
+}
