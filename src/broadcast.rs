@@ -44,7 +44,7 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::event::Batch;
-use crate::metrics::LogLimiter;
+use crate::log_limit::LogLimiter;
 use crate::sink::{BoxError, BoxSink, DeliveryError};
 
 /// Sends every batch to all of its sinks; see the [module docs](self).

@@ -39,7 +39,7 @@ use std::time::Duration;
 use tower::{Service, ServiceExt};
 
 use crate::event::Batch;
-use crate::metrics::LogLimiter;
+use crate::log_limit::LogLimiter;
 use crate::sink::{BoxError, BoxSink, DeliveryError};
 
 /// A hand-off the caller awaits before answering its request (see

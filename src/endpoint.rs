@@ -51,80 +51,19 @@ use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
 
 use crate::dispatcher::Enqueue;
+pub use crate::error::ConfigError;
 use crate::event::{Batch, Format};
 use crate::filter::{Filter, FilterLayer, FilterService};
 use crate::http::HttpSink;
 use crate::metrics::{EndpointMetrics, EndpointSnapshot};
 use crate::queue::{DurableConfig, Queue, QueueConfig, QueueHandle, QueueLayer};
 use crate::retry::{DeliveryLogHandler, DeliveryRecord, Retry, RetryConfig, RetryLayer};
+use crate::secret::{redact_url, Secrets};
 use crate::sink::{BoxError, BoxSink};
 
 /// The head of a spawned endpoint stack: filter → queue (whose worker drives retry → `S`,
 /// the HTTP sink unless the endpoint was built [for a sink](Endpoint::builder_for_sink)).
 type EndpointFront<S = HttpSink> = FilterService<Queue<Retry<S>>>;
-
-/// An invalid endpoint, filter, retry or queue setting; the message names the field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    /// An error with `message` (which must not contain secrets).
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// `url` with its userinfo replaced by `***` and every query value by `***`; the
-/// fragment is dropped. Works on any string, valid URL or not.
-pub(crate) fn redact_url(url: &str) -> String {
-    let url = url.split('#').next().unwrap_or("");
-    let (before_query, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let (scheme, rest) = match before_query.find("://") {
-        Some(i) => before_query.split_at(i + 3),
-        None => ("", before_query),
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let mut out = String::with_capacity(url.len());
-    out.push_str(scheme);
-    match authority.rfind('@') {
-        Some(i) => {
-            out.push_str("***@");
-            out.push_str(&authority[i + 1..]);
-        }
-        None => out.push_str(authority),
-    }
-    out.push_str(path);
-    if let Some(query) = query {
-        out.push('?');
-        let redacted: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) => format!("{k}=***"),
-                None if pair.is_empty() => String::new(),
-                None => "***".to_owned(),
-            })
-            .collect();
-        out.push_str(&redacted.join("&"));
-    }
-    out
-}
 
 impl<S: 'static> Enqueue for FilterService<Queue<S>> {
     fn enqueue(&self, batch: Batch) -> Result<(), BoxError> {
@@ -688,7 +627,7 @@ impl EndpointBuilder {
     ///     .proxy(Proxy::None)
     ///     .build()?;
     /// assert_eq!(direct.proxy(), None);
-    /// # Ok::<(), registry_notify::endpoint::ConfigError>(())
+    /// # Ok::<(), registry_notify::ConfigError>(())
     /// ```
     pub fn proxy(mut self, proxy: crate::http::Proxy) -> Self {
         self.proxy = proxy;
@@ -787,7 +726,7 @@ impl EndpointBuilder {
             return Err(ConfigError::new("endpoint name must not be empty"));
         }
         let name = self.name.clone();
-        let err = |msg: String| ConfigError::new(format!("endpoint {name:?}: {msg}"));
+        let err = |msg: String| ConfigError::at(format!("endpoint {name:?}"), msg);
         let redacted_url = redact_url(&self.url);
         let mut secrets = Secrets::default();
         // A custom sink has a label, not a URL: the HTTP part is built for a placeholder, unused.
@@ -829,7 +768,7 @@ impl EndpointBuilder {
             for pair in query.split('&') {
                 let value = pair.split_once('=').map_or(pair, |(_, v)| v);
                 secrets.add(value);
-                secrets.add(&percent_decode(value));
+                secrets.add(&decode_lossy(value));
             }
         }
         let mut uri_parts = parsed.clone().into_parts();
@@ -878,7 +817,7 @@ impl EndpointBuilder {
         if let Some(userinfo) = userinfo {
             secrets.add(userinfo);
             let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            let (user, password) = (percent_decode(user), percent_decode(password));
+            let (user, password) = (decode_lossy(user), decode_lossy(password));
             secrets.add(&user);
             secrets.add(&password);
             if !headers.iter().any(|(n, _)| n == AUTHORIZATION) {
@@ -1076,57 +1015,6 @@ impl fmt::Debug for EndpointHandle {
     }
 }
 
-/// Strings that must not leak (header values, URL credentials), scrubbed from messages.
-#[derive(Debug, Default)]
-pub(crate) struct Secrets(Vec<String>);
-
-impl Secrets {
-    /// Secrets shorter than 3 bytes are not tracked: scrubbing them would garble messages.
-    fn add(&mut self, secret: &str) {
-        if secret.len() >= 3 && !self.0.iter().any(|s| s == secret) {
-            self.0.push(secret.to_owned());
-            self.0.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        }
-    }
-
-    /// `message` with every secret replaced by `***`.
-    pub(crate) fn scrub(&self, message: &str) -> String {
-        let mut out = message.to_owned();
-        for s in &self.0 {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "***");
-            }
-        }
-        out
-    }
-}
-
-/// Decodes `%XX` escapes (invalid escapes are kept as they are).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-impl From<crate::config::ConfigError> for ConfigError {
-    fn from(e: crate::config::ConfigError) -> Self {
-        ConfigError::new(e.to_string())
-    }
-}
-
 impl Endpoint {
     /// Whether the endpoint has a dead-letter hook.
     pub(crate) fn has_dead_letter(&self) -> bool {
@@ -1148,32 +1036,14 @@ impl Endpoint {
     }
 }
 
+/// `%XX`-decoded credentials as text (invalid UTF-8 replaced).
+fn decode_lossy(s: &str) -> String {
+    String::from_utf8_lossy(&crate::percent::decode_lenient(s)).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redaction() {
-        assert_eq!(redact_url("https://h:8443/a/b"), "https://h:8443/a/b");
-        assert_eq!(
-            redact_url("https://u:p@h/a?x=1&tok=s3cr3t&flag"),
-            "https://***@h/a?x=***&tok=***&***"
-        );
-        assert_eq!(redact_url("http://u:p@h"), "http://***@h");
-        assert_eq!(redact_url("http://h/p#frag"), "http://h/p");
-        assert_eq!(redact_url("not a url?secret=1"), "not a url?secret=***");
-    }
-
-    #[test]
-    fn percent_decoding_and_scrubbing() {
-        assert_eq!(percent_decode("p%40ss%3a%zz%4"), "p@ss:%zz%4");
-        assert_eq!(percent_decode("é%C3%A9"), "éé");
-        let mut secrets = Secrets::default();
-        secrets.add("ab"); // too short to track
-        secrets.add("secret");
-        secrets.add("secret-longer");
-        assert_eq!(secrets.scrub("ab secret-longer secret"), "ab *** ***");
-    }
 
     #[test]
     fn builder_validation_names_the_field() {
@@ -1212,7 +1082,7 @@ mod tests {
             "userinfo is not sent in the URI"
         );
         assert_eq!(e.headers[0].0, AUTHORIZATION);
-        assert_eq!(e.redacted_url(), "http://***@h:8080/a?b=***");
+        assert_eq!(e.redacted_url(), "http://***@h:8080/a?***");
     }
 
     #[tokio::test]

@@ -43,7 +43,7 @@ use std::task::{Context, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::endpoint::ConfigError;
+use crate::error::ConfigError;
 use crate::event::{Action, Batch, Event};
 use crate::metrics::EndpointMetrics;
 use crate::sink::BoxError;

@@ -8,6 +8,11 @@
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod error;
+mod log_limit;
+mod percent;
+mod secret;
+
 pub mod event;
 pub mod hint;
 pub mod sink;
@@ -36,7 +41,8 @@ pub mod nats;
 
 pub use broadcast::Broadcast;
 pub use config::Config;
-pub use endpoint::{ConfigError, DeadLetter, Endpoint, EndpointHandle};
+pub use endpoint::{DeadLetter, Endpoint, EndpointHandle};
+pub use error::ConfigError;
 pub use event::{
     Action, ActorRecord, Batch, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SharedStr,
     SourceRecord, Target, Timestamp,

@@ -44,7 +44,7 @@
 //! let snap = metrics.snapshot();
 //! assert_eq!((snap.events, snap.pending, snap.successes, snap.delivered), (3, 0, 1, 3));
 //! assert_eq!(snap.statuses["200 OK"], 1);
-//! assert_eq!(snap.url, "https://***@hooks.example/x?token=***");
+//! assert_eq!(snap.url, "https://***@hooks.example/x?***");
 //! ```
 
 use std::collections::BTreeMap;
@@ -200,7 +200,7 @@ impl EndpointMetrics {
     pub fn new(name: impl Into<String>, url: &str) -> Self {
         Self {
             name: name.into(),
-            url: crate::endpoint::redact_url(url),
+            url: crate::secret::redact_url(url),
             events: AtomicU64::new(0),
             pending: AtomicU64::new(0),
             successes: AtomicU64::new(0),
@@ -391,40 +391,6 @@ impl EndpointMetrics {
 impl fmt::Debug for EndpointMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("EndpointMetrics").field(&self.snapshot()).finish()
-    }
-}
-
-/// Lets a repeated log line through at most once per `interval`, counting what it held back.
-#[derive(Debug)]
-pub(crate) struct LogLimiter {
-    interval: std::time::Duration,
-    state: Mutex<(Option<std::time::Instant>, u64)>,
-}
-
-impl LogLimiter {
-    pub(crate) const fn new(interval: std::time::Duration) -> Self {
-        Self {
-            interval,
-            state: Mutex::new((None, 0)),
-        }
-    }
-
-    /// `Some(suppressed)` when the line may be logged now (with how many were held back
-    /// since the last one), `None` when it must be suppressed.
-    pub(crate) fn check(&self) -> Option<u64> {
-        let now = std::time::Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match state.0 {
-            Some(last) if now.duration_since(last) < self.interval => {
-                state.1 += 1;
-                None
-            }
-            _ => {
-                let suppressed = state.1;
-                *state = (Some(now), 0);
-                Some(suppressed)
-            }
-        }
     }
 }
 

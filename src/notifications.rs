@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use crate::config::NotificationsConfig;
 use crate::dispatcher::Dispatcher;
-use crate::endpoint::{ConfigError, DeadLetter, Endpoint, EndpointHandle};
+use crate::endpoint::{DeadLetter, Endpoint, EndpointHandle};
+use crate::error::ConfigError;
 use crate::event::SourceRecord;
 use crate::layer::{NotificationLayer, TrustedProxies};
 use crate::metrics::EndpointSnapshot;
@@ -276,7 +277,7 @@ impl NotificationsBuilder {
 /// Appends `dl` as one JSON line to `file` (see [`NotificationsBuilder::dead_letter_file`]).
 fn append_dead_letter(file: &std::path::Path, dl: &DeadLetter) {
     use std::io::Write;
-    static LOG: crate::metrics::LogLimiter = crate::metrics::LogLimiter::new(Duration::from_secs(60));
+    static LOG: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new(Duration::from_secs(60));
     #[derive(serde::Serialize)]
     struct Line<'a> {
         endpoint: &'a str,

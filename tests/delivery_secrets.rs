@@ -97,10 +97,7 @@ fn debug_output_and_config_errors_redact() {
         debug.contains("authorization") && debug.contains("x-api-key"),
         "names are shown: {debug}"
     );
-    assert!(
-        debug.contains("http://***@127.0.0.1:9/hook?token=***&x=***"),
-        "{debug}"
-    );
+    assert!(debug.contains("http://***@127.0.0.1:9/hook?***"), "{debug}");
     assert_clean("Endpoint redacted_url", endpoint.redacted_url());
     assert_clean("HttpSink Debug", &format!("{:?}", HttpSink::new(&endpoint)));
 

@@ -9,12 +9,14 @@ use super::delivery::{QueueSettings, RetrySettings};
 use super::notifications::{endpoint_path, Section};
 use super::selection::{FilterSettings, IgnoreConfig};
 use super::trust::{CaSource, SigningSettings, TlsSettings};
-use super::url::{check_url, percent_decode, redact_url, split_userinfo};
+use super::url::check_url;
 use super::value::{
     boolean, entries, go_duration, integer, mapping, shown, string, string_list, type_error, unknown_key,
     unsigned, Path,
 };
 use super::ConfigError;
+use crate::percent::decode_lenient as percent_decode;
+use crate::secret::{redact_url, split_userinfo};
 use crate::Format;
 
 type Result<T> = std::result::Result<T, ConfigError>;

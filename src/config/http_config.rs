@@ -132,12 +132,12 @@ impl HttpConfig {
             })?;
         }
         if let Some(host) = &self.host {
-            if url::split_userinfo(host).0.is_some() || host.contains(['?', '#']) {
+            if crate::secret::split_userinfo(host).0.is_some() || host.contains(['?', '#']) {
                 return Err(ConfigError::at(
                     "http.host",
                     format!(
                         "must not contain user info, a query or a fragment (got {:?})",
-                        url::redact_url(host)
+                        crate::secret::redact_url(host)
                     ),
                 ));
             }
@@ -147,7 +147,7 @@ impl HttpConfig {
                     format!(
                         "must be an absolute http:// or https:// URL such as \"https://registry.example.com:5000\" \
                          (got {:?})",
-                        url::redact_url(host)
+                        crate::secret::redact_url(host)
                     ),
                 ));
             }

@@ -235,7 +235,6 @@ mod delivery;
 mod duration;
 mod endpoint;
 mod env;
-mod error;
 mod http_config;
 mod listen;
 mod nats;
@@ -252,10 +251,10 @@ use std::path::{Path as FsPath, PathBuf};
 
 use serde_yaml::Value;
 
+pub use crate::error::ConfigError;
 pub use delivery::{QueueFsync, QueueOverflow, QueueSettings, RetryMode, RetrySettings};
 pub use duration::{parse_go_duration, ParseDurationError};
 pub use endpoint::EndpointConfig;
-pub use error::ConfigError;
 pub use http_config::HttpConfig;
 pub use nats::{NatsSettings, SubjectBy};
 pub use notifications::{EventsConfig, NotificationsConfig};

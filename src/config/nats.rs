@@ -130,7 +130,7 @@ impl NatsSettings {
     pub fn redacted_url(&self) -> String {
         self.url
             .split(',')
-            .map(|u| super::url::redact_url(u.trim()))
+            .map(|u| crate::secret::redact_url(u.trim()))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -143,9 +143,10 @@ impl NatsSettings {
         let mut credentials = None;
         let mut servers = Vec::new();
         for url in self.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-            let (userinfo, bare) = super::url::split_userinfo(url);
+            let (userinfo, bare) = crate::secret::split_userinfo(url);
             if let (Some(info), None) = (userinfo, &credentials) {
-                let decode = |s: &str| String::from_utf8_lossy(&super::url::percent_decode(s)).into_owned();
+                let decode =
+                    |s: &str| String::from_utf8_lossy(&crate::percent::decode_lenient(s)).into_owned();
                 credentials = Some(match info.split_once(':') {
                     Some((user, password)) => (decode(user), Some(decode(password))),
                     None => (decode(info), None),

@@ -51,9 +51,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service;
 
-use crate::endpoint::{Endpoint, Secrets};
+use crate::endpoint::Endpoint;
 use crate::event::{Batch, Format};
 use crate::metrics::EndpointMetrics;
+use crate::secret::Secrets;
 use crate::sink::{BoxError, DeliveryError};
 use pool::Pool;
 

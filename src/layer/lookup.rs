@@ -289,8 +289,8 @@ pub(crate) async fn tags_pointing_at(lookup: &dyn Lookup, p: &Pending, digest: &
     let Some(f) = lookup.fetch(req).await.filter(|f| f.status.is_success()) else {
         // Not silent: the delete's tag events are missing, and the operator should know why
         // (a per-route wrap cannot answer another path; an auth proxy in between; …).
-        static LOG: crate::metrics::LogLimiter =
-            crate::metrics::LogLimiter::new(std::time::Duration::from_secs(60));
+        static LOG: crate::log_limit::LogLimiter =
+            crate::log_limit::LogLimiter::new(std::time::Duration::from_secs(60));
         if let Some(suppressed) = LOG.check() {
             tracing::warn!(
                 repository = %p.name, %digest, suppressed,

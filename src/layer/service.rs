@@ -410,8 +410,8 @@ pub(crate) fn manifest_from_body(body: &[u8], events: &mut [Event], missing: &mu
 /// fill — a blob's size, a manifest's media type — rather than sending a silent 0: the
 /// registry attached no [`EventHint`], and no lookup was possible or it failed.
 fn report_unknown(pending: &Pending, events: &[Event], looked_up: bool) {
-    static LOG: crate::metrics::LogLimiter =
-        crate::metrics::LogLimiter::new(std::time::Duration::from_secs(60));
+    static LOG: crate::log_limit::LogLimiter =
+        crate::log_limit::LogLimiter::new(std::time::Duration::from_secs(60));
     let unknown = events.iter().find(|e| {
         matches!(e.action, Action::Push | Action::Pull | Action::Mount)
             && !e.target.descriptor.digest.is_empty()

@@ -11,7 +11,8 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use tokio::sync::Mutex;
 
 use crate::config::{NatsSettings, QueueFsync, QueueOverflow};
-use crate::endpoint::{ConfigError, Endpoint};
+use crate::endpoint::Endpoint;
+use crate::error::ConfigError;
 use crate::event::Batch;
 use crate::queue::{DurableConfig, Fsync, Overflow, QueueConfig};
 use crate::retry::{RetryConfig, RetryPolicy};

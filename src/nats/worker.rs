@@ -13,7 +13,8 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use crate::config::{NatsSettings, NotificationsConfig};
-use crate::endpoint::{ConfigError, Endpoint, EndpointHandle};
+use crate::endpoint::{Endpoint, EndpointHandle};
+use crate::error::ConfigError;
 use crate::event::Batch;
 use crate::sink::BoxSink;
 

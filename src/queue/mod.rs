@@ -65,7 +65,8 @@ pub use future::{Persisted, QueueFuture};
 pub use memory::MemoryQueue;
 
 use crate::event::Batch;
-use crate::metrics::{EndpointMetrics, LogLimiter};
+use crate::log_limit::LogLimiter;
+use crate::metrics::EndpointMetrics;
 use crate::sink::{BoxError, DeliveryError};
 
 /// A FIFO of events waiting for delivery to one endpoint.

@@ -71,9 +71,11 @@ pub(crate) use log::report_status;
 pub use log::{message_id, AttemptOutcome, DeliveryAttempt, DeliveryLogHandler, DeliveryRecord};
 pub use policy::{RetryConfig, RetryPolicy};
 
-use crate::endpoint::{DeadLetter, DeadLetterHandler, Secrets};
+use crate::endpoint::{DeadLetter, DeadLetterHandler};
 use crate::event::Batch;
-use crate::metrics::{EndpointMetrics, LogLimiter};
+use crate::log_limit::LogLimiter;
+use crate::metrics::EndpointMetrics;
+use crate::secret::Secrets;
 use crate::sink::{BoxError, DeliveryError};
 
 /// Wraps a sink in a [`Retry`]; see the [module docs](self).

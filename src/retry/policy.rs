@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::endpoint::ConfigError;
+use crate::error::ConfigError;
 
 /// When to attempt again after a failed delivery attempt.
 #[derive(Clone, Debug, PartialEq)]

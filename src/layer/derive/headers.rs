@@ -1,7 +1,5 @@
 //! The headers, query parameters and numbers the layer reads from an exchange.
 
-use std::borrow::Cow;
-
 use http::header::{HeaderMap, HeaderValue, CONTENT_RANGE};
 
 pub(crate) fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
@@ -104,30 +102,6 @@ pub(crate) fn parse_size(s: &str) -> Option<i64> {
     i64::try_from(digits.parse::<u64>().ok()?).ok()
 }
 
-/// Decodes `%XX` escapes of a query value (repository names in `from=`).
-pub(crate) fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
-    if !s.contains('%') && !s.contains('+') {
-        return Some(Cow::Borrowed(s));
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok().map(Cow::Owned)
-}
-
 /// `application/json; charset=utf-8` → `application/json`.
 pub(crate) fn media_type_of(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
@@ -180,9 +154,9 @@ mod tests {
     #[test]
     fn query_and_decoding() {
         assert_eq!(query_param("mount=a&from=b%2Fc", "from"), Some("b%2Fc"));
-        assert_eq!(percent_decode("b%2Fc").as_deref(), Some("b/c"));
-        assert_eq!(percent_decode("b%2"), None);
-        assert_eq!(percent_decode("%ff%fe"), None);
+        assert_eq!(crate::percent::decode_strict("b%2Fc").as_deref(), Some("b/c"));
+        assert_eq!(crate::percent::decode_strict("b%2"), None);
+        assert_eq!(crate::percent::decode_strict("%ff%fe"), None);
         assert_eq!(query_param("digest", "digest"), Some(""));
     }
 

@@ -5,13 +5,14 @@ use std::borrow::Cow;
 use http::header::HeaderValue;
 use http::{Method, Request};
 
-use super::headers::{media_type_of, percent_decode, query_param, value_size, value_str, RequestHeaders};
+use super::headers::{media_type_of, query_param, value_size, value_str, RequestHeaders};
 use super::{Kind, Pending, BLOB_MEDIA_TYPE};
 use crate::event::{build_strings, write_new_id, ActorRecord, RequestRecord, SharedStr, Span, StrBuf};
 use crate::hint::{AuthenticatedUser, RequestId};
 use crate::layer::addr::{peer_addr, write_remote_addr};
 use crate::layer::route::{self, Parsed, Reference, Route};
 use crate::layer::Shared;
+use crate::percent::decode_strict;
 
 /// Basic auth user name from `Authorization`.
 fn basic_user(authorization: Option<&HeaderValue>) -> Option<String> {
@@ -157,12 +158,12 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
             // Clients percent-encode query values (skopeo sends `sha256%3A…`, `library%2Ftest`).
             let digest_param = |key: &str| {
                 query_param(query, key)
-                    .and_then(percent_decode)
+                    .and_then(decode_strict)
                     .filter(|d| route::valid_digest(d).is_some())
             };
             let digest = digest_param("digest");
             let mount = match (digest_param("mount"), query_param(query, "from")) {
-                (Some(m), Some(f)) => percent_decode(f)
+                (Some(m), Some(f)) => decode_strict(f)
                     .filter(|f| route::valid_name(f).is_some())
                     .map(|f| (m, f)),
                 _ => None,
@@ -171,7 +172,7 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         }
         (Route::Upload { .. }, "PUT") => Kind::UploadCommit {
             digest: query_param(query, "digest")
-                .and_then(percent_decode)
+                .and_then(decode_strict)
                 .filter(|d| route::valid_digest(d).is_some()),
         },
         (Route::Upload { .. }, "PATCH") if shared.memo.is_some() => Kind::UploadChunk,

@@ -17,7 +17,8 @@ use super::format;
 use super::queue::{lock, Inner};
 use super::state::Chunk;
 use super::{DurableConfig, Fsync};
-use crate::metrics::{LogLimiter, LossReason};
+use crate::log_limit::LogLimiter;
+use crate::metrics::LossReason;
 
 /// A segment file open for appending.
 struct SegFile {

@@ -60,8 +60,8 @@ impl ConfigError {
     }
 
     /// Where the bad value came from: the file given to
-    /// [`Config::from_path`](super::Config::from_path), `environment variable REGISTRY_…` for
-    /// [`Config::apply_env`](super::Config::apply_env), or `""`.
+    /// [`Config::from_path`](crate::config::Config::from_path), `environment variable REGISTRY_…` for
+    /// [`Config::apply_env`](crate::config::Config::apply_env), or `""`.
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -73,8 +73,6 @@ impl ConfigError {
     }
 
     /// Puts `prefix` in front of the path (`prefix.path`, or `prefix: message` without a path).
-    // Used by `convert.rs`, compiled out until the endpoint module is merged.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn within(mut self, prefix: &str) -> Self {
         if prefix.is_empty() {
             return self;
