@@ -24,8 +24,8 @@ use http::{Request, Response};
 use http_body_util::Full;
 use registry_notify::broadcast::Broadcast;
 use registry_notify::dispatcher::Dispatcher;
-use registry_notify::filter::{Filter, FilterLayer};
-use registry_notify::queue::{QueueConfig, QueueLayer};
+use registry_notify::filter::{EventFilterLayer, FilterRules};
+use registry_notify::queue::{Queue, QueueConfig};
 use registry_notify::sink::{BoxError, BoxSink};
 use registry_notify::{Action, Batch, Descriptor, Event, Format, NotificationLayer, SourceRecord, Target};
 use tower::{Layer, ServiceBuilder, ServiceExt};
@@ -56,10 +56,10 @@ fn counting_sink(count: Arc<AtomicUsize>) -> BoxSink {
 /// dispatcher → broadcast → filter → queue (worker) → counting service: the stack of
 /// `Notifications::builder()` with the HTTP sink replaced by a counter.
 fn full_stack(count: Arc<AtomicUsize>, max_events: usize) -> Dispatcher {
-    let queue = QueueLayer::new(QueueConfig::default())
+    let queue = Queue::builder(QueueConfig::default())
         .max_events(max_events)
-        .layer(counting_service(count));
-    let filtered = FilterLayer::new(Filter::new()).layer(queue);
+        .spawn(counting_service(count));
+    let filtered = EventFilterLayer::new(FilterRules::new()).layer(queue);
     Dispatcher::new(BoxSink::new(Broadcast::new(vec![BoxSink::new(filtered)])))
 }
 

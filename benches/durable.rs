@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use registry_notify::metrics::EndpointMetrics;
 use registry_notify::queue::{
-    DurableConfig, DurableQueue, EventQueue, Fsync, MemoryQueue, Overflow, QueueConfig, QueueLayer,
+    DurableConfig, DurableQueue, EventQueue, Fsync, MemoryQueue, Overflow, Queue, QueueConfig,
 };
 use registry_notify::sink::{BoxError, BoxSink};
 use registry_notify::{Action, Batch, Descriptor, Event, RequestRecord, SourceRecord, Target};
-use tower::{Layer, ServiceExt};
+use tower::ServiceExt;
 
 /// A realistic blob push event (about 700 bytes of JSON).
 fn event(i: usize) -> Event {
@@ -92,10 +92,11 @@ async fn end_to_end(kind: &Kind, n: usize, writers: usize, max_events: usize) ->
     let delivered = Arc::new(AtomicUsize::new(0));
     let metrics = Arc::new(EndpointMetrics::new("bench", "http://127.0.0.1/"));
     let q = queue.clone();
-    let layer = QueueLayer::with_queue(move || q.clone())
+    let layer = Queue::builder(QueueConfig::default())
+        .events(q.clone())
         .max_events(max_events)
         .metrics(metrics.clone())
-        .layer(counting_sink(delivered.clone()));
+        .spawn(counting_sink(delivered.clone()));
     let events: Vec<Batch> = (0..n).map(|i| Batch::from(event(i))).collect();
     let per_writer = n / writers;
     let start = Instant::now();

@@ -233,8 +233,8 @@ async fn run_case(
     let mut replicas: Vec<(BoxSink, EndpointHandle)> = Vec::new();
     for _ in 0..REPLICAS {
         replicas.push(match mode {
-            Mode::InProcess => endpoint().spawn(),
-            Mode::Nats => publisher_endpoint(&settings).unwrap().spawn(),
+            Mode::InProcess => boxed(endpoint().spawn()),
+            Mode::Nats => boxed(publisher_endpoint(&settings).unwrap().spawn()),
         });
     }
     let workers: Vec<_> = match mode {
@@ -373,4 +373,11 @@ async fn main() {
             e2e / local
         );
     }
+}
+
+/// An endpoint's sink boxed, like a sink of your own.
+fn boxed(
+    (sink, handle): (registry_notify::endpoint::EndpointSink, EndpointHandle),
+) -> (BoxSink, EndpointHandle) {
+    (BoxSink::new(sink), handle)
 }

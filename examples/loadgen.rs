@@ -61,7 +61,7 @@ use registry_notify::endpoint::{Endpoint, EndpointHandle};
 use registry_notify::layer::PeerAddr;
 use registry_notify::notifications::{Notifications, NotificationsHandle};
 use registry_notify::queue::{Overflow, QueueConfig};
-use registry_notify::retry::{RetryConfig, RetryPolicy};
+use registry_notify::retry::Exponential;
 use registry_notify::sink::{BoxError, BoxSink};
 use registry_notify::{Batch, Event, Format, NotificationLayer, SourceRecord, Timestamp};
 use sha2::{Digest as _, Sha256};
@@ -414,11 +414,7 @@ fn memory_phase(opts: &Opts) -> MemoryReport {
             .local_addr()
             .unwrap();
         let endpoint = Endpoint::builder("down", format!("http://{closed}/events"))
-            .retry(RetryConfig {
-                policy: RetryPolicy::default(),
-                max_attempts: None,
-                max_age: None,
-            })
+            .retry(Exponential::default().max_age(None))
             .queue(QueueConfig {
                 capacity: opts.mem_events + 10_000,
                 overflow: Overflow::DropNewest,
@@ -609,7 +605,7 @@ async fn raw_post_loop(addr: SocketAddr, bodies: Arc<Vec<Bytes>>, n: usize) -> D
             .uri(uri.clone())
             .header(header::HOST, addr.to_string())
             .header(header::CONTENT_TYPE, Format::EventsV2.media_type())
-            .header(header::USER_AGENT, registry_notify::http::USER_AGENT_VALUE)
+            .header(header::USER_AGENT, registry_notify::http_sink::USER_AGENT_VALUE)
             .body(Full::new(bodies[i % bodies.len()].clone()))
             .unwrap();
         sender.ready().await.expect("connection");
@@ -791,7 +787,12 @@ fn main() {
         let _enter = server_rt.enter();
         let (s1, h1) = endpoint_to(&receiver, "unbatched", 1).spawn();
         let (s100, h100) = endpoint_to(&receiver, "batched", 100).spawn();
-        (Dispatcher::new(s1), h1, Dispatcher::new(s100), h100)
+        (
+            Dispatcher::new(BoxSink::new(s1)),
+            h1,
+            Dispatcher::new(BoxSink::new(s100)),
+            h100,
+        )
     };
     let (mut raw_t, mut ep_t, mut b_t) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut raw_n, mut ep_n, mut b_n) = (0usize, 0usize, 0usize);

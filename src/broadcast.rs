@@ -1,10 +1,12 @@
 //! Fan-out of every batch to all endpoint sinks.
 //!
 //! [`Broadcast`] calls each of its sinks with a clone of the batch (an `Arc` clone; no
-//! event is copied) and resolves once every sink's call has resolved. The sinks are
-//! driven concurrently, so one slow sink never delays another; endpoint sinks start with a
-//! queue whose call returns at once, so a slow or dead endpoint does not delay the caller
-//! either. An error from one sink never stops the others: it is counted
+//! event is copied; the last sink gets the batch itself) and resolves once every sink's call
+//! has resolved. Every call starts at once — the broadcast polls each sink's future once
+//! before it returns — and the sinks are driven concurrently, so one slow sink never delays
+//! another; endpoint sinks start with a queue whose call completes at once, so a slow or dead
+//! endpoint does not delay the caller either, and a broadcast to them is complete when `call`
+//! returns. An error from one sink never stops the others: it is counted
 //! ([`Broadcast::errors`]) and logged at most once per 10 s burst, and the broadcast
 //! itself still succeeds — like Distribution's broadcaster, which logs
 //! `broadcaster: dropping event` and carries on.
@@ -37,10 +39,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tower::ServiceExt;
+use tower::util::Oneshot;
 use tower_service::Service;
 
 use crate::event::Batch;
@@ -48,9 +50,8 @@ use crate::log_limit::LogLimiter;
 use crate::sink::{BoxError, BoxSink, DeliveryError};
 
 /// Sends every batch to all of its sinks; see the [module docs](self).
-#[derive(Clone)]
-pub struct Broadcast {
-    sinks: Vec<BoxSink>,
+pub struct Broadcast<S = BoxSink> {
+    sinks: Vec<S>,
     stats: Arc<Stats>,
 }
 
@@ -68,9 +69,21 @@ impl Default for Stats {
     }
 }
 
-impl Broadcast {
+impl Stats {
+    /// Counts and logs a sink's error; keeps a [`DeliveryError::NotDurable`] for the caller.
+    fn failed(&self, index: usize, error: BoxError, not_durable: &mut Option<BoxError>) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if DeliveryError::is_not_durable(&*error) {
+            not_durable.get_or_insert(error);
+        } else if let Some(suppressed) = self.log.check() {
+            tracing::warn!(sink = index, %error, suppressed, "broadcaster: dropping event");
+        }
+    }
+}
+
+impl<S> Broadcast<S> {
     /// A broadcast to `sinks`.
-    pub fn new(sinks: Vec<BoxSink>) -> Self {
+    pub fn new(sinks: Vec<S>) -> Self {
         Self {
             sinks,
             stats: Arc::new(Stats::default()),
@@ -78,8 +91,13 @@ impl Broadcast {
     }
 
     /// Adds a sink; batches sent after this reach it too.
-    pub fn push(&mut self, sink: BoxSink) {
+    pub fn push(&mut self, sink: S) {
         self.sinks.push(sink);
+    }
+
+    /// The sinks, in the order they were added.
+    pub fn into_sinks(self) -> Vec<S> {
+        self.sinks
     }
 
     /// How many sinks the batches go to.
@@ -98,13 +116,22 @@ impl Broadcast {
     }
 }
 
-impl Default for Broadcast {
+impl<S: Clone> Clone for Broadcast<S> {
+    fn clone(&self) -> Self {
+        Self {
+            sinks: self.sinks.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+impl<S> Default for Broadcast<S> {
     fn default() -> Self {
         Self::new(Vec::new())
     }
 }
 
-impl fmt::Debug for Broadcast {
+impl<S> fmt::Debug for Broadcast<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broadcast")
             .field("sinks", &self.sinks.len())
@@ -113,32 +140,58 @@ impl fmt::Debug for Broadcast {
     }
 }
 
-type SinkFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+impl<S> Broadcast<S>
+where
+    S: Service<Batch, Response = ()> + Clone + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<BoxError>,
+{
+    /// What `call` does, through a shared reference: every sink's call is started (its future
+    /// polled once); the ones that did not complete are left to the returned future.
+    pub fn send(&self, batch: Batch) -> BroadcastFuture<S> {
+        let mut pending = Vec::new();
+        let mut not_durable = None;
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut batch = Some(batch);
+        let last = self.sinks.len().saturating_sub(1);
+        for (index, sink) in self.sinks.iter().enumerate() {
+            let b = if index == last {
+                batch.take()
+            } else {
+                batch.clone()
+            };
+            let mut call = Oneshot::new(sink.clone(), b.unwrap_or_default());
+            match Pin::new(&mut call).poll(&mut cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => self.stats.failed(index, error.into(), &mut not_durable),
+                Poll::Pending => pending.push((index, call)),
+            }
+        }
+        BroadcastFuture {
+            pending,
+            stats: self.stats.clone(),
+            not_durable,
+        }
+    }
+}
 
-impl Service<Batch> for Broadcast {
+impl<S> Service<Batch> for Broadcast<S>
+where
+    S: Service<Batch, Response = ()> + Clone + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<BoxError>,
+{
     type Response = ();
     type Error = BoxError;
-    type Future = BroadcastFuture;
+    type Future = BroadcastFuture<S>;
 
     /// Always ready: each call readies its own clone of every sink.
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, batch: Batch) -> BroadcastFuture {
-        let pending = self
-            .sinks
-            .iter()
-            .map(|sink| {
-                let fut: SinkFuture = Box::pin(sink.clone().oneshot(batch.clone()));
-                Some(fut)
-            })
-            .collect();
-        BroadcastFuture {
-            pending,
-            stats: self.stats.clone(),
-            not_durable: None,
-        }
+    fn call(&mut self, batch: Batch) -> BroadcastFuture<S> {
+        self.send(batch)
     }
 }
 
@@ -148,43 +201,52 @@ impl Service<Batch> for Broadcast {
 /// others' — except [`DeliveryError::NotDurable`]:
 /// a fail-closed endpoint could not make the events durable, so the request that produced
 /// them must fail, and the broadcast resolves with that error (after every sink resolved).
-pub struct BroadcastFuture {
-    pending: Vec<Option<SinkFuture>>,
+pub struct BroadcastFuture<S: Service<Batch>> {
+    /// The calls that did not complete when they started, with their sink's index.
+    pending: Vec<(usize, Oneshot<S, Batch>)>,
     stats: Arc<Stats>,
     not_durable: Option<BoxError>,
 }
 
-impl fmt::Debug for BroadcastFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let left = self.pending.iter().filter(|p| p.is_some()).count();
-        f.debug_struct("BroadcastFuture").field("pending", &left).finish()
+impl<S: Service<Batch>> BroadcastFuture<S> {
+    /// Whether every sink's call has completed (the future is then ready at once).
+    pub fn is_complete(&self) -> bool {
+        self.pending.is_empty()
     }
 }
 
-impl Future for BroadcastFuture {
+impl<S: Service<Batch>> fmt::Debug for BroadcastFuture<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BroadcastFuture")
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl<S> Future for BroadcastFuture<S>
+where
+    S: Service<Batch, Response = ()> + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<BoxError>,
+{
     type Output = Result<(), BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let mut done = true;
-        for (index, slot) in this.pending.iter_mut().enumerate() {
-            let Some(fut) = slot else { continue };
-            match fut.as_mut().poll(cx) {
-                Poll::Pending => done = false,
-                Poll::Ready(result) => {
-                    *slot = None;
-                    if let Err(error) = result {
-                        this.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        if DeliveryError::is_not_durable(&*error) {
-                            this.not_durable.get_or_insert(error);
-                        } else if let Some(suppressed) = this.stats.log.check() {
-                            tracing::warn!(sink = index, %error, suppressed, "broadcaster: dropping event");
-                        }
-                    }
+        let mut failed = Vec::new();
+        this.pending
+            .retain_mut(|(index, call)| match Pin::new(call).poll(cx) {
+                Poll::Pending => true,
+                Poll::Ready(Ok(())) => false,
+                Poll::Ready(Err(error)) => {
+                    failed.push((*index, error.into()));
+                    false
                 }
-            }
+            });
+        for (index, error) in failed {
+            this.stats.failed(index, error, &mut this.not_durable);
         }
-        if done {
+        if this.pending.is_empty() {
             Poll::Ready(this.not_durable.take().map_or(Ok(()), Err))
         } else {
             Poll::Pending

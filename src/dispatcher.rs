@@ -1,16 +1,18 @@
 //! The hand-off from the request path to the delivery pipeline.
 //!
-//! A [`Dispatcher`] owns the head of the sink stack. The one
-//! [`Notifications::builder`](crate::notifications::Notifications::builder) makes
-//! pushes each batch straight into every endpoint's filter and queue, through a
-//! shared reference: no sink is cloned, no future boxed, and the last endpoint gets
-//! the batch itself, so the queue takes the events without copying them. Other
-//! sinks (a [`Dispatcher::new`] sink, custom sinks of the builder, behind a
-//! [`Broadcast`](crate::broadcast::Broadcast)) are called as tower services without
-//! waiting: the sink's readiness and response futures are polled once in place,
-//! and only if one is still pending is it moved to a spawned task. Either way a
-//! request pays for building its events and one push per endpoint — and with no
-//! sink at all, nothing.
+//! A [`Dispatcher`] owns the head of the sink stack: a [`Broadcast`] to every endpoint's
+//! stack ([`EndpointSink`]: filter → queue, whose worker drives retry → HTTP) and to any
+//! sink of your own. Each batch goes through them as tower services: every call starts at
+//! once (readiness and response polled once in place), the last sink gets the batch itself
+//! (no copy), and a call that is still pending afterwards is moved to a spawned task — the
+//! request path never waits on delivery. With no sink at all the layer derives nothing.
+//!
+//! The one exception is an endpoint whose queue promises durability (a durable queue with
+//! `fsync: always`): its calls resolve once the events are on disk, and
+//! [`dispatch_waiting`](Dispatcher::dispatch_waiting) hands that wait to the layer, which
+//! answers the request only then (with a 503 if the events could not be made durable). It
+//! changes nothing for the other endpoints: they are in a broadcast of their own, driven the
+//! same way with or without it.
 //!
 //! ```
 //! use registry_notify::{dispatcher::Dispatcher, sink::{BoxError, BoxSink}, Action, Batch, Event, Target};
@@ -31,51 +33,45 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
-use tower::{Service, ServiceExt};
+use tower::util::Either;
 
+use crate::broadcast::{Broadcast, BroadcastFuture};
+use crate::endpoint::EndpointSink;
 use crate::event::Batch;
-use crate::log_limit::LogLimiter;
 use crate::sink::{BoxError, BoxSink, DeliveryError};
 
 /// A hand-off the caller awaits before answering its request (see
 /// [`Dispatcher::dispatch_waiting`]); `Err` means the events are not durable.
 pub type Handoff = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 
-/// A sink front that takes a batch synchronously, through a shared reference: the
-/// filter → queue head of an endpoint stack. The dispatcher hands batches to these
-/// directly — no sink clone, no boxed future, and the batch itself (not a copy) to the
-/// last of them.
-pub(crate) trait Enqueue: Send + Sync + 'static {
-    /// Takes `batch` without waiting; fails only when the endpoint is shut down.
-    fn enqueue(&self, batch: Batch) -> Result<(), BoxError>;
-}
+/// Where a dispatcher sends: an endpoint's stack, or a sink of your own.
+pub(crate) type Target = Either<EndpointSink, BoxSink>;
 
 /// Hands batches of events to the sink stack without blocking the caller.
 #[derive(Clone, Default)]
 pub struct Dispatcher {
     targets: Option<Arc<Targets>>,
-    wait: bool,
 }
 
 struct Targets {
-    /// Endpoint fronts, fed synchronously.
-    queues: Vec<Arc<dyn Enqueue>>,
-    /// Any other sink, driven as a tower service.
-    sink: Option<BoxSink>,
-    /// Refusals by the fronts, logged like the broadcaster's.
-    errors: AtomicU64,
-    log: LogLimiter,
+    /// Endpoints and sinks the request path never waits for.
+    detached: Broadcast<Target>,
+    /// Endpoints whose queue fails closed (`fsync: always`): the request waits for them.
+    awaited: Broadcast<Target>,
 }
 
 impl fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (detached, awaited) = self
+            .targets
+            .as_ref()
+            .map_or((0, 0), |t| (t.detached.len(), t.awaited.len()));
         f.debug_struct("Dispatcher")
-            .field("enabled", &self.is_enabled())
+            .field("detached", &detached)
+            .field("awaited", &awaited)
             .finish()
     }
 }
@@ -83,41 +79,48 @@ impl fmt::Debug for Dispatcher {
 impl Dispatcher {
     /// A dispatcher feeding `sink`.
     pub fn new(sink: BoxSink) -> Self {
-        Self::with_targets(Vec::new(), Some(sink))
+        Self::to_targets(vec![Either::Right(sink)], Vec::new())
     }
 
     /// A dispatcher with nowhere to send: the layer derives no events at all.
     pub fn disabled() -> Self {
-        Self {
-            targets: None,
-            wait: false,
-        }
+        Self { targets: None }
     }
 
-    /// A dispatcher feeding endpoint fronts directly and, if any, other sinks through a
-    /// broadcast. Disabled when there is neither.
-    pub(crate) fn broadcast(queues: Vec<Arc<dyn Enqueue>>, mut sinks: Vec<BoxSink>) -> Self {
-        let sink = match sinks.len() {
-            0 => None,
-            1 => sinks.pop(),
-            _ => Some(BoxSink::new(crate::broadcast::Broadcast::new(sinks))),
-        };
-        if queues.is_empty() && sink.is_none() {
+    /// A dispatcher feeding `detached` without waiting and `awaited` (fail-closed endpoints)
+    /// with [`dispatch_waiting`](Self::dispatch_waiting); disabled when both are empty.
+    pub(crate) fn to_targets(detached: Vec<Target>, awaited: Vec<Target>) -> Self {
+        if detached.is_empty() && awaited.is_empty() {
             return Self::disabled();
         }
-        Self::with_targets(queues, sink)
-    }
-
-    fn with_targets(queues: Vec<Arc<dyn Enqueue>>, sink: Option<BoxSink>) -> Self {
         Self {
             targets: Some(Arc::new(Targets {
-                queues,
-                sink,
-                errors: AtomicU64::new(0),
-                log: LogLimiter::new(Duration::from_secs(10)),
+                detached: Broadcast::new(detached),
+                awaited: Broadcast::new(awaited),
             })),
-            wait: false,
         }
+    }
+
+    /// Makes the layer hold each response until every sink's call for its events has resolved
+    /// (`yes`), or none (`!yes`): for a sink of your own that must have the events before the
+    /// client hears of them, or a test that checks what a response implies. Endpoints whose
+    /// queue fails closed (`fsync: always`) are awaited anyway when they come from
+    /// [`Notifications`](crate::notifications::Notifications).
+    pub fn wait_for_sinks(self, yes: bool) -> Self {
+        let Some(targets) = self.targets else {
+            return self;
+        };
+        let targets = Arc::try_unwrap(targets).unwrap_or_else(|shared| Targets {
+            detached: shared.detached.clone(),
+            awaited: shared.awaited.clone(),
+        });
+        let (mut detached, mut awaited) = (targets.detached.into_sinks(), targets.awaited.into_sinks());
+        if yes {
+            awaited.append(&mut detached);
+        } else {
+            detached.append(&mut awaited);
+        }
+        Self::to_targets(detached, awaited)
     }
 
     /// Whether events have somewhere to go.
@@ -125,127 +128,106 @@ impl Dispatcher {
         self.targets.is_some()
     }
 
-    /// Makes the layer hold each response until the sink's call for its events has resolved:
-    /// set for endpoints whose durable queue has `fsync: always`, so that a response means its
-    /// events are on disk. Queue-fronted endpoints otherwise resolve at once, so only the
-    /// durable ones make the response wait (and a sink of your own, if it is slow).
-    pub fn wait_for_sinks(mut self, yes: bool) -> Self {
-        self.wait = yes;
-        self
-    }
-
-    /// Whether responses wait for the sinks (see [`wait_for_sinks`](Self::wait_for_sinks)).
+    /// Whether some endpoint makes responses wait until its events are on disk (`fsync:
+    /// always`).
     pub fn waits_for_sinks(&self) -> bool {
-        self.wait && self.targets.is_some()
+        self.targets.as_ref().is_some_and(|t| !t.awaited.is_empty())
     }
 
-    /// Like [`dispatch`](Self::dispatch), but a hand-off that does not complete at once is
-    /// returned for the caller to await (instead of being spawned); `None` when it completed.
+    /// Like [`dispatch`](Self::dispatch), but the calls of fail-closed endpoints (`fsync:
+    /// always`) that did not complete at once are returned for the caller to await; `None`
+    /// when there is nothing to wait for.
     ///
     /// The hand-off resolves `Err` only with [`DeliveryError::NotDurable`]: a fail-closed
-    /// endpoint (`fsync: always`) could not make the events durable, and the request that
-    /// produced them must not succeed. Other sink errors are logged, as with `dispatch`.
+    /// endpoint could not make the events durable, and the request that produced them must
+    /// not succeed. Other sink errors are logged, as with `dispatch`.
     pub fn dispatch_waiting(&self, batch: Batch) -> Option<Handoff> {
         let targets = self.targets.as_ref()?;
         if batch.is_empty() {
             return None;
         }
-        // Endpoint fronts take the batch at once; only the tower sink can be waited on.
-        let batch = targets.feed_fronts(batch, targets.sink.is_some())?;
-        let sink = targets.sink.clone()?;
-        let mut fut: Handoff = Box::pin(async move {
-            match sink.oneshot(batch).await {
-                Err(e) if DeliveryError::is_not_durable(&*e) => Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "dispatcher: sink refused events");
-                    Ok(())
+        let awaited = targets.send(batch)?;
+        if awaited.is_complete() {
+            return match Pin::new(&mut { awaited }).poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(Err(e)) if DeliveryError::is_not_durable(&*e) => {
+                    Some(Box::pin(std::future::ready(Err(e))))
                 }
-                Ok(()) => Ok(()),
-            }
-        });
-        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(())) => None,
-            Poll::Ready(Err(e)) => Some(Box::pin(std::future::ready(Err(e)))),
-            Poll::Pending => Some(fut),
+                _ => None,
+            };
         }
+        Some(Box::pin(Awaited(awaited)))
     }
 
-    /// Sends `batch` to the sink without waiting for it.
+    /// Sends `batch` to every sink without waiting for any.
     ///
-    /// Errors from the sink are logged; the pipeline's own stages count what
-    /// they drop. Needs a Tokio runtime only if the sink is not immediately
-    /// ready or its call does not complete at once.
+    /// Errors from the sinks are logged; the pipeline's own stages count what they drop.
+    /// Needs a Tokio runtime only if a sink's call does not complete at once.
     pub fn dispatch(&self, batch: Batch) {
         let Some(targets) = &self.targets else { return };
         if batch.is_empty() {
             return;
         }
-        if let Some(batch) = targets.feed_fronts(batch, targets.sink.is_some()) {
-            if let Some(sink) = &targets.sink {
-                call_sink(sink, batch);
-            }
+        if let Some(awaited) = targets.send(batch) {
+            detach(awaited);
         }
     }
 }
 
 impl Targets {
-    /// Enqueues `batch` into every endpoint front; the last one gets the batch itself
-    /// unless `keep` asks for it back (for the tower sink).
-    fn feed_fronts(&self, batch: Batch, keep: bool) -> Option<Batch> {
-        let mut batch = Some(batch);
-        let last = self.queues.len();
-        for (index, queue) in self.queues.iter().enumerate() {
-            let b = if index + 1 == last && !keep {
-                batch.take()
-            } else {
-                batch.clone()
-            };
-            if let Err(error) = queue.enqueue(b.unwrap_or_default()) {
-                self.errors.fetch_add(1, Ordering::Relaxed);
-                if let Some(suppressed) = self.log.check() {
-                    tracing::warn!(sink = index, %error, suppressed, "broadcaster: dropping event");
-                }
-            }
+    /// Starts the calls of every target; detaches the pending ones of the detached targets
+    /// and returns the awaited targets' future, if there are any.
+    fn send(&self, batch: Batch) -> Option<BroadcastFuture<Target>> {
+        if self.awaited.is_empty() {
+            detach(self.detached.send(batch));
+            return None;
         }
-        batch
+        if !self.detached.is_empty() {
+            detach(self.detached.send(batch.clone()));
+        }
+        Some(self.awaited.send(batch))
     }
 }
 
-/// Calls a tower sink, polling its readiness and response once in place.
-fn call_sink(sink: &BoxSink, batch: Batch) {
-    let mut sink = sink.clone();
-    let mut cx = Context::from_waker(Waker::noop());
-    match sink.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {
-            let mut fut = sink.call(batch);
-            match std::pin::Pin::new(&mut fut).poll(&mut cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => tracing::warn!(error = %e, "dispatcher: sink refused events"),
-                Poll::Pending => spawn(async move {
-                    if let Err(e) = fut.await {
-                        tracing::warn!(error = %e, "dispatcher: sink refused events");
-                    }
-                }),
-            }
-        }
-        Poll::Ready(Err(e)) => {
-            tracing::warn!(error = %e, events = batch.len(), "dispatcher: sink failed")
-        }
-        Poll::Pending => spawn(async move {
-            if let Err(e) = sink.oneshot(batch).await {
-                tracing::warn!(error = %e, "dispatcher: sink refused events");
-            }
-        }),
+/// Lets the calls still pending in `fut` finish in a task of their own.
+fn detach(fut: BroadcastFuture<Target>) {
+    if fut.is_complete() {
+        // Ready at once: this only counts and logs the errors of the calls that failed.
+        let _ = Pin::new(&mut { fut }).poll(&mut Context::from_waker(Waker::noop()));
+        return;
     }
-}
-
-fn spawn(fut: impl Future<Output = ()> + Send + 'static) {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
-            handle.spawn(fut);
+            handle.spawn(Detached(fut));
         }
         Err(_) => {
             tracing::error!("dispatcher: no Tokio runtime to finish a pending hand-off; events dropped")
         }
+    }
+}
+
+/// The calls of fail-closed endpoints a request waits for: `Err` only when the events are not
+/// durable. (A named future: an `async` block over the broadcast's future would not be `Send`
+/// for every lifetime the compiler asks about.)
+struct Awaited(BroadcastFuture<Target>);
+
+impl Future for Awaited {
+    type Output = Result<(), BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|result| match result {
+            Err(e) if DeliveryError::is_not_durable(&*e) => Err(e),
+            _ => Ok(()),
+        })
+    }
+}
+
+/// Calls left to finish in a task of their own; their errors were counted and logged.
+struct Detached(BroadcastFuture<Target>);
+
+impl Future for Detached {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
     }
 }

@@ -18,17 +18,17 @@ pub mod hint;
 pub mod sink;
 
 // The pipeline, in the order events travel:
-// layer → dispatcher → broadcast → filter → queue → retry → http.
+// layer → dispatcher → broadcast → endpoint (filter → queue → retry → http_sink).
 pub mod broadcast;
 pub mod dispatcher;
+pub mod endpoint;
 pub mod filter;
-pub mod http;
+pub mod http_sink;
 pub mod layer;
 pub mod queue;
 pub mod retry;
 
 pub mod config;
-pub mod endpoint;
 pub mod metrics;
 pub mod notifications;
 #[cfg(feature = "signing")]
@@ -41,7 +41,7 @@ pub mod nats;
 
 pub use broadcast::Broadcast;
 pub use config::Config;
-pub use endpoint::{DeadLetter, Endpoint, EndpointHandle};
+pub use endpoint::{Endpoint, EndpointHandle};
 pub use error::ConfigError;
 pub use event::{
     Action, ActorRecord, Batch, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SharedStr,

@@ -35,16 +35,22 @@
 //! `registry_notifications_breaker_open` (gauge, 0 or 1), all labelled with `endpoint`.
 //!
 //! ```
-//! use registry_notify::metrics::EndpointMetrics;
+//! use registry_notify::endpoint::Endpoint;
+//! use registry_notify::{Action, Batch, Event, Target};
+//! use tower::ServiceExt;
 //!
-//! let metrics = EndpointMetrics::new("listener", "https://user:secret@hooks.example/x?token=t");
-//! metrics.record_ingress(3);
-//! metrics.record_success(http::StatusCode::OK, 3);
-//! metrics.record_egress(3);
-//! let snap = metrics.snapshot();
-//! assert_eq!((snap.events, snap.pending, snap.successes, snap.delivered), (3, 0, 1, 3));
-//! assert_eq!(snap.statuses["200 OK"], 1);
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let endpoint = Endpoint::builder("listener", "https://user:secret@hooks.example/x?token=t")
+//!     .build()
+//!     .unwrap();
+//! let (sink, handle) = endpoint.spawn();
+//! let events: Batch = (0..3).map(|_| Event::new(Action::Push, Target::default())).collect();
+//! sink.oneshot(events).await.unwrap();
+//! let snap = handle.metrics();
+//! assert_eq!((snap.events, snap.pending + snap.delivered + snap.dropped), (3, 3));
 //! assert_eq!(snap.url, "https://***@hooks.example/x?***");
+//! # handle.shutdown(tokio::time::Instant::now()).await;
+//! # }
 //! ```
 
 use std::collections::BTreeMap;
@@ -258,7 +264,7 @@ impl EndpointMetrics {
     }
 
     /// `n` events entered the queue: `events += n`, `pending += n`.
-    pub fn record_ingress(&self, n: usize) {
+    pub(crate) fn record_ingress(&self, n: usize) {
         let n = n as u64;
         self.events.fetch_add(n, Ordering::Relaxed);
         let pending = self.pending.fetch_add(n, Ordering::Relaxed) + n;
@@ -267,7 +273,7 @@ impl EndpointMetrics {
     }
 
     /// `n` events left the queue (delivered, dead-lettered or dropped): `pending -= n`.
-    pub fn record_egress(&self, n: usize) {
+    pub(crate) fn record_egress(&self, n: usize) {
         let n = n as u64;
         let prev = self
             .pending
@@ -280,7 +286,7 @@ impl EndpointMetrics {
 
     /// One attempt carrying `events` events was answered with the success `status` (2xx,
     /// or 3xx when redirects count as success): `successes += 1`, `delivered += events`.
-    pub fn record_success(&self, status: StatusCode, events: usize) {
+    pub(crate) fn record_success(&self, status: StatusCode, events: usize) {
         self.successes.fetch_add(1, Ordering::Relaxed);
         self.delivered.fetch_add(events as u64, Ordering::Relaxed);
         self.export_counter("registry_notifications_events_total", Some("Successes"), 1);
@@ -289,27 +295,27 @@ impl EndpointMetrics {
     }
 
     /// One attempt was answered with a status that is not a success.
-    pub fn record_failure(&self, status: StatusCode) {
+    pub(crate) fn record_failure(&self, status: StatusCode) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.export_counter("registry_notifications_events_total", Some("Failures"), 1);
         self.add_status(status);
     }
 
     /// One attempt got no response (transport error or timeout); adds no status.
-    pub fn record_error(&self) {
+    pub(crate) fn record_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.export_counter("registry_notifications_events_total", Some("Errors"), 1);
     }
 
     /// `n` events were lost (queue overflow or a failing sink).
-    pub fn record_dropped(&self, n: usize) {
+    pub(crate) fn record_dropped(&self, n: usize) {
         self.dropped.fetch_add(n as u64, Ordering::Relaxed);
         self.export_counter("registry_notifications_dropped_total", None, n as u64);
     }
 
     /// `n` events were lost for `reason`: the breakdown of `dropped` (which this does not
     /// change; record the events there too with [`record_dropped`](Self::record_dropped)).
-    pub fn record_events_lost(&self, reason: LossReason, n: u64) {
+    pub(crate) fn record_events_lost(&self, reason: LossReason, n: u64) {
         self.lost[reason.index()].fetch_add(n, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         metrics::counter!(
@@ -322,31 +328,31 @@ impl EndpointMetrics {
 
     /// `n` events of a request failed closed were refused (a durable `fsync: always` queue could
     /// not keep them); does not change `dropped`.
-    pub fn record_refused(&self, n: u64) {
+    pub(crate) fn record_refused(&self, n: u64) {
         self.refused.fetch_add(n, Ordering::Relaxed);
         self.export_counter("registry_notifications_refused_total", None, n);
     }
 
     /// `n` events were dropped by the endpoint's filter.
-    pub fn record_filtered(&self, n: usize) {
+    pub(crate) fn record_filtered(&self, n: usize) {
         self.filtered.fetch_add(n as u64, Ordering::Relaxed);
         self.export_counter("registry_notifications_filtered_total", None, n as u64);
     }
 
     /// `n` events were handed to the dead-letter hook.
-    pub fn record_dead_lettered(&self, n: usize) {
+    pub(crate) fn record_dead_lettered(&self, n: usize) {
         self.dead_lettered.fetch_add(n as u64, Ordering::Relaxed);
         self.export_counter("registry_notifications_dead_lettered_total", None, n as u64);
     }
 
     /// One attempt is about to repeat a failed one.
-    pub fn record_retry(&self) {
+    pub(crate) fn record_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
         self.export_counter("registry_notifications_retries_total", None, 1);
     }
 
     /// The endpoint started (`true`) or stopped (`false`) failing.
-    pub fn set_breaker_open(&self, open: bool) {
+    pub(crate) fn set_breaker_open(&self, open: bool) {
         self.breaker_open.store(open, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         metrics::gauge!("registry_notifications_breaker_open", "endpoint" => self.name.clone())

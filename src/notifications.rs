@@ -27,12 +27,15 @@
 use std::time::Duration;
 
 use crate::config::NotificationsConfig;
-use crate::dispatcher::Dispatcher;
-use crate::endpoint::{DeadLetter, Endpoint, EndpointHandle};
+use tower::util::Either;
+
+use crate::dispatcher::{Dispatcher, Target};
+use crate::endpoint::{Endpoint, EndpointHandle};
 use crate::error::ConfigError;
 use crate::event::SourceRecord;
 use crate::layer::{NotificationLayer, TrustedProxies};
 use crate::metrics::EndpointSnapshot;
+use crate::retry::DeadLetter;
 use crate::sink::BoxSink;
 
 /// Entry point of the builder API.
@@ -217,7 +220,6 @@ impl NotificationsBuilder {
             }
         }
         let mut handles = Vec::new();
-        let wait_for_disk = self.endpoints.iter().any(Endpoint::waits_for_disk);
         if let Some(file) = &self.dead_letter_file {
             let file = std::sync::Arc::new(file.clone());
             self.endpoints = std::mem::take(&mut self.endpoints)
@@ -231,32 +233,31 @@ impl NotificationsBuilder {
                 })
                 .collect();
         }
-        let mut fronts = Vec::new();
-        let mut sinks = self.sinks;
+        // Every endpoint is one stack (filter → queue → retry → HTTP) behind the dispatcher's
+        // broadcast; an endpoint whose queue fails closed (`fsync: always`) is awaited by the
+        // request, the others and the custom sinks never are.
+        let mut detached: Vec<Target> = Vec::new();
+        let mut awaited: Vec<Target> = Vec::new();
         for endpoint in self.endpoints.into_iter().filter(|e| !e.is_disabled()) {
-            let spawned = if wait_for_disk {
-                // Responses wait for the hand-off (`fsync: always`): drive the endpoints as
-                // tower sinks, whose call resolves once the events are on disk.
-                endpoint.try_spawn().map(|(sink, handle)| {
-                    sinks.push(sink);
-                    handle
-                })
-            } else {
-                // Endpoints are fed synchronously; custom sinks through a broadcast.
-                endpoint.try_spawn_front().map(|(front, handle)| {
-                    fronts.push(front);
-                    handle
-                })
-            };
-            match spawned {
-                Ok(handle) => handles.push(handle),
+            let waits = endpoint.waits_for_disk();
+            match endpoint.try_spawn() {
+                Ok((sink, handle)) => {
+                    handles.push(handle);
+                    let target = Either::Left(sink);
+                    if waits {
+                        awaited.push(target);
+                    } else {
+                        detached.push(target);
+                    }
+                }
                 Err(error) => {
                     stop_started(handles);
                     return Err(error);
                 }
             }
         }
-        let dispatcher = Dispatcher::broadcast(fronts, sinks).wait_for_sinks(wait_for_disk);
+        detached.extend(self.sinks.into_iter().map(Either::Right));
+        let dispatcher = Dispatcher::to_targets(detached, awaited);
         let mut layer = NotificationLayer::new(dispatcher)
             .include_references(self.include_references)
             .skip_head_pulls(self.skip_head_pulls)

@@ -47,7 +47,7 @@ use hmac::{Hmac, Mac};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use sha2::Sha256;
 
-pub use crate::retry::message_id;
+pub use crate::event::message_id;
 
 /// `webhook-id`: the message id, stable across attempts.
 pub const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");

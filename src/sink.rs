@@ -1,9 +1,8 @@
 //! What every delivery stage has in common.
 //!
-//! Each stage of the pipeline — [`broadcast`](crate::broadcast), [`filter`](crate::filter),
-//! [`queue`](crate::queue), [`retry`](crate::retry), [`http`](crate::http) — is a
-//! [`tower::Service`] over a [`Batch`] of events, with `Response = ()` and
-//! `Error = `[`BoxError`]. Any service of that shape is a sink: a Kafka producer,
+//! Each stage of the pipeline — broadcast, filter, queue, retry, HTTP — is a
+//! [`tower::Service`] over a [`Batch`] of events, with `Response = ()` (the HTTP sink answers a
+//! [`Receipt`]) and `Error = `[`BoxError`]. Any service of that shape is a sink: a Kafka producer,
 //! a logger or a test probe plugs in with the same `Layer`s.
 //!
 //! ```
@@ -30,6 +29,29 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A type-erased, cloneable, `Sync` sink.
 pub type BoxSink = tower::util::BoxCloneSyncService<Batch, (), BoxError>;
+
+/// What the receiver of a delivered batch answered: the response of a successful attempt of
+/// the HTTP sink, read by the retry stage for its delivery log.
+/// A sink answering `()` converts into an empty receipt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Receipt {
+    /// The HTTP status of the response, if the sink speaks HTTP.
+    pub status: Option<http::StatusCode>,
+}
+
+impl Receipt {
+    /// A receipt for an HTTP response with `status`.
+    pub fn status(status: http::StatusCode) -> Self {
+        Self { status: Some(status) }
+    }
+}
+
+impl From<()> for Receipt {
+    fn from((): ()) -> Self {
+        Self::default()
+    }
+}
 
 /// Why one delivery attempt failed; returned (boxed) by the HTTP sink and
 /// inspected by the retry stage to decide between retrying and dead-lettering.

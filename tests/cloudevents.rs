@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use receiver::{always, by_index, Received, Receiver, HANG_GUARD};
 use registry_notify::endpoint::Endpoint;
-use registry_notify::http::HttpSink;
-use registry_notify::retry::{RetryConfig, RetryPolicy};
+use registry_notify::http_sink::HttpSink;
+use registry_notify::retry::Exponential;
 use registry_notify::{Action, Batch, Config, Event, Format, Target, Timestamp};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -206,7 +206,7 @@ async fn batch_mode_is_an_array_and_matches_the_schema() {
         .build()
         .unwrap();
     let events = events();
-    HttpSink::new(&endpoint)
+    HttpSink::new(endpoint.http().expect("a webhook endpoint"))
         .oneshot(Batch::from(events.clone()))
         .await
         .unwrap();
@@ -243,7 +243,7 @@ async fn structured_mode_and_batches() {
         .format(Format::CloudEvents)
         .build()
         .unwrap();
-    HttpSink::new(&endpoint)
+    HttpSink::new(endpoint.http().expect("a webhook endpoint"))
         .oneshot(Batch::from(events()[..2].to_vec()))
         .await
         .unwrap();
@@ -266,16 +266,14 @@ async fn retries_are_byte_identical() {
     let server = Receiver::start(by_index(|n, _| if n == 0 { 503 } else { 200 })).await;
     let (sink, handle) = Endpoint::builder("ce", server.url())
         .format(Format::CloudEvents)
-        .retry(RetryConfig {
-            policy: RetryPolicy::Exponential {
-                initial: Duration::from_millis(1),
-                max: Duration::from_millis(1),
-                multiplier: 1.0,
-                jitter: 0.0,
-            },
-            max_attempts: Some(5),
-            max_age: None,
-        })
+        .retry(
+            Exponential::default()
+                .backoff(Duration::from_millis(1), Duration::from_millis(1))
+                .multiplier(1.0)
+                .jitter(0.0)
+                .max_attempts(5)
+                .max_age(None),
+        )
         .build()
         .unwrap()
         .spawn();
@@ -299,7 +297,7 @@ async fn yaml_format_keys() {
     assert_eq!(endpoints[0].format(), Format::CloudEvents);
     assert_eq!(endpoints[1].format(), Format::CloudEventsBatch);
     for endpoint in endpoints {
-        HttpSink::new(&endpoint)
+        HttpSink::new(endpoint.http().expect("a webhook endpoint"))
             .oneshot(Batch::from(events()[0].clone()))
             .await
             .unwrap();

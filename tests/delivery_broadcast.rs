@@ -6,12 +6,12 @@ mod sinks;
 use std::time::Duration;
 
 use registry_notify::broadcast::Broadcast;
-use registry_notify::queue::{QueueConfig, QueueLayer};
+use registry_notify::queue::{Queue, QueueConfig};
 use registry_notify::sink::{BoxError, BoxSink, DeliveryError};
 use registry_notify::Batch;
 use sinks::{events, ids, Collector};
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt};
+use tower::ServiceExt;
 
 /// 1000 events in blocks of 10 into 10 queued sinks: all delivered, in order, and every
 /// sink closed afterwards.
@@ -21,9 +21,9 @@ async fn test_broadcaster() {
     let mut handles = Vec::new();
     let mut broadcast = Broadcast::default();
     for c in &collectors {
-        let queue = QueueLayer::new(QueueConfig::default())
+        let queue = Queue::builder(QueueConfig::default())
             .max_events(7)
-            .layer(c.sink(Duration::from_millis(1)));
+            .spawn(c.sink(Duration::from_millis(1)));
         handles.push(queue.handle());
         broadcast.push(BoxSink::new(queue));
     }
@@ -94,7 +94,7 @@ async fn a_slow_sink_does_not_delay_the_others() {
 
 #[tokio::test]
 async fn empty_broadcast_succeeds() {
-    let broadcast = Broadcast::default();
+    let broadcast: Broadcast = Broadcast::default();
     assert!(broadcast.is_empty());
     broadcast.oneshot(Batch::from(events(0, 1))).await.unwrap();
 }

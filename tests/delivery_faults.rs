@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use receiver::{always, by_index, dead_addr, event, gate, gated, stall, wait_until, Receiver, HANG_GUARD};
 use registry_notify::broadcast::Broadcast;
-use registry_notify::endpoint::{DeadLetter, Endpoint, EndpointBuilder, EndpointHandle};
+use registry_notify::endpoint::{Endpoint, EndpointBuilder, EndpointHandle, EndpointSink};
 use registry_notify::queue::{Overflow, QueueConfig};
-use registry_notify::retry::{RetryConfig, RetryPolicy};
-use registry_notify::sink::{BoxSink, DeliveryError};
+use registry_notify::retry::DeadLetter;
+use registry_notify::retry::Exponential;
+use registry_notify::sink::DeliveryError;
 use registry_notify::Batch;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -22,16 +23,10 @@ fn ids(from: usize, to: usize) -> Vec<String> {
 }
 
 /// Fast, jitter-free retries so that the tests do not wait long.
-fn fast_retry() -> RetryConfig {
-    RetryConfig {
-        policy: RetryPolicy::Exponential {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-            multiplier: 2.0,
-            jitter: 0.0,
-        },
-        ..RetryConfig::default()
-    }
+fn fast_retry() -> Exponential {
+    Exponential::default()
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .jitter(0.0)
 }
 
 fn endpoint(name: &str, url: String) -> EndpointBuilder {
@@ -40,7 +35,7 @@ fn endpoint(name: &str, url: String) -> EndpointBuilder {
         .retry(fast_retry())
 }
 
-async fn send(sink: &BoxSink, from: usize, to: usize) {
+async fn send(sink: &EndpointSink, from: usize, to: usize) {
     for i in from..to {
         sink.clone()
             .oneshot(Batch::from(event(i, "library/test")))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use registry_notify::endpoint::Endpoint;
-use registry_notify::filter::{Filter, FilterLayer};
+use registry_notify::filter::{EventFilterLayer, FilterRules};
 use registry_notify::metrics::EndpointMetrics;
 use registry_notify::{Action, Batch, Event, Target};
 use sinks::Collector;
@@ -25,10 +25,10 @@ fn test_event(action: Action, repository: &str, media_type: &str) -> Event {
 
 /// Writes each event separately through `filter`; returns the ids that got through and
 /// the `filtered` count.
-async fn run(filter: Filter, events: &[Event]) -> (Vec<String>, u64) {
+async fn run(filter: FilterRules, events: &[Event]) -> (Vec<String>, u64) {
     let collector = Collector::new();
     let metrics = Arc::new(EndpointMetrics::new("f", "http://x/"));
-    let sink = FilterLayer::new(filter)
+    let sink = EventFilterLayer::new(filter)
         .metrics(metrics.clone())
         .layer(collector.sink(Duration::ZERO));
     for e in events {
@@ -64,7 +64,7 @@ async fn test_ignored_sink() {
         (vec!["blob"], vec![Pull], vec![]),
     ];
     for (media_types, actions, expected) in cases {
-        let filter = Filter::new()
+        let filter = FilterRules::new()
             .ignore_media_types(media_types.clone())
             .ignore_actions(actions.clone());
         let (got, filtered) = run(filter, &both).await;
@@ -80,12 +80,12 @@ async fn ignoredmediatypes_and_ignore_mediatypes_are_merged() {
     let manifest = test_event(Action::Push, "r", "manifest");
     let config = test_event(Action::Push, "r", "config");
     // Distribution: `ignoredmediatypes` ∪ `ignore.mediatypes`, exact match only.
-    let filter = Filter::new()
+    let filter = FilterRules::new()
         .ignore_media_types(["blob"])
         .ignore_media_types(vec!["manifest".to_string()]);
     let (got, _) = run(filter, &[blob, manifest, config.clone()]).await;
     assert_eq!(got, [config.id.as_str()]);
-    let prefix = Filter::new().ignore_media_types(["conf"]);
+    let prefix = FilterRules::new().ignore_media_types(["conf"]);
     assert!(prefix.allows(&config), "no prefix matching");
 }
 
@@ -123,7 +123,7 @@ async fn repository_globs() {
         })
         .collect();
 
-    let include = Filter::new()
+    let include = FilterRules::new()
         .include_repositories(["library/*", "team/**"])
         .unwrap();
     let (got, filtered) = run(include, &events).await;
@@ -133,7 +133,9 @@ async fn repository_globs() {
     );
     assert_eq!(filtered, 2);
 
-    let exclude = Filter::new().exclude_repositories(["**/b", "other/*"]).unwrap();
+    let exclude = FilterRules::new()
+        .exclude_repositories(["**/b", "other/*"])
+        .unwrap();
     let (got, _) = run(exclude, &events).await;
     assert_eq!(
         repos_of(got, &events),
@@ -141,7 +143,7 @@ async fn repository_globs() {
     );
 
     // Exclusion wins over inclusion.
-    let both = Filter::new()
+    let both = FilterRules::new()
         .include_repositories(["team/**"])
         .unwrap()
         .exclude_repositories(["team/a/*"])
@@ -149,7 +151,9 @@ async fn repository_globs() {
     let (got, _) = run(both, &events).await;
     assert_eq!(repos_of(got, &events), ["team/a", "team"]);
 
-    let err = Filter::new().include_repositories(["ok/*", "bad**"]).unwrap_err();
+    let err = FilterRules::new()
+        .include_repositories(["ok/*", "bad**"])
+        .unwrap_err();
     assert!(err.to_string().contains("\"bad**\""), "{err}");
 }
 
@@ -161,7 +165,7 @@ async fn head_pulls_are_dropped_by_method() {
     let mut head = test_event(Action::Pull, "r", "m");
     head.id = "head".into();
     head.request.method = "HEAD".into();
-    let (got, filtered) = run(Filter::new().ignore_methods(["HEAD"]), &[get, head]).await;
+    let (got, filtered) = run(FilterRules::new().ignore_methods(["HEAD"]), &[get, head]).await;
     assert_eq!((got, filtered), (vec!["get".to_string()], 1));
 }
 
@@ -169,8 +173,8 @@ async fn head_pulls_are_dropped_by_method() {
 #[tokio::test]
 async fn batches_are_trimmed_and_empty_ones_not_forwarded() {
     let collector = Collector::new();
-    let sink =
-        FilterLayer::new(Filter::new().ignore_actions([Action::Pull])).layer(collector.sink(Duration::ZERO));
+    let sink = EventFilterLayer::new(FilterRules::new().ignore_actions([Action::Pull]))
+        .layer(collector.sink(Duration::ZERO));
     let batch: Batch = vec![
         test_event(Action::Push, "r", "a"),
         test_event(Action::Pull, "r", "b"),
@@ -193,7 +197,7 @@ async fn endpoint_counts_filtered_apart_from_events() {
     let server = receiver::Receiver::start(receiver::always(200)).await;
     let endpoint = Endpoint::builder("f", server.url())
         .filter(
-            Filter::new()
+            FilterRules::new()
                 .ignore_actions([Action::Pull])
                 .ignore_methods(["HEAD"]),
         )

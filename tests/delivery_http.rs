@@ -10,9 +10,9 @@ use std::time::Duration;
 use receiver::{always, by_index, closing_listener, event, response, stall, Receiver};
 use registry_notify::endpoint::Endpoint;
 use registry_notify::event::{EVENTS_V1_MEDIA_TYPE, EVENTS_V2_MEDIA_TYPE};
-use registry_notify::http::HttpSink;
+use registry_notify::http_sink::HttpSink;
 use registry_notify::metrics::{EndpointMetrics, EndpointSnapshot};
-use registry_notify::retry::RetryConfig;
+use registry_notify::retry::Breaker;
 use registry_notify::sink::{BoxError, DeliveryError};
 use registry_notify::{Batch, Format};
 use tower::ServiceExt;
@@ -27,7 +27,7 @@ fn sink(url: &str, redirects_as_success: bool, metrics: &Arc<EndpointMetrics>) -
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    HttpSink::new(&endpoint).metrics(metrics.clone())
+    HttpSink::new(endpoint.http().expect("a webhook endpoint")).metrics(metrics.clone())
 }
 
 fn delivery_error(e: &BoxError) -> &DeliveryError {
@@ -152,7 +152,10 @@ async fn headers_user_agent_content_type_and_basic_auth() {
         .build()
         .unwrap();
     let sent = batch(2);
-    HttpSink::new(&endpoint).oneshot(sent.clone()).await.unwrap();
+    HttpSink::new(endpoint.http().expect("a webhook endpoint"))
+        .oneshot(sent.clone())
+        .await
+        .unwrap();
     let r = &server.requests()[0];
     assert_eq!(r.method, http::Method::POST);
     assert_eq!(r.uri.path(), "/hook");
@@ -194,7 +197,10 @@ async fn configured_authorization_wins_over_userinfo() {
         .header("Authorization", "Bearer token")
         .build()
         .unwrap();
-    HttpSink::new(&endpoint).oneshot(batch(1)).await.unwrap();
+    HttpSink::new(endpoint.http().expect("a webhook endpoint"))
+        .oneshot(batch(1))
+        .await
+        .unwrap();
     let auth: Vec<_> = server.requests()[0]
         .headers
         .get_all("authorization")
@@ -212,7 +218,7 @@ async fn timeout_is_an_error_without_status() {
         .timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let err = HttpSink::new(&endpoint)
+    let err = HttpSink::new(endpoint.http().expect("a webhook endpoint"))
         .metrics(metrics.clone())
         .oneshot(batch(1))
         .await
@@ -230,7 +236,10 @@ async fn retry_after_is_reported() {
     }))
     .await;
     let endpoint = Endpoint::builder("t", server.url()).build().unwrap();
-    let err = HttpSink::new(&endpoint).oneshot(batch(1)).await.unwrap_err();
+    let err = HttpSink::new(endpoint.http().expect("a webhook endpoint"))
+        .oneshot(batch(1))
+        .await
+        .unwrap_err();
     match delivery_error(&err) {
         DeliveryError::Status { status, retry_after } => {
             assert_eq!(status.as_u16(), 429);
@@ -304,7 +313,7 @@ async fn retried_body_is_byte_identical() {
     let server = Receiver::start(by_index(|n, _| if n < 2 { 503 } else { 200 })).await;
     let endpoint = Endpoint::builder("r", server.url())
         .max_events(5)
-        .retry(RetryConfig::breaker(3, Duration::from_millis(10)))
+        .retry(Breaker::new(3, Duration::from_millis(10)))
         .build()
         .unwrap();
     let (sink, handle) = endpoint.spawn();
@@ -343,7 +352,7 @@ mod tls {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        let err = HttpSink::new(&endpoint)
+        let err = HttpSink::new(endpoint.http().expect("a webhook endpoint"))
             .metrics(metrics.clone())
             .oneshot(batch(1))
             .await
@@ -368,7 +377,10 @@ mod tls {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        HttpSink::new(&endpoint).oneshot(batch(1)).await.unwrap();
+        HttpSink::new(endpoint.http().expect("a webhook endpoint"))
+            .oneshot(batch(1))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -379,7 +391,10 @@ mod tls {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        HttpSink::new(&endpoint).oneshot(batch(1)).await.unwrap();
+        HttpSink::new(endpoint.http().expect("a webhook endpoint"))
+            .oneshot(batch(1))
+            .await
+            .unwrap();
     }
 
     #[test]

@@ -12,25 +12,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use receiver::{always, by_index, event, wait_until, Receiver, HANG_GUARD};
-use registry_notify::endpoint::{DeadLetter, Endpoint};
-use registry_notify::retry::{AttemptOutcome, DeliveryAttempt, DeliveryRecord, RetryConfig, RetryPolicy};
+use registry_notify::endpoint::Endpoint;
+use registry_notify::retry::DeadLetter;
+use registry_notify::retry::{AttemptOutcome, DeliveryAttempt, DeliveryRecord, Exponential};
 use registry_notify::signing::Verifier;
 use registry_notify::Batch;
 use serde_json::Value;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-fn quick_retry(max_attempts: u32) -> RetryConfig {
-    RetryConfig {
-        policy: RetryPolicy::Exponential {
-            initial: Duration::from_millis(1),
-            max: Duration::from_millis(2),
-            multiplier: 2.0,
-            jitter: 0.0,
-        },
-        max_attempts: Some(max_attempts),
-        max_age: None,
-    }
+fn quick_retry(max_attempts: u32) -> Exponential {
+    Exponential::default()
+        .backoff(Duration::from_millis(1), Duration::from_millis(2))
+        .jitter(0.0)
+        .max_attempts(max_attempts)
+        .max_age(None)
 }
 
 type Records = Arc<Mutex<Vec<DeliveryRecord>>>;

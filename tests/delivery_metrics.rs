@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use receiver::{by_index, event, Receiver, HANG_GUARD};
 use registry_notify::endpoint::Endpoint;
-use registry_notify::retry::{RetryConfig, RetryPolicy};
+use registry_notify::retry::Breaker;
 use registry_notify::Batch;
 use tower::ServiceExt;
 
@@ -29,13 +29,7 @@ async fn prometheus_names_match_distribution() {
     metrics::set_global_recorder(recorder).expect("first recorder of this test binary");
 
     let server = Receiver::start(by_index(|n, _| if n == 1 { 503 } else { 200 })).await;
-    let retry = RetryConfig {
-        policy: RetryPolicy::Breaker {
-            threshold: 5,
-            backoff: Duration::from_millis(10),
-        },
-        ..RetryConfig::default()
-    };
+    let retry = Breaker::new(5, Duration::from_millis(10));
     let (sink, endpoint) = Endpoint::builder("prom", server.url())
         .retry(retry)
         .build()

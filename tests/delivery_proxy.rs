@@ -19,7 +19,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use registry_notify::endpoint::Endpoint;
-use registry_notify::http::{HttpSink, Proxy};
+use registry_notify::http_sink::{HttpSink, Proxy};
 use registry_notify::sink::DeliveryError;
 use registry_notify::{Action, Batch, Event, Target};
 use support::Receiver;
@@ -151,7 +151,7 @@ async fn http_endpoint_through_a_forwarding_proxy_with_credentials() {
     assert_eq!(endpoint.proxy(), Some(format!("http://{}", proxy.addr).as_str()));
     assert!(!format!("{endpoint:?}").contains("pr0xy-s3cret"));
 
-    let mut sink = HttpSink::new(&endpoint);
+    let mut sink = HttpSink::new(endpoint.http().expect("a webhook endpoint"));
     for i in 0..3 {
         sink.ready().await.unwrap();
         tower::Service::call(&mut sink, Batch::from(event(i)))
@@ -194,7 +194,7 @@ async fn https_endpoint_through_a_connect_tunnel() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let mut sink = HttpSink::new(&endpoint);
+    let mut sink = HttpSink::new(endpoint.http().expect("a webhook endpoint"));
     for i in 0..3 {
         sink.ready().await.unwrap();
         tower::Service::call(&mut sink, Batch::from(event(i)))
@@ -229,7 +229,7 @@ async fn proxy_down_is_a_retryable_transport_error_without_credentials() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let err = HttpSink::new(&endpoint)
+    let err = HttpSink::new(endpoint.http().expect("a webhook endpoint"))
         .oneshot(Batch::from(event(0)))
         .await
         .unwrap_err();
@@ -248,7 +248,7 @@ async fn proxy_none_goes_straight_and_bad_proxy_urls_are_config_errors() {
         .build()
         .unwrap();
     assert_eq!(endpoint.proxy(), None);
-    HttpSink::new(&endpoint)
+    HttpSink::new(endpoint.http().expect("a webhook endpoint"))
         .oneshot(Batch::from(event(0)))
         .await
         .unwrap();

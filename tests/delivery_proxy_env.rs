@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use registry_notify::endpoint::Endpoint;
-use registry_notify::http::HttpSink;
+use registry_notify::http_sink::HttpSink;
 use registry_notify::{Action, Batch, Event, Target};
 use support::Receiver;
 use tower::ServiceExt;
@@ -102,8 +102,14 @@ async fn environment_proxy_with_no_proxy_and_loopback_exceptions() {
         e.id = id.into();
         Batch::from(e)
     };
-    HttpSink::new(&proxied).oneshot(event("via-proxy")).await.unwrap();
-    HttpSink::new(&local).oneshot(event("direct")).await.unwrap();
+    HttpSink::new(proxied.http().expect("a webhook endpoint"))
+        .oneshot(event("via-proxy"))
+        .await
+        .unwrap();
+    HttpSink::new(local.http().expect("a webhook endpoint"))
+        .oneshot(event("direct"))
+        .await
+        .unwrap();
     let ids: Vec<String> = receiver
         .wait_events(2)
         .await

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use registry_notify::metrics::EndpointMetrics;
-use registry_notify::queue::{EventQueue, MemoryQueue, Overflow, QueueConfig, QueueError, QueueLayer};
+use registry_notify::queue::{EventQueue, MemoryQueue, Overflow, Queue, QueueConfig, QueueError};
 use registry_notify::sink::{BoxError, DeliveryError};
 use registry_notify::Batch;
 use sinks::{events, ids, Collector};
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt};
+use tower::ServiceExt;
 
 const FAR: Duration = Duration::from_secs(3600);
 
@@ -36,9 +36,9 @@ fn is_closed(e: &BoxError) -> bool {
 async fn test_event_queue() {
     let collector = Collector::new();
     let metrics = Arc::new(EndpointMetrics::new("q", "http://receiver/"));
-    let queue = QueueLayer::new(QueueConfig::default())
+    let queue = Queue::builder(QueueConfig::default())
         .metrics(metrics.clone())
-        .layer(collector.sink(Duration::from_millis(1)));
+        .spawn(collector.sink(Duration::from_millis(1)));
     let handle = queue.handle();
 
     let mut writers = tokio::task::JoinSet::new();
@@ -78,12 +78,12 @@ async fn overflow(policy: Overflow) -> (Vec<String>, u64) {
     let collector = Collector::new();
     let (open, gate) = tokio::sync::watch::channel(false);
     let metrics = Arc::new(EndpointMetrics::new("q", "http://receiver/"));
-    let queue = QueueLayer::new(QueueConfig {
+    let queue = Queue::builder(QueueConfig {
         capacity: 5,
         overflow: policy,
     })
     .metrics(metrics.clone())
-    .layer(collector.gated_sink(gate));
+    .spawn(collector.gated_sink(gate));
     let handle = queue.handle();
     queue.clone().oneshot(Batch::from(events(0, 1))).await.unwrap();
     wait_for("first event in flight", || collector.count() == 1).await;
@@ -118,9 +118,9 @@ async fn overflow_drop_newest_keeps_the_oldest() {
 async fn max_events_batches_the_backlog() {
     let collector = Collector::new();
     let (open, gate) = tokio::sync::watch::channel(false);
-    let queue = QueueLayer::new(QueueConfig::default())
+    let queue = Queue::builder(QueueConfig::default())
         .max_events(4)
-        .layer(collector.gated_sink(gate));
+        .spawn(collector.gated_sink(gate));
     let handle = queue.handle();
     queue.clone().oneshot(Batch::from(events(0, 1))).await.unwrap();
     wait_for("first batch in flight", || collector.count() == 1).await;
@@ -140,9 +140,9 @@ async fn shutdown_reports_leftovers_at_the_deadline() {
     let collector = Collector::new();
     let (_open, gate) = tokio::sync::watch::channel(false); // never opens
     let metrics = Arc::new(EndpointMetrics::new("q", "http://receiver/"));
-    let queue = QueueLayer::new(QueueConfig::default())
+    let queue = Queue::builder(QueueConfig::default())
         .metrics(metrics.clone())
-        .layer(collector.gated_sink(gate));
+        .spawn(collector.gated_sink(gate));
     let handle = queue.handle();
     queue.clone().oneshot(Batch::from(events(0, 3))).await.unwrap();
     let start = Instant::now();
@@ -184,18 +184,15 @@ async fn memory_queue_contract() {
 #[tokio::test(start_paused = true)]
 async fn custom_queue_plugs_in() {
     let collector = Collector::new();
-    let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let m = made.clone();
-    let layer = QueueLayer::with_queue(move || {
-        m.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Arc::new(MemoryQueue::new(QueueConfig {
-            capacity: 10,
-            overflow: Overflow::DropNewest,
-        }))
-    });
-    let queue = layer.layer(collector.sink(Duration::ZERO));
+    let events_queue: Arc<dyn EventQueue> = Arc::new(MemoryQueue::new(QueueConfig {
+        capacity: 10,
+        overflow: Overflow::DropNewest,
+    }));
+    let queue = Queue::builder(QueueConfig::default())
+        .events(events_queue.clone())
+        .spawn(collector.sink(Duration::ZERO));
     queue.clone().oneshot(Batch::from(events(0, 2))).await.unwrap();
     assert_eq!(queue.handle().shutdown(Instant::now() + FAR).await, 0);
     assert_eq!(collector.ids(), ids(0, 2));
-    assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(events_queue.is_closed(), "the queue given is the one used");
 }

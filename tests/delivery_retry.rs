@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use registry_notify::endpoint::{DeadLetter, DeadLetterHandler};
 use registry_notify::metrics::EndpointMetrics;
-use registry_notify::retry::{Retry, RetryConfig, RetryLayer, RetryPolicy};
+use registry_notify::retry::{
+    Breaker, DeadLetter, DeadLetterHandler, DeliveryRetry, DeliveryRetryLayer, Exponential, RetryPolicy,
+};
 use registry_notify::sink::{BoxError, BoxSink, DeliveryError};
 use registry_notify::Batch;
 use sinks::{events, ids, Collector};
@@ -79,12 +80,16 @@ fn collect_dead_letters() -> (DeadLetterHandler, Arc<Mutex<Vec<DeadLetter>>>) {
 }
 
 fn retry(
-    config: RetryConfig,
+    config: impl RetryPolicy,
     sink: BoxSink,
-) -> (Retry<BoxSink>, Arc<EndpointMetrics>, Arc<Mutex<Vec<DeadLetter>>>) {
+) -> (
+    DeliveryRetry<BoxSink>,
+    Arc<EndpointMetrics>,
+    Arc<Mutex<Vec<DeadLetter>>>,
+) {
     let metrics = Arc::new(EndpointMetrics::new("r", "http://receiver/"));
     let (handler, letters) = collect_dead_letters();
-    let layer = RetryLayer::new(config)
+    let layer = DeliveryRetryLayer::new(config)
         .name("r")
         .metrics(metrics.clone())
         .dead_letter(handler);
@@ -110,13 +115,7 @@ async fn test_retrying_sink_flaky() {
             Ok(())
         })
     }));
-    let (sink, metrics, letters) = retry(
-        RetryConfig {
-            max_age: None,
-            ..RetryConfig::breaker(3, Duration::from_millis(10))
-        },
-        flaky,
-    );
+    let (sink, metrics, letters) = retry(Breaker::new(3, Duration::from_millis(10)).max_age(None), flaky);
     let mut writers = tokio::task::JoinSet::new();
     for i in 1..=10 {
         let block = Batch::from(events((i - 1) * 10, i * 10));
@@ -135,7 +134,7 @@ async fn test_retrying_sink_flaky() {
     want.sort();
     assert_eq!(got, want, "all 100 delivered exactly once");
     assert!(letters.lock().unwrap().is_empty());
-    assert!(!sink.is_open());
+    assert!(!sink.is_failing());
     assert!(!metrics.snapshot().breaker_open);
 }
 
@@ -144,7 +143,7 @@ async fn test_retrying_sink_flaky() {
 async fn breaker_retries_threshold_at_once_then_per_backoff() {
     let scripted = Scripted::new();
     let sink = scripted.sink(|n| if n < 6 { Err(status(503, None)) } else { Ok(()) });
-    let (sink, metrics, _) = retry(RetryConfig::breaker(3, Duration::from_millis(100)), sink);
+    let (sink, metrics, _) = retry(Breaker::new(3, Duration::from_millis(100)), sink);
     sink.oneshot(Batch::from(events(0, 1))).await.unwrap();
     assert_eq!(scripted.calls(), 7);
     let gaps = scripted.gaps();
@@ -170,14 +169,11 @@ async fn breaker_state_spans_batches() {
             Ok(())
         }
     });
-    let config = RetryConfig {
-        max_attempts: Some(4),
-        ..RetryConfig::breaker(2, Duration::from_secs(1))
-    };
+    let config = Breaker::new(2, Duration::from_secs(1)).max_attempts(4);
     let (sink, metrics, letters) = retry(config, sink);
     sink.clone().oneshot(Batch::from(events(0, 1))).await.unwrap();
     assert_eq!(letters.lock().unwrap().len(), 1);
-    assert!(sink.is_open() && metrics.snapshot().breaker_open);
+    assert!(sink.is_failing() && metrics.snapshot().breaker_open);
     fail.store(false, Ordering::SeqCst);
     let before = Instant::now();
     sink.clone().oneshot(Batch::from(events(1, 2))).await.unwrap();
@@ -185,25 +181,19 @@ async fn breaker_state_spans_batches() {
         Instant::now() - before >= Duration::from_secs(1) - MS,
         "waited for the open breaker"
     );
-    assert!(!sink.is_open() && !metrics.snapshot().breaker_open);
+    assert!(!sink.is_failing() && !metrics.snapshot().breaker_open);
 }
 
 /// go-events' TestExponentialBackoff, in paused time: the delay after the n-th failure lies
 /// in `[b·(1−jitter), b]`, `b = min(max, initial·multiplier^(n−1))`.
 #[tokio::test(start_paused = true)]
 async fn exponential_backoff_bounds() {
-    let policy = RetryPolicy::Exponential {
-        initial: 100 * MS,
-        max: Duration::from_secs(2),
-        multiplier: 2.0,
-        jitter: 0.5,
-    };
+    let policy = Exponential::default()
+        .backoff(100 * MS, Duration::from_secs(2))
+        .jitter(0.5);
     let scripted = Scripted::new();
     let sink = scripted.sink(|n| if n < 10 { Err(status(502, None)) } else { Ok(()) });
-    let config = RetryConfig {
-        policy: policy.clone(),
-        ..RetryConfig::default()
-    };
+    let config = policy.clone().max_age(None);
     let (sink, metrics, _) = retry(config, sink);
     sink.oneshot(Batch::from(events(0, 1))).await.unwrap();
     let gaps = scripted.gaps();
@@ -230,15 +220,9 @@ async fn retry_after_is_honoured_within_bounds() {
         2 => Err(status(503, Some(Duration::ZERO))),
         _ => Ok(()),
     });
-    let config = RetryConfig {
-        policy: RetryPolicy::Exponential {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-            multiplier: 2.0,
-            jitter: 0.0,
-        },
-        ..RetryConfig::default()
-    };
+    let config = Exponential::default()
+        .backoff(Duration::from_secs(1), Duration::from_secs(60))
+        .jitter(0.0);
     let (sink, _, _) = retry(config, sink);
     sink.oneshot(Batch::from(events(0, 1))).await.unwrap();
     let gaps = scripted.gaps();
@@ -265,7 +249,7 @@ async fn classification() {
     ] {
         let scripted = Scripted::new();
         let sink = scripted.sink(move |n| if n == 0 { Err(status(code, None)) } else { Ok(()) });
-        let (sink, metrics, letters) = retry(RetryConfig::default(), sink);
+        let (sink, metrics, letters) = retry(Exponential::default(), sink);
         sink.oneshot(Batch::from(events(0, 2))).await.unwrap();
         let letters = letters.lock().unwrap();
         if retried {
@@ -297,7 +281,7 @@ async fn transport_timeout_and_foreign_errors_are_retried() {
         2 => Err("some custom sink error".into()),
         _ => Ok(()),
     });
-    let (sink, _, letters) = retry(RetryConfig::default(), sink);
+    let (sink, _, letters) = retry(Exponential::default(), sink);
     sink.oneshot(Batch::from(events(0, 1))).await.unwrap();
     assert_eq!(scripted.calls(), 4);
     assert!(letters.lock().unwrap().is_empty());
@@ -307,10 +291,7 @@ async fn transport_timeout_and_foreign_errors_are_retried() {
 async fn max_attempts_dead_letters() {
     let scripted = Scripted::new();
     let sink = scripted.sink(|_| Err(status(500, None)));
-    let config = RetryConfig {
-        max_attempts: Some(3),
-        ..RetryConfig::default()
-    };
+    let config = Exponential::default().max_attempts(3);
     let (sink, metrics, letters) = retry(config, sink);
     sink.oneshot(Batch::from(events(0, 1))).await.unwrap();
     assert_eq!(scripted.calls(), 3);
@@ -329,16 +310,10 @@ async fn max_attempts_dead_letters() {
 async fn max_age_dead_letters_without_sleeping_past_it() {
     let scripted = Scripted::new();
     let sink = scripted.sink(|_| Err(status(500, None)));
-    let config = RetryConfig {
-        policy: RetryPolicy::Exponential {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(4),
-            multiplier: 2.0,
-            jitter: 0.0,
-        },
-        max_attempts: None,
-        max_age: Some(Duration::from_secs(10)),
-    };
+    let config = Exponential::default()
+        .backoff(Duration::from_secs(1), Duration::from_secs(4))
+        .jitter(0.0)
+        .max_age(Some(Duration::from_secs(10)));
     let (sink, _, letters) = retry(config, sink);
     let start = Instant::now();
     sink.oneshot(Batch::from(events(0, 1))).await.unwrap();
@@ -353,7 +328,7 @@ async fn max_age_dead_letters_without_sleeping_past_it() {
 async fn closed_is_not_retried() {
     let scripted = Scripted::new();
     let sink = scripted.sink(|_| Err(DeliveryError::Closed.into()));
-    let (sink, _, letters) = retry(RetryConfig::default(), sink);
+    let (sink, _, letters) = retry(Exponential::default(), sink);
     let err = sink.oneshot(Batch::from(events(0, 1))).await.unwrap_err();
     assert!(matches!(
         err.downcast_ref::<DeliveryError>(),
@@ -366,7 +341,7 @@ async fn closed_is_not_retried() {
 #[test]
 fn invalid_retry_settings_are_config_errors() {
     let err = registry_notify::endpoint::Endpoint::builder("x", "http://h/")
-        .retry(RetryConfig::breaker(0, MS))
+        .retry(Breaker::new(0, MS))
         .build()
         .unwrap_err();
     assert_eq!(err.to_string(), "endpoint \"x\": retry: threshold must be > 0");

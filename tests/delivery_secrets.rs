@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use receiver::{always, dead_addr, event, wait_until, Receiver, HANG_GUARD};
-use registry_notify::endpoint::{DeadLetter, Endpoint, EndpointBuilder};
-use registry_notify::http::HttpSink;
-use registry_notify::retry::{RetryConfig, RetryPolicy};
+use registry_notify::endpoint::{Endpoint, EndpointBuilder};
+use registry_notify::http_sink::HttpSink;
+use registry_notify::retry::Breaker;
+use registry_notify::retry::DeadLetter;
 use registry_notify::Batch;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -99,7 +100,13 @@ fn debug_output_and_config_errors_redact() {
     );
     assert!(debug.contains("http://***@127.0.0.1:9/hook?***"), "{debug}");
     assert_clean("Endpoint redacted_url", endpoint.redacted_url());
-    assert_clean("HttpSink Debug", &format!("{:?}", HttpSink::new(&endpoint)));
+    assert_clean(
+        "HttpSink Debug",
+        &format!(
+            "{:?}",
+            HttpSink::new(endpoint.http().expect("a webhook endpoint"))
+        ),
+    );
 
     // Errors name the field, never the value.
     let err = secret_endpoint("127.0.0.1:9")
@@ -163,14 +170,9 @@ async fn failures_keep_secrets_out_and_do_not_flood() {
     let addr = dead_addr().await;
     let letters: Arc<Mutex<Vec<DeadLetter>>> = Arc::default();
     let l = letters.clone();
-    let retry = RetryConfig {
-        policy: RetryPolicy::Breaker {
-            threshold: 3,
-            backoff: Duration::from_millis(5),
-        },
-        max_attempts: Some(40),
-        max_age: None,
-    };
+    let retry = Breaker::new(3, Duration::from_millis(5))
+        .max_attempts(40)
+        .max_age(None);
     let records: Arc<Mutex<Vec<String>>> = Arc::default();
     let r = records.clone();
     let endpoint = secret_endpoint(&addr.to_string())
@@ -181,7 +183,7 @@ async fn failures_keep_secrets_out_and_do_not_flood() {
         .unwrap();
 
     // One attempt directly: the transport error text is clean.
-    let err = HttpSink::new(&endpoint)
+    let err = HttpSink::new(endpoint.http().expect("a webhook endpoint"))
         .oneshot(Batch::from(event(0, "r")))
         .await
         .unwrap_err();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use registry_notify::config::{Config, QueueFsync};
 use registry_notify::dispatcher::Dispatcher;
 use registry_notify::notifications::Notifications;
-use registry_notify::queue::{DurableConfig, DurableQueue, EventQueue, Fsync, QueueConfig, QueueLayer};
+use registry_notify::queue::{DurableConfig, DurableQueue, EventQueue, Fsync, Queue, QueueConfig};
 use registry_notify::sink::{BoxError, BoxSink};
 use registry_notify::{Batch, NotificationLayer};
 use support::{sha256, with_digest, Http};
@@ -137,7 +137,9 @@ async fn the_response_waits_until_the_event_is_on_disk() {
     let never = BoxSink::new(tower::service_fn(|_b: Batch| {
         std::future::pending::<Result<(), BoxError>>()
     }));
-    let sink = QueueLayer::with_queue(move || q.clone()).layer(never);
+    let sink = Queue::builder(QueueConfig::default())
+        .events(q.clone())
+        .spawn(never);
     let handle = sink.handle();
     let dispatcher = Dispatcher::new(BoxSink::new(sink)).wait_for_sinks(true);
     let layer = NotificationLayer::new(dispatcher);

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use registry_notify::metrics::EndpointMetrics;
 use registry_notify::queue::{
-    DurableConfig, DurableQueue, EventQueue, Fsync, Overflow, QueueConfig, QueueError, QueueLayer,
+    DurableConfig, DurableQueue, EventQueue, Fsync, Overflow, Queue, QueueConfig, QueueError,
 };
 use registry_notify::{Batch, Event};
 use sinks::{events, ids, Collector};
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt};
+use tower::ServiceExt;
 
 /// Generous guard against hangs; never an assertion about speed.
 const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -427,9 +427,10 @@ async fn shutdown_is_prompt_and_the_backlog_waits_on_disk() {
     {
         let collector = Collector::new();
         let q: Arc<dyn EventQueue> = Arc::new(DurableQueue::open(&config, &QueueConfig::default()).unwrap());
-        let queue = QueueLayer::with_queue(move || q.clone())
+        let queue = Queue::builder(QueueConfig::default())
+            .events(q.clone())
             .max_events(10)
-            .layer(collector.sink(Duration::ZERO));
+            .spawn(collector.sink(Duration::ZERO));
         for e in events(0, 100) {
             queue.clone().oneshot(Batch::from(e)).await.unwrap();
         }
@@ -447,9 +448,10 @@ async fn shutdown_is_prompt_and_the_backlog_waits_on_disk() {
     let (_open, gate) = tokio::sync::watch::channel(false);
     let collector = Collector::new();
     let q: Arc<dyn EventQueue> = Arc::new(DurableQueue::open(&config, &QueueConfig::default()).unwrap());
-    let queue = QueueLayer::with_queue(move || q.clone())
+    let queue = Queue::builder(QueueConfig::default())
+        .events(q.clone())
         .max_events(10)
-        .layer(collector.gated_sink(gate));
+        .spawn(collector.gated_sink(gate));
     for e in events(100, 150) {
         queue.clone().oneshot(Batch::from(e)).await.unwrap();
     }
@@ -466,9 +468,8 @@ async fn shutdown_is_prompt_and_the_backlog_waits_on_disk() {
         start.elapsed() < Duration::from_secs(300),
         "did not wait for the deadline"
     );
-    drop(queue);
-    drop(handle);
-    // The worker task is aborted; let the runtime drop it (and with it the queue).
+    drop((queue, handle, q));
+    // The worker has stopped; let the runtime drop it (and with it the queue).
     let q = tokio::time::timeout(HANG_GUARD, async {
         loop {
             match DurableQueue::open(&config, &QueueConfig::default()) {
@@ -495,9 +496,10 @@ async fn concurrent_pushes_while_delivering() {
         usize::MAX,
         Overflow::DropOldest,
     ));
-    let queue = QueueLayer::with_queue(move || q.clone())
+    let queue = Queue::builder(QueueConfig::default())
+        .events(q.clone())
         .max_events(7)
-        .layer(collector.sink(Duration::ZERO));
+        .spawn(collector.sink(Duration::ZERO));
     let mut writers = tokio::task::JoinSet::new();
     for w in 0..4 {
         let queue = queue.clone();

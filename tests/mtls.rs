@@ -16,8 +16,8 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use receiver::{response, HANG_GUARD};
 use registry_notify::endpoint::{Endpoint, EndpointBuilder};
-use registry_notify::http::HttpSink;
-use registry_notify::retry::{AttemptOutcome, DeliveryRecord, RetryConfig, RetryPolicy};
+use registry_notify::http_sink::HttpSink;
+use registry_notify::retry::{AttemptOutcome, DeliveryRecord, Exponential};
 use registry_notify::sink::DeliveryError;
 use registry_notify::{Action, Batch, Config, Event, Target};
 use tokio::time::Instant;
@@ -150,7 +150,10 @@ async fn the_right_client_certificate_is_accepted() {
     let (cert, key) = client_ca.issue(&["registry"], ExtendedKeyUsagePurpose::ClientAuth);
     let endpoint = endpoint(&server).client_cert_pem(cert, key).build().unwrap();
     assert!(format!("{endpoint:?}").contains("client_cert: true"));
-    HttpSink::new(&endpoint).oneshot(event()).await.unwrap();
+    HttpSink::new(endpoint.http().expect("a webhook endpoint"))
+        .oneshot(event())
+        .await
+        .unwrap();
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
     assert_eq!(server.rejected_handshakes.load(Ordering::SeqCst), 0);
 }
@@ -169,7 +172,7 @@ async fn no_certificate_or_another_ca_fails_and_is_reported() {
     };
     for (case, what) in ["no certificate", "another CA"].into_iter().enumerate() {
         // One attempt directly: a transport error.
-        let err = HttpSink::new(&make(case).build().unwrap())
+        let err = HttpSink::new(make(case).build().unwrap().http().unwrap())
             .oneshot(event())
             .await
             .unwrap_err();
@@ -185,16 +188,14 @@ async fn no_certificate_or_another_ca_fails_and_is_reported() {
         let records: Arc<Mutex<Vec<DeliveryRecord>>> = Arc::default();
         let r = records.clone();
         let (sink, handle) = make(case)
-            .retry(RetryConfig {
-                policy: RetryPolicy::Exponential {
-                    initial: Duration::from_millis(1),
-                    max: Duration::from_millis(1),
-                    multiplier: 1.0,
-                    jitter: 0.0,
-                },
-                max_attempts: Some(2),
-                max_age: None,
-            })
+            .retry(
+                Exponential::default()
+                    .backoff(Duration::from_millis(1), Duration::from_millis(1))
+                    .multiplier(1.0)
+                    .jitter(0.0)
+                    .max_attempts(2)
+                    .max_age(None),
+            )
             .delivery_log(move |record| r.lock().unwrap().push(record))
             .build()
             .unwrap()
@@ -252,7 +253,10 @@ async fn yaml_client_certificate_files() {
     );
     let config = Config::from_yaml_str(&yaml).unwrap();
     let endpoint = config.notifications.unwrap().endpoints().unwrap().remove(0);
-    HttpSink::new(&endpoint).oneshot(event()).await.unwrap();
+    HttpSink::new(endpoint.http().expect("a webhook endpoint"))
+        .oneshot(event())
+        .await
+        .unwrap();
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
 
     let missing = yaml.replace(&key, "/nonexistent/client.key");

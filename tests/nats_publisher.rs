@@ -41,6 +41,7 @@ async fn nothing_is_lost_while_nats_is_down_or_restarting() {
     let mut settings = registry_notify::config::NatsSettings::new(format!("nats://127.0.0.1:{port}"));
     settings.max_events = 3;
     let (sink, handle) = publisher_endpoint(&settings).unwrap().spawn();
+    let sink = registry_notify::sink::BoxSink::new(sink);
     let mut sent = Vec::new();
     let mut send = |sink: &registry_notify::sink::BoxSink, i: usize| {
         let e = event(
@@ -219,6 +220,7 @@ async fn a_durable_queue_keeps_events_across_a_restart_while_nats_is_down() {
 
     // First life of the "registry": NATS is down, the events go to disk, then it stops.
     let (sink, handle) = publisher_endpoint(&settings).unwrap().spawn();
+    let sink = registry_notify::sink::BoxSink::new(sink);
     for e in &sent {
         sink.clone().oneshot(Batch::from(e.clone())).await.unwrap();
     }

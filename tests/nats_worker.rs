@@ -17,7 +17,7 @@ use nats_common::{consumer_state, NatsServer};
 use registry_notify::config::NatsSettings;
 use registry_notify::endpoint::Endpoint;
 use registry_notify::nats::{Publisher, Worker};
-use registry_notify::retry::{RetryConfig, RetryPolicy};
+use registry_notify::retry::Exponential;
 use registry_notify::{Action, Batch, Event, Target};
 
 fn event(i: usize) -> Event {
@@ -26,17 +26,12 @@ fn event(i: usize) -> Event {
     e
 }
 
-fn fast_retry() -> RetryConfig {
-    RetryConfig {
-        policy: RetryPolicy::Exponential {
-            initial: Duration::from_millis(40),
-            max: Duration::from_millis(40),
-            multiplier: 1.0,
-            jitter: 0.0,
-        },
-        max_attempts: None,
-        max_age: None,
-    }
+fn fast_retry() -> Exponential {
+    Exponential::default()
+        .backoff(Duration::from_millis(40), Duration::from_millis(40))
+        .multiplier(1.0)
+        .jitter(0.0)
+        .max_age(None)
 }
 
 fn settings(server: &NatsServer, ack_wait: Duration) -> NatsSettings {

@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use receiver::{always, event, wait_until, Receiver, HANG_GUARD};
-use registry_notify::endpoint::{DeadLetter, Endpoint};
+use registry_notify::endpoint::Endpoint;
 use registry_notify::queue::{DurableConfig, Fsync};
-use registry_notify::retry::{RetryConfig, RetryPolicy};
+use registry_notify::retry::DeadLetter;
+use registry_notify::retry::Exponential;
 use registry_notify::signing::Verifier;
 use registry_notify::Batch;
 use serde_json::Value;
@@ -31,17 +32,12 @@ const NEW: &str = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const OTHER: &str = "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 /// Retries at once (a few milliseconds apart), a bounded number of times.
-fn quick_retry(max_attempts: u32) -> RetryConfig {
-    RetryConfig {
-        policy: RetryPolicy::Exponential {
-            initial: Duration::from_millis(1),
-            max: Duration::from_millis(5),
-            multiplier: 2.0,
-            jitter: 0.0,
-        },
-        max_attempts: Some(max_attempts),
-        max_age: None,
-    }
+fn quick_retry(max_attempts: u32) -> Exponential {
+    Exponential::default()
+        .backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .jitter(0.0)
+        .max_attempts(max_attempts)
+        .max_age(None)
 }
 
 fn unix_now() -> i64 {
@@ -220,11 +216,11 @@ async fn verifier_checks_batches_and_unsigned_endpoints_send_no_headers() {
         .max_events(3)
         .build()
         .unwrap();
-    let http = registry_notify::http::HttpSink::new(&endpoint);
+    let http = registry_notify::http_sink::HttpSink::new(endpoint.http().expect("a webhook endpoint"));
     let batch: Batch = (0..3).map(|i| event(i, "r")).collect();
     http.clone().oneshot(batch).await.unwrap();
     let unsigned = Endpoint::builder("plain", server.url()).build().unwrap();
-    registry_notify::http::HttpSink::new(&unsigned)
+    registry_notify::http_sink::HttpSink::new(unsigned.http().expect("a webhook endpoint"))
         .oneshot(Batch::from(event(9, "r")))
         .await
         .unwrap();

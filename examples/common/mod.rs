@@ -27,7 +27,7 @@ pub async fn shutdown_signal() {
 }
 
 /// Appends a dead-lettered batch, whole (for replay), as one JSON line to `file`.
-pub fn append_dead_letter(file: &Path, dl: registry_notify::endpoint::DeadLetter) {
+pub fn append_dead_letter(file: &Path, dl: registry_notify::retry::DeadLetter) {
     use std::io::Write;
     let line = serde_json::json!({
         "endpoint": dl.endpoint,

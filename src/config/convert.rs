@@ -15,9 +15,10 @@
 //!   Exponential { initial, max, multiplier, jitter }}`: public fields, constructed literally.
 
 use crate::endpoint::Endpoint;
-use crate::filter::Filter;
+use crate::filter::FilterRules;
 use crate::queue::{DurableConfig, Fsync, Overflow, QueueConfig};
-use crate::retry::{RetryConfig, RetryPolicy};
+use crate::retry::{Breaker, Exponential, Limits, RetryPolicy};
+use std::sync::Arc;
 
 use super::notifications::endpoint_path;
 use super::value::Path;
@@ -47,7 +48,7 @@ impl EndpointConfig {
             .format(self.format)
             .max_events(self.max_events)
             .linger(self.linger)
-            .retry(self.retry_config())
+            .retry_shared(self.retry_policy())
             .filter(self.filter_rules()?)
             .queue(QueueConfig {
                 capacity: self.queue.capacity,
@@ -82,30 +83,28 @@ impl EndpointConfig {
         builder.build().map_err(err)
     }
 
-    fn retry_config(&self) -> RetryConfig {
+    /// The retry policy `retry.mode` names, with the endpoint's limits.
+    fn retry_policy(&self) -> Arc<dyn RetryPolicy> {
         let r = &self.retry;
-        let policy = match r.mode {
-            RetryMode::Breaker => RetryPolicy::Breaker {
-                threshold: self.threshold,
-                backoff: self.backoff,
-            },
-            RetryMode::Exponential => RetryPolicy::Exponential {
-                initial: r.initial,
-                max: r.max,
-                multiplier: r.multiplier,
-                jitter: r.jitter,
-            },
-        };
-        RetryConfig {
-            policy,
+        let limits = Limits {
             max_attempts: r.max_attempts,
             max_age: Some(r.max_age),
+        };
+        match r.mode {
+            RetryMode::Breaker => Arc::new(Breaker::new(self.threshold, self.backoff).limits(limits)),
+            RetryMode::Exponential => Arc::new(
+                Exponential::default()
+                    .backoff(r.initial, r.max)
+                    .multiplier(r.multiplier)
+                    .jitter(r.jitter)
+                    .limits(limits),
+            ),
         }
     }
 
-    fn filter_rules(&self) -> Result<Filter, ConfigError> {
+    fn filter_rules(&self) -> Result<FilterRules, ConfigError> {
         let f = &self.filter;
-        let mut filter = Filter::new()
+        let mut filter = FilterRules::new()
             .ignore_media_types(self.all_ignored_media_types())
             .ignore_actions(self.ignore.actions.iter().copied())
             .ignore_methods(f.exclude_methods.iter().cloned());

@@ -42,7 +42,7 @@ pub enum Format {
     EventsV2,
     /// CloudEvents 1.0 structured mode, `application/cloudevents+json`: one event per
     /// request (the endpoint's `max_events` must be 1; a larger batch handed to an
-    /// [`HttpSink`](crate::http::HttpSink) directly is sent in batch mode). See
+    /// the HTTP sink directly is sent in batch mode). See
     /// [`cloudevents`](crate::event::cloudevents).
     CloudEvents,
     /// CloudEvents 1.0 batch mode, `application/cloudevents-batch+json`: a JSON array of

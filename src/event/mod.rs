@@ -7,12 +7,14 @@
 
 pub mod cloudevents;
 mod format;
+mod message_id;
 mod model;
 mod shared_str;
 mod timestamp;
 mod writer;
 
 pub use format::{Format, EVENTS_V1_MEDIA_TYPE, EVENTS_V2_MEDIA_TYPE};
+pub use message_id::message_id;
 pub(crate) use model::write_new_id;
 pub use model::{
     instance_id, Action, ActorRecord, Batch, Descriptor, Envelope, Event, Platform, RequestRecord,

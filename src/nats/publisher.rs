@@ -15,7 +15,7 @@ use crate::endpoint::Endpoint;
 use crate::error::ConfigError;
 use crate::event::Batch;
 use crate::queue::{DurableConfig, Fsync, Overflow, QueueConfig};
-use crate::retry::{RetryConfig, RetryPolicy};
+use crate::retry::Exponential;
 use crate::sink::{BoxError, BoxSink, DeliveryError};
 
 /// A sink publishing each batch to JetStream and resolving once the server has persisted it
@@ -150,16 +150,11 @@ pub fn publisher_endpoint(settings: &NatsSettings) -> Result<Endpoint, ConfigErr
                     _ => Overflow::DropOldest,
                 },
             })
-            .retry(RetryConfig {
-                policy: RetryPolicy::Exponential {
-                    initial: Duration::from_millis(100),
-                    max: Duration::from_secs(5),
-                    multiplier: 2.0,
-                    jitter: 0.2,
-                },
-                max_attempts: None,
-                max_age: None,
-            });
+            .retry(
+                Exponential::default()
+                    .backoff(Duration::from_millis(100), Duration::from_secs(5))
+                    .max_age(None),
+            );
     if let Some(path) = &q.path {
         builder = builder.durable_queue(DurableConfig::new(path).max_bytes(q.max_bytes).fsync(
             match q.fsync {

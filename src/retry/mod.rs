@@ -1,33 +1,32 @@
-//! Retry stage: attempts a batch until it is delivered or dead-lettered.
+//! Retry stage: attempts a batch until it is delivered or given up on.
 //!
-//! [`Retry`] calls the inner sink (normally [`HttpSink`](crate::http::HttpSink)) with the
-//! same [`Batch`] — same event ids, same bytes — until it succeeds. Errors are classified
-//! with [`DeliveryError::is_retryable`]: 408, 429, 5xx, timeouts and transport errors are
-//! retried according to the [`RetryPolicy`]; any other status is permanent and the batch
-//! goes to the dead-letter hook at once. After `max_attempts` attempts, or `max_age` after
-//! the first attempt, the batch is dead-lettered too, so a poisoned batch never blocks the
-//! endpoint queue for good. The call then resolves `Ok(())`. Errors that are not
-//! [`DeliveryError`]s (from custom sinks) are retried; [`DeliveryError::Closed`] is passed
-//! up without retrying.
+//! [`DeliveryRetry`] calls the inner sink (normally the
+//! [`HttpSink`](crate::http_sink::HttpSink)) with the same [`Batch`] — same event ids, same
+//! bytes — until it succeeds. After each failed attempt its [`RetryPolicy`] decides: attempt
+//! again after a delay, or give up. The two shipped policies, [`Exponential`] (the default)
+//! and Distribution's [`Breaker`], give up at once on a permanent failure (a 4xx other than
+//! 408 and 429), and after [`Limits::max_attempts`] attempts or [`Limits::max_age`], so a
+//! poisoned batch never blocks the endpoint queue for good. A batch given up on goes to the
+//! dead-letter hook ([`DeadLetter`]) and the call resolves `Ok(())`.
+//! [`DeliveryError::Closed`] is passed up without retrying.
 //!
-//! Breaker state (consecutive failures) is shared by all batches of the endpoint, like
-//! Distribution's. Logging: at most one WARN line per failed attempt, none with event
-//! bodies; once the endpoint is failing ("breaker open", INFO) further failures are logged
-//! at DEBUG with one WARN reminder a minute; recovery is logged at INFO.
+//! The policy's state (consecutive failures, an open breaker) is shared by all batches of the
+//! endpoint, like Distribution's breaker. Logging: at most one WARN line per failed attempt,
+//! none with event bodies; once the endpoint is failing (INFO "breaker open") further failures
+//! are logged at DEBUG with one WARN reminder a minute; recovery is logged at INFO.
 //!
-//! The delivery log ([`RetryLayer::delivery_log`], or
+//! The delivery log ([`DeliveryRetryLayer::delivery_log`], or
 //! [`EndpointBuilder::delivery_log`](crate::endpoint::EndpointBuilder::delivery_log)) gets a
-//! [`DeliveryRecord::Attempt`] after every attempt — its number, the HTTP status (when the
-//! inner sink is the [`HttpSink`](crate::http::HttpSink), or from a
-//! [`DeliveryError::Status`]), latency, error text and [`AttemptOutcome`] — and a
-//! [`DeliveryRecord::DeadLetter`] for every batch given up on. A batch's [`message_id`] is
-//! the same on every attempt.
+//! [`DeliveryRecord::Attempt`] after every attempt — its number, the HTTP status (from the
+//! inner sink's [`Receipt`], or a [`DeliveryError::Status`]), latency, error text and
+//! [`AttemptOutcome`] — and a [`DeliveryRecord::DeadLetter`] for every batch given up on. A
+//! batch's [`message_id`](crate::event::message_id) is the same on every attempt.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use registry_notify::retry::{RetryConfig, RetryLayer};
+//! use registry_notify::retry::{Breaker, DeliveryRetryLayer};
 //! use registry_notify::sink::{BoxError, DeliveryError};
 //! use registry_notify::{Action, Batch, Event, Target};
 //! use tower::{service_fn, Layer, ServiceExt};
@@ -47,19 +46,22 @@
 //!         }
 //!     }
 //! });
-//! let retry = RetryLayer::new(RetryConfig::breaker(3, Duration::from_millis(10))).layer(flaky);
+//! let retry = DeliveryRetryLayer::new(Breaker::new(3, Duration::from_millis(10))).layer(flaky);
 //! retry.oneshot(Batch::from(Event::new(Action::Push, Target::default()))).await.unwrap();
 //! assert_eq!(calls.load(Ordering::SeqCst), 3);
 //! # }
 //! ```
 
+mod breaker;
+mod dead_letter;
+mod exponential;
 mod log;
 mod policy;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -67,30 +69,22 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-pub(crate) use log::report_status;
-pub use log::{message_id, AttemptOutcome, DeliveryAttempt, DeliveryLogHandler, DeliveryRecord};
-pub use policy::{RetryConfig, RetryPolicy};
+pub use breaker::Breaker;
+pub use dead_letter::{DeadLetter, DeadLetterHandler};
+pub use exponential::Exponential;
+pub use log::{AttemptOutcome, DeliveryAttempt, DeliveryLogHandler, DeliveryRecord};
+pub use policy::{Decision, Failure, GiveUp, Limits, RetryPolicy};
 
-use crate::endpoint::{DeadLetter, DeadLetterHandler};
-use crate::event::Batch;
+use crate::event::{message_id, Batch};
 use crate::log_limit::LogLimiter;
 use crate::metrics::EndpointMetrics;
 use crate::secret::Secrets;
-use crate::sink::{BoxError, DeliveryError};
+use crate::sink::{BoxError, DeliveryError, Receipt};
 
-/// Wraps a sink in a [`Retry`]; see the [module docs](self).
+/// Wraps a sink in a [`DeliveryRetry`]; see the [module docs](self).
 #[derive(Clone)]
-pub struct RetryLayer {
-    config: RetryConfig,
-    name: String,
-    metrics: Option<Arc<EndpointMetrics>>,
-    dead_letter: Option<DeadLetterHandler>,
-    delivery_log: Option<DeliveryLogHandler>,
-    secrets: Option<Arc<Secrets>>,
-}
-
-struct Settings {
-    config: RetryConfig,
+pub struct DeliveryRetryLayer {
+    policy: Arc<dyn RetryPolicy>,
     name: Arc<str>,
     metrics: Option<Arc<EndpointMetrics>>,
     dead_letter: Option<DeadLetterHandler>,
@@ -98,24 +92,31 @@ struct Settings {
     secrets: Option<Arc<Secrets>>,
 }
 
-impl Settings {
-    /// `error` as text, with the endpoint's secrets scrubbed.
-    fn error_text(&self, error: &dyn fmt::Display) -> String {
-        let text = error.to_string();
-        match &self.secrets {
-            Some(secrets) => secrets.scrub(&text),
-            None => text,
-        }
-    }
+/// What every attempt of one endpoint's retry stage shares.
+struct Settings {
+    policy: Arc<dyn RetryPolicy>,
+    name: Arc<str>,
+    metrics: Option<Arc<EndpointMetrics>>,
+    dead_letter: Option<DeadLetterHandler>,
+    delivery_log: Option<DeliveryLogHandler>,
+    secrets: Option<Arc<Secrets>>,
+    /// The "still failing" WARN reminder, once a minute.
+    reminder: LogLimiter,
 }
 
-impl RetryLayer {
-    /// A retry layer with `config` (use [`RetryConfig::validate`] first; invalid numbers
-    /// are not rejected here).
-    pub fn new(config: RetryConfig) -> Self {
+impl DeliveryRetryLayer {
+    /// A retry layer deciding with `policy` (checked by
+    /// [`RetryPolicy::validate`] only when it comes through an endpoint's builder).
+    pub fn new(policy: impl RetryPolicy) -> Self {
+        Self::with_policy(Arc::new(policy))
+    }
+
+    /// Like [`new`](Self::new), with a shared policy. Every [`layer`](Layer::layer) call
+    /// gets a [`fresh`](RetryPolicy::fresh) copy of it.
+    pub fn with_policy(policy: Arc<dyn RetryPolicy>) -> Self {
         Self {
-            config,
-            name: String::new(),
+            policy,
+            name: "".into(),
             metrics: None,
             dead_letter: None,
             delivery_log: None,
@@ -124,7 +125,7 @@ impl RetryLayer {
     }
 
     /// The endpoint name used in logs and [`DeadLetter::endpoint`].
-    pub fn name(mut self, name: impl Into<String>) -> Self {
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = name.into();
         self
     }
@@ -156,31 +157,28 @@ impl RetryLayer {
     }
 }
 
-impl fmt::Debug for RetryLayer {
+impl fmt::Debug for DeliveryRetryLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryLayer")
-            .field("config", &self.config)
+        f.debug_struct("DeliveryRetryLayer")
+            .field("policy", &self.policy)
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
 
-impl<S> Layer<S> for RetryLayer {
-    type Service = Retry<S>;
+impl<S> Layer<S> for DeliveryRetryLayer {
+    type Service = DeliveryRetry<S>;
 
-    fn layer(&self, inner: S) -> Retry<S> {
-        Retry {
+    fn layer(&self, inner: S) -> DeliveryRetry<S> {
+        DeliveryRetry {
             inner,
-            shared: Arc::new(Shared {
-                settings: Arc::new(Settings {
-                    config: self.config.clone(),
-                    name: self.name.as_str().into(),
-                    metrics: self.metrics.clone(),
-                    dead_letter: self.dead_letter.clone(),
-                    delivery_log: self.delivery_log.clone(),
-                    secrets: self.secrets.clone(),
-                }),
-                state: Mutex::new(BreakerState::default()),
+            settings: Arc::new(Settings {
+                policy: self.policy.fresh(),
+                name: self.name.clone(),
+                metrics: self.metrics.clone(),
+                dead_letter: self.dead_letter.clone(),
+                delivery_log: self.delivery_log.clone(),
+                secrets: self.secrets.clone(),
                 reminder: LogLimiter::new(Duration::from_secs(60)),
             }),
         }
@@ -188,149 +186,40 @@ impl<S> Layer<S> for RetryLayer {
 }
 
 /// A sink that retries its inner sink; see the [module docs](self).
-pub struct Retry<S> {
+pub struct DeliveryRetry<S> {
     inner: S,
-    shared: Arc<Shared>,
+    settings: Arc<Settings>,
 }
 
-impl<S: Clone> Clone for Retry<S> {
+impl<S: Clone> Clone for DeliveryRetry<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: self.shared.clone(),
+            settings: self.settings.clone(),
         }
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for Retry<S> {
+impl<S: fmt::Debug> fmt::Debug for DeliveryRetry<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Retry")
+        f.debug_struct("DeliveryRetry")
             .field("inner", &self.inner)
-            .field("config", &self.shared.settings.config)
+            .field("policy", &self.settings.policy)
             .finish_non_exhaustive()
     }
 }
 
-impl<S> Retry<S> {
+impl<S> DeliveryRetry<S> {
     /// Whether the endpoint is currently failing (breaker open / backing off).
-    pub fn is_open(&self) -> bool {
-        self.shared.lock().open
+    pub fn is_failing(&self) -> bool {
+        self.settings.policy.is_failing()
     }
 }
 
-struct Shared {
-    settings: Arc<Settings>,
-    state: Mutex<BreakerState>,
-    reminder: LogLimiter,
-}
-
-#[derive(Default)]
-struct BreakerState {
-    /// Consecutive retryable failures of the endpoint.
-    failures: u32,
-    last_failure: Option<Instant>,
-    open: bool,
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BreakerState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The failure count at which the endpoint counts as failing.
-    fn open_threshold(&self) -> u32 {
-        match self.settings.config.policy {
-            RetryPolicy::Breaker { threshold, .. } => threshold,
-            RetryPolicy::Exponential { .. } => 1,
-        }
-    }
-
-    /// How long the breaker holds the next attempt back.
-    fn breaker_wait(&self) -> Duration {
-        let RetryPolicy::Breaker { threshold, backoff } = self.settings.config.policy else {
-            return Duration::ZERO;
-        };
-        let state = self.lock();
-        match state.last_failure {
-            Some(last) if state.failures >= threshold => {
-                (last + backoff).saturating_duration_since(Instant::now())
-            }
-            _ => Duration::ZERO,
-        }
-    }
-
-    fn on_success(&self) {
-        let was_open = {
-            let mut state = self.lock();
-            let was_open = state.open;
-            *state = BreakerState::default();
-            was_open
-        };
-        if was_open {
-            tracing::info!(endpoint = %self.settings.name, "notifications: endpoint recovered, breaker closed");
-            if let Some(m) = &self.settings.metrics {
-                m.set_breaker_open(false);
-            }
-        }
-    }
-
-    /// Records a retryable failure; returns (consecutive failures, was open before).
-    fn on_failure(&self) -> (u32, bool) {
-        let threshold = self.open_threshold();
-        let (failures, was_open, opened) = {
-            let mut state = self.lock();
-            state.failures = state.failures.saturating_add(1);
-            state.last_failure = Some(Instant::now());
-            let was_open = state.open;
-            if !state.open && state.failures >= threshold {
-                state.open = true;
-            }
-            (state.failures, was_open, state.open && !was_open)
-        };
-        if opened {
-            tracing::info!(
-                endpoint = %self.settings.name, failures,
-                "notifications: endpoint failing, breaker open"
-            );
-            if let Some(m) = &self.settings.metrics {
-                m.set_breaker_open(true);
-            }
-        }
-        (failures, was_open)
-    }
-
-    fn dead_letter(&self, batch: Batch, reason: String, attempts: u32) {
-        let settings = &self.settings;
-        if let Some(m) = &settings.metrics {
-            m.record_dead_lettered(batch.len());
-        }
-        let letter = DeadLetter {
-            endpoint: settings.name.to_string(),
-            batch,
-            reason,
-            attempts,
-        };
-        // The one log line of the final failed attempt.
-        tracing::warn!(
-            endpoint = %letter.endpoint,
-            events = letter.batch.len(),
-            first_id = letter.batch.first().map_or("", |e| e.id.as_str()),
-            attempts,
-            reason = %letter.reason,
-            "notifications: giving up on events (dead letter)"
-        );
-        if let Some(log) = &settings.delivery_log {
-            log(DeliveryRecord::DeadLetter(letter.clone()));
-        }
-        if let Some(handler) = &settings.dead_letter {
-            handler(letter);
-        }
-    }
-}
-
-impl<S> Service<Batch> for Retry<S>
+impl<S> Service<Batch> for DeliveryRetry<S>
 where
-    S: Service<Batch, Response = ()> + Clone + Send + 'static,
+    S: Service<Batch> + Clone + Send + 'static,
+    S::Response: Into<Receipt>,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
@@ -344,74 +233,144 @@ where
     }
 
     fn call(&mut self, batch: Batch) -> Self::Future {
-        let inner = self.inner.clone();
-        let shared = self.shared.clone();
-        Box::pin(deliver(inner, shared, batch))
+        Box::pin(deliver(self.inner.clone(), self.settings.clone(), batch))
     }
 }
 
-async fn deliver<S>(mut inner: S, shared: Arc<Shared>, batch: Batch) -> Result<(), BoxError>
-where
-    S: Service<Batch, Response = ()>,
-    S::Error: Into<BoxError>,
-{
-    let settings = &shared.settings;
-    let config = &settings.config;
-    let name = &*settings.name;
-    let log_attempt = |attempt: u32,
-                       started: (SystemTime, Instant),
-                       status: Option<http::StatusCode>,
-                       error: Option<&BoxError>,
-                       outcome: AttemptOutcome,
-                       retry_in: Option<Duration>| {
-        if let Some(log) = &settings.delivery_log {
+impl Settings {
+    /// `error` as text, with the endpoint's secrets scrubbed.
+    fn error_text(&self, error: &dyn fmt::Display) -> String {
+        let text = error.to_string();
+        match &self.secrets {
+            Some(secrets) => secrets.scrub(&text),
+            None => text,
+        }
+    }
+
+    fn succeeded(&self, was_failing: bool) {
+        self.policy.on_success();
+        if was_failing {
+            tracing::info!(endpoint = %self.name, "notifications: endpoint recovered, breaker closed");
+            if let Some(m) = &self.metrics {
+                m.set_breaker_open(false);
+            }
+        }
+    }
+
+    /// Logs and records the endpoint starting to fail.
+    fn failing(&self, attempts: u32) {
+        tracing::info!(
+            endpoint = %self.name, attempts,
+            "notifications: endpoint failing, breaker open"
+        );
+        if let Some(m) = &self.metrics {
+            m.set_breaker_open(true);
+        }
+    }
+
+    fn dead_letter(&self, batch: Batch, reason: String, attempts: u32) {
+        if let Some(m) = &self.metrics {
+            m.record_dead_lettered(batch.len());
+        }
+        let letter = DeadLetter {
+            endpoint: self.name.to_string(),
+            batch,
+            reason,
+            attempts,
+        };
+        // The one log line of the final failed attempt.
+        tracing::warn!(
+            endpoint = %letter.endpoint,
+            events = letter.batch.len(),
+            first_id = letter.batch.first().map_or("", |e| e.id.as_str()),
+            attempts,
+            reason = %letter.reason,
+            "notifications: giving up on events (dead letter)"
+        );
+        if let Some(log) = &self.delivery_log {
+            log(DeliveryRecord::DeadLetter(letter.clone()));
+        }
+        if let Some(handler) = &self.dead_letter {
+            handler(letter);
+        }
+    }
+
+    /// Hands one attempt to the delivery log, if there is one.
+    fn log_attempt(&self, batch: &Batch, attempt: Attempt<'_>) {
+        if let Some(log) = &self.delivery_log {
             log(DeliveryRecord::Attempt(DeliveryAttempt {
-                endpoint: settings.name.clone(),
-                message_id: message_id(&batch),
+                endpoint: self.name.clone(),
+                message_id: message_id(batch),
                 batch: batch.clone(),
-                attempt,
-                status,
-                latency: started.1.elapsed(),
-                error: error.map(|e| settings.error_text(e)),
-                outcome,
-                retry_in,
-                started: started.0,
+                attempt: attempt.number,
+                status: attempt.status,
+                latency: attempt.started.1.elapsed(),
+                error: attempt.error.map(|e| self.error_text(e)),
+                outcome: attempt.outcome,
+                retry_in: attempt.retry_in,
+                started: attempt.started.0,
             }));
         }
-    };
-    let first = Instant::now();
-    let expired = |wait: Duration| config.max_age.is_some_and(|age| first.elapsed() + wait >= age);
+    }
+}
+
+/// One attempt, for the delivery log.
+struct Attempt<'a> {
+    number: u32,
+    started: (SystemTime, Instant),
+    status: Option<http::StatusCode>,
+    error: Option<&'a BoxError>,
+    outcome: AttemptOutcome,
+    retry_in: Option<Duration>,
+}
+
+async fn deliver<S>(mut inner: S, settings: Arc<Settings>, batch: Batch) -> Result<(), BoxError>
+where
+    S: Service<Batch>,
+    S::Response: Into<Receipt>,
+    S::Error: Into<BoxError>,
+{
+    let policy = &*settings.policy;
+    let mut first = None;
     let mut attempts: u32 = 0;
     loop {
-        let wait = shared.breaker_wait();
+        let wait = policy.wait();
         if !wait.is_zero() {
-            if attempts > 0 && expired(wait) {
-                let reason = format!("max_age exceeded after {attempts} attempts");
-                shared.dead_letter(batch, reason, attempts);
-                return Ok(());
-            }
             tokio::time::sleep(wait).await;
         }
-        attempts += 1;
+        attempts = attempts.saturating_add(1);
         if attempts > 1 {
-            if let Some(m) = &shared.settings.metrics {
+            if let Some(m) = &settings.metrics {
                 m.record_retry();
             }
         }
         let started = (SystemTime::now(), Instant::now());
-        let (result, status) = log::observe(async {
-            let ready: Result<(), BoxError> =
-                std::future::poll_fn(|cx| inner.poll_ready(cx).map_err(Into::into)).await;
-            match ready {
-                Ok(()) => inner.call(batch.clone()).await.map_err(Into::into),
-                Err(e) => Err(e),
-            }
-        })
-        .await;
+        let first_attempt = *first.get_or_insert(started.1);
+        let ready: Result<(), BoxError> =
+            std::future::poll_fn(|cx| inner.poll_ready(cx).map_err(Into::into)).await;
+        let result = match ready {
+            Ok(()) => inner
+                .call(batch.clone())
+                .await
+                .map(Into::into)
+                .map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        let was_failing = policy.is_failing();
         let error = match result {
-            Ok(()) => {
-                shared.on_success();
-                log_attempt(attempts, started, status, None, AttemptOutcome::Delivered, None);
+            Ok(receipt) => {
+                settings.succeeded(was_failing);
+                settings.log_attempt(
+                    &batch,
+                    Attempt {
+                        number: attempts,
+                        started,
+                        status: receipt.status,
+                        error: None,
+                        outcome: AttemptOutcome::Delivered,
+                        retry_in: None,
+                    },
+                );
                 return Ok(());
             }
             Err(error) => error,
@@ -422,67 +381,43 @@ where
         }
         let status = match delivery {
             Some(DeliveryError::Status { status, .. }) => Some(*status),
-            _ => status,
-        };
-        let give_up = |reason: String| {
-            log_attempt(
-                attempts,
-                started,
-                status,
-                Some(&error),
-                AttemptOutcome::GivingUp,
-                None,
-            );
-            shared.dead_letter(batch.clone(), reason, attempts);
-        };
-        if delivery.is_some_and(|e| !e.is_retryable()) {
-            give_up(format!("permanent failure: {}", settings.error_text(&error)));
-            return Ok(());
-        }
-        let (failures, was_open) = shared.on_failure();
-        if config.max_attempts.is_some_and(|max| attempts >= max) {
-            give_up(format!(
-                "gave up after {attempts} attempts: {}",
-                settings.error_text(&error)
-            ));
-            return Ok(());
-        }
-        let retry_after = match delivery {
-            Some(DeliveryError::Status { retry_after, .. }) => *retry_after,
             _ => None,
         };
-        let delay = match config.policy {
-            RetryPolicy::Exponential { .. } => config.policy.delay(failures, retry_after),
-            // The breaker waits at the top of the loop.
-            RetryPolicy::Breaker { .. } => shared.breaker_wait(),
-        };
-        if expired(delay) {
-            give_up(format!(
-                "max_age exceeded after {attempts} attempts: {}",
-                settings.error_text(&error)
-            ));
-            return Ok(());
+        let decision = policy.on_failure(&Failure::new(&error, attempts, first_attempt));
+        if !was_failing && policy.is_failing() {
+            settings.failing(attempts);
         }
-        log_attempt(
-            attempts,
+        let attempt = |outcome, retry_in| Attempt {
+            number: attempts,
             started,
             status,
-            Some(&error),
-            AttemptOutcome::Retrying,
-            Some(delay),
-        );
-        let error = settings.error_text(&error);
-        if !was_open {
-            tracing::warn!(endpoint = %name, events = batch.len(), attempts, ?delay, %error, "notifications: attempt failed, retrying");
-        } else if let Some(suppressed) = shared.reminder.check() {
+            error: Some(&error),
+            outcome,
+            retry_in,
+        };
+        let delay = match decision {
+            Decision::Retry { after } => after,
+            Decision::GiveUp(why) => {
+                settings.log_attempt(&batch, attempt(AttemptOutcome::GivingUp, None));
+                let reason = why.reason(attempts, &settings.error_text(&error));
+                settings.dead_letter(batch, reason, attempts);
+                return Ok(());
+            }
+        };
+        settings.log_attempt(&batch, attempt(AttemptOutcome::Retrying, Some(delay)));
+        let text = settings.error_text(&error);
+        let name = &*settings.name;
+        if !was_failing {
+            tracing::warn!(endpoint = %name, events = batch.len(), attempts, ?delay, error = %text, "notifications: attempt failed, retrying");
+        } else if let Some(suppressed) = settings.reminder.check() {
             tracing::warn!(
-                endpoint = %name, events = batch.len(), attempts, failures, ?delay, %error, suppressed,
+                endpoint = %name, events = batch.len(), attempts, ?delay, error = %text, suppressed,
                 "notifications: endpoint still failing, retrying"
             );
         } else {
-            tracing::debug!(endpoint = %name, attempts, ?delay, %error, "notifications: attempt failed, retrying");
+            tracing::debug!(endpoint = %name, attempts, ?delay, error = %text, "notifications: attempt failed, retrying");
         }
-        if matches!(config.policy, RetryPolicy::Exponential { .. }) && !delay.is_zero() {
+        if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
     }

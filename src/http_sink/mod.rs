@@ -1,4 +1,4 @@
-//! HTTP sink: POSTs one envelope per batch to the endpoint.
+//! HTTP sink: POSTs one envelope per batch to the endpoint; the innermost stage.
 //!
 //! [`HttpSink`] is the innermost service of an endpoint stack. Each call is one attempt:
 //!
@@ -22,16 +22,17 @@
 //! endpoint's `ca_pem`, or no verification with `danger_accept_invalid_certs`.
 //!
 //! ```no_run
-//! use registry_notify::{endpoint::Endpoint, http::HttpSink, Action, Batch, Event, Target};
+//! use registry_notify::{endpoint::Endpoint, http_sink::HttpSink, Action, Batch, Event, Target};
 //! use tower::ServiceExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), registry_notify::sink::BoxError> {
 //! let endpoint = Endpoint::builder("local", "http://127.0.0.1:8080/events").build()?;
-//! let sink = HttpSink::new(&endpoint);
+//! let sink = HttpSink::new(endpoint.http().expect("a webhook endpoint"));
 //! sink.oneshot(Batch::from(Event::new(Action::Push, Target::default()))).await?; // one attempt
 //! # Ok(()) }
 //! ```
 
+mod config;
 mod pool;
 mod proxy;
 #[cfg(feature = "https")]
@@ -51,11 +52,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service;
 
-use crate::endpoint::Endpoint;
 use crate::event::{Batch, Format};
 use crate::metrics::EndpointMetrics;
 use crate::secret::Secrets;
-use crate::sink::{BoxError, DeliveryError};
+use crate::sink::{BoxError, DeliveryError, Receipt};
 use pool::Pool;
 
 /// The `User-Agent` of every notification.
@@ -64,9 +64,10 @@ pub const USER_AGENT_VALUE: &str = concat!("registry-notify/", env!("CARGO_PKG_V
 /// How much of a response body is read before the connection is given up instead.
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
 
+pub use config::HttpSinkConfig;
+pub(crate) use config::HttpSinkOptions;
 use proxy::Connector;
 pub use proxy::Proxy;
-pub(crate) use proxy::{resolve as resolve_proxy, ProxyRoute};
 
 /// A sink that POSTs each batch as one envelope; see the [module docs](self).
 ///
@@ -96,7 +97,7 @@ struct Shared {
 
 impl HttpSink {
     /// An HTTP sink for `endpoint` with its own connection pool.
-    pub fn new(endpoint: &Endpoint) -> Self {
+    pub fn new(endpoint: &HttpSinkConfig) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -187,9 +188,9 @@ impl fmt::Debug for HttpSink {
 }
 
 impl Service<Batch> for HttpSink {
-    type Response = ();
+    type Response = Receipt;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Receipt, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         // Connections are made per attempt; the sink itself is always ready.
@@ -225,7 +226,7 @@ fn request_headers(shared: &Shared, batch: &Batch, body: &Bytes) -> HeaderMap {
         let now = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        signer.insert_headers(&mut headers, &crate::retry::message_id(batch), now, body);
+        signer.insert_headers(&mut headers, &crate::event::message_id(batch), now, body);
     }
     headers
 }
@@ -235,7 +236,7 @@ async fn attempt(
     shared: &Shared,
     metrics: Option<&EndpointMetrics>,
     batch: Batch,
-) -> Result<(), DeliveryError> {
+) -> Result<Receipt, DeliveryError> {
     let record = |f: &dyn Fn(&EndpointMetrics)| {
         if let Some(m) = metrics {
             f(m);
@@ -262,7 +263,6 @@ async fn attempt(
     let exchange = async {
         let (response, conn) = pool.send(&shared.connect_to, build).await?;
         let status = response.status();
-        crate::retry::report_status(status);
         outcome = Some((status, parse_retry_after(response.headers(), SystemTime::now())));
         // Only a connection whose response was read to the end can carry another request.
         if Limited::new(response.into_body(), MAX_RESPONSE_BODY)
@@ -291,7 +291,7 @@ async fn attempt(
 
     if status.is_success() || (status.is_redirection() && shared.redirects_as_success) {
         record(&|m| m.record_success(status, batch.len()));
-        Ok(())
+        Ok(Receipt::status(status))
     } else {
         record(&|m| m.record_failure(status));
         Err(DeliveryError::Status { status, retry_after })
