@@ -12,13 +12,16 @@
 //! service), else the field stays unknown (`size: 0`).
 
 mod draft;
-mod headers;
 mod request;
 
 use http::header::{HeaderMap, HeaderValue};
 use http::uri::Scheme;
 use http::{Method, StatusCode};
 
+use super::headers::{
+    content_range_complete, location_path, media_type_of, media_type_str, upload_range_end, value_size,
+    value_str, ResponseHeaders, BLOB_MEDIA_TYPE,
+};
 use super::route;
 use super::Shared;
 use crate::event::{
@@ -27,14 +30,7 @@ use crate::event::{
 };
 use crate::hint::EventHint;
 use draft::{event_digest, remember_verified, remembered, Draft, Piece};
-pub(crate) use headers::parse_size;
-use headers::{content_range_complete, location_path, value_size, value_str, ResponseHeaders};
-pub(crate) use headers::{media_type_of, upload_range_end, RequestHeaders};
-use request::media_type_str;
 pub(crate) use request::pending;
-
-/// Blob events always carry this media type in Distribution.
-pub(crate) const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
 
 /// Which request, as far as events are concerned. Its strings are slices of the
 /// request's shared buffer (`S` = [`SharedStr`]), or borrowed while it is built.

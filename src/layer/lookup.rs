@@ -41,7 +41,8 @@ use http_body::Body;
 use http_body_util::{BodyExt, Empty, Limited};
 use tower::{Service, ServiceExt};
 
-use super::derive::{media_type_of, parse_size, Missing, Pending};
+use super::derive::{Missing, Pending};
+use super::headers::{media_type_of, parse_size, upload_range_end};
 use crate::event::{Descriptor, Event};
 
 /// Largest lookup response body read (manifests, tag lists).
@@ -267,7 +268,7 @@ pub(crate) async fn upload_status_end(lookup: &dyn Lookup, p: &Pending) -> Optio
         tracing::debug!(repository = %p.name, status = %f.status, "upload status lookup failed");
         return None;
     }
-    super::derive::upload_range_end(&f.headers)
+    upload_range_end(&f.headers)
 }
 
 /// The tags that currently point at `digest` (before a delete removes them).

@@ -43,6 +43,7 @@ mod addr;
 mod body;
 mod derive;
 mod future;
+mod headers;
 mod lookup;
 mod memo;
 mod request_body;
