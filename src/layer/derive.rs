@@ -508,7 +508,7 @@ impl Pending {
     fn references(&self, digest: &str, hint: Option<&EventHint>, shared: &Shared) -> Option<Vec<Descriptor>> {
         let hinted = hint
             .and_then(|h| h.references.as_ref())
-            .filter(|r| super::lookup::well_formed(r));
+            .filter(|r| super::manifest::well_formed(r));
         if hinted.is_none() {
             if let Some(refs) = shared.memo.as_ref().and_then(|m| m.references(digest)) {
                 return Some(refs);
@@ -518,7 +518,7 @@ impl Pending {
             Some(refs) => refs.clone(),
             None => {
                 let body = self.body_tap.as_ref().and_then(|t| t.complete())?;
-                super::lookup::references(&body)?
+                super::manifest::references(&body)?
             }
         };
         if let Some(memo) = &shared.memo {

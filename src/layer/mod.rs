@@ -45,6 +45,7 @@ mod derive;
 mod future;
 mod headers;
 mod lookup;
+mod manifest;
 mod memo;
 mod request_body;
 mod route;

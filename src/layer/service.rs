@@ -11,7 +11,7 @@ use super::derive::{self, Kind, Missing, Pending};
 use super::future::ResponseFuture;
 use super::request_body::{RequestBody, Tap, MANIFEST_LIMIT};
 use super::wrapped::Wrapped;
-use super::{lookup, NotificationLayer, Shared};
+use super::{lookup, manifest, NotificationLayer, Shared};
 use crate::event::{Action, Batch, Event};
 use crate::hint::EventHint;
 
@@ -376,7 +376,7 @@ pub(crate) fn manifest_from_body(body: &[u8], events: &mut [Event], missing: &mu
         #[serde(rename = "mediaType", borrow, default)]
         media_type: Option<std::borrow::Cow<'a, str>>,
     }
-    let Some(references) = lookup::references(body) else {
+    let Some(references) = manifest::references(body) else {
         // Not a manifest we can read: a lookup may know better.
         return;
     };
