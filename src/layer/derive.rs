@@ -133,7 +133,7 @@ pub(crate) struct Pending {
     /// A copy of the request body as it passes (a manifest `PUT` with references wanted).
     pub(crate) body_tap: Option<std::sync::Arc<super::request_body::Tap>>,
     /// Where to ask for what the exchange lacks (the lookup service, or the wrapped one).
-    pub(crate) lookup: Option<std::sync::Arc<dyn super::lookup::Lookup>>,
+    pub(crate) lookup: Option<std::sync::Arc<dyn super::lookup_service::Lookup>>,
     /// What the layer remembers, for the references a lookup finds (`includereferences`).
     pub(crate) memo: Option<std::sync::Arc<super::memo::Memo>>,
 }

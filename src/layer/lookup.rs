@@ -21,23 +21,17 @@
 //! the references of manifests, so that a `HEAD` of a manifest already seen needs no
 //! lookup.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body::Body;
-use http_body_util::{BodyExt, Empty, Limited};
-use tower::{Service, ServiceExt};
+use http::{Method, Request};
+use http_body_util::Empty;
 
 use super::derive::{Missing, Pending};
 use super::headers::{media_type_of, parse_size, upload_range_end};
-use super::manifest::{references, MAX_MANIFEST};
+use super::lookup_service::Lookup;
+use super::manifest::references;
 use crate::event::Event;
 
-/// Largest lookup response body read (manifests, tag lists).
-const MAX_BODY: usize = MAX_MANIFEST;
 /// Most tags examined when looking for the tags of a deleted manifest.
 const MAX_TAGS: usize = 10_000;
 
@@ -47,44 +41,6 @@ application/vnd.docker.distribution.manifest.v2+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.docker.distribution.manifest.v1+prettyjws, \
 application/vnd.docker.distribution.manifest.v1+json, application/json";
-
-pub(crate) struct Fetched {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
-}
-
-type FetchFuture = Pin<Box<dyn Future<Output = Option<Fetched>> + Send>>;
-
-/// Object-safe view of a lookup service.
-pub(crate) trait Lookup: Send + Sync + 'static {
-    fn fetch(&self, req: Request<Empty<Bytes>>) -> FetchFuture;
-}
-
-pub(crate) struct ServiceLookup<S>(pub(crate) S);
-
-impl<S, B> Lookup for ServiceLookup<S>
-where
-    S: Service<Request<Empty<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<crate::sink::BoxError>,
-{
-    fn fetch(&self, req: Request<Empty<Bytes>>) -> FetchFuture {
-        let svc = self.0.clone();
-        Box::pin(async move {
-            let resp = svc.oneshot(req).await.ok()?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_BODY).collect().await.ok()?.to_bytes();
-            Some(Fetched {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
-        })
-    }
-}
 
 fn request(
     p: &Pending,
@@ -249,7 +205,10 @@ mod tests {
     use super::*;
     use crate::dispatcher::Dispatcher;
     use crate::layer::derive::pending;
+    use crate::layer::manifest::MAX_MANIFEST;
     use crate::layer::NotificationLayer;
+    use http::header::HeaderMap;
+    use http::{Response, StatusCode};
 
     fn d(n: u32) -> String {
         format!("sha256:{n:064x}")

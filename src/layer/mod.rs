@@ -45,6 +45,7 @@ mod derive;
 mod future;
 mod headers;
 mod lookup;
+mod lookup_service;
 mod manifest;
 mod memo;
 mod request_body;
@@ -77,7 +78,7 @@ pub(crate) struct Shared {
     pub(crate) skip_head_pulls: bool,
     pub(crate) pull_on_body_end: bool,
     pub(crate) trusted_proxies: Option<TrustedProxies>,
-    pub(crate) lookup: Option<Arc<dyn lookup::Lookup>>,
+    pub(crate) lookup: Option<Arc<dyn lookup_service::Lookup>>,
     /// Without a lookup service, ask the wrapped service itself (the default).
     pub(crate) wrapped_lookups: bool,
     /// Whether the registry attaches `EventHint`s, as far as its responses told.
@@ -208,7 +209,7 @@ impl NotificationLayer {
         B::Data: Send,
         B::Error: Into<crate::sink::BoxError>,
     {
-        let lookup: Arc<dyn lookup::Lookup> = Arc::new(lookup::ServiceLookup(service));
+        let lookup: Arc<dyn lookup_service::Lookup> = Arc::new(lookup_service::ServiceLookup(service));
         self.with(|s| s.lookup = Some(lookup))
     }
 

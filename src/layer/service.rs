@@ -9,6 +9,7 @@ use tower_service::Service;
 use super::body::ResponseBody;
 use super::derive::{self, Kind, Missing, Pending};
 use super::future::ResponseFuture;
+use super::lookup_service::{Lookup, ServiceLookup};
 use super::request_body::{RequestBody, Tap, MANIFEST_LIMIT};
 use super::wrapped::Wrapped;
 use super::{lookup, manifest, NotificationLayer, Shared};
@@ -22,7 +23,7 @@ pub struct Notification<S> {
     inner: S,
     shared: Arc<Shared>,
     /// The wrapped service as a lookup service, made on first need (shared by clones).
-    wrapped: Arc<OnceLock<Arc<dyn lookup::Lookup>>>,
+    wrapped: Arc<OnceLock<Arc<dyn Lookup>>>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Notification<S> {
@@ -45,7 +46,7 @@ impl<S> Notification<S> {
     /// The service asked for what an exchange lacks: the one given to
     /// [`NotificationLayer::lookup`], else the wrapped service itself (unless
     /// [turned off](NotificationLayer::wrapped_lookups)).
-    fn lookup<ReqBody, ResBody>(&self) -> Option<Arc<dyn lookup::Lookup>>
+    fn lookup<ReqBody, ResBody>(&self) -> Option<Arc<dyn Lookup>>
     where
         S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Clone + Send + 'static,
         S::Future: Send + 'static,
@@ -60,11 +61,9 @@ impl<S> Notification<S> {
         if !self.shared.wrapped_lookups {
             return None;
         }
-        let lookup = self.wrapped.get_or_init(|| {
-            Arc::new(lookup::ServiceLookup(Wrapped::<S, ReqBody>::new(
-                self.inner.clone(),
-            )))
-        });
+        let lookup = self
+            .wrapped
+            .get_or_init(|| Arc::new(ServiceLookup(Wrapped::<S, ReqBody>::new(self.inner.clone()))));
         Some(lookup.clone())
     }
 
