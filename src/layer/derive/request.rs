@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use http::header::HeaderValue;
 use http::{Method, Request};
 
-use super::{Kind, Pending};
+use super::pending::{Kind, Pending};
 use crate::event::{build_strings, write_new_id, ActorRecord, RequestRecord, SharedStr, Span, StrBuf};
 use crate::hint::{AuthenticatedUser, RequestId};
 use crate::layer::addr::{peer_addr, write_remote_addr};
