@@ -42,6 +42,7 @@
 mod addr;
 mod body;
 mod derive;
+mod finish;
 mod future;
 mod headers;
 mod lookup;
