@@ -23,7 +23,7 @@ use super::headers::{
     value_str, ResponseHeaders, BLOB_MEDIA_TYPE,
 };
 use super::route;
-use super::Shared;
+use super::shared::Shared;
 use crate::event::{
     build_strings, write_new_id, Action, Descriptor, Event, SharedStr, StrBuf, Target, Timestamp,
 };

@@ -13,7 +13,7 @@ use http::{Method, Response};
 use super::derive::{Kind, Missing, Pending};
 use super::lookup;
 use super::manifest::references;
-use super::Shared;
+use super::shared::Shared;
 use crate::event::{Action, Batch, Event};
 use crate::hint::EventHint;
 

@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use super::body::ResponseBody;
 use super::derive::Pending;
 use super::finish::{finish, finish_waiting, Finished, Hold};
-use super::Shared;
+use super::shared::Shared;
 
 type Deferred<O> = Pin<Box<dyn Future<Output = (Box<Pending>, O)> + Send>>;
 

@@ -11,8 +11,9 @@ use super::derive::{self, Kind};
 use super::future::ResponseFuture;
 use super::lookup_service::{Lookup, ServiceLookup};
 use super::request_body::{RequestBody, Tap, MANIFEST_LIMIT};
+use super::shared::Shared;
 use super::wrapped::Wrapped;
-use super::{lookup, NotificationLayer, Shared};
+use super::{lookup, NotificationLayer};
 
 /// Middleware that derives Distribution's notification events from registry
 /// traffic. Built by [`NotificationLayer`].

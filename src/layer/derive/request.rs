@@ -13,7 +13,7 @@ use crate::layer::headers::{
     media_type_of, media_type_str, query_param, value_size, value_str, RequestHeaders,
 };
 use crate::layer::route::{self, Parsed, Reference, Route};
-use crate::layer::Shared;
+use crate::layer::shared::Shared;
 use crate::percent::decode_strict;
 
 /// Basic auth user name from `Authorization`.
