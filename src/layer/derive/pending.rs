@@ -48,7 +48,7 @@ pub(crate) enum Kind<S = SharedStr> {
         digest: Option<S>,
     },
     /// PATCH to an upload session: no event; its progress is remembered
-    /// (only with a lookup service, see [`Memo`](crate::layer::memo::Memo)).
+    /// (only with a lookup service, see [`Memo`]).
     UploadChunk,
 }
 
