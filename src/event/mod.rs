@@ -6,11 +6,14 @@
 //! 3.x (`events.v2`, the default) form, or as [CloudEvents](cloudevents).
 
 pub mod cloudevents;
+mod encode;
 mod format;
+mod go_json;
 mod message_id;
 mod model;
 mod shared_str;
 mod timestamp;
+mod wire;
 mod writer;
 
 pub use format::{Format, EVENTS_V1_MEDIA_TYPE, EVENTS_V2_MEDIA_TYPE};

@@ -1,5 +1,5 @@
 //! A direct writer for envelopes of ordinary events, byte-identical to the serde
-//! path in `format.rs` (which stays the reference, and handles whatever this one
+//! path in `wire.rs` (which stays the reference, and handles whatever this one
 //! does not: references, `urls`, `annotations`, `data`, `platform`, `artifactType`).
 //!
 //! It exists for speed: a batched endpoint spends most of its CPU writing JSON, and
@@ -8,7 +8,7 @@
 
 use serde::Serializer as _;
 
-use super::format::GoFormatter;
+use super::go_json::GoFormatter;
 use super::{Event, Format};
 
 /// Whether [`write_envelope`] can write `e` in `format`.

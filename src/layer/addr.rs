@@ -119,7 +119,7 @@ pub(crate) fn remote_addr(
     trusted: Option<&TrustedProxies>,
 ) -> String {
     let mut s = String::new();
-    let headers = super::derive::RequestHeaders::scan(headers);
+    let headers = super::headers::RequestHeaders::scan(headers);
     write_remote_addr(&mut s, &headers, peer, trusted);
     s
 }
@@ -127,7 +127,7 @@ pub(crate) fn remote_addr(
 /// Appends the client's address (Distribution's `RemoteAddr`) to `out`.
 pub(crate) fn write_remote_addr(
     out: &mut String,
-    headers: &super::derive::RequestHeaders<'_>,
+    headers: &super::headers::RequestHeaders<'_>,
     peer: Option<SocketAddr>,
     trusted: Option<&TrustedProxies>,
 ) {

@@ -8,8 +8,8 @@ use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use super::finish::{Delivery, Ready};
 use super::request_body::{Tap, MANIFEST_LIMIT};
-use super::service::Ready;
 
 pin_project! {
     /// The response body of [`Notification`](super::Notification).
@@ -91,11 +91,24 @@ impl<B: Body> ResponseBody<B> {
         }
     }
 
+    /// The body of a response whose events go as `delivery` says.
+    pub(crate) fn delivering(inner: B, delivery: Delivery) -> Self {
+        match delivery {
+            Delivery::Done => Self::new(inner),
+            Delivery::AtEnd { ready, length } => Self::on_end(inner, ready, length),
+            Delivery::Reading {
+                ready,
+                length,
+                sent_only,
+            } => Self::on_end_reading(inner, ready, length, sent_only),
+        }
+    }
+
     /// Delivers `ready` once the body has been sent to its end.
     ///
     /// `length` is the response's `Content-Length`: hyper stops polling once
     /// that many bytes were written, so reaching it is the end too.
-    pub(crate) fn on_end(inner: B, ready: Ready, length: Option<u64>) -> Self {
+    fn on_end(inner: B, ready: Ready, length: Option<u64>) -> Self {
         let remaining = length.or_else(|| inner.size_hint().exact());
         if inner.is_end_stream() || remaining == Some(0) {
             ready.deliver();
@@ -115,7 +128,7 @@ impl<B: Body> ResponseBody<B> {
     /// manifest body gives (references) read from a copy kept as it passes. Dropped
     /// early, the events still go (without those fields; a lookup may find them), unless
     /// `sent_only` asks for pulls of fully sent bodies only.
-    pub(crate) fn on_end_reading(inner: B, ready: Ready, length: Option<u64>, sent_only: bool) -> Self {
+    fn on_end_reading(inner: B, ready: Ready, length: Option<u64>, sent_only: bool) -> Self {
         let remaining = length.or_else(|| inner.size_hint().exact());
         if inner.is_end_stream() || remaining == Some(0) {
             ready.deliver_with_body(Some(Bytes::new()));

@@ -12,151 +12,25 @@
 //! service), else the field stays unknown (`size: 0`).
 
 mod draft;
-mod headers;
+mod pending;
 mod request;
 
-use http::header::{HeaderMap, HeaderValue};
-use http::uri::Scheme;
-use http::{Method, StatusCode};
+use http::header::HeaderMap;
+use http::StatusCode;
 
+use super::headers::{
+    content_range_complete, location_path, media_type_of, media_type_str, upload_range_end, value_size,
+    value_str, ResponseHeaders, BLOB_MEDIA_TYPE,
+};
 use super::route;
-use super::Shared;
+use super::shared::Shared;
 use crate::event::{
-    build_strings, write_new_id, Action, ActorRecord, Descriptor, Event, RequestRecord, SharedStr, StrBuf,
-    Target, Timestamp,
+    build_strings, write_new_id, Action, Descriptor, Event, SharedStr, StrBuf, Target, Timestamp,
 };
 use crate::hint::EventHint;
 use draft::{event_digest, remember_verified, remembered, Draft, Piece};
-pub(crate) use headers::parse_size;
-use headers::{content_range_complete, location_path, value_size, value_str, ResponseHeaders};
-pub(crate) use headers::{media_type_of, upload_range_end, RequestHeaders};
-use request::media_type_str;
+pub(crate) use pending::{Kind, Missing, Pending};
 pub(crate) use request::pending;
-
-/// Blob events always carry this media type in Distribution.
-pub(crate) const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
-
-/// Which request, as far as events are concerned. Its strings are slices of the
-/// request's shared buffer (`S` = [`SharedStr`]), or borrowed while it is built.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Kind<S = SharedStr> {
-    ManifestPull {
-        tag: Option<S>,
-        digest: Option<S>,
-    },
-    ManifestPush {
-        tag: Option<S>,
-        digest: Option<S>,
-    },
-    ManifestDelete {
-        digest: S,
-    },
-    TagDelete {
-        tag: S,
-    },
-    BlobPull {
-        digest: S,
-    },
-    BlobDelete {
-        digest: S,
-    },
-    /// POST to `uploads/`: a mount (`mount` + `from`) or a monolithic upload (`digest`).
-    UploadStart {
-        mount: Option<(S, S)>,
-        digest: Option<S>,
-    },
-    /// PUT to an upload session: the blob is committed.
-    UploadCommit {
-        digest: Option<S>,
-    },
-    /// PATCH to an upload session: no event; its progress is remembered
-    /// (only with a lookup service, see [`Memo`](super::memo::Memo)).
-    UploadChunk,
-}
-
-impl<S> Kind<S> {
-    /// The same kind with every string converted by `f`.
-    fn map<T>(self, mut f: impl FnMut(S) -> T) -> Kind<T> {
-        match self {
-            Kind::ManifestPull { tag, digest } => Kind::ManifestPull {
-                tag: tag.map(&mut f),
-                digest: digest.map(&mut f),
-            },
-            Kind::ManifestPush { tag, digest } => Kind::ManifestPush {
-                tag: tag.map(&mut f),
-                digest: digest.map(&mut f),
-            },
-            Kind::ManifestDelete { digest } => Kind::ManifestDelete { digest: f(digest) },
-            Kind::TagDelete { tag } => Kind::TagDelete { tag: f(tag) },
-            Kind::BlobPull { digest } => Kind::BlobPull { digest: f(digest) },
-            Kind::BlobDelete { digest } => Kind::BlobDelete { digest: f(digest) },
-            Kind::UploadStart { mount, digest } => Kind::UploadStart {
-                mount: mount.map(|(m, from)| (f(m), f(from))),
-                digest: digest.map(&mut f),
-            },
-            Kind::UploadCommit { digest } => Kind::UploadCommit {
-                digest: digest.map(&mut f),
-            },
-            Kind::UploadChunk => Kind::UploadChunk,
-        }
-    }
-}
-
-/// What the layer keeps of a request until its response arrives.
-///
-/// Built once per registry request: the strings the events need (those of `request`,
-/// `actor`, the repository name, the tag or digest of the path) are slices of **one**
-/// buffer, allocated once and shared by the request's events.
-#[derive(Clone, Debug)]
-pub(crate) struct Pending {
-    pub(crate) kind: Kind,
-    pub(crate) name: SharedStr,
-    pub(crate) prefix: String,
-    pub(crate) method: Method,
-    /// The request URI's scheme (absolute-form requests), if any.
-    scheme: Option<Scheme>,
-    /// `scheme://host<prefix>` of target URLs, when forwarding headers set them.
-    forwarded_base: Option<String>,
-    pub(crate) request: RequestRecord,
-    pub(crate) actor: ActorRecord,
-    pub(crate) req_content_type: Option<SharedStr>,
-    pub(crate) req_content_length: Option<i64>,
-    /// The request body's length: `Content-Length`, or 0 for an HTTP/1 request
-    /// without `Content-Length` and `Transfer-Encoding`.
-    req_body_length: Option<i64>,
-    /// The path of an upload session (PATCH, PUT), when sizes are remembered.
-    pub(crate) upload_key: Option<String>,
-    /// The path and query of the upload session a PUT commits (with a lookup service).
-    pub(crate) upload_target: Option<String>,
-    /// `Range` end of the session's status, asked before its final PUT was forwarded.
-    pub(crate) upload_status_end: Option<i64>,
-    /// Forwarded on lookups so they pass the registry's auth.
-    pub(crate) authorization: Option<HeaderValue>,
-    /// Tags found (by a lookup before the delete) to point at a deleted manifest.
-    pub(crate) tags_before_delete: Option<Vec<String>>,
-    /// A copy of the request body as it passes (a manifest `PUT` with references wanted).
-    pub(crate) body_tap: Option<std::sync::Arc<super::request_body::Tap>>,
-    /// Where to ask for what the exchange lacks (the lookup service, or the wrapped one).
-    pub(crate) lookup: Option<std::sync::Arc<dyn super::lookup::Lookup>>,
-    /// What the layer remembers, for the references a lookup finds (`includereferences`).
-    pub(crate) memo: Option<std::sync::Arc<super::memo::Memo>>,
-}
-
-/// Fields the exchange did not carry, to be fetched by a lookup.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Missing {
-    /// The blob's size: ask with `HEAD /v2/<name>/blobs/<digest>`.
-    pub(crate) blob_size: bool,
-    /// Media type, size or references of a manifest: the manifest passing through (the
-    /// response body of a `GET`) gives them, else ask with `GET /v2/<name>/manifests/<digest>`.
-    pub(crate) manifest: bool,
-}
-
-impl Missing {
-    pub(crate) fn any(&self) -> bool {
-        self.blob_size || self.manifest
-    }
-}
 
 impl Pending {
     /// The request body's length: the bytes that passed through the layer (counted for
@@ -512,7 +386,7 @@ impl Pending {
     fn references(&self, digest: &str, hint: Option<&EventHint>, shared: &Shared) -> Option<Vec<Descriptor>> {
         let hinted = hint
             .and_then(|h| h.references.as_ref())
-            .filter(|r| super::lookup::well_formed(r));
+            .filter(|r| super::manifest::well_formed(r));
         if hinted.is_none() {
             if let Some(refs) = shared.memo.as_ref().and_then(|m| m.references(digest)) {
                 return Some(refs);
@@ -522,7 +396,7 @@ impl Pending {
             Some(refs) => refs.clone(),
             None => {
                 let body = self.body_tap.as_ref().and_then(|t| t.complete())?;
-                super::lookup::references(&body)?
+                super::manifest::references(&body)?
             }
         };
         if let Some(memo) = &shared.memo {
@@ -545,5 +419,95 @@ impl Pending {
         draft.media_type = SharedStr::from_static(BLOB_MEDIA_TYPE);
         draft.digest = digest;
         draft.size = size.unwrap_or(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    use http::{Request, Response};
+    use http_body_util::Empty;
+
+    use super::*;
+    use crate::dispatcher::Dispatcher;
+    use crate::layer::manifest::MAX_MANIFEST;
+    use crate::layer::NotificationLayer;
+
+    fn d(n: u32) -> String {
+        format!("sha256:{n:064x}")
+    }
+
+    fn layer_with_lookup() -> NotificationLayer {
+        let never = tower::service_fn(|_req: Request<Empty<Bytes>>| async {
+            Err::<Response<Empty<Bytes>>, _>(std::io::Error::other("no lookup in this test"))
+        });
+        NotificationLayer::new(Dispatcher::disabled())
+            .include_references(true)
+            .lookup(never)
+    }
+
+    #[test]
+    fn references_from_a_pushed_manifest_and_then_from_memory() {
+        let layer = layer_with_lookup();
+        let shared = &layer.shared;
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{}","size":1}},"layers":[]}}"#,
+            d(9)
+        );
+        let digest = d(42);
+        let request = |method: &str, reference: &str| {
+            let req = Request::builder()
+                .method(method)
+                .uri(format!("/v2/a/b/manifests/{reference}"))
+                .header(CONTENT_TYPE, "application/vnd.oci.image.manifest.v1+json")
+                .header(CONTENT_LENGTH, manifest.len())
+                .body(())
+                .unwrap();
+            pending(&req, shared).unwrap()
+        };
+        let mut response = HeaderMap::new();
+        response.insert("docker-content-digest", digest.parse().unwrap());
+        response.insert(
+            CONTENT_TYPE,
+            "application/vnd.oci.image.manifest.v1+json".parse().unwrap(),
+        );
+        response.insert(CONTENT_LENGTH, manifest.len().into());
+
+        // A HEAD of a manifest never seen: only a lookup can tell.
+        let (_, missing) = request("HEAD", "t").events(StatusCode::OK, &response, None, shared);
+        assert!(missing.manifest && !missing.blob_size);
+
+        // A PUT whose body did not pass whole (or is no manifest): a lookup, or the body.
+        let mut push = request("PUT", "t");
+        let tap = crate::layer::request_body::Tap::new(MAX_MANIFEST);
+        tap.data(b"{not a manifest", 15);
+        tap.end();
+        push.body_tap = Some(tap);
+        let (_, missing) = push.events(StatusCode::CREATED, &response, None, shared);
+        assert!(missing.manifest);
+
+        // A PUT whose body passed: its references, and no lookup.
+        let mut push = request("PUT", "t");
+        let tap = crate::layer::request_body::Tap::new(MAX_MANIFEST);
+        tap.data(manifest.as_bytes(), manifest.len());
+        tap.end();
+        push.body_tap = Some(tap);
+        let (events, missing) = push.events(StatusCode::CREATED, &response, None, shared);
+        assert!(!missing.any(), "{missing:?}");
+        assert_eq!(events[0].target.references[0].digest, d(9));
+
+        // Remembered: a HEAD (by tag or digest) and a GET need neither body nor lookup.
+        for (method, reference) in [("HEAD", "t"), ("HEAD", digest.as_str()), ("GET", "t")] {
+            let (events, missing) =
+                request(method, reference).events(StatusCode::OK, &response, None, shared);
+            assert!(!missing.any(), "{method} {reference}: {missing:?}");
+            assert_eq!(events[0].target.references[0].digest, d(9));
+        }
+
+        // A GET of another manifest: its body (as it passes) or a lookup.
+        response.insert("docker-content-digest", d(43).parse().unwrap());
+        let (_, missing) = request("GET", "u").events(StatusCode::OK, &response, None, shared);
+        assert!(missing.manifest);
     }
 }

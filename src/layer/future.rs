@@ -12,8 +12,8 @@ use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
 use super::derive::Pending;
-use super::service::{finish, finish_waiting, Finished, Hold};
-use super::Shared;
+use super::finish::{finish, finish_waiting, Finished, Hold};
+use super::shared::Shared;
 
 type Deferred<O> = Pin<Box<dyn Future<Output = (Box<Pending>, O)> + Send>>;
 
@@ -105,9 +105,11 @@ where
             let Some(p) = pending else {
                 return Poll::Ready(Ok(response.map(ResponseBody::new)));
             };
-            return match finish_waiting(p, shared, response) {
-                Finished::Now(response) => Poll::Ready(Ok(response)),
-                Finished::Hold(response, mut wait) => match wait.as_mut().poll(cx) {
+            return match finish_waiting(p, shared, &response) {
+                Finished::Now(delivery) => {
+                    Poll::Ready(Ok(response.map(|body| ResponseBody::delivering(body, delivery))))
+                }
+                Finished::Hold(mut wait) => match wait.as_mut().poll(cx) {
                     Poll::Ready(persisted) => Poll::Ready(Ok(fail_closed(response, persisted))),
                     Poll::Pending => {
                         this.state.set(State::Persisting {
@@ -120,7 +122,10 @@ where
             };
         }
         Poll::Ready(Ok(match (pending, this.shared.as_ref()) {
-            (Some(p), Some(shared)) => finish(p, shared, response),
+            (Some(p), Some(shared)) => {
+                let delivery = finish(p, shared, &response);
+                response.map(|body| ResponseBody::delivering(body, delivery))
+            }
             _ => response.map(ResponseBody::new),
         }))
     }

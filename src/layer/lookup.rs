@@ -20,39 +20,18 @@
 //! size lookups above are sent only for what the layer has not seen pass by; so are
 //! the references of manifests, so that a `HEAD` of a manifest already seen needs no
 //! lookup.
-//!
-//! # References
-//!
-//! [`references`] reads them from a manifest's JSON, for a lookup or for a manifest
-//! that passes through the layer (the request body of a `PUT`, the response body of a
-//! `GET`). It reads at most 4 MiB (Distribution's limit
-//! for a manifest), refuses a body with more than 16 384 JSON objects or 262 144 values
-//! before parsing it (so that a hostile body cannot make it allocate more than some
-//! tens of MiB), and refuses a manifest whose references have a negative size or an
-//! invalid digest: then the references are unknown rather than wrong.
-
-use std::future::Future;
-use std::pin::Pin;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body::Body;
-use http_body_util::{BodyExt, Empty, Limited};
-use tower::{Service, ServiceExt};
+use http::{Method, Request};
+use http_body_util::Empty;
 
-use super::derive::{media_type_of, parse_size, Missing, Pending};
-use crate::event::{Descriptor, Event};
+use super::derive::{Missing, Pending};
+use super::headers::{media_type_of, parse_size, upload_range_end};
+use super::lookup_service::Lookup;
+use super::manifest::references;
+use crate::event::Event;
 
-/// Largest lookup response body read (manifests, tag lists).
-const MAX_BODY: usize = MAX_MANIFEST;
-/// Largest manifest whose references are read: Distribution's limit for a manifest.
-pub(crate) const MAX_MANIFEST: usize = 4 << 20;
-/// Most JSON objects in a manifest whose references are read (an index of thousands
-/// of platforms has a few per child).
-const MAX_OBJECTS: usize = 16_384;
-/// Most JSON values (array elements and object members) in such a manifest.
-const MAX_VALUES: usize = 262_144;
 /// Most tags examined when looking for the tags of a deleted manifest.
 const MAX_TAGS: usize = 10_000;
 
@@ -62,44 +41,6 @@ application/vnd.docker.distribution.manifest.v2+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.docker.distribution.manifest.v1+prettyjws, \
 application/vnd.docker.distribution.manifest.v1+json, application/json";
-
-pub(crate) struct Fetched {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
-}
-
-type FetchFuture = Pin<Box<dyn Future<Output = Option<Fetched>> + Send>>;
-
-/// Object-safe view of a lookup service.
-pub(crate) trait Lookup: Send + Sync + 'static {
-    fn fetch(&self, req: Request<Empty<Bytes>>) -> FetchFuture;
-}
-
-pub(crate) struct ServiceLookup<S>(pub(crate) S);
-
-impl<S, B> Lookup for ServiceLookup<S>
-where
-    S: Service<Request<Empty<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<crate::sink::BoxError>,
-{
-    fn fetch(&self, req: Request<Empty<Bytes>>) -> FetchFuture {
-        let svc = self.0.clone();
-        Box::pin(async move {
-            let resp = svc.oneshot(req).await.ok()?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_BODY).collect().await.ok()?.to_bytes();
-            Some(Fetched {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
-        })
-    }
-}
 
 fn request(
     p: &Pending,
@@ -118,72 +59,6 @@ fn request(
         b = b.header(ACCEPT, a);
     }
     b.body(Empty::new()).ok()
-}
-
-/// Descriptors a manifest references, as Distribution's `References()` lists them:
-/// the config then the layers, or an index's children (`subject` is not one). `None`
-/// when `body` is not such a manifest, is larger than [`MAX_MANIFEST`], has too many
-/// JSON objects or values, or lists a reference with a negative size or an invalid digest.
-pub(crate) fn references(body: &[u8]) -> Option<Vec<Descriptor>> {
-    #[derive(serde::Deserialize)]
-    struct Manifest {
-        #[serde(default)]
-        config: Option<Descriptor>,
-        #[serde(default)]
-        layers: Option<Vec<Descriptor>>,
-        #[serde(default)]
-        manifests: Option<Vec<Descriptor>>,
-    }
-    // An object (serde would take an array for the struct too).
-    let object = body.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{');
-    if !object || body.len() > MAX_MANIFEST || !json_within(body, MAX_OBJECTS, MAX_VALUES) {
-        return None;
-    }
-    let m: Manifest = serde_json::from_slice(body).ok()?;
-    let refs: Vec<Descriptor> = match m.manifests {
-        Some(children) => children,
-        None => m.config.into_iter().chain(m.layers.unwrap_or_default()).collect(),
-    };
-    well_formed(&refs).then_some(refs)
-}
-
-/// Whether every reference has a valid digest and a size that is not negative.
-pub(crate) fn well_formed(refs: &[Descriptor]) -> bool {
-    refs.iter()
-        .all(|d| d.size >= 0 && super::route::valid_digest(&d.digest).is_some())
-}
-
-/// Whether the JSON text `body` has at most `max_objects` objects and `max_values`
-/// values (counted by `{`, `[` and `,` outside strings, an upper bound), in one pass
-/// over the bytes, without parsing it.
-fn json_within(body: &[u8], max_objects: usize, max_values: usize) -> bool {
-    let (mut objects, mut values) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for &c in body {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match c {
-            b'"' => in_string = true,
-            b'{' => {
-                objects += 1;
-                values += 1;
-            }
-            b'[' | b',' => values += 1,
-            _ => continue,
-        }
-        if objects > max_objects || values > max_values {
-            return false;
-        }
-    }
-    true
 }
 
 /// Fills the fields `missing` names, by asking the lookup service.
@@ -267,7 +142,7 @@ pub(crate) async fn upload_status_end(lookup: &dyn Lookup, p: &Pending) -> Optio
         tracing::debug!(repository = %p.name, status = %f.status, "upload status lookup failed");
         return None;
     }
-    super::derive::upload_range_end(&f.headers)
+    upload_range_end(&f.headers)
 }
 
 /// The tags that currently point at `digest` (before a delete removes them).
@@ -323,184 +198,4 @@ pub(crate) async fn tags_pointing_at(lookup: &dyn Lookup, p: &Pending, digest: &
         }
     }
     found
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dispatcher::Dispatcher;
-    use crate::layer::derive::pending;
-    use crate::layer::NotificationLayer;
-    use proptest::prelude::*;
-
-    fn d(n: u32) -> String {
-        format!("sha256:{n:064x}")
-    }
-
-    #[test]
-    fn references_of_image_and_index() {
-        let image = format!(
-            r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{}","size":1}},
-            "layers":[{{"mediaType":"l","digest":"{}","size":2,"urls":["u"]}}],"subject":{{"mediaType":"s","digest":"x","size":3}}}}"#,
-            d(1),
-            d(2)
-        );
-        let r = references(image.as_bytes()).unwrap();
-        assert_eq!(r.len(), 2);
-        assert_eq!(r[0].media_type, "c");
-        assert_eq!(r[1].urls, vec!["u".to_string()]);
-        let index = format!(
-            r#"{{"manifests":[{{"mediaType":"m","digest":"{}","size":3,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
-            d(3)
-        );
-        let r = references(index.as_bytes()).unwrap();
-        assert_eq!(r[0].platform.as_ref().unwrap().architecture, "amd64");
-        assert!(references(b"not json").is_none());
-        // No references at all is an empty list, not an unknown one.
-        assert_eq!(
-            references(br#"{"schemaVersion":2,"layers":null}"#),
-            Some(Vec::new())
-        );
-    }
-
-    #[test]
-    fn hostile_manifests_give_no_references() {
-        let layer = |size: &str, digest: &str| {
-            format!(r#"{{"layers":[{{"mediaType":"l","digest":"{digest}","size":{size}}}]}}"#)
-        };
-        let ok = d(7);
-        assert!(references(layer("0", &ok).as_bytes()).is_some());
-        for bad in [
-            layer("-1", &ok),
-            layer("9223372036854775808", &ok),
-            layer("1e3", &ok),
-            layer("1.5", &ok),
-            layer("1", "sha256:1"),
-            layer("1", "sha256:ABCD"),
-            layer("1", ""),
-            r#"{"layers":{}}"#.to_string(),
-            r#"[]"#.to_string(),
-            r#""text""#.to_string(),
-            r#"{"config":{"digest":1}}"#.to_string(),
-            r#"{"layers":[1]}"#.to_string(),
-            "{".repeat(10_000),
-            "[".repeat(100_000),
-            format!(r#"{{"layers":[{}]}}"#, "{},".repeat(20_000)),
-            format!(r#"{{"annotations":[{}0]}}"#, "0,".repeat(300_000)),
-        ] {
-            let shown: String = bad.chars().take(80).collect();
-            assert_eq!(references(bad.as_bytes()), None, "{shown}");
-        }
-        // Larger than a manifest may be.
-        let mut big = layer("1", &ok).into_bytes();
-        big.extend(std::iter::repeat_n(b' ', MAX_MANIFEST));
-        assert_eq!(references(&big), None);
-        // Brackets and commas inside strings are not counted.
-        let quoted = format!(
-            r#"{{"layers":[{{"mediaType":"{}\"\\","digest":"{ok}","size":1}}]}}"#,
-            "[,{".repeat(100_000)
-        );
-        assert!(quoted.len() < MAX_MANIFEST);
-        assert_eq!(references(quoted.as_bytes()).map(|r| r.len()), Some(1));
-    }
-
-    proptest! {
-        #![proptest_config(crate::layer::route::proptest_config(256))]
-
-        /// Any bytes: no panic. (Long run: `PROPTEST_CASES=200000 cargo test --all-features --lib lookup`.)
-        #[test]
-        fn any_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = references(&body);
-        }
-
-        /// JSON made of manifest-like pieces: no panic, and references only when well formed.
-        #[test]
-        fn manifest_like_json(
-            pieces in proptest::collection::vec(prop_oneof![
-                Just("{".to_string()), Just("}".to_string()), Just("[".to_string()), Just("]".to_string()),
-                Just(",".to_string()), Just(":".to_string()), Just("\"layers\"".to_string()),
-                Just("\"manifests\"".to_string()), Just("\"config\"".to_string()), Just("\"size\"".to_string()),
-                Just("\"digest\"".to_string()), Just(format!("\"{}\"", d(1))), Just("-1".to_string()),
-                Just("9223372036854775807".to_string()), Just("null".to_string()), Just("\"\\\\\"".to_string()),
-            ], 0..64)
-        ) {
-            let body = pieces.concat();
-            if let Some(refs) = references(body.as_bytes()) {
-                prop_assert!(well_formed(&refs));
-            }
-        }
-    }
-
-    fn layer_with_lookup() -> NotificationLayer {
-        let never = tower::service_fn(|_req: Request<Empty<Bytes>>| async {
-            Err::<Response<Empty<Bytes>>, _>(std::io::Error::other("no lookup in this test"))
-        });
-        NotificationLayer::new(Dispatcher::disabled())
-            .include_references(true)
-            .lookup(never)
-    }
-
-    #[test]
-    fn references_from_a_pushed_manifest_and_then_from_memory() {
-        let layer = layer_with_lookup();
-        let shared = &layer.shared;
-        let manifest = format!(
-            r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{}","size":1}},"layers":[]}}"#,
-            d(9)
-        );
-        let digest = d(42);
-        let request = |method: &str, reference: &str| {
-            let req = Request::builder()
-                .method(method)
-                .uri(format!("/v2/a/b/manifests/{reference}"))
-                .header(CONTENT_TYPE, "application/vnd.oci.image.manifest.v1+json")
-                .header(CONTENT_LENGTH, manifest.len())
-                .body(())
-                .unwrap();
-            pending(&req, shared).unwrap()
-        };
-        let mut response = HeaderMap::new();
-        response.insert("docker-content-digest", digest.parse().unwrap());
-        response.insert(
-            CONTENT_TYPE,
-            "application/vnd.oci.image.manifest.v1+json".parse().unwrap(),
-        );
-        response.insert(CONTENT_LENGTH, manifest.len().into());
-
-        // A HEAD of a manifest never seen: only a lookup can tell.
-        let (_, missing) = request("HEAD", "t").events(StatusCode::OK, &response, None, shared);
-        assert!(missing.manifest && !missing.blob_size);
-
-        // A PUT whose body did not pass whole (or is no manifest): a lookup, or the body.
-        let mut push = request("PUT", "t");
-        let tap = crate::layer::request_body::Tap::new(MAX_MANIFEST);
-        tap.data(b"{not a manifest", 15);
-        tap.end();
-        push.body_tap = Some(tap);
-        let (_, missing) = push.events(StatusCode::CREATED, &response, None, shared);
-        assert!(missing.manifest);
-
-        // A PUT whose body passed: its references, and no lookup.
-        let mut push = request("PUT", "t");
-        let tap = crate::layer::request_body::Tap::new(MAX_MANIFEST);
-        tap.data(manifest.as_bytes(), manifest.len());
-        tap.end();
-        push.body_tap = Some(tap);
-        let (events, missing) = push.events(StatusCode::CREATED, &response, None, shared);
-        assert!(!missing.any(), "{missing:?}");
-        assert_eq!(events[0].target.references[0].digest, d(9));
-
-        // Remembered: a HEAD (by tag or digest) and a GET need neither body nor lookup.
-        for (method, reference) in [("HEAD", "t"), ("HEAD", digest.as_str()), ("GET", "t")] {
-            let (events, missing) =
-                request(method, reference).events(StatusCode::OK, &response, None, shared);
-            assert!(!missing.any(), "{method} {reference}: {missing:?}");
-            assert_eq!(events[0].target.references[0].digest, d(9));
-        }
-
-        // A GET of another manifest: its body (as it passes) or a lookup.
-        response.insert("docker-content-digest", d(43).parse().unwrap());
-        let (_, missing) = request("GET", "u").events(StatusCode::OK, &response, None, shared);
-        assert!(missing.manifest);
-    }
 }

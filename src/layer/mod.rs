@@ -42,12 +42,17 @@
 mod addr;
 mod body;
 mod derive;
+mod finish;
 mod future;
+mod headers;
 mod lookup;
+mod lookup_service;
+mod manifest;
 mod memo;
 mod request_body;
 mod route;
 mod service;
+mod shared;
 mod wrapped;
 
 use std::sync::Arc;
@@ -64,25 +69,8 @@ pub use service::Notification;
 
 use crate::dispatcher::Dispatcher;
 use crate::event::SourceRecord;
-
-/// Settings shared by all clones of the layer and its services.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    pub(crate) dispatcher: Dispatcher,
-    pub(crate) source: SourceRecord,
-    pub(crate) base_url: Option<String>,
-    pub(crate) include_references: bool,
-    pub(crate) skip_head_pulls: bool,
-    pub(crate) pull_on_body_end: bool,
-    pub(crate) trusted_proxies: Option<TrustedProxies>,
-    pub(crate) lookup: Option<Arc<dyn lookup::Lookup>>,
-    /// Without a lookup service, ask the wrapped service itself (the default).
-    pub(crate) wrapped_lookups: bool,
-    /// Whether the registry attaches `EventHint`s, as far as its responses told.
-    pub(crate) hints: Arc<wrapped::HintsSeen>,
-    /// Sizes and upload offsets seen, to spare lookups.
-    pub(crate) memo: Option<Arc<memo::Memo>>,
-}
+use lookup_service::{Lookup, ServiceLookup};
+use shared::Shared;
 
 /// A tower [`Layer`](tower_layer::Layer) that derives Distribution's
 /// notification events from the requests and responses of a registry.
@@ -206,7 +194,7 @@ impl NotificationLayer {
         B::Data: Send,
         B::Error: Into<crate::sink::BoxError>,
     {
-        let lookup: Arc<dyn lookup::Lookup> = Arc::new(lookup::ServiceLookup(service));
+        let lookup: Arc<dyn Lookup> = Arc::new(ServiceLookup(service));
         self.with(|s| s.lookup = Some(lookup))
     }
 

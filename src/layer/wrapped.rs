@@ -60,12 +60,6 @@ where
     }
 }
 
-impl std::fmt::Debug for dyn super::lookup::Lookup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Lookup")
-    }
-}
-
 /// Whether the wrapped registry attaches [`EventHint`](crate::EventHint)s, learned from the
 /// responses that yield events. A registry that does is never asked anything before its
 /// response (the tags before a delete by digest, an upload's status before its commit).

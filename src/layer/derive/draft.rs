@@ -1,7 +1,7 @@
 //! The parts of an event being drafted from a response, before its strings are frozen.
 
-use super::Shared;
 use crate::event::{Action, Descriptor, Frozen, SharedStr, Span, StrBuf};
+use crate::layer::shared::Shared;
 
 /// A string of an event being drafted: one the request already shares, or one written
 /// to the response's buffer.

@@ -5,13 +5,15 @@ use std::borrow::Cow;
 use http::header::HeaderValue;
 use http::{Method, Request};
 
-use super::headers::{media_type_of, query_param, value_size, value_str, RequestHeaders};
-use super::{Kind, Pending, BLOB_MEDIA_TYPE};
+use super::pending::{Kind, Pending};
 use crate::event::{build_strings, write_new_id, ActorRecord, RequestRecord, SharedStr, Span, StrBuf};
 use crate::hint::{AuthenticatedUser, RequestId};
 use crate::layer::addr::{peer_addr, write_remote_addr};
+use crate::layer::headers::{
+    media_type_of, media_type_str, query_param, value_size, value_str, RequestHeaders,
+};
 use crate::layer::route::{self, Parsed, Reference, Route};
-use crate::layer::Shared;
+use crate::layer::shared::Shared;
 use crate::percent::decode_strict;
 
 /// Basic auth user name from `Authorization`.
@@ -49,26 +51,6 @@ fn request_host<'a, B>(req: &'a Request<B>, h: &RequestHeaders<'a>) -> &'a str {
     match value_str(h.host) {
         Some(host) => host,
         None => req.uri().authority().map_or("", |a| a.as_str()),
-    }
-}
-
-/// Media types events commonly carry, so that they need no allocation.
-const KNOWN_MEDIA_TYPES: &[&str] = &[
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    "application/vnd.docker.distribution.manifest.v1+json",
-    "application/json",
-    BLOB_MEDIA_TYPE,
-];
-
-/// `media_type` as a [`SharedStr`]: static when it is a well-known one.
-pub(crate) fn media_type_str(media_type: &str) -> SharedStr {
-    match KNOWN_MEDIA_TYPES.iter().find(|m| **m == media_type) {
-        Some(m) => SharedStr::from_static(m),
-        None => SharedStr::from(media_type),
     }
 }
 

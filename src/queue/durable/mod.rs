@@ -122,9 +122,13 @@ mod format;
 #[cfg(feature = "durable")]
 mod frames;
 #[cfg(feature = "durable")]
+mod inner;
+#[cfg(feature = "durable")]
 mod push;
 #[cfg(feature = "durable")]
 mod queue;
+#[cfg(feature = "durable")]
+mod readahead;
 #[cfg(feature = "durable")]
 mod reader;
 #[cfg(feature = "durable")]

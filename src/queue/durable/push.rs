@@ -5,11 +5,14 @@
 use tokio::sync::oneshot;
 
 use super::format::{self, MAX_SEQ};
-use super::queue::{lock, Inner, PENDING_LIMIT};
+use super::inner::{lock, Inner};
 use super::state::{Chunk, Seg, State, Waiter};
 use crate::event::Batch;
 use crate::metrics::LossReason;
 use crate::queue::{Overflow, QueueError};
+
+/// Encoded events waiting for the writer thread, at most (beyond, new events are refused).
+pub(crate) const PENDING_LIMIT: usize = 8 << 20;
 
 /// What became of a push.
 pub(crate) enum Pushed {

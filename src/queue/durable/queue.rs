@@ -1,6 +1,7 @@
-//! [`DurableQueue`]: the logical state under one mutex ([`State`]), a writer thread that owns
-//! every write, fsync and deletion ([`Writer`]), and a reader that decodes events from disk ahead
-//! of the endpoint's worker ([`Reader`](super::reader::Reader)).
+//! [`DurableQueue`]: opens a queue directory and starts its parts — the shared [`Inner`] (the
+//! logical state under one mutex, [`State`]), a writer thread that owns every write, fsync and
+//! deletion ([`Writer`]), and a reader that decodes events from disk ahead of the endpoint's
+//! worker ([`Reader`]) — and serves the endpoint through them.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -9,25 +10,24 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use tokio::sync::{watch, Notify};
 
 use super::format;
+use super::inner::{lock, Inner, Stats};
 use super::push::Pushed;
-use super::reader::{Reader, Take, READAHEAD_EVENTS};
+use super::readahead::{Reader, READAHEAD_EVENTS};
+use super::reader::Take;
 use super::recovery;
 use super::state::State;
 use super::writer::Writer;
 use super::{DurableConfig, Fsync};
 use crate::event::Batch;
 use crate::metrics::{EndpointMetrics, LossReason, LostEvents};
-use crate::queue::{EventQueue, Overflow, Persisted, QueueConfig, QueueError};
+use crate::queue::{EventQueue, Persisted, QueueConfig, QueueError};
 use crate::sink::BoxError;
-
-/// Encoded events waiting for the writer thread, at most (beyond, new events are refused).
-pub(crate) const PENDING_LIMIT: usize = 8 << 20;
 
 /// Directories opened by this process (canonical paths).
 fn open_dirs() -> &'static Mutex<HashSet<PathBuf>> {
@@ -56,10 +56,6 @@ fn lock_dir(dir: &Path) -> io::Result<File> {
         )),
         Err(fs4::TryLockError::Error(e)) => Err(e),
     }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Counters of a [`DurableQueue`] since it was opened.
@@ -93,44 +89,6 @@ pub struct DurableStats {
     /// Events of `fsync: always` pushes that failed (refused by the bounds, or not written): the
     /// caller was told, and the events were not kept.
     pub refused: u64,
-}
-
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub(crate) written: AtomicU64,
-    pub(crate) writes: AtomicU64,
-    pub(crate) fsyncs: AtomicU64,
-    pub(crate) corrupt_tails: AtomicU64,
-    pub(crate) corrupt_bytes: AtomicU64,
-    pub(crate) write_errors: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    /// By [`LossReason`]: no space, write error, corrupt, overflow.
-    pub(crate) lost: [AtomicU64; 4],
-}
-
-fn reason_index(reason: LossReason) -> usize {
-    match reason {
-        LossReason::NoSpace => 0,
-        LossReason::WriteError => 1,
-        LossReason::Corrupt => 2,
-        _ => 3,
-    }
-}
-
-pub(crate) struct Inner {
-    pub(crate) dir: PathBuf,
-    pub(crate) config: DurableConfig,
-    pub(crate) capacity: u64,
-    pub(crate) overflow: Overflow,
-    pub(crate) segment_bytes: u64,
-    pub(crate) state: Mutex<State>,
-    pub(crate) wake_writer: Condvar,
-    pub(crate) reader: Mutex<Reader>,
-    pub(crate) readable: Notify,
-    /// The last flush request the writer completed (written, synced, deletions done).
-    pub(crate) flushed: watch::Sender<u64>,
-    pub(crate) stats: Stats,
-    pub(crate) metrics: OnceLock<Arc<EndpointMetrics>>,
 }
 
 /// A disk-backed, bounded FIFO of events: see the [module docs](super).
@@ -215,7 +173,9 @@ impl DurableQueue {
         let stats = Stats::default();
         stats.corrupt_tails.store(r.corrupt_tails, Ordering::Relaxed);
         stats.corrupt_bytes.store(r.corrupt_bytes, Ordering::Relaxed);
-        stats.lost[reason_index(LossReason::Corrupt)].store(r.corrupt_events, Ordering::Relaxed);
+        stats
+            .lost_to(LossReason::Corrupt)
+            .store(r.corrupt_events, Ordering::Relaxed);
         let head = state.head;
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
@@ -280,7 +240,7 @@ impl DurableQueue {
     pub fn stats(&self) -> DurableStats {
         let s = &self.inner.stats;
         let st = lock(&self.inner.state);
-        let lost = |r: LossReason| s.lost[reason_index(r)].load(Ordering::Relaxed);
+        let lost = |r: LossReason| s.lost_to(r).load(Ordering::Relaxed);
         let events_lost = LostEvents {
             no_space: lost(LossReason::NoSpace),
             write_error: lost(LossReason::WriteError),
@@ -356,36 +316,6 @@ impl Drop for DurableQueue {
             let _ = thread.join();
         }
         lock(open_dirs()).remove(&self.canonical);
-    }
-}
-
-impl Inner {
-    /// `n` events were lost for `reason`; `egress`: they had entered the queue, so they leave it
-    /// as dropped (overflow drops are reported to the caller of `push`, which records them).
-    pub(crate) fn record_lost(&self, reason: LossReason, n: u64, egress: bool) {
-        if n == 0 {
-            return;
-        }
-        self.stats.lost[reason_index(reason)].fetch_add(n, Ordering::Relaxed);
-        if let Some(m) = self.metrics.get() {
-            if egress {
-                let k = usize::try_from(n).unwrap_or(usize::MAX);
-                m.record_dropped(k);
-                m.record_egress(k);
-            }
-            m.record_events_lost(reason, n);
-        }
-    }
-
-    /// `n` events of `fsync: always` pushes failed (the callers were told).
-    pub(crate) fn record_refused(&self, n: u64) {
-        if n == 0 {
-            return;
-        }
-        self.stats.refused.fetch_add(n, Ordering::Relaxed);
-        if let Some(m) = self.metrics.get() {
-            m.record_refused(n);
-        }
     }
 }
 
@@ -488,13 +418,5 @@ impl EventQueue for DurableQueue {
         Box::pin(async move {
             let _ = flushed.wait_for(|done| *done >= request).await;
         })
-    }
-}
-
-impl fmt::Debug for Inner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Inner")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::format;
-use super::queue::{lock, Inner};
+use super::inner::{lock, Inner};
 use super::state::Chunk;
 use super::{DurableConfig, Fsync};
 use crate::log_limit::LogLimiter;

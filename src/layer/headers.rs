@@ -1,6 +1,10 @@
-//! The headers, query parameters and numbers the layer reads from an exchange.
+//! The headers, query parameters and numbers the layer reads from an exchange, and the media
+//! types it writes into events. Shared by what derives events (`derive`), the client address
+//! (`addr.rs`) and the lookups (`lookup.rs`).
 
 use http::header::{HeaderMap, HeaderValue, CONTENT_RANGE};
+
+use crate::event::SharedStr;
 
 pub(crate) fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query
@@ -105,6 +109,29 @@ pub(crate) fn parse_size(s: &str) -> Option<i64> {
 /// `application/json; charset=utf-8` → `application/json`.
 pub(crate) fn media_type_of(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
+}
+
+/// Blob events always carry this media type in Distribution.
+pub(crate) const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
+
+/// Media types events commonly carry, so that they need no allocation.
+const KNOWN_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/json",
+    BLOB_MEDIA_TYPE,
+];
+
+/// `media_type` as a [`SharedStr`]: static when it is a well-known one.
+pub(crate) fn media_type_str(media_type: &str) -> SharedStr {
+    match KNOWN_MEDIA_TYPES.iter().find(|m| **m == media_type) {
+        Some(m) => SharedStr::from_static(m),
+        None => SharedStr::from(media_type),
+    }
 }
 
 /// The complete length a `Content-Range` states: `bytes <first>-<last>/<complete>` (a
