@@ -20,7 +20,7 @@ use crate::queue::{DurableConfig, Fsync, Overflow, QueueConfig};
 use crate::retry::{Breaker, Exponential, Limits, RetryPolicy};
 use std::sync::Arc;
 
-use super::notifications::endpoint_path;
+use super::section::endpoint_path;
 use super::value::Path;
 use super::{ConfigError, EndpointConfig, NotificationsConfig, QueueFsync, QueueOverflow, RetryMode};
 

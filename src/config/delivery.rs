@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use super::notifications::Section;
+use super::section::Section;
 use super::value::{float, go_duration, mapping, not_positive, string, unknown_key, unsigned, Path};
 use super::ConfigError;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_yaml::Value;
 
 use super::delivery::{QueueSettings, RetrySettings};
-use super::notifications::{endpoint_path, Section};
+use super::section::{endpoint_path, Section};
 use super::selection::{FilterSettings, IgnoreConfig};
 use super::trust::{CaSource, SigningSettings, TlsSettings};
 use super::url::check_url;

@@ -7,7 +7,8 @@
 
 use serde_yaml::{Mapping, Value};
 
-use super::notifications::{endpoint_path, read_endpoints, Section};
+use super::notifications::read_endpoints;
+use super::section::{endpoint_path, Section};
 use super::value::{boolean, string, unknown_key, Path};
 use super::{
     Config, ConfigError, EndpointConfig, HttpConfig, NotificationsConfig, StorageConfig, StorageDriver,

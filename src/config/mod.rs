@@ -239,6 +239,7 @@ mod http_config;
 mod listen;
 mod nats;
 mod notifications;
+mod section;
 mod selection;
 mod trust;
 mod url;

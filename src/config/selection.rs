@@ -2,7 +2,7 @@
 
 use serde_yaml::Value;
 
-use super::notifications::Section;
+use super::section::Section;
 use super::value::{mapping, string_list, unknown_key, Path};
 use super::ConfigError;
 use crate::Action;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_yaml::Value;
 
-use super::notifications::Section;
+use super::section::Section;
 use super::value::{boolean, string, string_list, unknown_key, Path};
 use super::ConfigError;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::{watch, Notify};
 
-use super::worker::Batching;
+use super::batching::Batching;
 use super::{EventQueue, Persisted, QueueError, QueueFuture};
 use crate::event::Batch;
 use crate::log_limit::LogLimiter;

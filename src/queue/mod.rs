@@ -43,6 +43,7 @@
 //! # }
 //! ```
 
+mod batching;
 pub mod durable;
 mod future;
 mod handle;

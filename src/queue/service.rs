@@ -9,7 +9,8 @@ use tokio::sync::{watch, Notify};
 use tower_service::Service;
 
 use super::handle::{QueueHandle, Shared};
-use super::worker::{Batching, QueueWorker};
+use super::batching::Batching;
+use super::worker::QueueWorker;
 use super::{EventQueue, MemoryQueue, QueueConfig, QueueFuture, DEFAULT_LINGER};
 use crate::event::Batch;
 use crate::log_limit::LogLimiter;
