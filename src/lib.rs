@@ -39,13 +39,12 @@ pub mod signing;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 
-pub use broadcast::Broadcast;
 pub use config::Config;
-pub use endpoint::{Endpoint, EndpointHandle};
+pub use endpoint::Endpoint;
 pub use error::ConfigError;
 pub use event::{
-    Action, ActorRecord, Batch, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SharedStr,
-    SourceRecord, Target, Timestamp,
+    Action, Batch, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SourceRecord, Target,
+    Timestamp,
 };
 pub use hint::{AuthenticatedUser, EventHint, RequestId};
 pub use layer::NotificationLayer;

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use registry_notify::config::{CaSource, Config, QueueOverflow, RetryMode, StorageDriver};
+use registry_notify::config::{CaSource, Config, RetryMode, StorageDriver};
+use registry_notify::queue::Overflow;
 use registry_notify::{Action, Format};
 
 fn fixture(name: &str) -> PathBuf {
@@ -174,7 +175,7 @@ fn full_distribution_config_with_every_section() {
     );
     assert_eq!(
         (b.queue.capacity, b.queue.overflow),
-        (50_000, QueueOverflow::DropNewest)
+        (50_000, Overflow::DropNewest)
     );
     assert_eq!(b.retry.mode, RetryMode::Exponential);
     assert_eq!(

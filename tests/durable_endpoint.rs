@@ -17,7 +17,6 @@ use registry_notify::queue::{DurableConfig, DurableQueue, EventQueue, Fsync, Que
 use registry_notify::sink::{BoxError, BoxSink};
 use registry_notify::{Batch, NotificationLayer};
 use support::{sha256, with_digest, Http};
-use tower::Layer;
 
 fn config(endpoints: &str) -> Result<Config, String> {
     let yaml = format!("version: 0.1\nstorage:\n  inmemory: {{}}\nnotifications:\n  endpoints:\n{endpoints}");
@@ -120,6 +119,7 @@ async fn an_unopenable_queue_fails_the_build() {
     );
 }
 
+#[cfg(feature = "test-util")]
 /// `fsync: always` through the layer: the response to a blob push is held while the queue's
 /// writer is held, and released once the event is written and synced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -246,6 +246,7 @@ async fn fsync_always_on_a_full_disk_tells_the_truth() {
     }
 }
 
+#[cfg(feature = "test-util")]
 /// Pushes held in one write round are committed or failed together: a small push that would
 /// fit alone fails with the big one it shares its round with, and neither is kept; a push
 /// resolved earlier stays on disk.

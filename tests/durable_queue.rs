@@ -168,6 +168,7 @@ async fn a_second_open_of_the_same_directory_is_refused() {
     drop(open(dir.path()));
 }
 
+#[cfg(feature = "test-util")]
 /// Group commit: pushes that arrive while the writer is busy share one write and one fsync.
 #[tokio::test]
 async fn fsync_always_commits_concurrent_pushes_with_one_fsync() {
@@ -203,6 +204,7 @@ async fn fsync_always_commits_concurrent_pushes_with_one_fsync() {
     assert_eq!(after.written, 50);
 }
 
+#[cfg(feature = "test-util")]
 #[tokio::test]
 async fn fsync_interval_never_waits() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,6 +215,7 @@ async fn fsync_interval_never_waits() {
     assert_eq!(q.len(), 3);
 }
 
+#[cfg(feature = "test-util")]
 /// `fsync: interval` never waits: when the disk falls behind and the 8 MiB write buffer is full,
 /// new events are dropped and counted.
 #[tokio::test]

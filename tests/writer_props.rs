@@ -24,9 +24,9 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use registry_notify::event::ActorRecord;
 use registry_notify::{
-    Action, ActorRecord, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SourceRecord, Target,
-    Timestamp,
+    Action, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SourceRecord, Target, Timestamp,
 };
 use serde::Serialize;
 

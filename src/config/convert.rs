@@ -16,13 +16,13 @@
 
 use crate::endpoint::Endpoint;
 use crate::filter::FilterRules;
-use crate::queue::{DurableConfig, Fsync, Overflow, QueueConfig};
+use crate::queue::{DurableConfig, Fsync, QueueConfig};
 use crate::retry::{Breaker, Exponential, Limits, RetryPolicy};
 use std::sync::Arc;
 
 use super::section::endpoint_path;
 use super::value::Path;
-use super::{ConfigError, EndpointConfig, NotificationsConfig, QueueFsync, QueueOverflow, RetryMode};
+use super::{ConfigError, EndpointConfig, NotificationsConfig, QueueFsync, RetryMode};
 
 /// Any error of the endpoint module, as a config error.
 fn err(e: impl std::fmt::Display) -> ConfigError {
@@ -52,10 +52,7 @@ impl EndpointConfig {
             .filter(self.filter_rules()?)
             .queue(QueueConfig {
                 capacity: self.queue.capacity,
-                overflow: match self.queue.overflow {
-                    QueueOverflow::DropOldest => Overflow::DropOldest,
-                    QueueOverflow::DropNewest => Overflow::DropNewest,
-                },
+                overflow: self.queue.overflow,
             })
             .redirects_as_success(self.redirects_as_success)
             .danger_accept_invalid_certs(self.tls.insecure_skip_verify)

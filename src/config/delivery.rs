@@ -9,6 +9,7 @@ use serde_yaml::Value;
 use super::section::Section;
 use super::value::{float, go_duration, mapping, not_positive, string, unknown_key, unsigned, Path};
 use super::ConfigError;
+use crate::queue::Overflow;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -21,7 +22,7 @@ pub struct QueueSettings {
     /// the queue) unless given.
     pub capacity: usize,
     /// `overflow` — what a full queue drops. Default `dropoldest`.
-    pub overflow: QueueOverflow,
+    pub overflow: Overflow,
     /// `path` — a directory for a durable queue that survives restarts and crashes; one per endpoint.
     pub path: Option<PathBuf>,
     /// `maxbytes` — with `path`: most bytes on disk, an integer or a size such as `512MiB`, `2GB`.
@@ -38,7 +39,7 @@ impl Default for QueueSettings {
     fn default() -> Self {
         QueueSettings {
             capacity: 100_000,
-            overflow: QueueOverflow::DropOldest,
+            overflow: Overflow::DropOldest,
             path: None,
             max_bytes: 1 << 30,
             fsync: QueueFsync::Interval,
@@ -97,17 +98,6 @@ fn byte_size(v: &Value, p: &Path) -> Result<u64> {
         })
 }
 
-/// `queue.overflow`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum QueueOverflow {
-    /// `dropoldest` — make room by dropping the oldest queued events.
-    #[default]
-    DropOldest,
-    /// `dropnewest` — drop the incoming events.
-    DropNewest,
-}
-
 impl Section for QueueSettings {
     const KEYS: &'static [&'static str] = &[
         "capacity",
@@ -145,9 +135,9 @@ impl Section for QueueSettings {
             "capacity" => self.capacity = unsigned(v, &p, usize::MAX as u64)? as usize,
             "overflow" => {
                 self.overflow = match string(v, &p)?.as_str() {
-                    "" => QueueOverflow::default(),
-                    "dropoldest" => QueueOverflow::DropOldest,
-                    "dropnewest" => QueueOverflow::DropNewest,
+                    "" => Overflow::default(),
+                    "dropoldest" => Overflow::DropOldest,
+                    "dropnewest" => Overflow::DropNewest,
                     other => {
                         return Err(ConfigError::at(
                             p.as_str(),

@@ -15,9 +15,9 @@ use super::value::{
     unsigned, Path,
 };
 use super::ConfigError;
+use crate::event::Format;
 use crate::percent::decode_lenient as percent_decode;
 use crate::secret::{redact_url, split_userinfo};
-use crate::Format;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 

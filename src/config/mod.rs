@@ -253,7 +253,7 @@ use std::path::{Path as FsPath, PathBuf};
 use serde_yaml::Value;
 
 pub use crate::error::ConfigError;
-pub use delivery::{QueueFsync, QueueOverflow, QueueSettings, RetryMode, RetrySettings};
+pub use delivery::{QueueFsync, QueueSettings, RetryMode, RetrySettings};
 pub use duration::{parse_go_duration, ParseDurationError};
 pub use endpoint::EndpointConfig;
 pub use http_config::HttpConfig;

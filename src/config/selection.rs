@@ -5,7 +5,7 @@ use serde_yaml::Value;
 use super::section::Section;
 use super::value::{mapping, string_list, unknown_key, Path};
 use super::ConfigError;
-use crate::Action;
+use crate::event::Action;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 

@@ -56,7 +56,7 @@ use tower::ServiceBuilder;
 
 pub use builder::EndpointBuilder;
 pub use handle::EndpointHandle;
-pub use sink::{EndpointFuture, EndpointSink};
+pub use sink::EndpointSink;
 
 use crate::error::ConfigError;
 use crate::event::Format;

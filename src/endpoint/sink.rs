@@ -1,8 +1,6 @@
 //! The head of a spawned endpoint stack, as one service.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -58,7 +56,7 @@ impl fmt::Debug for EndpointSink {
 impl Service<Batch> for EndpointSink {
     type Response = ();
     type Error = BoxError;
-    type Future = EndpointFuture;
+    type Future = FilterFuture<QueueFuture>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         match &mut self.front {
@@ -67,25 +65,13 @@ impl Service<Batch> for EndpointSink {
         }
     }
 
-    fn call(&mut self, batch: Batch) -> EndpointFuture {
+    fn call(&mut self, batch: Batch) -> Self::Future {
         match &mut self.front {
-            Front::Running(front) => EndpointFuture(front.call(batch)),
+            Front::Running(front) => front.call(batch),
             Front::Disabled(metrics) => {
                 metrics.record_filtered(batch.len());
-                EndpointFuture(FilterFuture::dropped())
+                FilterFuture::dropped()
             }
         }
-    }
-}
-
-/// The future of [`EndpointSink`]'s `call`.
-#[derive(Debug)]
-pub struct EndpointFuture(FilterFuture<QueueFuture>);
-
-impl Future for EndpointFuture {
-    type Output = Result<(), BoxError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
     }
 }

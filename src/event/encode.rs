@@ -39,7 +39,7 @@ impl Format {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Action, ActorRecord, Descriptor, Envelope, RequestRecord, SourceRecord, Target};
+    use crate::event::{Action, ActorRecord, Descriptor, Envelope, RequestRecord, SourceRecord, Target};
 
     /// Distribution's `TestEventEnvelopeJSONFormat`, for both versions.
     fn fixture_events(first_media_type: &str) -> Vec<Event> {

@@ -30,6 +30,7 @@ use super::cloudevents::{CLOUDEVENTS_BATCH_MEDIA_TYPE, CLOUDEVENTS_MEDIA_TYPE};
 /// assert!(v2.contains("\"size\": 0"));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Format {
     /// Distribution 2.x: `application/vnd.docker.distribution.events.v1+json`.
     EventsV1,

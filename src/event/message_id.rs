@@ -8,7 +8,7 @@ use super::Event;
 /// so the id is always a valid header value; `empty` for an empty batch.
 ///
 /// It is the `webhook-id` of [signed](crate::signing) requests and the
-/// [`DeliveryAttempt::message_id`] of the delivery log.
+/// `message_id` of the delivery log's attempts.
 ///
 /// ```
 /// use registry_notify::event::message_id;

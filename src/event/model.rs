@@ -11,6 +11,7 @@ use super::{SharedStr, Timestamp};
 /// What happened to the target: Distribution's four actions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Action {
     /// A manifest or blob was written (for blobs: the upload was committed).
     Push,

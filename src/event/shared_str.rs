@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// serialises like one:
 ///
 /// ```
-/// use registry_notify::SharedStr;
+/// use registry_notify::event::SharedStr;
 ///
 /// let repo = SharedStr::from("library/alpine");
 /// assert_eq!(repo, "library/alpine");

@@ -10,11 +10,11 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use tokio::sync::Mutex;
 
-use crate::config::{NatsSettings, QueueFsync, QueueOverflow};
+use crate::config::{NatsSettings, QueueFsync};
 use crate::endpoint::Endpoint;
 use crate::error::ConfigError;
 use crate::event::Batch;
-use crate::queue::{DurableConfig, Fsync, Overflow, QueueConfig};
+use crate::queue::{DurableConfig, Fsync, QueueConfig};
 use crate::retry::Exponential;
 use crate::sink::{BoxError, BoxSink, DeliveryError};
 
@@ -145,10 +145,7 @@ pub fn publisher_endpoint(settings: &NatsSettings) -> Result<Endpoint, ConfigErr
             .max_events(settings.max_events)
             .queue(QueueConfig {
                 capacity: q.capacity,
-                overflow: match q.overflow {
-                    QueueOverflow::DropNewest => Overflow::DropNewest,
-                    _ => Overflow::DropOldest,
-                },
+                overflow: q.overflow,
             })
             .retry(
                 Exponential::default()

@@ -57,7 +57,7 @@ use std::pin::Pin;
 
 pub use durable::{DurableConfig, Fsync};
 #[cfg(feature = "durable")]
-pub use durable::{DurableQueue, DurableStats, WriterPause};
+pub use durable::{DurableQueue, DurableStats};
 pub use future::{Persisted, QueueFuture};
 pub use handle::QueueHandle;
 pub use memory::MemoryQueue;

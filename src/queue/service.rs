@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tower_service::Service;
 
-use super::handle::{QueueHandle, Shared};
 use super::batching::Batching;
+use super::handle::{QueueHandle, Shared};
 use super::worker::QueueWorker;
 use super::{EventQueue, MemoryQueue, QueueConfig, QueueFuture, DEFAULT_LINGER};
 use crate::event::Batch;

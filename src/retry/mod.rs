@@ -20,7 +20,7 @@
 //! [`DeliveryRecord::Attempt`] after every attempt — its number, the HTTP status (from the
 //! inner sink's [`Receipt`], or a [`DeliveryError::Status`]), latency, error text and
 //! [`AttemptOutcome`] — and a [`DeliveryRecord::DeadLetter`] for every batch given up on. A
-//! batch's [`message_id`](crate::event::message_id) is the same on every attempt.
+//! batch's [`message_id`] is the same on every attempt.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};

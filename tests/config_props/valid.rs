@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use registry_notify::config::{CaSource, Config, EndpointConfig, QueueFsync, QueueOverflow, RetryMode};
+use registry_notify::config::{CaSource, Config, EndpointConfig, QueueFsync, RetryMode};
+use registry_notify::queue::Overflow;
 use registry_notify::{Action, Format};
 
 use super::config;
@@ -92,7 +93,7 @@ struct Ep {
     distribution: (Option<u64>, Option<u64>, Option<u32>),
     format: Option<(Format, usize)>,
     linger: Option<u64>,
-    queue: (Option<u64>, Option<QueueOverflow>, Option<Durable>),
+    queue: (Option<u64>, Option<Overflow>, Option<Durable>),
     retry: Option<(Retry, Option<u32>, u64)>,
     ignore: (Vec<String>, Vec<String>, Vec<Action>),
     filter: (Vec<String>, Vec<String>, Vec<String>),
@@ -160,8 +161,8 @@ fn endpoint() -> impl Strategy<Value = Ep> {
     let queue = (
         prop::option::of(prop_oneof![1u64..1_000_000, Just(u64::MAX)]),
         prop::option::of(prop::sample::select(vec![
-            QueueOverflow::DropOldest,
-            QueueOverflow::DropNewest,
+            Overflow::DropOldest,
+            Overflow::DropNewest,
         ])),
         prop::option::weighted(
             0.3,
@@ -293,7 +294,7 @@ fn render(ep: &Ep, i: usize) -> (String, EndpointConfig) {
     if let Some(o) = overflow {
         q.push(format!(
             "overflow: {}",
-            ["dropoldest", "dropnewest"][usize::from(o == QueueOverflow::DropNewest)]
+            ["dropoldest", "dropnewest"][usize::from(o == Overflow::DropNewest)]
         ));
         want.queue.overflow = o;
     }

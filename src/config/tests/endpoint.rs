@@ -18,7 +18,7 @@ fn endpoint_defaults_match_distribution() {
     assert_eq!(e.format, Format::EventsV2);
     assert_eq!(e.max_events, 1);
     assert_eq!(e.queue.capacity, 100_000);
-    assert_eq!(e.queue.overflow, QueueOverflow::DropOldest);
+    assert_eq!(e.queue.overflow, crate::queue::Overflow::DropOldest);
     assert_eq!(e.retry.mode, RetryMode::Exponential);
     assert_eq!(e.retry.initial, Duration::from_millis(500));
     assert_eq!(e.retry.max, Duration::from_secs(60));

@@ -14,7 +14,7 @@ fn extension_values() {
     assert_eq!(e.max_events, 50);
     assert_eq!(
         (e.queue.capacity, e.queue.overflow),
-        (10, QueueOverflow::DropNewest)
+        (10, crate::queue::Overflow::DropNewest)
     );
     assert_eq!(
         e.retry,

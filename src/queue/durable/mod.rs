@@ -140,7 +140,9 @@ mod writer;
 
 #[cfg(feature = "durable")]
 #[doc(inline)]
-pub use queue::{DurableQueue, DurableStats, WriterPause};
+#[cfg(any(test, feature = "test-util"))]
+pub use queue::WriterPause;
+pub use queue::{DurableQueue, DurableStats};
 
 /// When the durable queue forces its writes to disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

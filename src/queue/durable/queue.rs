@@ -266,7 +266,7 @@ impl DurableQueue {
     /// Holds the writer thread before its next write until the returned guard is dropped, so
     /// that a test can queue several pushes and observe that one write and one fsync commit
     /// them all. Not for production use.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-util"))]
     pub fn pause_writer(&self) -> WriterPause {
         lock(&self.inner.state).paused = true;
         WriterPause {
@@ -276,17 +276,20 @@ impl DurableQueue {
 }
 
 /// Resumes the writer thread when dropped; see [`DurableQueue::pause_writer`].
+#[cfg(any(test, feature = "test-util"))]
 #[doc(hidden)]
 pub struct WriterPause {
     inner: Arc<Inner>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl fmt::Debug for WriterPause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("WriterPause")
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Drop for WriterPause {
     fn drop(&mut self) {
         lock(&self.inner.state).paused = false;
