@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use super::section::Section;
-use super::value::{float, go_duration, mapping, not_positive, string, unknown_key, unsigned, Path};
+use super::section::{only_applies, Section};
+use super::value::{float, go_duration, not_positive, string, unknown_key, unsigned, Path};
 use super::ConfigError;
 use crate::queue::Overflow;
 
@@ -151,31 +151,12 @@ impl Section for QueueSettings {
         Ok(())
     }
 
-    fn apply(&mut self, v: &Value, at: &Path) -> Result<()> {
-        match mapping(v, at)? {
-            None => *self = Self::default(),
-            Some(entries) => {
-                for &(k, v) in &entries {
-                    if !Self::KEYS.contains(&k) {
-                        return Err(unknown_key(at, k, Self::KEYS));
-                    }
-                    self.set(k, v, at)?;
-                }
-                if self.path.is_none() {
-                    if let Some((k, _)) = entries
-                        .iter()
-                        .find(|(k, v)| DURABLE_ONLY.contains(k) && !v.is_null())
-                    {
-                        return Err(ConfigError::field(
-                            at.key(k).as_str(),
-                            "only applies to a durable queue (set queue.path)",
-                        ));
-                    }
-                } else if !entries.iter().any(|(k, v)| *k == "capacity" && !v.is_null()) {
-                    // On disk, `maxbytes` bounds the queue.
-                    self.capacity = usize::MAX;
-                }
-            }
+    fn finish(&mut self, entries: &[(&str, &Value)], at: &Path) -> Result<()> {
+        if self.path.is_none() {
+            only_applies(entries, DURABLE_ONLY, at, "to a durable queue (set queue.path)")?;
+        } else if !entries.iter().any(|(k, v)| *k == "capacity" && !v.is_null()) {
+            // On disk, `maxbytes` bounds the queue.
+            self.capacity = usize::MAX;
         }
         Ok(())
     }
@@ -272,28 +253,14 @@ impl Section for RetrySettings {
         Ok(())
     }
 
-    fn apply(&mut self, v: &Value, at: &Path) -> Result<()> {
-        match mapping(v, at)? {
-            None => *self = Self::default(),
-            Some(entries) => {
-                for &(k, v) in &entries {
-                    if !Self::KEYS.contains(&k) {
-                        return Err(unknown_key(at, k, Self::KEYS));
-                    }
-                    self.set(k, v, at)?;
-                }
-                if self.mode == RetryMode::Breaker {
-                    if let Some((k, _)) = entries
-                        .iter()
-                        .find(|(k, v)| EXPONENTIAL_ONLY.contains(k) && !v.is_null())
-                    {
-                        return Err(ConfigError::field(
-                            at.key(k).as_str(),
-                            "only applies to mode: exponential (mode: breaker uses the endpoint's threshold and backoff)",
-                        ));
-                    }
-                }
-            }
+    fn finish(&mut self, entries: &[(&str, &Value)], at: &Path) -> Result<()> {
+        if self.mode == RetryMode::Breaker {
+            only_applies(
+                entries,
+                EXPONENTIAL_ONLY,
+                at,
+                "to mode: exponential (mode: breaker uses the endpoint's threshold and backoff)",
+            )?;
         }
         Ok(())
     }

@@ -18,15 +18,33 @@ pub(crate) trait Section: Default {
         match mapping(v, at)? {
             None => *self = Self::default(),
             Some(entries) => {
-                for (k, v) in entries {
+                for &(k, v) in &entries {
                     if !Self::KEYS.contains(&k) {
                         return Err(unknown_key(at, k, Self::KEYS));
                     }
                     self.set(k, v, at)?;
                 }
+                self.finish(&entries, at)?;
             }
         }
         Ok(())
+    }
+
+    /// Checks across the keys of a mapping once each was set (`entries` as given).
+    fn finish(&mut self, _entries: &[(&str, &Value)], _at: &Path) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// An error for the first of `keys` that `entries` sets (not null): it only applies when
+/// `why` says.
+pub(crate) fn only_applies(entries: &[(&str, &Value)], keys: &[&str], at: &Path, why: &str) -> Result<()> {
+    match entries.iter().find(|(k, v)| keys.contains(k) && !v.is_null()) {
+        Some((k, _)) => Err(ConfigError::field(
+            at.key(k).as_str(),
+            format!("only applies {why}"),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -85,6 +85,12 @@ use crate::sink::{BoxError, DeliveryError, Receipt};
 #[derive(Clone)]
 pub struct DeliveryRetryLayer {
     policy: Arc<dyn RetryPolicy>,
+    hooks: Hooks,
+}
+
+/// Who hears of the stage's attempts and dead letters, and under which name.
+#[derive(Clone)]
+struct Hooks {
     name: Arc<str>,
     metrics: Option<Arc<EndpointMetrics>>,
     dead_letter: Option<DeadLetterHandler>,
@@ -94,14 +100,19 @@ pub struct DeliveryRetryLayer {
 
 /// What every attempt of one endpoint's retry stage shares.
 struct Settings {
+    /// This stack's own policy (a fresh copy of the layer's).
     policy: Arc<dyn RetryPolicy>,
-    name: Arc<str>,
-    metrics: Option<Arc<EndpointMetrics>>,
-    dead_letter: Option<DeadLetterHandler>,
-    delivery_log: Option<DeliveryLogHandler>,
-    secrets: Option<Arc<Secrets>>,
+    hooks: Hooks,
     /// The "still failing" WARN reminder, once a minute.
     reminder: LogLimiter,
+}
+
+impl std::ops::Deref for Settings {
+    type Target = Hooks;
+
+    fn deref(&self) -> &Hooks {
+        &self.hooks
+    }
 }
 
 impl DeliveryRetryLayer {
@@ -116,43 +127,45 @@ impl DeliveryRetryLayer {
     pub fn with_policy(policy: Arc<dyn RetryPolicy>) -> Self {
         Self {
             policy,
-            name: "".into(),
-            metrics: None,
-            dead_letter: None,
-            delivery_log: None,
-            secrets: None,
+            hooks: Hooks {
+                name: "".into(),
+                metrics: None,
+                dead_letter: None,
+                delivery_log: None,
+                secrets: None,
+            },
         }
     }
 
     /// The endpoint name used in logs and [`DeadLetter::endpoint`].
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.name = name.into();
+        self.hooks.name = name.into();
         self
     }
 
     /// Records retries, dead letters and breaker state in `metrics`.
     pub fn metrics(mut self, metrics: Arc<EndpointMetrics>) -> Self {
-        self.metrics = Some(metrics);
+        self.hooks.metrics = Some(metrics);
         self
     }
 
     /// Where batches the stage gives up on go. Either way, giving up is logged at WARN
     /// (count, first event id, attempts and reason; never the events themselves).
     pub fn dead_letter(mut self, handler: DeadLetterHandler) -> Self {
-        self.dead_letter = Some(handler);
+        self.hooks.dead_letter = Some(handler);
         self
     }
 
     /// Receives a [`DeliveryRecord`] for every attempt (number, status, latency, error,
     /// whether it will be retried) and every dead-lettered batch. Called inline: keep it quick.
     pub fn delivery_log(mut self, handler: DeliveryLogHandler) -> Self {
-        self.delivery_log = Some(handler);
+        self.hooks.delivery_log = Some(handler);
         self
     }
 
     /// Strings scrubbed from error texts in the delivery log and dead letters.
     pub(crate) fn secrets(mut self, secrets: Arc<Secrets>) -> Self {
-        self.secrets = Some(secrets);
+        self.hooks.secrets = Some(secrets);
         self
     }
 }
@@ -161,7 +174,7 @@ impl fmt::Debug for DeliveryRetryLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeliveryRetryLayer")
             .field("policy", &self.policy)
-            .field("name", &self.name)
+            .field("name", &self.hooks.name)
             .finish_non_exhaustive()
     }
 }
@@ -174,11 +187,7 @@ impl<S> Layer<S> for DeliveryRetryLayer {
             inner,
             settings: Arc::new(Settings {
                 policy: self.policy.fresh(),
-                name: self.name.clone(),
-                metrics: self.metrics.clone(),
-                dead_letter: self.dead_letter.clone(),
-                delivery_log: self.delivery_log.clone(),
-                secrets: self.secrets.clone(),
+                hooks: self.hooks.clone(),
                 reminder: LogLimiter::new(Duration::from_secs(60)),
             }),
         }
