@@ -42,7 +42,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tower::util::Oneshot;
 use tower_service::Service;
 
 use crate::event::Batch;
@@ -160,16 +159,17 @@ where
             } else {
                 batch.clone()
             };
-            let mut call = Oneshot::new(sink.clone(), b.unwrap_or_default());
-            match Pin::new(&mut call).poll(&mut cx) {
+            let mut call = Call::Waiting(sink.clone(), b.unwrap_or_default());
+            match call.poll(&mut cx) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(error)) => self.stats.failed(index, error.into(), &mut not_durable),
+                Poll::Ready(Err(error)) => self.stats.failed(index, error, &mut not_durable),
                 Poll::Pending => pending.push((index, call)),
             }
         }
         BroadcastFuture {
+            // Shared only when some call is left to finish (most broadcasts complete here).
+            stats: (!pending.is_empty()).then(|| self.stats.clone()),
             pending,
-            stats: self.stats.clone(),
             not_durable,
         }
     }
@@ -203,8 +203,9 @@ where
 /// them must fail, and the broadcast resolves with that error (after every sink resolved).
 pub struct BroadcastFuture<S: Service<Batch>> {
     /// The calls that did not complete when they started, with their sink's index.
-    pending: Vec<(usize, Oneshot<S, Batch>)>,
-    stats: Arc<Stats>,
+    pending: Vec<(usize, Call<S>)>,
+    /// The broadcast's counters, while calls are pending.
+    stats: Option<Arc<Stats>>,
     not_durable: Option<BoxError>,
 }
 
@@ -243,13 +244,52 @@ where
                     false
                 }
             });
-        for (index, error) in failed {
-            this.stats.failed(index, error, &mut this.not_durable);
+        if let Some(stats) = &this.stats {
+            for (index, error) in failed {
+                stats.failed(index, error, &mut this.not_durable);
+            }
         }
         if this.pending.is_empty() {
             Poll::Ready(this.not_durable.take().map_or(Ok(()), Err))
         } else {
             Poll::Pending
+        }
+    }
+}
+
+/// One sink's call: waiting for the sink to be ready, then its response.
+enum Call<S: Service<Batch>> {
+    Waiting(S, Batch),
+    Called(S::Future),
+    Done,
+}
+
+impl<S> Call<S>
+where
+    S: Service<Batch, Response = ()> + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<BoxError>,
+{
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        loop {
+            match std::mem::replace(self, Call::Done) {
+                Call::Waiting(mut sink, batch) => match sink.poll_ready(cx) {
+                    Poll::Pending => {
+                        *self = Call::Waiting(sink, batch);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Poll::Ready(Ok(())) => *self = Call::Called(sink.call(batch)),
+                },
+                Call::Called(mut fut) => match Pin::new(&mut fut).poll(cx) {
+                    Poll::Pending => {
+                        *self = Call::Called(fut);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(result) => return Poll::Ready(result.map_err(Into::into)),
+                },
+                Call::Done => return Poll::Ready(Ok(())),
+            }
         }
     }
 }

@@ -80,8 +80,10 @@ impl<S> Layer<S> for EventFilterLayer {
     fn layer(&self, inner: S) -> Self::Service {
         EventFilter {
             inner,
-            rules: self.rules.clone(),
-            metrics: self.metrics.clone(),
+            shared: Arc::new(Shared {
+                rules: (*self.rules).clone(),
+                metrics: self.metrics.clone(),
+            }),
         }
     }
 }
@@ -91,14 +93,20 @@ impl<S> Layer<S> for EventFilterLayer {
 #[derive(Clone, Debug)]
 pub struct EventFilter<S> {
     inner: S,
-    rules: Arc<FilterRules>,
+    shared: Arc<Shared>,
+}
+
+/// The rules and the counters every clone of a filter shares.
+#[derive(Debug)]
+struct Shared {
+    rules: FilterRules,
     metrics: Option<Arc<EndpointMetrics>>,
 }
 
 impl<S> EventFilter<S> {
     /// The rules.
     pub fn rules(&self) -> &FilterRules {
-        &self.rules
+        &self.shared.rules
     }
 
     /// The wrapped sink.
@@ -109,14 +117,15 @@ impl<S> EventFilter<S> {
     /// The events of `batch` the rules let through (counting the others), or `None`
     /// when none is left.
     fn admit(&self, batch: Batch) -> Option<Batch> {
-        if self.rules.is_empty() {
+        let shared = &*self.shared;
+        if shared.rules.is_empty() {
             return Some(batch);
         }
         let before = batch.len();
-        let batch = batch.retain(|e| self.rules.allows(e));
+        let batch = batch.retain(|e| shared.rules.allows(e));
         let dropped = before - batch.len();
         if dropped > 0 {
-            if let Some(m) = &self.metrics {
+            if let Some(m) = &shared.metrics {
                 m.record_filtered(dropped);
             }
         }
