@@ -1,18 +1,7 @@
-//! `EndpointConfig` → `crate::endpoint::Endpoint`, through the builder API of the API spec.
-//!
-//! Compiled out (`#[cfg(any())]` in `mod.rs`) until the endpoint, filter, queue and retry modules
-//! are merged; then remove that attribute. Assumptions about those modules (from the spec):
-//! - `Endpoint::builder(name, url)` with by-value setters `header(name, value)` (appends),
-//!   `timeout(Duration)`, `format(Format)`, `max_events(usize)`, `linger(Duration)`, `retry(RetryConfig)`,
-//!   `filter(Filter)`, `queue(QueueConfig)`, `redirects_as_success(bool)`, `ca_pem(Vec<u8>)`,
-//!   `danger_accept_invalid_certs(bool)`, `disabled(bool)`, and
-//!   `build() -> Result<Endpoint, endpoint::ConfigError>` where that error implements `Display`.
-//! - `Filter::new()`, `ignore_media_types`, `ignore_actions`, `ignore_methods` (infallible) and
-//!   `include_repositories` / `exclude_repositories` returning `Result<Filter, endpoint::ConfigError>`,
-//!   all taking iterators of `String` (or `Action`).
-//! - `QueueConfig { capacity, overflow }`, `Overflow::{DropOldest, DropNewest}`,
-//!   `RetryConfig { policy, max_attempts, max_age }`, `RetryPolicy::{Breaker { threshold, backoff },
-//!   Exponential { initial, max, multiplier, jitter }}`: public fields, constructed literally.
+//! `EndpointConfig` → [`Endpoint`]: each YAML section mapped onto the stage it configures —
+//! the HTTP sink's settings, [`FilterRules`], [`QueueConfig`] (and a [`DurableConfig`]), and the
+//! retry policy `retry.mode` names ([`Exponential`] or Distribution's [`Breaker`]) — through the
+//! endpoint builder, whose `build` validates the result.
 
 use crate::endpoint::Endpoint;
 use crate::filter::FilterRules;

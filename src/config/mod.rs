@@ -229,7 +229,7 @@
 //! # Naming
 //!
 //! Structs named `…Config` mirror Distribution's sections; the extensions are `…Settings`, to keep
-//! them apart from the pipeline's own `QueueConfig`/`RetryConfig` that they are converted into.
+//! them apart from the stages' own settings (`QueueConfig`, the retry policies) they are converted into.
 
 mod delivery;
 mod duration;

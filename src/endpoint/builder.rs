@@ -84,7 +84,7 @@ impl EndpointBuilder {
     /// How long a busy endpoint waits for a partly filled envelope to fill (default
     /// [`DEFAULT_LINGER`](crate::queue::DEFAULT_LINGER), 1 ms; zero never waits). It applies
     /// only with `max_events` above 1, and only after an envelope of more than one event but
-    /// fewer than `max_events`: see [`QueueLayer::linger`](crate::queue::QueueBuilder::linger).
+    /// fewer than `max_events`: see [`QueueBuilder::linger`](crate::queue::QueueBuilder::linger).
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
