@@ -26,3 +26,4 @@ pub use model::{
 pub use shared_str::SharedStr;
 pub(crate) use shared_str::{build as build_strings, Frozen, Span, StrBuf};
 pub use timestamp::{ParseTimestampError, Timestamp};
+pub(crate) use writer::decimal;

@@ -280,9 +280,15 @@ fn write_str_rest(out: &mut Vec<u8>, s: &str) {
 }
 
 fn write_int(out: &mut Vec<u8>, v: i64) {
-    let mut buf = [0u8; 20];
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(decimal(v.unsigned_abs(), &mut [0; 20]).as_bytes());
+}
+
+/// `n` in decimal, written into the end of `buf` (20 digits hold every `u64`).
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
-    let mut n = v.unsigned_abs();
     loop {
         i -= 1;
         buf[i] = b'0' + (n % 10) as u8;
@@ -291,10 +297,8 @@ fn write_int(out: &mut Vec<u8>, v: i64) {
             break;
         }
     }
-    if v < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&buf[i..]);
+    // ASCII digits only.
+    std::str::from_utf8(&buf[i..]).unwrap_or_default()
 }
 
 #[cfg(test)]

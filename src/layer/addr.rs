@@ -168,19 +168,8 @@ pub(crate) fn write_remote_addr(
     }
 }
 
-fn push_decimal(s: &mut String, mut n: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // ASCII digits.
-    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+fn push_decimal(s: &mut String, n: u32) {
+    s.push_str(crate::event::decimal(u64::from(n), &mut [0; 20]));
 }
 
 #[cfg(test)]

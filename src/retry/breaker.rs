@@ -69,23 +69,7 @@ impl Breaker {
         }
     }
 
-    /// When to give up on a batch.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Gives up on a batch after `n` attempts ([`Limits::max_attempts`]).
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.limits.max_attempts = Some(n);
-        self
-    }
-
-    /// Gives up on a batch `age` after its first attempt ([`Limits::max_age`]; `None`: never).
-    pub fn max_age(mut self, age: Option<Duration>) -> Self {
-        self.limits.max_age = age;
-        self
-    }
+    super::policy::limit_setters!();
 
     /// Consecutive failures retried without delay.
     pub fn threshold(&self) -> u32 {
@@ -95,11 +79,6 @@ impl Breaker {
     /// Delay between attempts once the breaker is open.
     pub fn backoff(&self) -> Duration {
         self.backoff
-    }
-
-    /// The limits.
-    pub fn get_limits(&self) -> Limits {
-        self.limits
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

@@ -84,28 +84,7 @@ impl Exponential {
         self
     }
 
-    /// When to give up on a batch.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Gives up on a batch after `n` attempts ([`Limits::max_attempts`]).
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.limits.max_attempts = Some(n);
-        self
-    }
-
-    /// Gives up on a batch `age` after its first attempt ([`Limits::max_age`]; `None`: never).
-    pub fn max_age(mut self, age: Option<Duration>) -> Self {
-        self.limits.max_age = age;
-        self
-    }
-
-    /// The limits.
-    pub fn get_limits(&self) -> Limits {
-        self.limits
-    }
+    super::policy::limit_setters!();
 
     /// The range the delay after the `failures`-th consecutive failure is drawn from
     /// (ignoring `Retry-After`).

@@ -196,6 +196,36 @@ impl Limits {
     }
 }
 
+/// The [`Limits`] setters and getter of a policy with a `limits` field (every shipped one).
+macro_rules! limit_setters {
+    () => {
+        /// When to give up on a batch.
+        pub fn limits(mut self, limits: $crate::retry::Limits) -> Self {
+            self.limits = limits;
+            self
+        }
+
+        /// Gives up on a batch after `n` attempts ([`Limits::max_attempts`](crate::retry::Limits::max_attempts)).
+        pub fn max_attempts(mut self, n: u32) -> Self {
+            self.limits.max_attempts = Some(n);
+            self
+        }
+
+        /// Gives up on a batch `age` after its first attempt
+        /// ([`Limits::max_age`](crate::retry::Limits::max_age); `None`: never).
+        pub fn max_age(mut self, age: Option<std::time::Duration>) -> Self {
+            self.limits.max_age = age;
+            self
+        }
+
+        /// The limits.
+        pub fn get_limits(&self) -> $crate::retry::Limits {
+            self.limits
+        }
+    };
+}
+pub(super) use limit_setters;
+
 #[cfg(test)]
 mod tests {
     use super::*;
