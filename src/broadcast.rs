@@ -240,7 +240,7 @@ where
                 Poll::Pending => true,
                 Poll::Ready(Ok(())) => false,
                 Poll::Ready(Err(error)) => {
-                    failed.push((*index, error.into()));
+                    failed.push((*index, error));
                     false
                 }
             });
