@@ -41,9 +41,6 @@
 //! variant, default 10; the variants' order rotates from round to round), `--round-ms N`
 //! (length of a registry round).
 
-#[path = "registry/oci/mod.rs"]
-mod oci;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,6 +49,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::{ConnectInfo, Request as AxumRequest};
 use axum::serve::ListenerExt;
 use bytes::Bytes;
+use example_registry::oci;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;

@@ -31,11 +31,10 @@ mod conformance;
 #[path = "support/conformance_events.rs"]
 mod conformance_events;
 #[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod proxy_support;
 mod support;
 
+use example_registry::oci;
 use std::path::Path;
 use std::time::Duration;
 

@@ -3,10 +3,9 @@
 #![cfg(feature = "durable")]
 
 #[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
+use example_registry::oci;
 use std::sync::Arc;
 use std::time::Duration;
 

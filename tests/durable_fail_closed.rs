@@ -8,14 +8,13 @@
 #![cfg(feature = "durable")]
 
 #[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 #[path = "support/delivery_receiver.rs"]
 mod receiver;
 mod support;
 #[path = "support/tmpfs.rs"]
 mod tmpfs;
 
+use example_registry::oci;
 use std::collections::BTreeSet;
 use std::time::Duration;
 

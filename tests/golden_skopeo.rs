@@ -8,12 +8,11 @@
 //! wrong or lacks the feature): f13, f22 and g2.
 
 #[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 #[path = "support/skopeo.rs"]
 mod skopeo;
 mod support;
 
+use example_registry::oci;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;

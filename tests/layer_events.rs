@@ -2,10 +2,9 @@
 //! the example OCI registry wrapped by the layer, a real HTTP client on loopback.
 
 #[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
+use example_registry::oci;
 use std::net::SocketAddr;
 
 use registry_notify::dispatcher::Dispatcher;

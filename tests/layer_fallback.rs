@@ -2,10 +2,9 @@
 //! fallback) for the fields the HTTP exchange lacks.
 
 #[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
+use example_registry::oci;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

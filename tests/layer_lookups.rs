@@ -3,10 +3,9 @@
 //! the events come out as complete as Distribution's.
 
 #[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
+use example_registry::oci;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

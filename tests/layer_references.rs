@@ -4,10 +4,9 @@
 //! may need a lookup.
 
 #[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
+use example_registry::oci;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

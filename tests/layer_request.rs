@@ -2,10 +2,9 @@
 //! input, and plain-hyper use.
 
 #[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
+use example_registry::oci;
 use std::convert::Infallible;
 
 use bytes::Bytes;

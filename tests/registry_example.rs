@@ -2,9 +2,7 @@
 //! 127.0.0.1 with hyper's client, on both storage backends, including bad
 //! inputs. Hints are checked in-process with `tower::ServiceExt::oneshot`.
 
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
-
+use example_registry::oci;
 use std::net::SocketAddr;
 use std::path::Path;
 

@@ -2,13 +2,13 @@
 //! `skopeo`, `crane`, `oras` and Docker clients: the application the
 //! notification layer wraps in the example and in the integration tests.
 //!
-//! Self-contained on purpose: it is compiled both as a module of the
-//! `registry` example and, through `#[path]`, of integration-test crates, so
-//! everything refers to siblings with `super::` and nothing assumes a crate root.
-//!
-//! ```ignore
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use example_registry::oci;
 //! let registry = oci::Registry::in_memory(oci::RegistryOptions { delete_enabled: true });
-//! axum::serve(listener, oci::router(registry)).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+//! axum::serve(listener, oci::router(registry)).await
+//! # }
 //! ```
 //!
 //! # Event hints
@@ -41,10 +41,6 @@
 //! * A blob is visible in a repository only once pushed or mounted there.
 //! * `DELETE` by digest removes the manifest and every tag pointing at it;
 //!   by tag only the tag (Distribution 3); 405 UNSUPPORTED when disabled.
-
-// Each crate that includes this module (the example, test crates) uses a
-// different subset of it.
-#![allow(dead_code)]
 
 pub mod error;
 mod handlers;
