@@ -3,20 +3,18 @@
 //! tests/fixtures/cloudevents/, checked with Python's `jsonschema`, formats included) and
 //! checked attribute by attribute.
 
-#[path = "support/python.rs"]
-mod python;
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use receiver::{always, by_index, Received, Receiver, HANG_GUARD};
 use registry_notify::endpoint::Endpoint;
 use registry_notify::http::HttpSink;
 use registry_notify::retry::{RetryConfig, RetryPolicy};
 use registry_notify::{Action, Batch, Config, Event, Format, Target, Timestamp};
 use serde_json::Value;
+use support::receiver::{always, by_index, Received, Receiver};
+use support::HANG_GUARD;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -66,7 +64,7 @@ fn validate_with_schema(requests: &[Received]) -> bool {
 
 /// The validator's verdict on `(content type, body)` pairs; `None` if skipped.
 fn run_validator(bodies: &[(String, Vec<u8>)]) -> Option<Result<(), String>> {
-    let python = python::require_python(&["jsonschema"])?;
+    let python = support::python::require_python(&["jsonschema"])?;
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("validate.py");
     std::fs::write(&script, VALIDATE).unwrap();

@@ -1,19 +1,20 @@
 //! Whole endpoint stacks against misbehaving loopback receivers. Assertions are about what
 //! was delivered, never about how fast; timeouts are hang guards only.
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use receiver::{always, by_index, dead_addr, event, gate, gated, stall, wait_until, Receiver, HANG_GUARD};
 use registry_notify::broadcast::Broadcast;
 use registry_notify::endpoint::{DeadLetter, Endpoint, EndpointBuilder, EndpointHandle};
 use registry_notify::queue::{Overflow, QueueConfig};
 use registry_notify::retry::{RetryConfig, RetryPolicy};
 use registry_notify::sink::{BoxSink, DeliveryError};
 use registry_notify::Batch;
+use support::events::event;
+use support::receiver::{always, by_index, gate, gated, stall, Receiver};
+use support::{dead_addr, wait_until, HANG_GUARD};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -113,11 +114,11 @@ async fn server_errors_then_recovery_with_backoff() {
 /// A receiver that stalls past the timeout gets a duplicate carrying the same id and bytes.
 #[tokio::test]
 async fn stall_past_timeout_duplicates_keep_the_id() {
-    let stall_first: receiver::Behaviour = Arc::new(|n, _| {
+    let stall_first: support::receiver::Behaviour = Arc::new(|n, _| {
         if n == 0 {
             Box::pin(std::future::pending())
         } else {
-            Box::pin(std::future::ready(receiver::response(200)))
+            Box::pin(std::future::ready(support::receiver::response(200)))
         }
     });
     let server = Receiver::start(stall_first).await;

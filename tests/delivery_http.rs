@@ -1,13 +1,11 @@
 //! The HTTP sink against real loopback receivers: Distribution's TestHTTPSink and more.
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use receiver::{always, by_index, closing_listener, event, response, stall, Receiver};
 use registry_notify::endpoint::Endpoint;
 use registry_notify::event::{EVENTS_V1_MEDIA_TYPE, EVENTS_V2_MEDIA_TYPE};
 use registry_notify::http::HttpSink;
@@ -15,6 +13,9 @@ use registry_notify::metrics::{EndpointMetrics, EndpointSnapshot};
 use registry_notify::retry::RetryConfig;
 use registry_notify::sink::{BoxError, DeliveryError};
 use registry_notify::{Batch, Format};
+use support::closing_listener;
+use support::events::event;
+use support::receiver::{always, by_index, response, stall, Receiver};
 use tower::ServiceExt;
 
 fn batch(n: usize) -> Batch {
@@ -326,14 +327,10 @@ async fn retried_body_is_byte_identical() {
 }
 
 #[cfg(feature = "https")]
-#[path = "support/tls_receiver.rs"]
-mod tls_receiver;
-
-#[cfg(feature = "https")]
 mod tls {
     use super::*;
 
-    use tls_receiver::tls_server;
+    use crate::support::tls::tls_server;
 
     #[tokio::test]
     async fn unknown_ca_is_rejected_by_default() {

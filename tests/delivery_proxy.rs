@@ -4,9 +4,6 @@
 //! errors and `Debug`.
 
 mod support;
-#[cfg(feature = "https")]
-#[path = "support/tls_receiver.rs"]
-mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use registry_notify::endpoint::Endpoint;
 use registry_notify::http::{HttpSink, Proxy};
 use registry_notify::sink::DeliveryError;
-use registry_notify::{Action, Batch, Event, Target};
+use registry_notify::{Batch, Event};
 use support::Receiver;
 use tower::ServiceExt;
 
@@ -127,21 +124,14 @@ async fn start_proxy() -> TestProxy {
 }
 
 fn event(i: usize) -> Event {
-    let mut e = Event::new(
-        Action::Push,
-        Target {
-            repository: "library/proxied".into(),
-            ..Target::default()
-        },
-    );
-    e.id = format!("event-{i}").into();
-    e
+    support::events::bare(i, "library/proxied")
 }
 
 #[tokio::test]
 async fn http_endpoint_through_a_forwarding_proxy_with_credentials() {
     let proxy = start_proxy().await;
-    let (receiver, addr) = Receiver::start().await;
+    let receiver = Receiver::start(support::receiver::always(200)).await;
+    let addr = receiver.addr;
     let url = format!("http://{addr}/events");
     let endpoint = Endpoint::builder("proxied", &url)
         .proxy(Proxy::Url(format!("http://alice:pr0xy-s3cret@{}", proxy.addr)))
@@ -178,8 +168,8 @@ async fn http_endpoint_through_a_forwarding_proxy_with_credentials() {
         );
     }
     // The receiver sees neither the proxy's credentials nor any trace of them.
-    for (headers, _) in receiver.posts.lock().unwrap().iter() {
-        assert!(headers.get(http::header::PROXY_AUTHORIZATION).is_none());
+    for request in receiver.requests() {
+        assert!(request.headers.get(http::header::PROXY_AUTHORIZATION).is_none());
     }
 }
 
@@ -187,7 +177,7 @@ async fn http_endpoint_through_a_forwarding_proxy_with_credentials() {
 #[tokio::test]
 async fn https_endpoint_through_a_connect_tunnel() {
     let proxy = start_proxy().await;
-    let server = tls::tls_server().await;
+    let server = support::tls::tls_server().await;
     let endpoint = Endpoint::builder("tunnelled", &server.url)
         .ca_pem(server.ca_pem.clone())
         .proxy(Proxy::Url(format!("http://bob:tunn3l-s3cret@{}", proxy.addr)))
@@ -223,7 +213,8 @@ async fn proxy_down_is_a_retryable_transport_error_without_credentials() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
     };
-    let (receiver, addr) = Receiver::start().await;
+    let receiver = Receiver::start(support::receiver::always(200)).await;
+    let addr = receiver.addr;
     let endpoint = Endpoint::builder("proxied", format!("http://{addr}/events"))
         .proxy(Proxy::Url(format!("http://carol:d34d-s3cret@{dead}")))
         .timeout(Duration::from_secs(30))
@@ -242,7 +233,8 @@ async fn proxy_down_is_a_retryable_transport_error_without_credentials() {
 
 #[tokio::test]
 async fn proxy_none_goes_straight_and_bad_proxy_urls_are_config_errors() {
-    let (receiver, addr) = Receiver::start().await;
+    let receiver = Receiver::start(support::receiver::always(200)).await;
+    let addr = receiver.addr;
     let endpoint = Endpoint::builder("direct", format!("http://{addr}/events"))
         .proxy(Proxy::None)
         .build()

@@ -1,18 +1,19 @@
 //! Header values and URL credentials never appear in Debug output, errors, metrics or
 //! logs; failed attempts do not flood the logs.
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use receiver::{always, dead_addr, event, wait_until, Receiver, HANG_GUARD};
 use registry_notify::endpoint::{DeadLetter, Endpoint, EndpointBuilder};
 use registry_notify::http::HttpSink;
 use registry_notify::retry::{RetryConfig, RetryPolicy};
 use registry_notify::Batch;
+use support::events::event;
+use support::receiver::{always, Receiver};
+use support::{dead_addr, wait_until, HANG_GUARD};
 use tokio::time::Instant;
 use tower::ServiceExt;
 

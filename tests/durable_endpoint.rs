@@ -2,7 +2,6 @@
 //! layer holds a response until its events are on disk.
 #![cfg(feature = "durable")]
 
-#[allow(unreachable_pub)]
 mod support;
 
 use example_registry::oci;

@@ -11,8 +11,7 @@
 //! (another seed: `PROPTEST_RNG_SEED=<u64>`).
 #![cfg(feature = "durable")]
 
-#[path = "support/delivery_sinks.rs"]
-mod sinks;
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -66,7 +65,7 @@ fn pristine() -> &'static [Segment] {
                 &QueueConfig::default(),
             )
             .unwrap();
-            for e in sinks::events(0, N) {
+            for e in support::events::events(0, N) {
                 q.push(Batch::from(e)).unwrap();
             }
         }
@@ -124,7 +123,7 @@ fn open_and_drain(dir: &Path) -> (Vec<u64>, u64) {
     assert_eq!(got.len(), n, "exactly the pending count");
     assert!(q.is_empty());
     // Still a working queue.
-    q.push(Batch::from(sinks::events(1000, 1001))).unwrap();
+    q.push(Batch::from(support::events::events(1000, 1001))).unwrap();
     let last = rt.block_on(async {
         tokio::time::timeout(HANG_GUARD, q.next(10))
             .await

@@ -1,7 +1,6 @@
 //! Every row of Distribution's request → event table, through the public API:
 //! the example OCI registry wrapped by the layer, a real HTTP client on loopback.
 
-#[allow(unreachable_pub)]
 mod support;
 
 use example_registry::oci;
@@ -9,7 +8,7 @@ use std::net::SocketAddr;
 
 use registry_notify::dispatcher::Dispatcher;
 use registry_notify::{Action, Event, NotificationLayer};
-use support::{sha256, Http, Probe};
+use support::{sha256, sinks::Probe, Http};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

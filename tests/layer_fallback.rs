@@ -1,7 +1,6 @@
 //! Without response hints, the layer asks the registry itself (the lookup
 //! fallback) for the fields the HTTP exchange lacks.
 
-#[allow(unreachable_pub)]
 mod support;
 
 use example_registry::oci;
@@ -14,7 +13,7 @@ use http::{Request, StatusCode};
 use registry_notify::dispatcher::Dispatcher;
 use registry_notify::layer::RequestBody;
 use registry_notify::{Action, EventHint, NotificationLayer};
-use support::{sha256, Http, Probe};
+use support::{sha256, sinks::Probe, Http};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 

@@ -2,7 +2,6 @@
 //! never asked anything; one that does not is asked only for what its exchanges lacked, and
 //! the events come out as complete as Distribution's.
 
-#[allow(unreachable_pub)]
 mod support;
 
 use example_registry::oci;
@@ -13,7 +12,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use registry_notify::dispatcher::Dispatcher;
 use registry_notify::{Action, EventHint, NotificationLayer};
-use support::{sha256, Http, Probe};
+use support::{sha256, sinks::Probe, Http};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 

@@ -3,7 +3,6 @@
 //! type), so the layer asks the registry for nothing. Only a `HEAD`, which carries no body,
 //! may need a lookup.
 
-#[allow(unreachable_pub)]
 mod support;
 
 use example_registry::oci;
@@ -14,7 +13,7 @@ use axum::response::Response;
 use http::Request;
 use registry_notify::dispatcher::Dispatcher;
 use registry_notify::{Action, EventHint, NotificationLayer};
-use support::{sha256, Http, Probe};
+use support::{sha256, sinks::Probe, Http};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

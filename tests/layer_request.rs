@@ -1,7 +1,6 @@
 //! Request fields (addr, actor, id, host, URL base, prefix), layer options, bad
 //! input, and plain-hyper use.
 
-#[allow(unreachable_pub)]
 mod support;
 
 use example_registry::oci;
@@ -13,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use registry_notify::dispatcher::Dispatcher;
 use registry_notify::layer::{Notification, RequestBody, ResponseBody, ResponseFuture, TrustedProxies};
 use registry_notify::{Action, AuthenticatedUser, NotificationLayer, RequestId};
-use support::{sha256, Http, Probe};
+use support::{sha256, sinks::Probe, Http};
 
 fn registry() -> axum::Router {
     oci::router(oci::Registry::in_memory(oci::RegistryOptions {

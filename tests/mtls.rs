@@ -5,8 +5,7 @@
 //! errors; the insecure option logs a warning.
 #![cfg(feature = "https")]
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-use receiver::{response, HANG_GUARD};
 use registry_notify::endpoint::{Endpoint, EndpointBuilder};
 use registry_notify::http::HttpSink;
 use registry_notify::retry::{AttemptOutcome, DeliveryRecord, RetryConfig, RetryPolicy};
 use registry_notify::sink::DeliveryError;
 use registry_notify::{Action, Batch, Config, Event, Target};
+use support::receiver::response;
+use support::HANG_GUARD;
 use tokio::time::Instant;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;

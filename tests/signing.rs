@@ -5,10 +5,7 @@
 
 #![cfg(feature = "signing")]
 
-#[path = "support/python.rs"]
-mod python;
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,13 +13,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use receiver::{always, event, wait_until, Receiver, HANG_GUARD};
 use registry_notify::endpoint::{DeadLetter, Endpoint};
 use registry_notify::queue::{DurableConfig, Fsync};
 use registry_notify::retry::{RetryConfig, RetryPolicy};
 use registry_notify::signing::Verifier;
 use registry_notify::Batch;
 use serde_json::Value;
+use support::events::event;
+use support::receiver::{always, Receiver};
+use support::{wait_until, HANG_GUARD};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -144,7 +143,7 @@ impl Drop for PyReceiver {
 /// attempt; the id is the same on every attempt, the timestamp is the attempt's.
 #[tokio::test]
 async fn python_standardwebhooks_verifies_every_attempt() {
-    let Some(python) = python::require_python(&["standardwebhooks"]) else {
+    let Some(python) = support::python::require_python(&["standardwebhooks"]) else {
         return;
     };
     let py = PyReceiver::start(&python, NEW, 2);
@@ -185,7 +184,7 @@ async fn python_standardwebhooks_verifies_every_attempt() {
 /// permanent failure: the batch is dead-lettered.
 #[tokio::test]
 async fn python_standardwebhooks_rejects_another_secret() {
-    let Some(python) = python::require_python(&["standardwebhooks"]) else {
+    let Some(python) = support::python::require_python(&["standardwebhooks"]) else {
         return;
     };
     let py = PyReceiver::start(&python, OTHER, 0);
@@ -311,23 +310,8 @@ async fn the_id_survives_a_restart_through_the_durable_queue() {
 /// answered 401 (a permanent failure, dead-lettered).
 #[tokio::test]
 async fn example_receiver_verifies_with_a_secret() {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("examples")
-        .join(format!("receiver{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} not built (cargo test builds examples)",
-        bin.display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let bin = support::process::example_binary("receiver");
+    let port = support::free_port();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
     let mut child = Command::new(&bin)

@@ -1,11 +1,9 @@
-//! Zero loss under `kill -9`: the example registry (a real process) with a durable
+//! Zero loss under `kill -9`: the example registry (its `registry` binary, a real process) with a durable
 //! `fsync: always` endpoint takes a push storm while its endpoint is down, is killed with SIGKILL
 //! at random moments, restarts; once the endpoint is up, the push event of every blob whose
 //! upload got a 201 before a kill arrives — counted by digest, duplicates only with the same id.
 #![cfg(all(feature = "durable", unix))]
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,28 +14,13 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use registry_notify::Action;
-use support::sha256;
+use support::receiver::always;
+use support::{free_port, Http, Receiver};
 
 /// Kills before the final run.
 const KILLS: usize = 4;
 /// Concurrent clients in the storm.
 const CLIENTS: usize = 8;
-
-/// The example binary that `cargo test` built beside this test.
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    dir.join("examples")
-        .join(format!("registry{}", std::env::consts::EXE_SUFFIX))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn write_config(dir: &Path, port: u16, endpoint: SocketAddr) -> PathBuf {
     let config = format!(
@@ -67,56 +50,13 @@ notifications:
 }
 
 async fn start(config: &Path, port: u16, log: &Path) -> tokio::process::Child {
-    let bin = example_binary();
-    assert!(
-        bin.is_file(),
-        "{} not built (cargo test builds examples)",
-        bin.display()
-    );
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let child = tokio::process::Command::new(&bin)
-        .arg("serve")
-        .arg(config)
+    let mut child = support::registry_serve(config, log)
         .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
         .spawn()
-        .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    tokio::time::timeout(receiver::HANG_GUARD, async {
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("registry did not start");
+        .expect("spawn the registry");
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    support::process::wait_listening(&mut child, addr, "registry").await;
     child
-}
-
-type Client = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<bytes::Bytes>,
->;
-
-/// One blob per request (monolithic upload): 201 means the registry answered `push`.
-async fn push_one(client: &Client, port: u16, n: u64) -> Option<String> {
-    let data = format!("blob {n}");
-    let digest = sha256(data.as_bytes());
-    let uri = format!("http://127.0.0.1:{port}/v2/crash/test/blobs/uploads/?digest={digest}");
-    let request = http::Request::post(uri)
-        .header("content-type", "application/octet-stream")
-        .body(http_body_util::Full::new(bytes::Bytes::from(data)))
-        .unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(10), client.request(request)).await;
-    match reply {
-        Ok(Ok(r)) if r.status() == 201 => Some(digest),
-        _ => None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +66,7 @@ async fn no_event_acknowledged_to_a_client_is_lost_to_sigkill() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let endpoint = receiver::dead_addr().await;
+    let endpoint = support::dead_addr().await;
     let config = write_config(dir.path(), port, endpoint);
     let log = dir.path().join("registry.log");
     let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
@@ -139,16 +79,18 @@ async fn no_event_acknowledged_to_a_client_is_lost_to_sigkill() {
         for _ in 0..CLIENTS {
             let (acked, counter, stop) = (acked.clone(), counter.clone(), stop.clone());
             clients.spawn(async move {
-                let client: Client =
-                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                        .build_http();
+                let client = Http::new(([127, 0, 0, 1], port).into());
                 // Bounded: a client stops at the kill (its requests fail) or after 100 000 pushes.
                 for _ in 0..100_000 {
                     if stop.load(std::sync::atomic::Ordering::SeqCst) {
                         break;
                     }
                     let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if let Some(digest) = push_one(&client, port, n).await {
+                    // 201 means the registry answered `push`.
+                    let data = format!("blob {n}");
+                    let pushed =
+                        client.try_monolithic_push("crash/test", data.as_bytes(), Duration::from_secs(10));
+                    if let Some(digest) = pushed.await {
                         acked.lock().unwrap().insert(digest);
                     }
                 }
@@ -170,12 +112,8 @@ async fn no_event_acknowledged_to_a_client_is_lost_to_sigkill() {
 
     // Restart, then bring the endpoint up: everything acknowledged arrives.
     let mut child = start(&config, port, &log).await;
-    let rx = receiver::Receiver::start_on(
-        endpoint,
-        Arc::new(|_, _| Box::pin(async { receiver::response(200) })),
-    )
-    .await;
-    let pushed_digests = |rx: &receiver::Receiver| -> BTreeMap<String, BTreeSet<String>> {
+    let rx = Receiver::start_on(endpoint, always(200)).await;
+    let pushed_digests = |rx: &Receiver| -> BTreeMap<String, BTreeSet<String>> {
         let mut by_digest: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for r in rx.requests() {
             for e in r.events() {
@@ -222,15 +160,6 @@ async fn no_event_acknowledged_to_a_client_is_lost_to_sigkill() {
     );
 
     // Graceful shutdown: exits 0 at once.
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let exit = tokio::time::timeout(receiver::HANG_GUARD, child.wait())
-        .await
-        .expect("no exit")
-        .unwrap();
+    let exit = support::process::terminate(&mut child).await;
     assert!(exit.success(), "{exit:?}");
 }

@@ -1,28 +1,14 @@
-//! In-memory sinks for the delivery tests.
-#![allow(dead_code, unreachable_pub)]
+//! In-process sinks: a probe recording every event it is given (the layer's tests), and a
+//! collector recording batches (the delivery tests).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use registry_notify::sink::{BoxError, BoxSink};
-use registry_notify::{Action, Batch, Event, Target};
-use tokio::sync::watch;
+use registry_notify::{Batch, Event};
+use tokio::sync::{watch, Notify};
 
-/// Events with ids `event-<from>` .. `event-<to - 1>`.
-pub fn events(from: usize, to: usize) -> Vec<Event> {
-    (from..to)
-        .map(|i| {
-            let mut e = Event::new(Action::Push, Target::default());
-            e.id = format!("event-{i}").into();
-            e.target.repository = "library/test".into();
-            e
-        })
-        .collect()
-}
-
-pub fn ids(from: usize, to: usize) -> Vec<String> {
-    (from..to).map(|i| format!("event-{i}")).collect()
-}
+use super::HANG_GUARD;
 
 /// Records every batch it is called with.
 #[derive(Clone, Default)]
@@ -86,5 +72,48 @@ impl Collector {
                 Ok::<(), BoxError>(())
             }
         }))
+    }
+}
+
+/// An in-process sink that records every event it is given.
+#[derive(Clone, Default)]
+pub struct Probe {
+    events: Arc<Mutex<Vec<Event>>>,
+    notify: Arc<Notify>,
+}
+
+impl Probe {
+    pub fn sink(&self) -> BoxSink {
+        let p = self.clone();
+        BoxSink::new(tower::service_fn(move |b: Batch| {
+            p.events.lock().unwrap().extend(b.iter().cloned());
+            p.notify.notify_waiters();
+            async { Ok::<(), BoxError>(()) }
+        }))
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Removes and returns what arrived so far.
+    pub fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.lock().unwrap())
+    }
+
+    /// Waits until at least `n` events arrived, then returns and clears them.
+    pub async fn wait_take(&self, n: usize) -> Vec<Event> {
+        tokio::time::timeout(HANG_GUARD, async {
+            loop {
+                let notified = self.notify.notified();
+                if self.events.lock().unwrap().len() >= n {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("expected {n} events, got {:?}", self.events()));
+        self.take()
     }
 }

@@ -1,7 +1,5 @@
-//! ferro-oci-server (an axum OCI registry on crates.io, written by nobody here) with in-memory
-//! storage, and a counter of the requests that reach it: the client's, and the layer's own
-//! lookups. Included with `#[path]` by `third_party_ferro.rs`.
-#![allow(dead_code)]
+//! A counter of the requests that reach a registry during a step: the client's, and the
+//! notification layer's own lookups.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,15 +8,6 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-
-/// ferro-oci-server's own application over in-memory storage, exactly what its binary serves
-/// without `FERRO_OCI_STORAGE_DIR` (`/v2/**`, health probes, `/metrics`).
-pub fn registry() -> axum::Router {
-    let store = ferro_oci_server::Config::from_raw(None, None)
-        .blob_store()
-        .expect("in-memory blob store");
-    ferro_oci_server::build_app(store)
-}
 
 /// What reached the registry during one step, by request kind (see [`kind`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,6 +1,5 @@
 //! Debian's `nats-server` with JetStream, started by the NATS tests on 127.0.0.1 with a random
 //! port and a temporary store.
-#![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,49 +19,38 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts `nats-server -js` on a random port with its store in `dir`; `None` (after a loud
-    /// skip message, or a panic under REGISTRY_NOTIFY_REQUIRE_TOOLS) without the program.
-    pub fn start(dir: &Path) -> Option<Self> {
-        let bin = crate::support::require_tool("nats-server")?;
-        let mut server = NatsServer {
-            bin,
-            dir: dir.to_owned(),
-            child: None,
-            args: Vec::new(),
-            port: 0,
-        };
-        server.spawn(None);
-        Some(server)
-    }
-
-    /// Like [`start`](Self::start) on a given `port` (for a server that comes up later).
-    pub fn start_on(dir: &Path, port: u16) -> Option<Self> {
-        let bin = crate::support::require_tool("nats-server")?;
-        let mut server = NatsServer {
-            bin,
-            dir: dir.to_owned(),
-            child: None,
-            args: Vec::new(),
-            port,
-        };
-        server.spawn(Some(port));
-        Some(server)
-    }
-
-    /// Like [`start`](Self::start) with extra command-line arguments (e.g. `--user`, `--pass`).
-    pub fn start_with(dir: &Path, args: &[&str]) -> Option<Self> {
+    /// Starts `nats-server -js` on `port` (a random one for `None`) with its store in `dir` and
+    /// extra command-line `args`; `None` (after a loud skip message, or a panic under
+    /// REGISTRY_NOTIFY_REQUIRE_TOOLS) without the program.
+    fn launch(dir: &Path, port: Option<u16>, args: &[&str]) -> Option<Self> {
         let bin = crate::support::require_tool("nats-server")?;
         let mut server = NatsServer {
             bin,
             dir: dir.to_owned(),
             child: None,
             args: args.iter().map(|a| a.to_string()).collect(),
-            port: 0,
+            port: port.unwrap_or(0),
         };
-        server.spawn(None);
+        server.spawn(port);
         Some(server)
     }
 
+    /// Starts `nats-server -js` on a random port with its store in `dir` (see [`launch`](Self::launch)).
+    pub fn start(dir: &Path) -> Option<Self> {
+        Self::launch(dir, None, &[])
+    }
+
+    /// Like [`start`](Self::start) on a given `port` (for a server that comes up later).
+    pub fn start_on(dir: &Path, port: u16) -> Option<Self> {
+        Self::launch(dir, Some(port), &[])
+    }
+
+    /// Like [`start`](Self::start) with extra command-line arguments (e.g. `--user`, `--pass`).
+    pub fn start_with(dir: &Path, args: &[&str]) -> Option<Self> {
+        Self::launch(dir, None, args)
+    }
+
+    /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
@@ -159,15 +147,6 @@ impl Drop for NatsServer {
             let _ = child.wait();
         }
     }
-}
-
-/// A port on 127.0.0.1 where nothing listens now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Every message of the stream, in order: (subject, `Nats-Msg-Id`, events).

@@ -1,41 +1,13 @@
 //! Checks of the events delivered during conformance runs (tests/conformance.rs):
 //! what makes an event malformed or odd, and how the reference's events (CNCF
 //! Distribution's own) differ from the proxy's for the same traffic.
-#![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::conformance::SuiteRun;
-
-/// Whether `s` is a digest (OCI image-spec grammar, with the registered
-/// algorithms' exact lengths: sha256 64 and sha512 128 lowercase hex digits).
-pub fn is_digest(s: &str) -> bool {
-    let Some((algorithm, encoded)) = s.split_once(':') else {
-        return false;
-    };
-    let component =
-        |c: &str| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    let algorithm_ok = algorithm.split(['+', '.', '_', '-']).all(component);
-    let encoded_ok = !encoded.is_empty()
-        && encoded
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'=' || b == b'_' || b == b'-');
-    let hex = |n: usize| {
-        encoded.len() == n
-            && encoded
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    algorithm_ok
-        && encoded_ok
-        && match algorithm {
-            "sha256" => hex(64),
-            "sha512" => hex(128),
-            _ => true,
-        }
-}
+use super::suite::SuiteRun;
+use crate::support::checks::digest_ok;
 
 /// Digests of empty content: the only blobs whose events may say `size: 0`.
 const EMPTY_DIGESTS: [&str; 2] = [
@@ -67,7 +39,7 @@ pub fn malformed(e: &Value) -> Vec<String> {
         problems.push("no target.repository".into());
     }
     let digest = str_at(e, "/target/digest").unwrap_or("");
-    if !digest.is_empty() && !is_digest(digest) {
+    if !digest.is_empty() && !digest_ok(digest) {
         problems.push(format!("target.digest {digest:?} is no digest"));
     }
     match e.pointer("/target/size") {
@@ -403,6 +375,21 @@ mod tests {
         );
     }
 
+    /// The grammar of `support::checks::digest_ok` (shared with the layer's fault tests).
+    #[test]
+    fn digest_grammar_restated() {
+        assert!(digest_ok(&format!("sha256:{}", "a".repeat(64))));
+        assert!(!digest_ok(&format!("sha256:{}", "A".repeat(64))));
+        assert!(digest_ok(&format!("sha512:{}", "0".repeat(128))));
+        assert!(!digest_ok(&format!("sha512:{}", "0".repeat(127))));
+        assert!(digest_ok(
+            "sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564"
+        ));
+        for bad in ["", ":", "foo:", "-a:x", "a..b:x", "a:", ":x", "é:x", "a:x y"] {
+            assert!(!digest_ok(bad), "{bad}");
+        }
+    }
+
     #[test]
     fn tags_by_the_spec() {
         assert!(valid_tag("v1.0_rc-1") && valid_tag("_x") && valid_tag(&"a".repeat(128)));
@@ -425,12 +412,12 @@ mod tests {
             use sha2::Digest;
             let hex = hex::encode(sha2::Sha256::digest(&data));
             let digest = format!("sha256:{hex}");
-            prop_assert!(is_digest(&digest));
-            prop_assert!(!is_digest(&digest[..digest.len() - cut]));
+            prop_assert!(digest_ok(&digest));
+            prop_assert!(!digest_ok(&digest[..digest.len() - cut]));
             let upper = format!("sha256:{}", hex.to_uppercase());
             let has_letters = hex.bytes().any(|b| b.is_ascii_alphabetic());
-            prop_assert_eq!(is_digest(&upper), !has_letters);
-            prop_assert!(!is_digest(&hex));
+            prop_assert_eq!(digest_ok(&upper), !has_letters);
+            prop_assert!(!digest_ok(&hex));
         }
     }
 }

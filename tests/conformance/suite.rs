@@ -1,19 +1,14 @@
 //! Helpers of tests/conformance.rs: the OCI distribution-spec conformance suite
 //! (`oci-conformance`) run against a registry on 127.0.0.1, its `junit.xml` read
-//! back test by test, CNCF Distribution 3.0.0 (`distribution-registry`) started as a
-//! real process, and its access log read back.
-#![allow(dead_code, unreachable_pub)]
+//! back test by test, and CNCF Distribution's access log read back.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::Command;
-
-use crate::proxy_support::{free_port, wait_listening, Process};
+use crate::support::process::logged;
 
 /// Guard against a hung suite run (a run takes seconds); never an assertion about speed.
 pub const SUITE_GUARD: Duration = Duration::from_secs(300);
@@ -112,10 +107,8 @@ pub async fn run_suite(bin: &Path, registry: SocketAddr, dir: &Path) -> SuiteRun
     let results = dir.join("results");
     std::fs::create_dir_all(&results).unwrap();
     let log_path = dir.join("suite.log");
-    let out = std::fs::File::create(&log_path).unwrap();
-    let err = out.try_clone().unwrap();
     let root = format!("http://{registry}");
-    let mut child = Command::new(bin)
+    let mut child = logged(bin, &log_path)
         .env("OCI_REGISTRY", registry.to_string())
         .env("OCI_TLS", "disabled")
         .env("OCI_REPO1", REPO1)
@@ -130,10 +123,6 @@ pub async fn run_suite(bin: &Path, registry: SocketAddr, dir: &Path) -> SuiteRun
         .env("OCI_TEST_CONTENT_DISCOVERY", "1")
         .env("OCI_TEST_CONTENT_MANAGEMENT", "1")
         .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
     // It exits 1 when a test failed: the outcomes are read from junit.xml.
@@ -223,54 +212,6 @@ pub fn decode(s: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// CNCF Distribution 3.0.0 (`distribution-registry serve config.yml`) on
-/// 127.0.0.1 at a free port, filesystem storage in `dir`, deletes enabled, its
-/// access log on, and its own notifications (`events.v2`) to `notify_url`.
-pub async fn start_distribution(bin: &Path, dir: &Path, notify_url: &str) -> Process {
-    let port = free_port();
-    let config = format!(
-        r#"version: 0.1
-log:
-  level: warn
-  formatter: text
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
-notifications:
-  endpoints:
-    - name: reference
-      url: {notify_url}
-      timeout: 5s
-      threshold: 5
-      backoff: 1s
-"#,
-        root = dir.join("data").display()
-    );
-    let cfg = dir.join("config.yml");
-    std::fs::write(&cfg, config).unwrap();
-    let log = dir.join("distribution.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let err = out.try_clone().unwrap();
-    let mut child = Command::new(bin)
-        .arg("serve")
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_listening(&mut child, addr, "distribution-registry").await;
-    Process { child, addr, log }
 }
 
 /// One line of Distribution's access log (Apache combined format).

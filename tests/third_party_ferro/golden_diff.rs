@@ -1,22 +1,12 @@
-//! Compares the steps of `ferro_scenario.rs` with the golden capture field by field, allowing
-//! only the differences a table lists (step, events only the reference emitted, events only
-//! ours emitted, why). Included with `#[path]` by `third_party_ferro.rs`.
-#![allow(dead_code)]
+//! Compares the steps of the golden scenario (`support::golden`) with the golden capture field
+//! by field, allowing only the differences a table lists (step, events only the reference
+//! emitted, events only ours emitted, why).
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::ferro_scenario::Step;
-
-/// Steps whose events come in no fixed order (concurrent requests), as in `golden_skopeo.rs`.
-const UNORDERED: [&str; 5] = [
-    "c-copy-other-app",
-    "d1-pull",
-    "g3-push-index",
-    "g4-pull-index",
-    "r3-push-index-refs",
-];
+use crate::support::golden::{Step, UNORDERED};
 
 /// An expected difference between the reference's events and ours in one step, each event
 /// written as by [`key`].

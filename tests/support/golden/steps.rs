@@ -1,164 +1,12 @@
-//! The golden capture's scenario (tests/fixtures/golden, see `golden_skopeo.rs`) replayed
-//! against any registry served on loopback: skopeo pushes, a second tag, a copy between
-//! repositories, pulls, inspect, a delete by digest, curl-level requests (HEADs, ranges,
-//! chunked and monolithic uploads, mounts, deletes), a multi-arch index push and pull, and
-//! the `includereferences` steps. Each step's events are collected from a real webhook
-//! receiver and normalised as `golden_skopeo.rs` does, together with the requests that
-//! reached the registry. Included with `#[path]` by `third_party_ferro.rs`.
-#![allow(dead_code)]
+//! The steps of the golden capture, in its order.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use registry_notify::notifications::NotificationsHandle;
 use serde_json::Value;
 
-use super::ferro::{Counter, Counts};
-use super::skopeo;
-use super::support::{self, Http, Receiver};
+use super::super::{sha256, skopeo, with_digest};
+use super::Env;
 
 const OCI_M: &str = "application/vnd.oci.image.manifest.v1+json";
 const ACCEPT_ALL: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// One wrapped registry on loopback, with the handle of its notifications.
-pub struct App {
-    pub http: Http,
-    pub handle: NotificationsHandle,
-}
-
-/// One step's outcome.
-pub struct Step {
-    pub name: String,
-    /// Events received, normalised (see [`Env::normalise`]).
-    pub events: Vec<Value>,
-    /// Requests that reached the registry during the step.
-    pub counts: Counts,
-}
-
-/// The registries under test (`apps[0]` for every step, `apps[1]` for the `r*` steps,
-/// with references), the receiver their endpoints POST to, and the request counter.
-pub struct Env {
-    pub apps: Vec<App>,
-    current: usize,
-    pub receiver: Receiver,
-    pub counter: Counter,
-    seen: usize,
-    work: PathBuf,
-    pub steps: Vec<Step>,
-}
-
-impl Env {
-    pub fn new(apps: Vec<App>, receiver: Receiver, counter: Counter, work: PathBuf) -> Self {
-        Self {
-            apps,
-            current: 0,
-            receiver,
-            counter,
-            seen: 0,
-            work,
-            steps: Vec::new(),
-        }
-    }
-
-    fn app(&self) -> &App {
-        &self.apps[self.current]
-    }
-
-    fn reg(&self) -> String {
-        self.app().http.base.trim_start_matches("http://").to_string()
-    }
-
-    /// Everything the endpoints were given was delivered, and no lookup is under way.
-    fn settled(&self) -> bool {
-        let (mut events, mut pending) = (0, 0);
-        for app in &self.apps {
-            for m in app.handle.metrics() {
-                events += m.events;
-                pending += m.pending;
-            }
-        }
-        pending == 0 && self.receiver.events().len() as u64 >= events && self.counter.lookups_in_flight() == 0
-    }
-
-    /// Waits until the step's events were delivered, then records them with the step's
-    /// request counts. An event a lookup completes after the response is dispatched right
-    /// after the lookup's answer, so "settled" must hold on two polls in a row.
-    async fn take(&mut self, name: &str) {
-        tokio::time::timeout(support::HANG_GUARD, async {
-            let mut quiet = 0;
-            while quiet < 2 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                quiet = if self.settled() { quiet + 1 } else { 0 };
-            }
-        })
-        .await
-        .expect("events not delivered");
-        let posts = self.receiver.posts.lock().unwrap().clone();
-        let mut events = Vec::new();
-        for (_, body) in &posts[self.seen..] {
-            let v: Value = serde_json::from_slice(body).unwrap();
-            let list = v["events"].as_array().unwrap();
-            assert_eq!(list.len(), 1, "one event per envelope, as Distribution");
-            events.push(self.normalise(list[0].clone()));
-        }
-        self.seen = posts.len();
-        self.steps.push(Step {
-            name: name.to_string(),
-            events,
-            counts: self.counter.take(),
-        });
-    }
-
-    /// `golden_skopeo.rs`'s normalisation (ids, timestamps, ports, host names), plus the
-    /// `events.v2` descriptors (the README snippet's default format) written as `events.v1`
-    /// ones, the golden capture's: empty `mediaType`/`digest` and zero `size` omitted, no
-    /// `platform` (nor `data`, `artifactType`, which 2.x never writes).
-    pub fn normalise(&self, e: Value) -> Value {
-        let ours: Vec<&str> = self
-            .apps
-            .iter()
-            .map(|app| app.http.base.trim_start_matches("http://"))
-            .collect();
-        let mut e = skopeo::normalise(e, &ours);
-        v1_descriptor(&mut e["target"]);
-        if let Some(refs) = e["target"].get_mut("references").and_then(Value::as_array_mut) {
-            refs.iter_mut().for_each(v1_descriptor);
-        }
-        e
-    }
-
-    async fn skopeo(&self, args: &[&str]) {
-        skopeo::skopeo(args).await;
-    }
-
-    async fn curl(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> support::Reply {
-        skopeo::curl(&self.app().http, method, path, headers, body).await
-    }
-
-    fn oci(&self, dir: &str, tag: &str) -> String {
-        skopeo::oci(&self.work, dir, tag)
-    }
-
-    fn dest(&self, repo: &str) -> String {
-        format!("docker://{}/{repo}", self.reg())
-    }
-}
-
-fn v1_descriptor(d: &mut Value) {
-    let Some(m) = d.as_object_mut() else { return };
-    m.retain(|k, v| match k.as_str() {
-        "mediaType" | "digest" => v.as_str() != Some(""),
-        "size" => v.as_i64() != Some(0),
-        "platform" | "data" | "artifactType" => false,
-        _ => true,
-    });
-}
 
 /// Digests of the images the scenario pushes.
 pub struct Images {
@@ -183,7 +31,7 @@ pub fn build_images(work: &std::path::Path) -> Images {
 }
 
 /// Runs every step of the golden scenario, in the capture's order; the `r*` steps go to
-/// `env.apps[1]` when there is one.
+/// the last of `env.apps` (see [`Env::on_references`]).
 pub async fn run(env: &mut Env, img: &Images) {
     let (m, cfg, l1, l2) = (img.m.as_str(), img.cfg.as_str(), img.l1.as_str(), img.l2.as_str());
     let _ = std::fs::remove_file("/var/lib/containers/cache/blob-info-cache-v1.boltdb");
@@ -197,18 +45,18 @@ pub async fn run(env: &mut Env, img: &Images) {
     let src_tls = "--src-tls-verify=false";
 
     step!("00-ping", env.curl("GET", "/v2/", &[], vec![]).await);
-    let (img_latest, test_latest) = (env.oci("img", "latest"), env.dest("library/test:latest"));
+    let (img_latest, test_latest) = (env.oci("img", "latest"), env.docker("library/test:latest"));
     step!(
         "a-push-latest",
         env.skopeo(&["copy", tls, &img_latest, &test_latest]).await
     );
-    let v2 = env.dest("library/test:v2");
+    let v2 = env.docker("library/test:v2");
     step!("b-push-v2", env.skopeo(&["copy", tls, &img_latest, &v2]).await);
     step!(
         "b2-repush-latest",
         env.skopeo(&["copy", tls, &img_latest, &test_latest]).await
     );
-    let other = env.dest("other/app:1");
+    let other = env.docker("other/app:1");
     step!(
         "c-copy-other-app",
         env.skopeo(&["copy", src_tls, tls, &test_latest, &other]).await
@@ -222,7 +70,7 @@ pub async fn run(env: &mut Env, img: &Images) {
         "d2-inspect",
         env.skopeo(&["inspect", "--tls-verify=false", &test_latest]).await
     );
-    let by_digest = env.dest(&format!("library/test@{m}"));
+    let by_digest = env.docker(&format!("library/test@{m}"));
     step!(
         "e-delete-by-digest",
         env.skopeo(&["delete", "--tls-verify=false", &by_digest]).await
@@ -279,16 +127,13 @@ pub async fn run(env: &mut Env, img: &Images) {
         env.curl("GET", "/v2/library/test/tags/list", &[], vec![]).await;
     });
     let mono = b"monolithic blob\n".to_vec();
-    let mono_path = format!(
-        "/v2/library/test/blobs/uploads/?digest={}",
-        support::sha256(&mono)
-    );
+    let mono_path = format!("/v2/library/test/blobs/uploads/?digest={}", sha256(&mono));
     let octets = ("content-type", "application/octet-stream");
     step!(
         "f13-monolithic-upload",
         env.curl("POST", &mono_path, &[octets], mono).await
     );
-    let chunked_d = support::sha256(b"chunk-one|chunk-two\n");
+    let chunked_d = sha256(b"chunk-one|chunk-two\n");
     step!("f14-chunked-upload", {
         let r = env
             .curl("POST", "/v2/library/test/blobs/uploads/", &[], vec![])
@@ -300,20 +145,17 @@ pub async fn run(env: &mut Env, img: &Images) {
             assert_eq!(r.status, 202, "{:?}", r.body);
             u = r.header("location").unwrap().to_string();
         }
-        let put = env
-            .curl("PUT", &support::with_digest(&u, &chunked_d), &[], vec![])
-            .await;
+        let put = env.curl("PUT", &with_digest(&u, &chunked_d), &[], vec![]).await;
         assert_eq!(put.status, 201, "{:?}", put.body);
     });
     step!("f15-post-then-put-upload", {
         let body = b"post-then-put blob\n".to_vec();
-        let d = support::sha256(&body);
+        let d = sha256(&body);
         let r = env
             .curl("POST", "/v2/library/test/blobs/uploads/", &[], vec![])
             .await;
         let u = r.header("location").unwrap().to_string();
-        env.curl("PUT", &support::with_digest(&u, &d), &[octets], body)
-            .await;
+        env.curl("PUT", &with_digest(&u, &d), &[octets], body).await;
     });
     let mount = |d: &str, from: &str| format!("/v2/curl/repo/blobs/uploads/?mount={d}&from={from}");
     step!(
@@ -321,7 +163,7 @@ pub async fn run(env: &mut Env, img: &Images) {
         env.curl("POST", &mount(l1, "other/app"), &[], vec![]).await
     );
     step!("f17-mount-missing-from", {
-        let missing = support::sha256(b"never pushed anywhere");
+        let missing = sha256(b"never pushed anywhere");
         let r = env
             .curl("POST", &mount(&missing, "no/such-repo"), &[], vec![])
             .await;
@@ -372,7 +214,7 @@ pub async fn run(env: &mut Env, img: &Images) {
         "f24-delete-manifest-curl",
         env.curl("DELETE", &curl_m, &[], vec![]).await
     );
-    let dockerfmt = env.dest("library/dockerfmt:latest");
+    let dockerfmt = env.docker("library/dockerfmt:latest");
     step!(
         "g1-push-v2s2",
         env.skopeo(&["copy", "--format", "v2s2", tls, &img_latest, &dockerfmt])
@@ -383,7 +225,7 @@ pub async fn run(env: &mut Env, img: &Images) {
         env.curl("GET", "/v2/library/dockerfmt/manifests/latest", &[], vec![])
             .await
     );
-    let (index, multi) = (env.oci("img-index", "multi"), env.dest("library/multi:1"));
+    let (index, multi) = (env.oci("img-index", "multi"), env.docker("library/multi:1"));
     step!(
         "g3-push-index",
         env.skopeo(&["copy", "--all", tls, &index, &multi]).await
@@ -395,8 +237,8 @@ pub async fn run(env: &mut Env, img: &Images) {
     );
 
     // With references (the reference restarted with includereferences: true).
-    env.current = env.apps.len() - 1;
-    let (refs_img, refs_dest) = (env.oci("img-refs", "latest"), env.dest("refs/img:1"));
+    env.references();
+    let (refs_img, refs_dest) = (env.oci("img-refs", "latest"), env.docker("refs/img:1"));
     step!(
         "r1-push-refs",
         env.skopeo(&["copy", tls, &refs_img, &refs_dest]).await
@@ -405,7 +247,7 @@ pub async fn run(env: &mut Env, img: &Images) {
         "r2-pull-refs",
         env.curl("GET", "/v2/refs/img/manifests/1", &acc, vec![]).await
     );
-    let refs_multi = env.dest("refs/multi:1");
+    let refs_multi = env.docker("refs/multi:1");
     step!(
         "r3-push-index-refs",
         env.skopeo(&["copy", "--all", tls, &index, &refs_multi]).await

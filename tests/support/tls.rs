@@ -1,6 +1,5 @@
 //! An https webhook receiver on 127.0.0.1 whose certificate a fresh test CA issued; it
-//! answers 200 and counts requests. Included with `#[path]` by the tests that need it.
-#![allow(dead_code)]
+//! answers 200 and counts requests.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

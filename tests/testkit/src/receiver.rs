@@ -1,6 +1,6 @@
-//! A loopback webhook receiver for the delivery tests: records every request and
-//! answers according to a behaviour closure. Only ever binds 127.0.0.1.
-#![allow(dead_code, unreachable_pub)]
+//! A loopback webhook receiver: records every request and answers according to a
+//! behaviour ([`always`], [`by_index`], [`gated`], [`stall`] or any closure). Only ever binds
+//! 127.0.0.1.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,26 +8,29 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use registry_notify::{Envelope, Event};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// Hang guard for every wait: generous, never an assertion about speed.
-pub const HANG_GUARD: Duration = Duration::from_secs(60);
+use crate::serve::spawn_server;
+use crate::{wait_until, HANG_GUARD};
 
 /// One request as the receiver saw it.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The request method.
     pub method: Method,
+    /// The request target.
     pub uri: http::Uri,
+    /// The header fields.
     pub headers: HeaderMap,
+    /// The whole body.
     pub body: Bytes,
     /// Index of the accepted connection it came on.
     pub connection: usize,
@@ -36,23 +39,34 @@ pub struct Received {
 }
 
 impl Received {
+    /// The body as an envelope; panics if it is not one.
     pub fn envelope(&self) -> Envelope {
         serde_json::from_slice(&self.body).expect("body decodes as an Envelope")
     }
 
+    /// The envelope's events.
     pub fn events(&self) -> Vec<Event> {
         self.envelope().events
     }
 
+    /// The body's `events`, as JSON (for fields the crate's model does not keep as sent).
+    pub fn json_events(&self) -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_slice(&self.body).expect("body is JSON");
+        v["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The ids of the envelope's events.
     pub fn ids(&self) -> Vec<String> {
         self.events().into_iter().map(|e| e.id.to_string()).collect()
     }
 }
 
-pub type Reply = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
+/// The answer to a request, once it is ready.
+pub type Answer = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
 /// Decides the answer to the `n`-th request (0-based).
-pub type Behaviour = Arc<dyn Fn(usize, &Received) -> Reply + Send + Sync>;
+pub type Behaviour = Arc<dyn Fn(usize, &Received) -> Answer + Send + Sync>;
 
+/// An empty response with `status`.
 pub fn response(status: u16) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::from_u16(status).unwrap();
@@ -100,10 +114,13 @@ pub fn by_index(f: impl Fn(usize, &Received) -> u16 + Send + Sync + 'static) -> 
 struct Shared {
     requests: Mutex<Vec<Received>>,
     connections: AtomicUsize,
+    /// Notified whenever a request arrived.
+    arrived: Notify,
 }
 
 /// A running receiver.
 pub struct Receiver {
+    /// Where it listens.
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
@@ -122,59 +139,53 @@ impl Receiver {
         Self::serve(listener, behaviour)
     }
 
+    /// Serves on `listener`.
     pub fn serve(listener: TcpListener, behaviour: Behaviour) -> Self {
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
-        let task = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let connection = s.connections.fetch_add(1, Ordering::SeqCst);
+        let task = spawn_server(listener, move |connection, _| {
+            s.connections.fetch_add(1, Ordering::SeqCst);
+            let s = s.clone();
+            let behaviour = behaviour.clone();
+            tower::service_fn(move |req: Request<Incoming>| {
                 let s = s.clone();
                 let behaviour = behaviour.clone();
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let s = s.clone();
-                        let behaviour = behaviour.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let received = Received {
-                                method: parts.method,
-                                uri: parts.uri,
-                                headers: parts.headers,
-                                body,
-                                connection,
-                                at: std::time::Instant::now(),
-                            };
-                            let index = {
-                                let mut requests = s.requests.lock().unwrap();
-                                requests.push(received.clone());
-                                requests.len() - 1
-                            };
-                            Ok::<_, Infallible>(behaviour(index, &received).await)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let received = Received {
+                        method: parts.method,
+                        uri: parts.uri,
+                        headers: parts.headers,
+                        body,
+                        connection,
+                        at: std::time::Instant::now(),
+                    };
+                    let index = {
+                        let mut requests = s.requests.lock().unwrap();
+                        requests.push(received.clone());
+                        requests.len() - 1
+                    };
+                    s.arrived.notify_waiters();
+                    Ok::<_, Infallible>(behaviour(index, &received).await)
+                }
+            })
         });
         Self { addr, shared, task }
     }
 
+    /// `http://<addr>/events`, the URL to give an endpoint.
     pub fn url(&self) -> String {
         format!("http://{}/events", self.addr)
     }
 
+    /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<Received> {
         self.shared.requests.lock().unwrap().clone()
     }
 
+    /// How many requests arrived so far.
     pub fn request_count(&self) -> usize {
         self.shared.requests.lock().unwrap().len()
     }
@@ -184,6 +195,7 @@ impl Receiver {
         self.requests().iter().flat_map(|r| r.ids()).collect()
     }
 
+    /// How many connections it accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
     }
@@ -198,47 +210,36 @@ impl Receiver {
     pub async fn wait_requests(&self, n: usize) {
         wait_until(&format!("{n} requests"), || self.request_count() >= n).await;
     }
+
+    /// Events of every request received so far (each body an envelope), in arrival order.
+    pub fn events(&self) -> Vec<Event> {
+        self.requests().iter().flat_map(Received::events).collect()
+    }
+
+    /// [`Received::json_events`] of every request received so far, in arrival order.
+    pub fn json_events(&self) -> Vec<serde_json::Value> {
+        self.requests().iter().flat_map(Received::json_events).collect()
+    }
+
+    /// Waits until at least `n` events arrived; returns all of them.
+    pub async fn wait_events(&self, n: usize) -> Vec<Event> {
+        tokio::time::timeout(HANG_GUARD, async {
+            loop {
+                let arrived = self.shared.arrived.notified();
+                if self.events().len() >= n {
+                    return;
+                }
+                arrived.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("expected {n} events, got {:?}", self.events()));
+        self.events()
+    }
 }
 
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// Polls `cond` until it holds; panics after [`HANG_GUARD`] (a hang guard only).
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < HANG_GUARD, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// A listener that accepts connections and closes them at once; returns its address.
-pub async fn closing_listener() -> (SocketAddr, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            drop(stream);
-        }
-    });
-    (addr, task)
-}
-
-/// An address on 127.0.0.1 where nothing listens (bound, then released).
-pub async fn dead_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
-}
-
-/// A test event with a recognisable id and repository.
-pub fn event(i: usize, repository: &str) -> Event {
-    let mut e = Event::new(registry_notify::Action::Push, registry_notify::Target::default());
-    e.id = format!("event-{i}").into();
-    e.target.repository = repository.to_owned().into();
-    e.target.descriptor.media_type = "application/vnd.oci.image.manifest.v1+json".into();
-    e.request.method = "PUT".into();
-    e
 }
