@@ -6,14 +6,13 @@
 mod support;
 
 use std::process::Command;
-use std::time::Duration;
 
 use registry_notify::endpoint::Endpoint;
 use registry_notify::http::HttpSink;
-use registry_notify::retry::{RetryConfig, RetryPolicy};
 use registry_notify::{Action, Batch, Config, Event, Format, Target, Timestamp};
 use serde_json::Value;
 use support::receiver::{always, by_index, Received, Receiver};
+use support::retry::retries;
 use support::HANG_GUARD;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -264,16 +263,7 @@ async fn retries_are_byte_identical() {
     let server = Receiver::start(by_index(|n, _| if n == 0 { 503 } else { 200 })).await;
     let (sink, handle) = Endpoint::builder("ce", server.url())
         .format(Format::CloudEvents)
-        .retry(RetryConfig {
-            policy: RetryPolicy::Exponential {
-                initial: Duration::from_millis(1),
-                max: Duration::from_millis(1),
-                multiplier: 1.0,
-                jitter: 0.0,
-            },
-            max_attempts: Some(5),
-            max_age: None,
-        })
+        .retry(retries(1, 1, Some(5)))
         .build()
         .unwrap()
         .spawn();

@@ -9,28 +9,21 @@ use std::time::Duration;
 use registry_notify::broadcast::Broadcast;
 use registry_notify::endpoint::{DeadLetter, Endpoint, EndpointBuilder, EndpointHandle};
 use registry_notify::queue::{Overflow, QueueConfig};
-use registry_notify::retry::{RetryConfig, RetryPolicy};
+use registry_notify::retry::RetryConfig;
 use registry_notify::sink::{BoxSink, DeliveryError};
 use registry_notify::Batch;
 use support::events::event;
+use support::events::ids;
 use support::receiver::{always, by_index, gate, gated, stall, Receiver};
+use support::retry::backoff;
 use support::{dead_addr, wait_until, HANG_GUARD};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-fn ids(from: usize, to: usize) -> Vec<String> {
-    (from..to).map(|i| format!("event-{i}")).collect()
-}
-
 /// Fast, jitter-free retries so that the tests do not wait long.
 fn fast_retry() -> RetryConfig {
     RetryConfig {
-        policy: RetryPolicy::Exponential {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-            multiplier: 2.0,
-            jitter: 0.0,
-        },
+        policy: backoff(Duration::from_millis(20), Duration::from_millis(200)),
         ..RetryConfig::default()
     }
 }
@@ -39,6 +32,14 @@ fn endpoint(name: &str, url: String) -> EndpointBuilder {
     Endpoint::builder(name, url)
         .timeout(Duration::from_secs(10))
         .retry(fast_retry())
+}
+
+/// Sends event 0 and waits until `server` holds its POST (at a closed gate), then events 1 to
+/// 9: a backlog of nine behind the one in flight.
+async fn backlog_behind_one(sink: &BoxSink, server: &Receiver) {
+    send(sink, 0, 1).await;
+    server.wait_requests(1).await;
+    send(sink, 1, 10).await;
 }
 
 async fn send(sink: &BoxSink, from: usize, to: usize) {
@@ -239,9 +240,7 @@ async fn over_capacity(policy: Overflow) -> Vec<String> {
         .build()
         .unwrap()
         .spawn();
-    send(&sink, 0, 1).await;
-    server.wait_requests(1).await;
-    send(&sink, 1, 10).await;
+    backlog_behind_one(&sink, &server).await;
     let m = handle.metrics();
     assert_eq!((m.events, m.dropped, m.pending), (10, 6, 4));
     open.send(true).unwrap();
@@ -275,9 +274,7 @@ async fn max_events_sends_fewer_posts() {
         .build()
         .unwrap()
         .spawn();
-    send(&sink, 0, 1).await;
-    server.wait_requests(1).await;
-    send(&sink, 1, 10).await;
+    backlog_behind_one(&sink, &server).await;
     open.send(true).unwrap();
     server.wait_requests(4).await;
     drain(&handle).await;

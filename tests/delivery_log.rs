@@ -6,29 +6,20 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use registry_notify::endpoint::{DeadLetter, Endpoint};
-use registry_notify::retry::{AttemptOutcome, DeliveryAttempt, DeliveryRecord, RetryConfig, RetryPolicy};
+use registry_notify::retry::{AttemptOutcome, DeliveryAttempt, DeliveryRecord, RetryConfig};
 use registry_notify::Batch;
 use serde_json::Value;
 use support::events::event;
 use support::receiver::{always, by_index, Receiver};
+use support::retry::retries;
 use support::{wait_until, HANG_GUARD};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
 fn quick_retry(max_attempts: u32) -> RetryConfig {
-    RetryConfig {
-        policy: RetryPolicy::Exponential {
-            initial: Duration::from_millis(1),
-            max: Duration::from_millis(2),
-            multiplier: 2.0,
-            jitter: 0.0,
-        },
-        max_attempts: Some(max_attempts),
-        max_age: None,
-    }
+    retries(1, 2, Some(max_attempts))
 }
 
 type Records = Arc<Mutex<Vec<DeliveryRecord>>>;

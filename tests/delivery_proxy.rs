@@ -123,6 +123,17 @@ async fn start_proxy() -> TestProxy {
     TestProxy { addr, seen, task }
 }
 
+/// POSTs `event-0` to `event-2` through one sink of `endpoint`, one after the other.
+async fn post_three(endpoint: &Endpoint) {
+    let mut sink = HttpSink::new(endpoint);
+    for i in 0..3 {
+        sink.ready().await.unwrap();
+        tower::Service::call(&mut sink, Batch::from(event(i)))
+            .await
+            .unwrap();
+    }
+}
+
 fn event(i: usize) -> Event {
     support::events::bare(i, "library/proxied")
 }
@@ -141,13 +152,7 @@ async fn http_endpoint_through_a_forwarding_proxy_with_credentials() {
     assert_eq!(endpoint.proxy(), Some(format!("http://{}", proxy.addr).as_str()));
     assert!(!format!("{endpoint:?}").contains("pr0xy-s3cret"));
 
-    let mut sink = HttpSink::new(&endpoint);
-    for i in 0..3 {
-        sink.ready().await.unwrap();
-        tower::Service::call(&mut sink, Batch::from(event(i)))
-            .await
-            .unwrap();
-    }
+    post_three(&endpoint).await;
     let ids: Vec<String> = receiver
         .wait_events(3)
         .await
@@ -184,13 +189,7 @@ async fn https_endpoint_through_a_connect_tunnel() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let mut sink = HttpSink::new(&endpoint);
-    for i in 0..3 {
-        sink.ready().await.unwrap();
-        tower::Service::call(&mut sink, Batch::from(event(i)))
-            .await
-            .unwrap();
-    }
+    post_three(&endpoint).await;
     assert_eq!(server.requests(), 3);
     let seen = proxy.seen.lock().unwrap().clone();
     // One tunnel, kept alive for the three POSTs, which the proxy cannot read.

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use registry_notify::http::HttpSink;
 use registry_notify::retry::{RetryConfig, RetryPolicy};
 use registry_notify::Batch;
 use support::events::event;
+use support::logs::Logs;
 use support::receiver::{always, Receiver};
 use support::{dead_addr, wait_until, HANG_GUARD};
 use tokio::time::Instant;
@@ -40,51 +40,6 @@ fn secret_endpoint(host: &str) -> EndpointBuilder {
     .header("Authorization", format!("Bearer {BEARER}"))
     .header("X-Api-Key", API_KEY)
     .signing_secret(SIGNING)
-}
-
-/// A log sink for a `tracing` subscriber.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
-
-impl Logs {
-    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        (logs, guard)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    fn lines(&self, level: &str, containing: &str) -> usize {
-        self.text()
-            .lines()
-            .filter(|l| l.contains(level) && l.contains(containing))
-            .count()
-    }
 }
 
 #[test]

@@ -10,7 +10,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -18,7 +17,6 @@ use example_registry::oci;
 use registry_notify::endpoint::Endpoint;
 use registry_notify::notifications::Notifications;
 use registry_notify::{Format, SourceRecord};
-use serde_json::Value;
 use support::golden::{self, App, Env, UNORDERED};
 use support::skopeo::{self, sorted};
 use support::{Http, Receiver};
@@ -28,8 +26,7 @@ async fn skopeo_and_curl_match_distribution_golden_events() {
     let Some(scenario) = skopeo::scenario(&[]).await else {
         return;
     };
-    let golden: BTreeMap<String, Vec<Value>> =
-        serde_json::from_str(include_str!("fixtures/golden/normalized-events.json")).unwrap();
+    let golden = golden::capture();
     let work = scenario.work();
     let images = golden::build_images(&work);
 

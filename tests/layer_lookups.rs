@@ -4,7 +4,6 @@
 
 mod support;
 
-use example_registry::oci;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -19,21 +18,19 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// The example registry, counting every request that reaches it; `hints: false` strips its
 /// `EventHint`s, as a registry that knows nothing of this crate answers.
 fn registry(hints: bool, seen: Arc<AtomicUsize>) -> axum::Router {
-    oci::router(oci::Registry::in_memory(oci::RegistryOptions {
-        delete_enabled: true,
-    }))
-    .layer(axum::middleware::map_response(
-        move |mut r: Response| async move {
-            if !hints {
-                r.extensions_mut().remove::<EventHint>();
-            }
-            r
-        },
-    ))
-    .layer(axum::middleware::map_request(move |r: Request| {
-        seen.fetch_add(1, Ordering::SeqCst);
-        async move { r }
-    }))
+    support::example::registry()
+        .layer(axum::middleware::map_response(
+            move |mut r: Response| async move {
+                if !hints {
+                    r.extensions_mut().remove::<EventHint>();
+                }
+                r
+            },
+        ))
+        .layer(axum::middleware::map_request(move |r: Request| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async move { r }
+        }))
 }
 
 /// A session of every kind of request: chunked and monolithic uploads, a mount, a manifest

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,10 +14,12 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use registry_notify::endpoint::{Endpoint, EndpointBuilder};
 use registry_notify::http::HttpSink;
-use registry_notify::retry::{AttemptOutcome, DeliveryRecord, RetryConfig, RetryPolicy};
+use registry_notify::retry::{AttemptOutcome, DeliveryRecord};
 use registry_notify::sink::DeliveryError;
 use registry_notify::{Action, Batch, Config, Event, Target};
+use support::logs::Logs;
 use support::receiver::response;
+use support::retry::retries;
 use support::HANG_GUARD;
 use tokio::time::Instant;
 use tokio_rustls::rustls;
@@ -185,16 +186,7 @@ async fn no_certificate_or_another_ca_fails_and_is_reported() {
         let records: Arc<Mutex<Vec<DeliveryRecord>>> = Arc::default();
         let r = records.clone();
         let (sink, handle) = make(case)
-            .retry(RetryConfig {
-                policy: RetryPolicy::Exponential {
-                    initial: Duration::from_millis(1),
-                    max: Duration::from_millis(1),
-                    multiplier: 1.0,
-                    jitter: 0.0,
-                },
-                max_attempts: Some(2),
-                max_age: None,
-            })
+            .retry(retries(1, 1, Some(2)))
             .delivery_log(move |record| r.lock().unwrap().push(record))
             .build()
             .unwrap()
@@ -323,12 +315,7 @@ fn bad_pem_and_mismatched_keys_are_clear_errors() {
 /// that it is on.
 #[tokio::test]
 async fn insecure_option_warns_and_still_presents_the_certificate() {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
     let client_ca = Ca::new("client CA");
     let server = mtls_server(&client_ca).await;
     let (cert, key) = client_ca.issue(&["registry"], ExtendedKeyUsagePurpose::ClientAuth);
@@ -348,30 +335,4 @@ async fn insecure_option_warns_and_still_presents_the_certificate() {
         .find(|l| l.contains("WARN") && l.contains("INSECURE"))
         .unwrap_or_else(|| panic!("no insecure warning in:\n{text}"));
     assert!(warning.contains("insecure"), "{warning}");
-}
-
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
 }

@@ -11,6 +11,7 @@ use registry_notify::nats::{publisher_endpoint, Publisher};
 use registry_notify::notifications::Notifications;
 use registry_notify::{Action, Batch, Event, Target};
 use support::nats::{stream_messages, NatsServer};
+use support::wait_until;
 use tower::ServiceExt;
 
 fn event(i: usize, repository: &str) -> Event {
@@ -19,18 +20,6 @@ fn event(i: usize, repository: &str) -> Event {
     e.target.tag = format!("t{i}").into();
     e.request.method = "PUT".into();
     e
-}
-
-/// Polls `cond` (a hang guard, never an assertion about speed).
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

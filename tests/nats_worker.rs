@@ -13,9 +13,11 @@ use std::time::Duration;
 use registry_notify::config::NatsSettings;
 use registry_notify::endpoint::Endpoint;
 use registry_notify::nats::{Publisher, Worker};
-use registry_notify::retry::{RetryConfig, RetryPolicy};
+use registry_notify::retry::RetryConfig;
 use registry_notify::{Action, Batch, Event, Target};
 use support::nats::{consumer_state, NatsServer};
+use support::retry::retries;
+use support::wait_until;
 
 fn event(i: usize) -> Event {
     let mut e = Event::new(Action::Push, Target::default());
@@ -24,34 +26,13 @@ fn event(i: usize) -> Event {
 }
 
 fn fast_retry() -> RetryConfig {
-    RetryConfig {
-        policy: RetryPolicy::Exponential {
-            initial: Duration::from_millis(40),
-            max: Duration::from_millis(40),
-            multiplier: 1.0,
-            jitter: 0.0,
-        },
-        max_attempts: None,
-        max_age: None,
-    }
+    retries(40, 40, None)
 }
 
 fn settings(server: &NatsServer, ack_wait: Duration) -> NatsSettings {
     let mut s = server.settings();
     s.ack_wait = ack_wait;
     s
-}
-
-/// Polls `cond` (a hang guard, never an assertion about speed).
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

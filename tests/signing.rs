@@ -15,12 +15,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use registry_notify::endpoint::{DeadLetter, Endpoint};
 use registry_notify::queue::{DurableConfig, Fsync};
-use registry_notify::retry::{RetryConfig, RetryPolicy};
+use registry_notify::retry::RetryConfig;
 use registry_notify::signing::Verifier;
 use registry_notify::Batch;
 use serde_json::Value;
 use support::events::event;
 use support::receiver::{always, Receiver};
+use support::retry::retries;
 use support::{wait_until, HANG_GUARD};
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -31,16 +32,7 @@ const OTHER: &str = "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 /// Retries at once (a few milliseconds apart), a bounded number of times.
 fn quick_retry(max_attempts: u32) -> RetryConfig {
-    RetryConfig {
-        policy: RetryPolicy::Exponential {
-            initial: Duration::from_millis(1),
-            max: Duration::from_millis(5),
-            multiplier: 2.0,
-            jitter: 0.0,
-        },
-        max_attempts: Some(max_attempts),
-        max_age: None,
-    }
+    retries(1, 5, Some(max_attempts))
 }
 
 fn unix_now() -> i64 {

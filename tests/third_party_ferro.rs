@@ -22,7 +22,6 @@ use std::{net::SocketAddr, time::Duration};
 
 use registry_notify::notifications::NotificationsHandle;
 use registry_notify::{endpoint::Endpoint, notifications::Notifications, SourceRecord};
-use serde_json::Value;
 use support::golden::{self, App, Counter, Env};
 use support::{skopeo, Http, Receiver};
 use third_party_ferro::golden_diff::{self, Deviation};
@@ -245,8 +244,7 @@ async fn ferro_wrapped_as_readme_shows_matches_distribution_golden_events() {
     let Some(scenario) = skopeo::scenario(&[]).await else {
         return;
     };
-    let golden: BTreeMap<String, Vec<Value>> =
-        serde_json::from_str(include_str!("fixtures/golden/normalized-events.json")).unwrap();
+    let golden = golden::capture();
     let work = scenario.work();
     let img = golden::build_images(&work);
     let receiver = Receiver::start(support::receiver::always(200)).await;

@@ -7,11 +7,14 @@
 pub use registry_notify_testkit::*;
 
 pub mod checks;
+pub mod example;
 pub mod golden;
+pub mod logs;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod python;
 pub mod registries;
+pub mod retry;
 pub mod sinks;
 pub mod skopeo;
 pub mod tls;

@@ -30,6 +30,11 @@ pub const UNORDERED: [&str; 5] = [
     "r3-push-index-refs",
 ];
 
+/// The golden capture: the events Distribution 2.8 emitted, normalised, by step.
+pub fn capture() -> std::collections::BTreeMap<String, Vec<Value>> {
+    serde_json::from_str(include_str!("../../fixtures/golden/normalized-events.json")).unwrap()
+}
+
 /// One wrapped registry on loopback, with the handle of its notifications.
 pub struct App {
     pub http: Http,

@@ -15,6 +15,8 @@ use crate::{sha256, HANG_GUARD};
 #[derive(Clone)]
 pub struct Http {
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    /// The server's address.
+    pub addr: SocketAddr,
     /// `http://<addr>`, prefixed to the paths given to [`Http::send`].
     pub base: String,
 }
@@ -42,6 +44,7 @@ impl Http {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             client: Client::builder(TokioExecutor::new()).build_http(),
+            addr,
             base: format!("http://{addr}"),
         }
     }
