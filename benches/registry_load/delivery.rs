@@ -128,7 +128,7 @@ pub fn delivery_phase(
     );
     // Warm-up: connections, pools.
     let n = opts.unbatched_events;
-    let _ = server_rt.block_on(server_rt.spawn(raw_post_loop(receiver.addr, bodies.clone(), 500)));
+    let _ = server_rt.block_on(server_rt.spawn(raw_post_loop(receiver.addr(), bodies.clone(), 500)));
     endpoint_round(receiver, &d1, &h1, &events, 500);
     endpoint_round(receiver, &d100, &h100, &events, 5_000);
     // Per round: (endpoint / raw, batched / endpoint). Serial ping-pong rates swing with
@@ -137,7 +137,7 @@ pub fn delivery_phase(
     let (mut ub_rounds, mut bb_rounds) = (Vec::new(), Vec::new());
     for _ in 0..opts.delivery_rounds {
         let raw = server_rt
-            .block_on(server_rt.spawn(raw_post_loop(receiver.addr, bodies.clone(), n)))
+            .block_on(server_rt.spawn(raw_post_loop(receiver.addr(), bodies.clone(), n)))
             .expect("raw loop");
         raw_t += raw;
         raw_n += n;

@@ -13,7 +13,7 @@ use registry_notify::Timestamp;
 /// A running receiver.
 pub struct Receiver {
     /// Where it listens.
-    pub addr: SocketAddr,
+    addr: std::sync::OnceLock<SocketAddr>,
     /// POSTs received.
     pub posts: AtomicU64,
     /// Whether arrivals are timestamped into `samples`.
@@ -48,44 +48,38 @@ fn first_timestamp(body: &[u8]) -> Option<Timestamp> {
 /// Starts the receiver on a thread of its own, with a one-thread runtime (the example
 /// registry's webhook serving loop).
 pub fn start() -> Arc<Receiver> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
     let receiver = Arc::new(Receiver {
-        addr: listener.local_addr().expect("addr"),
+        addr: std::sync::OnceLock::new(),
         posts: AtomicU64::new(0),
         record: AtomicBool::new(false),
         samples: Mutex::new(Vec::new()),
         last_arrival: AtomicU64::new(0),
     });
     let r = receiver.clone();
-    std::thread::Builder::new()
-        .name("receiver".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("receiver runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                example_registry::receiver::serve(listener, move |_, body| {
-                    let r = r.clone();
-                    async move {
-                        let arrived = now_nanos();
-                        r.posts.fetch_add(1, Ordering::Relaxed);
-                        r.last_arrival
-                            .store(base().elapsed().as_nanos() as u64, Ordering::Relaxed);
-                        if r.record.load(Ordering::Relaxed) {
-                            if let Some(ts) = first_timestamp(&body) {
-                                let lat = (arrived - ts.unix_nanos()) as i64;
-                                r.samples.lock().unwrap().push(lat);
-                            }
-                        }
-                        http::Response::new(Full::new(Bytes::new()))
-                    }
-                })
-                .await;
-            });
-        })
-        .expect("receiver thread");
+    let addr = example_registry::receiver::serve_on_thread(move |_, body| {
+        let r = r.clone();
+        async move {
+            let arrived = now_nanos();
+            r.posts.fetch_add(1, Ordering::Relaxed);
+            r.last_arrival
+                .store(base().elapsed().as_nanos() as u64, Ordering::Relaxed);
+            if r.record.load(Ordering::Relaxed) {
+                if let Some(ts) = first_timestamp(&body) {
+                    let lat = (arrived - ts.unix_nanos()) as i64;
+                    r.samples.lock().unwrap().push(lat);
+                }
+            }
+            http::Response::new(Full::new(Bytes::new()))
+        }
+    })
+    .expect("receiver");
+    let _ = receiver.addr.set(addr);
     receiver
+}
+
+impl Receiver {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        *self.addr.get().expect("started")
+    }
 }

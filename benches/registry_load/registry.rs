@@ -68,7 +68,7 @@ pub struct Server {
 
 /// An endpoint to `receiver` with a queue that never drops under this load.
 pub fn endpoint_to(receiver: &Receiver, name: &str, max_events: usize) -> Endpoint {
-    Endpoint::builder(name, format!("http://{}/events", receiver.addr))
+    Endpoint::builder(name, format!("http://{}/events", receiver.addr()))
         .max_events(max_events)
         .queue(QueueConfig {
             capacity: 1_000_000,

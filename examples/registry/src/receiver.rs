@@ -41,6 +41,32 @@ where
     }
 }
 
+/// [`serve`] on 127.0.0.1 at a free port, on a thread of its own with a one-thread runtime (a
+/// receiver that takes no thread of its senders', as the benches want it); returns its
+/// address.
+pub fn serve_on_thread<F, Fut>(handler: F) -> std::io::Result<SocketAddr>
+where
+    F: Fn(http::request::Parts, Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("receiver".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                if let Ok(listener) = TcpListener::from_std(listener) {
+                    serve(listener, handler).await;
+                }
+            })
+        })?;
+    Ok(addr)
+}
+
 /// Starts the main job's receiver on `addr`: it prints each envelope it receives to stdout
 /// (after a line with the request line and content type) and answers 200. Returns the
 /// address it listens on.
