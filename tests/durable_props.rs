@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest::test_runner::Config as ProptestConfig;
 use registry_notify::queue::{DurableConfig, DurableQueue, EventQueue, QueueConfig};
 use registry_notify::Batch;
 
@@ -28,23 +28,9 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 const N: usize = 60;
 const MARKER: [u8; 8] = [0xFF, b'R', b'N', b'Q', b'r', b'e', b'c', 0xFE];
 
-/// `cases` unless `PROPTEST_CASES` says otherwise; a fixed seed unless `PROPTEST_RNG_SEED` does.
+/// `cases` cases from a fixed seed (see `support::props::config`).
 fn config(cases: u32) -> ProptestConfig {
-    let env = ProptestConfig::default();
-    ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            env.cases
-        } else {
-            cases
-        },
-        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
-            env.rng_seed
-        } else {
-            RngSeed::Fixed(0x0D15_EA5E)
-        },
-        failure_persistence: None,
-        ..env
-    }
+    support::props::config(cases, 0x0D15_EA5E)
 }
 
 /// One segment of the pristine log: its name, bytes, and `(start, end, seq)` of each record.

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use example_registry::app::App;
-use registry_notify::{Action, Event};
+use registry_notify::Event;
 use support::nats::NatsServer;
 use support::process::{example_binary, logged, terminate};
 use support::{Http, HANG_GUARD};
@@ -82,20 +82,11 @@ async fn wave(wave: usize, ports: [u16; 2]) -> Vec<String> {
 fn received(
     rx: &support::receiver::Receiver,
 ) -> (BTreeMap<String, BTreeSet<String>>, BTreeMap<String, Vec<Event>>) {
-    let mut by_digest: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut by_id: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    for r in rx.requests() {
-        for e in r.events() {
-            if e.action == Action::Push {
-                by_digest
-                    .entry(e.target.descriptor.digest.to_string())
-                    .or_default()
-                    .insert(e.id.to_string());
-            }
-            by_id.entry(e.id.to_string()).or_default().push(e);
-        }
+    for e in rx.events() {
+        by_id.entry(e.id.to_string()).or_default().push(e);
     }
-    (by_digest, by_id)
+    (rx.push_ids_by_digest(), by_id)
 }
 
 fn logs(dir: &Path) -> String {

@@ -315,7 +315,6 @@ pub fn reference_faults(only_a: &[Value]) -> (Vec<String>, Vec<String>) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngSeed};
     use serde_json::json;
 
     fn push() -> Value {
@@ -400,11 +399,7 @@ mod tests {
     proptest! {
         // Seeded; `PROPTEST_CASES` sets the number of cases (256 by default). A long run:
         // `PROPTEST_CASES=100000 cargo test --all-features --test conformance digest`.
-        #![proptest_config(Config {
-            rng_seed: RngSeed::Fixed(0x0c1_d16e),
-            failure_persistence: None,
-            ..Config::default()
-        })]
+        #![proptest_config(crate::support::props::config(256, 0x0c1_d16e))]
 
         /// The sha256 of any content is a digest; cut short or in capitals it is not.
         #[test]

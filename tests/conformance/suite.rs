@@ -250,7 +250,6 @@ fn parse_access(line: &str) -> Option<Access> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngSeed};
 
     /// Escapes as Go's `encoding/xml` does in attribute values and text.
     fn escape(s: &str) -> String {
@@ -322,11 +321,7 @@ mod tests {
     proptest! {
         // Seeded; `PROPTEST_CASES` sets the number of cases (256 by default). A long run:
         // `PROPTEST_CASES=100000 cargo test --all-features --test conformance decode`.
-        #![proptest_config(Config {
-            rng_seed: RngSeed::Fixed(0x0c1_c0f0),
-            failure_persistence: None,
-            ..Config::default()
-        })]
+        #![proptest_config(crate::support::props::config(256, 0x0c1_c0f0))]
 
         /// Any name, escaped as Go writes it, decodes back to itself.
         #[test]

@@ -6,14 +6,13 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
-use registry_notify::Action;
 use support::receiver::always;
 use support::{free_port, Http, Receiver};
 
@@ -113,23 +112,9 @@ async fn no_event_acknowledged_to_a_client_is_lost_to_sigkill() {
     // Restart, then bring the endpoint up: everything acknowledged arrives.
     let mut child = start(&config, port, &log).await;
     let rx = Receiver::start_on(endpoint, always(200)).await;
-    let pushed_digests = |rx: &Receiver| -> BTreeMap<String, BTreeSet<String>> {
-        let mut by_digest: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for r in rx.requests() {
-            for e in r.events() {
-                if e.action == Action::Push {
-                    by_digest
-                        .entry(e.target.descriptor.digest.to_string())
-                        .or_default()
-                        .insert(e.id.to_string());
-                }
-            }
-        }
-        by_digest
-    };
     let start = std::time::Instant::now();
     loop {
-        let got = pushed_digests(&rx);
+        let got = rx.push_ids_by_digest();
         let missing = acked.iter().filter(|d| !got.contains_key(*d)).count();
         if missing == 0 {
             break;
@@ -143,7 +128,7 @@ async fn no_event_acknowledged_to_a_client_is_lost_to_sigkill() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let got = pushed_digests(&rx);
+    let got = rx.push_ids_by_digest();
     for (digest, ids) in &got {
         assert_eq!(
             ids.len(),

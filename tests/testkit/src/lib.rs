@@ -1,7 +1,7 @@
 //! What the tests and benches of `registry-notify` and of its example registry share: a
 //! loopback server ([`serve`]), an HTTP client for registries ([`client`]), a webhook receiver
 //! ([`receiver`]), outside programs started as processes ([`process`]), test events
-//! ([`events`]), and the discovery of outside tools ([`require_tool`]).
+//! ([`events`]), property-test settings ([`props`]), and the discovery of outside tools ([`require_tool`]).
 //!
 //! Everything binds 127.0.0.1 only. Waits are bounded by [`HANG_GUARD`], a guard against
 //! hangs, never an assertion about speed. The root crate's tests reach all of this as
@@ -11,6 +11,7 @@
 pub mod client;
 pub mod events;
 pub mod process;
+pub mod props;
 pub mod receiver;
 pub mod serve;
 

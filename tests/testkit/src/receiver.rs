@@ -2,6 +2,7 @@
 //! behaviour ([`always`], [`by_index`], [`gated`], [`stall`] or any closure). Only ever binds
 //! 127.0.0.1.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use registry_notify::{Envelope, Event};
+use registry_notify::{Action, Envelope, Event};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -214,6 +215,21 @@ impl Receiver {
     /// Events of every request received so far (each body an envelope), in arrival order.
     pub fn events(&self) -> Vec<Event> {
         self.requests().iter().flat_map(Received::events).collect()
+    }
+
+    /// The ids of the `push` events received so far, by the digest they name (one id per
+    /// digest unless the same push was delivered under different ids).
+    pub fn push_ids_by_digest(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut by_digest: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for e in self.events() {
+            if e.action == Action::Push {
+                by_digest
+                    .entry(e.target.descriptor.digest.to_string())
+                    .or_default()
+                    .insert(e.id.to_string());
+            }
+        }
+        by_digest
     }
 
     /// [`Received::json_events`] of every request received so far, in arrival order.
