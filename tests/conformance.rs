@@ -3,7 +3,7 @@
 //! registries wrapped by the layer, and every event the traffic produces is
 //! checked and delivered.
 //!
-//! - The example registry (`examples/registry/oci`) wrapped by the layer,
+//! - The example registry (`example_registry::oci`) wrapped by the layer,
 //!   delivering `events.v2` to a loopback receiver: no test fails, every event
 //!   is well formed, and every event enqueued is delivered.
 //! - CNCF Distribution 3.0.0 (`distribution-registry`), once directly and once

@@ -1,5 +1,5 @@
 //! What the tests and benches of `registry-notify` and of its example registry share: a
-//! loopback server ([`serve`]), an HTTP client for registries ([`client`]), a webhook receiver
+//! loopback server ([`serve`](mod@serve)), an HTTP client for registries ([`client`]), a webhook receiver
 //! ([`receiver`]), outside programs started as processes ([`process`]), test events
 //! ([`events`]), property-test settings ([`props`]), and the discovery of outside tools ([`require_tool`]).
 //!

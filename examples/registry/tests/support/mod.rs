@@ -122,10 +122,10 @@ pub async fn fs_server() -> Server {
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod memory {
-            $(#[tokio::test] async fn $name() { super::$name(crate::support::memory_server().await).await; })*
+            $(#[tokio::test] async fn $name() { super::$name($crate::support::memory_server().await).await; })*
         }
         mod filesystem {
-            $(#[tokio::test] async fn $name() { super::$name(crate::support::fs_server().await).await; })*
+            $(#[tokio::test] async fn $name() { super::$name($crate::support::fs_server().await).await; })*
         }
     };
 }
