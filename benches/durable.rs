@@ -13,31 +13,13 @@ use registry_notify::queue::{
     DurableConfig, DurableQueue, EventQueue, Fsync, MemoryQueue, Overflow, Queue, QueueConfig,
 };
 use registry_notify::sink::{BoxError, BoxSink};
-use registry_notify::{Action, Batch, Descriptor, Event, RequestRecord, SourceRecord, Target};
+use registry_notify::{Batch, Event};
+use registry_notify_testkit::events::blob_push;
 use tower::ServiceExt;
 
 /// A realistic blob push event (about 700 bytes of JSON).
 fn event(i: usize) -> Event {
-    let digest = format!("sha256:{i:064x}");
-    let mut e = Event::new(
-        Action::Push,
-        Target {
-            descriptor: Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", &digest, 1234),
-            length: 1234,
-            repository: "library/bench".into(),
-            url: format!("http://127.0.0.1:5000/v2/library/bench/blobs/{digest}").into(),
-            ..Target::default()
-        },
-    );
-    e.request = RequestRecord {
-        id: format!("0190f3c2-7d1e-7a4b-9c1d-{i:012}").into(),
-        addr: "127.0.0.1:40000".into(),
-        host: "127.0.0.1:5000".into(),
-        method: "PUT".into(),
-        useragent: "skopeo/1.9.3".into(),
-    };
-    e.source = SourceRecord::local("127.0.0.1:5000");
-    e
+    blob_push(i, "library/bench")
 }
 
 fn tempdir() -> tempfile::TempDir {

@@ -25,93 +25,40 @@
 //! and per POST) and batched (`maxevents: 100` for the publisher and the endpoints). Cases
 //! alternate round by round so that machine noise falls on all of them alike.
 
-use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http::Response;
+use http_body_util::Full;
 use registry_notify::config::NatsSettings;
 use registry_notify::endpoint::{Endpoint, EndpointHandle};
 use registry_notify::nats::{publisher_endpoint, Worker};
 use registry_notify::sink::BoxSink;
-use registry_notify::{Action, Batch, Descriptor, Event, RequestRecord, SourceRecord, Target};
+use registry_notify::{Batch, Event};
+use registry_notify_testkit::events::blob_push;
+use registry_notify_testkit::process::cpu_time;
 use tower::ServiceExt;
 
 const REPLICAS: usize = 2;
 const WORKERS: usize = 2;
 
-/// A realistic blob push event (about 700 bytes of JSON).
+/// A realistic blob push event (about 700 bytes of JSON), ten consecutive events per
+/// repository, as an image push makes them.
 fn event(i: usize) -> Event {
-    let digest = format!("sha256:{i:064x}");
-    let mut e = Event::new(
-        Action::Push,
-        Target {
-            descriptor: Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", &digest, 1234),
-            length: 1234,
-            // Ten consecutive events per repository, as an image push makes them.
-            repository: format!("library/bench{}", i / 10 % 8).into(),
-            url: format!("http://127.0.0.1:5000/v2/library/bench/blobs/{digest}").into(),
-            ..Target::default()
-        },
-    );
-    e.request = RequestRecord {
-        id: format!("0190f3c2-7d1e-7a4b-9c1d-{i:012}").into(),
-        addr: "127.0.0.1:40000".into(),
-        host: "127.0.0.1:5000".into(),
-        method: "PUT".into(),
-        useragent: "skopeo/1.9.3".into(),
-    };
-    e.source = SourceRecord::local("127.0.0.1:5000");
-    e
+    blob_push(i, &format!("library/bench{}", i / 10 % 8))
 }
 
-/// Counts the events of every POST (one `"action"` key per event).
+/// Counts the events of every POST (one `"action"` key per event), on a thread of its own.
 fn start_receiver(count: Arc<AtomicU64>) -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("receiver runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let count = count.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let count = count.clone();
-                        async move {
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let n = body.windows(8).filter(|w| w == b"\"action\"").count();
-                            count.fetch_add(n as u64, Ordering::Relaxed);
-                            Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-    });
-    addr
+    example_registry::receiver::serve_on_thread(move |_, body| {
+        let n = body.windows(8).filter(|w| w == b"\"action\"").count();
+        count.fetch_add(n as u64, Ordering::Relaxed);
+        std::future::ready(Response::new(Full::new(Bytes::new())))
+    })
+    .expect("receiver")
 }
 
 struct Server {
@@ -171,19 +118,6 @@ struct Outcome {
     total: Duration,
     /// CPU time of this process and of nats-server during the case.
     cpu: Duration,
-}
-
-/// User plus system CPU time of process `pid` (`self` for this one), from `/proc`.
-fn cpu_time(pid: &str) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
-    };
-    // Fields after the command name (which may contain spaces) start at state, field 3.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15: indices 11 and 12 after the state.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 async fn wait_for(count: &AtomicU64, n: u64, what: &str) {

@@ -15,8 +15,6 @@
 //! Prints requests/s, MiB/s, p50/p99 latency per target and the proxy/direct ratios.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,8 +24,9 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use sha2::{Digest, Sha256};
+use hyper_util::rt::TokioExecutor;
+use registry_notify_testkit::process::{cpu_time, example_binary, logged, Process};
+use registry_notify_testkit::{free_port, require_tool, sha256};
 
 const OCI_M: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -58,60 +57,9 @@ fn opts() -> Opts {
     o
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_listening(addr: SocketAddr) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{addr} did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn proxy_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join("examples").join("proxy");
-    if !bin.is_file() {
-        eprintln!(
-            "{} is missing: run `cargo build --release --example proxy` first",
-            bin.display()
-        );
-        std::process::exit(1);
-    }
-    bin
-}
-
-/// CPU time (user + system) a process used so far, in seconds, from `/proc/<pid>/stat`.
+/// CPU seconds (user + system) process `pid` used so far.
 fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at `state`.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat(5), i.e. 11 and 12 after `state`.
-    (ticks(11) + ticks(12)) as f64 / 100.0
-}
-
-fn sha256(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+    cpu_time(&pid.to_string()).as_secs_f64()
 }
 
 type C = Client<HttpConnector, Full<Bytes>>;
@@ -258,34 +206,17 @@ async fn receiver() -> (SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let c = count.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = listener.accept().await else {
-                continue;
-            };
-            let c = c.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let c = c.clone();
-                    async move {
-                        let _ = req.into_body().collect().await;
-                        c.fetch_add(1, Ordering::Relaxed);
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
+    tokio::spawn(example_registry::receiver::serve(listener, move |_, _| {
+        c.fetch_add(1, Ordering::Relaxed);
+        std::future::ready(Response::new(Full::new(Bytes::new())))
+    }));
     (addr, count)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let opts = opts();
-    let bin = proxy_binary();
+    let bin = example_binary("proxy");
     let tmp = tempfile::tempdir().unwrap();
     let (raddr, received) = receiver().await;
 
@@ -299,17 +230,14 @@ async fn main() {
         ),
     )
     .unwrap();
-    let registry = Killed(
-        Command::new("docker-registry")
-            .arg("serve")
-            .arg(&reg_cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry on PATH (apt-get install docker-registry)"),
-    );
     let reg: SocketAddr = format!("127.0.0.1:{reg_port}").parse().unwrap();
-    wait_listening(reg);
+    let Some(docker_registry) = require_tool("docker-registry") else {
+        return;
+    };
+    let log = tmp.path().join("registry.log");
+    let mut command = logged(&docker_registry, &log);
+    command.arg("serve").arg(&reg_cfg);
+    let registry = Process::start(command, reg, &log, "docker-registry").await;
 
     let proxy_port = free_port();
     let proxy_cfg = tmp.path().join("proxy.yml");
@@ -320,25 +248,18 @@ async fn main() {
         ),
     )
     .unwrap();
-    let proxy = Killed(
-        Command::new(&bin)
-            .arg("serve")
-            .arg(&proxy_cfg)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
     let prx: SocketAddr = format!("127.0.0.1:{proxy_port}").parse().unwrap();
-    wait_listening(prx);
+    let log = tmp.path().join("proxy.log");
+    let mut command = logged(&bin, &log);
+    command.arg("serve").arg(&proxy_cfg).env("RUST_LOG", "warn");
+    let proxy = Process::start(command, prx, &log, "proxy").await;
 
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let c: C = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(opts.concurrency * 2)
         .build(connector);
-    let pids = (registry.0.id(), proxy.0.id());
+    let pids = (registry.pid(), proxy.pid());
     let direct = format!("http://{reg}");
     let proxied = format!("http://{prx}");
 
@@ -387,30 +308,13 @@ async fn main() {
     );
     for (mix, name) in [(Mix::Pull, "pull"), (Mix::Metadata, "metadata")] {
         // Warm-up of both paths (connections, page cache).
-        round(
-            &c,
-            &direct,
-            &img,
-            mix,
-            &Opts {
-                round: Duration::from_millis(300),
-                ..opts
-            },
-            pids,
-        )
-        .await;
-        round(
-            &c,
-            &proxied,
-            &img,
-            mix,
-            &Opts {
-                round: Duration::from_millis(300),
-                ..opts
-            },
-            pids,
-        )
-        .await;
+        let warm = Opts {
+            round: Duration::from_millis(300),
+            ..opts
+        };
+        for base in [&direct, &proxied] {
+            round(&c, base, &img, mix, &warm, pids).await;
+        }
         let (mut d, mut p) = (Tally::default(), Tally::default());
         let mut ratios = Vec::new();
         for i in 0..opts.rounds {

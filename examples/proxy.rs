@@ -43,10 +43,9 @@
 //!
 //! Only `http://` upstreams are supported by this example.
 
-#[path = "common/mod.rs"]
-mod common;
-
-use common::{listen_addr, shutdown_signal};
+use example_registry::common::{
+    drain, init_tracing, listen_addr, notifications_from, notifications_state, shutdown_signal,
+};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,7 +67,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use registry_notify::config::Config;
 use registry_notify::layer::PeerAddr;
-use registry_notify::notifications::{Notifications, NotificationsHandle};
+use registry_notify::notifications::NotificationsHandle;
 use registry_notify::sink::BoxError;
 use registry_notify::NotificationLayer;
 
@@ -336,32 +335,16 @@ fn upstream_of(yaml: &str) -> Result<Upstream, String> {
 fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
     let config = Config::from_path(path)?;
     let yaml = std::fs::read_to_string(path)?;
-    let upstream = upstream_of(&yaml)?;
-    // Everything the file says (source, http.host, includereferences, endpoints, NATS), with
-    // dead letters next to the config file.
-    let notifications = match &config.notifications {
-        None => None,
-        Some(_) => Some(
-            Notifications::from_config(&config)?
-                .dead_letter_file(path.with_file_name("dead-letters.jsonl"))
-                .build()?,
-        ),
-    };
     Ok(Setup {
         addr: config.http.addr.clone(),
-        upstream,
-        notifications,
+        upstream: upstream_of(&yaml)?,
+        notifications: notifications_from(&config, path)?,
     })
 }
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing("info");
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let setup = match args.as_slice() {
@@ -402,11 +385,7 @@ async fn main() {
     eprintln!(
         "proxy listening on http://{} for {upstream} ({})",
         listener.local_addr().map(|a| a.to_string()).unwrap_or(addr),
-        if handle.is_some() {
-            "notifications on"
-        } else {
-            "notifications off"
-        }
+        notifications_state(handle.as_ref())
     );
 
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -451,12 +430,6 @@ async fn main() {
         }
     }
     if let Some(handle) = handle {
-        let report = handle.shutdown(Duration::from_secs(5)).await;
-        if report.total() > 0 {
-            eprintln!(
-                "shutdown: undelivered events per endpoint: {:?}",
-                report.undelivered
-            );
-        }
+        drain(handle).await;
     }
 }

@@ -20,10 +20,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::{Response, StatusCode};
+use http_body_util::Full;
 
 /// Removes insignificant whitespace from JSON without reordering anything.
 fn compact(json: &[u8]) -> Vec<u8> {
@@ -135,42 +133,29 @@ async fn main() {
             }
         }
     };
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
+    example_registry::receiver::serve(listener, move |parts, body| {
         let sink = sink.clone();
         let verifier = verifier.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let sink = sink.clone();
-                let verifier = verifier.clone();
-                async move {
-                    let (parts, body) = req.into_parts();
-                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                    if let Some(verifier) = &verifier {
-                        if let Err(e) = verifier.verify(&parts.headers, &body) {
-                            eprintln!("rejected {} {}: signature: {e}", parts.method, parts.uri.path());
-                            let mut resp = Response::new(Full::new(Bytes::from_static(b"bad signature\n")));
-                            *resp.status_mut() = StatusCode::UNAUTHORIZED;
-                            return Ok::<_, std::convert::Infallible>(resp);
-                        }
-                    }
-                    if !body.is_empty() {
-                        let mut line = compact(&body);
-                        line.push(b'\n');
-                        if let Ok(mut w) = sink.lock() {
-                            let _ = w.write_all(&line).and_then(|_| w.flush());
-                        }
-                    }
-                    let mut resp = Response::new(Full::new(Bytes::new()));
-                    *resp.status_mut() = status;
-                    Ok::<_, std::convert::Infallible>(resp)
+        async move {
+            if let Some(verifier) = &verifier {
+                if let Err(e) = verifier.verify(&parts.headers, &body) {
+                    eprintln!("rejected {} {}: signature: {e}", parts.method, parts.uri.path());
+                    let mut resp = Response::new(Full::new(Bytes::from_static(b"bad signature\n")));
+                    *resp.status_mut() = StatusCode::UNAUTHORIZED;
+                    return resp;
                 }
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+            }
+            if !body.is_empty() {
+                let mut line = compact(&body);
+                line.push(b'\n');
+                if let Ok(mut w) = sink.lock() {
+                    let _ = w.write_all(&line).and_then(|_| w.flush());
+                }
+            }
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            *resp.status_mut() = status;
+            resp
+        }
+    })
+    .await;
 }

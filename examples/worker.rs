@@ -24,10 +24,7 @@
 //! messages in flight finish (at most 10 s) and exits; what is left is redelivered by the
 //! server. Dead letters are appended as JSON lines to `dead-letters.jsonl` beside the config.
 
-#[path = "common/mod.rs"]
-mod common;
-
-use common::{append_dead_letter, shutdown_signal};
+use example_registry::common::{append_dead_letter, init_tracing, shutdown_signal};
 use std::path::Path;
 use std::time::Duration;
 
@@ -36,12 +33,7 @@ use registry_notify::nats::Worker;
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing("info");
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [file] = args.as_slice() else {

@@ -3,20 +3,17 @@
 //! tests/fixtures/cloudevents/, checked with Python's `jsonschema`, formats included) and
 //! checked attribute by attribute.
 
-#[path = "support/python.rs"]
-mod python;
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::process::Command;
-use std::time::Duration;
 
-use receiver::{always, by_index, Received, Receiver, HANG_GUARD};
 use registry_notify::endpoint::Endpoint;
 use registry_notify::http_sink::HttpSink;
-use registry_notify::retry::Exponential;
 use registry_notify::{Action, Batch, Config, Event, Format, Target, Timestamp};
 use serde_json::Value;
+use support::receiver::{always, by_index, Received, Receiver};
+use support::retry::retries;
+use support::HANG_GUARD;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -66,7 +63,7 @@ fn validate_with_schema(requests: &[Received]) -> bool {
 
 /// The validator's verdict on `(content type, body)` pairs; `None` if skipped.
 fn run_validator(bodies: &[(String, Vec<u8>)]) -> Option<Result<(), String>> {
-    let python = python::require_python(&["jsonschema"])?;
+    let python = support::python::require_python(&["jsonschema"])?;
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("validate.py");
     std::fs::write(&script, VALIDATE).unwrap();
@@ -266,14 +263,7 @@ async fn retries_are_byte_identical() {
     let server = Receiver::start(by_index(|n, _| if n == 0 { 503 } else { 200 })).await;
     let (sink, handle) = Endpoint::builder("ce", server.url())
         .format(Format::CloudEvents)
-        .retry(
-            Exponential::default()
-                .backoff(Duration::from_millis(1), Duration::from_millis(1))
-                .multiplier(1.0)
-                .jitter(0.0)
-                .max_attempts(5)
-                .max_age(None),
-        )
+        .retry(retries(1, 1, Some(5)))
         .build()
         .unwrap()
         .spawn();

@@ -3,7 +3,7 @@
 //! registries wrapped by the layer, and every event the traffic produces is
 //! checked and delivered.
 //!
-//! - The example registry (`examples/registry/oci`) wrapped by the layer,
+//! - The example registry (`example_registry::oci`) wrapped by the layer,
 //!   delivering `events.v2` to a loopback receiver: no test fails, every event
 //!   is well formed, and every event enqueued is delivered.
 //! - CNCF Distribution 3.0.0 (`distribution-registry`), once directly and once
@@ -26,25 +26,24 @@
 //! fail under `REGISTRY_NOTIFY_REQUIRE_TOOLS=1`. Everything listens on
 //! 127.0.0.1; every child process is killed when its handle drops.
 
-#[path = "support/conformance.rs"]
-mod conformance;
-#[path = "support/conformance_events.rs"]
-mod conformance_events;
-#[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
-mod proxy_support;
 mod support;
+/// This test's own modules (tests/conformance/).
+mod conformance {
+    pub mod events;
+    pub mod suite;
+}
 
 use std::path::Path;
 use std::time::Duration;
 
-use conformance::{Access, SuiteRun};
-use conformance_events::{by_action, check_events, compare_events, count, reference_faults};
+use conformance::events::{by_action, check_events, compare_events, count, reference_faults};
+use conformance::suite::{self as suite, Access, SuiteRun};
+use example_registry::oci;
 use registry_notify::endpoint::Endpoint;
 use registry_notify::notifications::Notifications;
 use registry_notify::SourceRecord;
 use serde_json::Value;
+use support::receiver::always;
 use support::{Http, Receiver};
 
 const EVENTS_V2: &str = "application/vnd.docker.distribution.events.v2+json";
@@ -54,21 +53,19 @@ const BARRIER_REPO: &str = "barrier/blob";
 /// Every event a receiver got, as JSON, after checking each POST is an
 /// `events.v2` envelope the crate's own model reads.
 fn raw_events(r: &Receiver) -> Vec<Value> {
-    let posts = r.posts.lock().unwrap().clone();
     let mut events = Vec::new();
-    for (headers, body) in &posts {
-        let ct = headers.get("content-type").and_then(|v| v.to_str().ok());
+    for request in r.requests() {
+        let ct = request.headers.get("content-type").and_then(|v| v.to_str().ok());
         assert_eq!(ct, Some(EVENTS_V2), "envelope media type");
-        serde_json::from_slice::<registry_notify::Envelope>(body).unwrap_or_else(|e| {
+        serde_json::from_slice::<registry_notify::Envelope>(&request.body).unwrap_or_else(|e| {
             panic!(
                 "envelope does not decode ({e}): {}",
-                String::from_utf8_lossy(body)
+                String::from_utf8_lossy(&request.body)
             )
         });
-        let v: Value = serde_json::from_slice(body).expect("envelope is JSON");
-        let list = v["events"].as_array().expect("envelope has events");
+        let list = request.json_events();
         assert!(!list.is_empty(), "an empty envelope");
-        events.extend(list.iter().cloned());
+        events.extend(list);
     }
     events
 }
@@ -90,21 +87,17 @@ async fn example_registry_passes_and_delivers_every_event() {
     let Some(suite) = support::require_tool("oci-conformance") else {
         return;
     };
-    let (receiver, raddr) = Receiver::start().await;
+    let receiver = Receiver::start(always(200)).await;
     let (layer, handle) = Notifications::builder()
         .source(SourceRecord::local("127.0.0.1:5000"))
-        .endpoint(
-            Endpoint::builder("conformance", format!("http://{raddr}/events"))
-                .build()
-                .unwrap(),
-        )
+        .endpoint(Endpoint::builder("conformance", receiver.url()).build().unwrap())
         .build()
         .unwrap();
     let registry = oci::Registry::in_memory(oci::RegistryOptions { delete_enabled: true });
     let addr = support::serve_router(oci::router(registry).layer(layer)).await;
     let dir = tempfile::tempdir().unwrap();
 
-    let run = conformance::run_suite(&suite, addr, dir.path()).await;
+    let run = suite::run_suite(&suite, addr, dir.path()).await;
     eprintln!("example registry + layer: {}", run.summary());
     assert!(
         run.failed().is_empty(),
@@ -130,7 +123,7 @@ async fn example_registry_passes_and_delivers_every_event() {
         "example registry: {} events enqueued, {} delivered in {} POSTs, by action {:?}",
         metrics.events,
         metrics.delivered,
-        receiver.posts.lock().unwrap().len(),
+        receiver.request_count(),
         by_action(&events)
     );
     assert!(metrics.events > 0);
@@ -206,16 +199,15 @@ struct DirectRun {
 }
 
 async fn direct_run(suite: &Path, distribution: &Path) -> DirectRun {
-    let (a, a_addr) = Receiver::start().await;
+    let a = Receiver::start(always(200)).await;
     let dir = tempfile::tempdir().unwrap();
-    let upstream =
-        conformance::start_distribution(distribution, dir.path(), &format!("http://{a_addr}/events")).await;
-    let run = conformance::run_suite(suite, upstream.addr, dir.path()).await;
+    let upstream = support::registries::start_distribution(distribution, dir.path(), &a.url()).await;
+    let run = suite::run_suite(suite, upstream.addr, dir.path()).await;
     barrier(&Http::new(upstream.addr), 1, &[&a]).await;
     DirectRun {
         run,
         events: raw_events(&a).into_iter().filter(|e| !is_barrier(e)).collect(),
-        requests: conformance::access_log(&upstream.log),
+        requests: suite::access_log(&upstream.log),
     }
 }
 
@@ -233,27 +225,19 @@ struct ProxiedRun {
 }
 
 async fn proxied_run(suite: &Path, distribution: &Path) -> ProxiedRun {
-    let (a, a_addr) = Receiver::start().await;
-    let (b, b_addr) = Receiver::start().await;
+    let a = Receiver::start(always(200)).await;
+    let b = Receiver::start(always(200)).await;
     let dir = tempfile::tempdir().unwrap();
-    let upstream =
-        conformance::start_distribution(distribution, dir.path(), &format!("http://{a_addr}/events")).await;
-    let notify =
-        format!("notifications:\n  endpoints:\n    - name: proxy\n      url: http://{b_addr}/events\n");
-    let mut proxy = proxy_support::start_proxy(dir.path(), upstream.addr, &notify).await;
-    let run = conformance::run_suite(suite, proxy.addr, dir.path()).await;
+    let upstream = support::registries::start_distribution(distribution, dir.path(), &a.url()).await;
+    let notify = format!(
+        "notifications:\n  endpoints:\n    - name: proxy\n      url: {}\n",
+        b.url()
+    );
+    let mut proxy = support::registries::start_proxy(dir.path(), upstream.addr, &notify).await;
+    let run = suite::run_suite(suite, proxy.addr, dir.path()).await;
     barrier(&Http::new(proxy.addr), 2, &[&a, &b]).await;
     // A graceful stop drains the proxy's queue: nothing may be left undelivered.
-    let pid = proxy.pid().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(support::HANG_GUARD, proxy.child.wait())
-        .await
-        .expect("the proxy did not stop")
-        .unwrap();
+    let exit = support::process::terminate(&mut proxy.child).await;
     assert!(exit.success(), "proxy exit {exit:?}\n{}", proxy.log_tail());
     assert!(!proxy.log_tail().contains("undelivered"), "{}", proxy.log_tail());
     let (a_lookups, a_client) = raw_events(&a)
@@ -265,14 +249,14 @@ async fn proxied_run(suite: &Path, distribution: &Path) -> ProxiedRun {
         a_client,
         a_lookups,
         b: raw_events(&b).into_iter().filter(|e| !is_barrier(e)).collect(),
-        requests: conformance::access_log(&upstream.log),
+        requests: suite::access_log(&upstream.log),
     }
 }
 
 /// The testcase names whose outcomes differ between two runs, each with both.
 fn outcome_differences(x: &SuiteRun, y: &SuiteRun) -> Vec<String> {
     let (d, p) = (x.outcomes(), y.outcomes());
-    let show = |o: Option<&Vec<conformance::Outcome>>| {
+    let show = |o: Option<&Vec<suite::Outcome>>| {
         o.map_or("absent".to_string(), |o| {
             o.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
         })

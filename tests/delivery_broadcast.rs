@@ -1,7 +1,6 @@
 //! Broadcast: go-events' / Distribution 2.8's TestBroadcaster and isolation between sinks.
 
-#[path = "support/delivery_sinks.rs"]
-mod sinks;
+mod support;
 
 use std::time::Duration;
 
@@ -9,7 +8,8 @@ use registry_notify::broadcast::Broadcast;
 use registry_notify::queue::{Queue, QueueConfig};
 use registry_notify::sink::{BoxError, BoxSink, DeliveryError};
 use registry_notify::Batch;
-use sinks::{events, ids, Collector};
+use support::events::{events, ids};
+use support::sinks::Collector;
 use tokio::time::Instant;
 use tower::ServiceExt;
 

@@ -1,13 +1,11 @@
 //! Whole endpoint stacks against misbehaving loopback receivers. Assertions are about what
 //! was delivered, never about how fast; timeouts are hang guards only.
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use receiver::{always, by_index, dead_addr, event, gate, gated, stall, wait_until, Receiver, HANG_GUARD};
 use registry_notify::broadcast::Broadcast;
 use registry_notify::endpoint::{Endpoint, EndpointBuilder, EndpointHandle, EndpointSink};
 use registry_notify::queue::{Overflow, QueueConfig};
@@ -15,24 +13,31 @@ use registry_notify::retry::DeadLetter;
 use registry_notify::retry::Exponential;
 use registry_notify::sink::DeliveryError;
 use registry_notify::Batch;
+use support::events::event;
+use support::events::ids;
+use support::receiver::{always, by_index, gate, gated, stall, Receiver};
+use support::retry::backoff;
+use support::{dead_addr, wait_until, HANG_GUARD};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-fn ids(from: usize, to: usize) -> Vec<String> {
-    (from..to).map(|i| format!("event-{i}")).collect()
-}
-
 /// Fast, jitter-free retries so that the tests do not wait long.
 fn fast_retry() -> Exponential {
-    Exponential::default()
-        .backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .jitter(0.0)
+    backoff(Duration::from_millis(20), Duration::from_millis(200))
 }
 
 fn endpoint(name: &str, url: String) -> EndpointBuilder {
     Endpoint::builder(name, url)
         .timeout(Duration::from_secs(10))
         .retry(fast_retry())
+}
+
+/// Sends event 0 and waits until `server` holds its POST (at a closed gate), then events 1 to
+/// 9: a backlog of nine behind the one in flight.
+async fn backlog_behind_one(sink: &EndpointSink, server: &Receiver) {
+    send(sink, 0, 1).await;
+    server.wait_requests(1).await;
+    send(sink, 1, 10).await;
 }
 
 async fn send(sink: &EndpointSink, from: usize, to: usize) {
@@ -108,11 +113,11 @@ async fn server_errors_then_recovery_with_backoff() {
 /// A receiver that stalls past the timeout gets a duplicate carrying the same id and bytes.
 #[tokio::test]
 async fn stall_past_timeout_duplicates_keep_the_id() {
-    let stall_first: receiver::Behaviour = Arc::new(|n, _| {
+    let stall_first: support::receiver::Behaviour = Arc::new(|n, _| {
         if n == 0 {
             Box::pin(std::future::pending())
         } else {
-            Box::pin(std::future::ready(receiver::response(200)))
+            Box::pin(std::future::ready(support::receiver::response(200)))
         }
     });
     let server = Receiver::start(stall_first).await;
@@ -233,9 +238,7 @@ async fn over_capacity(policy: Overflow) -> Vec<String> {
         .build()
         .unwrap()
         .spawn();
-    send(&sink, 0, 1).await;
-    server.wait_requests(1).await;
-    send(&sink, 1, 10).await;
+    backlog_behind_one(&sink, &server).await;
     let m = handle.metrics();
     assert_eq!((m.events, m.dropped, m.pending), (10, 6, 4));
     open.send(true).unwrap();
@@ -269,9 +272,7 @@ async fn max_events_sends_fewer_posts() {
         .build()
         .unwrap()
         .spawn();
-    send(&sink, 0, 1).await;
-    server.wait_requests(1).await;
-    send(&sink, 1, 10).await;
+    backlog_behind_one(&sink, &server).await;
     open.send(true).unwrap();
     server.wait_requests(4).await;
     drain(&handle).await;

@@ -1,9 +1,6 @@
 //! The endpoint filter: Distribution's TestIgnoredSink plus repository and method rules.
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
-#[path = "support/delivery_sinks.rs"]
-mod sinks;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +9,7 @@ use registry_notify::endpoint::Endpoint;
 use registry_notify::filter::{EventFilterLayer, FilterRules};
 use registry_notify::metrics::EndpointMetrics;
 use registry_notify::{Action, Batch, Event, Target};
-use sinks::Collector;
+use support::sinks::Collector;
 use tower::{Layer, ServiceExt};
 
 fn test_event(action: Action, repository: &str, media_type: &str) -> Event {
@@ -194,7 +191,7 @@ async fn batches_are_trimmed_and_empty_ones_not_forwarded() {
 /// and never reach the receiver.
 #[tokio::test]
 async fn endpoint_counts_filtered_apart_from_events() {
-    let server = receiver::Receiver::start(receiver::always(200)).await;
+    let server = support::receiver::Receiver::start(support::receiver::always(200)).await;
     let endpoint = Endpoint::builder("f", server.url())
         .filter(
             FilterRules::new()
@@ -216,7 +213,7 @@ async fn endpoint_counts_filtered_apart_from_events() {
         .unwrap();
     assert_eq!(
         handle
-            .shutdown(tokio::time::Instant::now() + receiver::HANG_GUARD)
+            .shutdown(tokio::time::Instant::now() + support::HANG_GUARD)
             .await,
         0
     );

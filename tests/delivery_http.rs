@@ -1,20 +1,21 @@
 //! The HTTP sink against real loopback receivers: Distribution's TestHTTPSink and more.
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use receiver::{always, by_index, closing_listener, event, response, stall, Receiver};
-use registry_notify::endpoint::Endpoint;
+use registry_notify::endpoint::{Endpoint, EndpointHandle};
 use registry_notify::event::{EVENTS_V1_MEDIA_TYPE, EVENTS_V2_MEDIA_TYPE};
 use registry_notify::http_sink::HttpSink;
 use registry_notify::metrics::{EndpointMetrics, EndpointSnapshot};
 use registry_notify::retry::Breaker;
 use registry_notify::sink::{BoxError, DeliveryError};
 use registry_notify::{Batch, Format};
+use support::closing_listener;
+use support::events::event;
+use support::receiver::{always, by_index, response, stall, Receiver};
 use tower::ServiceExt;
 
 fn batch(n: usize) -> Batch {
@@ -28,6 +29,15 @@ fn sink(url: &str, redirects_as_success: bool, metrics: &Arc<EndpointMetrics>) -
         .build()
         .unwrap();
     HttpSink::new(endpoint.http().expect("a webhook endpoint")).metrics(metrics.clone())
+}
+
+/// One event through a sink of `endpoint` counting into `metrics`.
+async fn send_one(endpoint: &Endpoint, metrics: &Arc<EndpointMetrics>) -> Result<(), BoxError> {
+    HttpSink::new(endpoint.http().expect("a webhook endpoint"))
+        .metrics(metrics.clone())
+        .oneshot(batch(1))
+        .await
+        .map(drop)
 }
 
 fn delivery_error(e: &BoxError) -> &DeliveryError {
@@ -218,11 +228,7 @@ async fn timeout_is_an_error_without_status() {
         .timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let err = HttpSink::new(endpoint.http().expect("a webhook endpoint"))
-        .metrics(metrics.clone())
-        .oneshot(batch(1))
-        .await
-        .unwrap_err();
+    let err = send_one(&endpoint, &metrics).await.unwrap_err();
     assert!(matches!(delivery_error(&err), DeliveryError::Timeout(d) if *d == Duration::from_millis(200)));
     assert_eq!(counts(&metrics.snapshot()), expect(0, 0, 1, &[]));
 }
@@ -250,19 +256,26 @@ async fn retry_after_is_reported() {
     assert!(delivery_error(&err).is_retryable());
 }
 
-/// Keep-alive: many events over one connection (Distribution opens one per event).
-#[tokio::test]
-async fn keep_alive_reuses_one_connection() {
+/// `n` events sent one after the other through an endpoint to a receiver answering 200, once
+/// they all arrived.
+async fn serial_posts(n: usize) -> (Receiver, EndpointHandle) {
     let server = Receiver::start(always(200)).await;
     let endpoint = Endpoint::builder("k", server.url()).build().unwrap();
     let (sink, handle) = endpoint.spawn();
-    for i in 0..50 {
+    for i in 0..n {
         sink.clone()
             .oneshot(Batch::from(event(i, "library/test")))
             .await
             .unwrap();
     }
-    server.wait_requests(50).await;
+    server.wait_requests(n).await;
+    (server, handle)
+}
+
+/// Keep-alive: many events over one connection (Distribution opens one per event).
+#[tokio::test]
+async fn keep_alive_reuses_one_connection() {
+    let (server, handle) = serial_posts(50).await;
     assert_eq!(server.connections(), 1, "all 50 POSTs on one connection");
     let ids = server.ids();
     assert_eq!(
@@ -281,16 +294,7 @@ async fn keep_alive_reuses_one_connection() {
 /// On a multi-threaded runtime too, serial POSTs reuse the one connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_on_a_multi_thread_runtime() {
-    let server = Receiver::start(always(200)).await;
-    let endpoint = Endpoint::builder("k", server.url()).build().unwrap();
-    let (sink, handle) = endpoint.spawn();
-    for i in 0..200 {
-        sink.clone()
-            .oneshot(Batch::from(event(i, "library/test")))
-            .await
-            .unwrap();
-    }
-    server.wait_requests(200).await;
+    let (server, handle) = serial_posts(200).await;
     if std::env::var("SHOW_CONNECTIONS").is_ok() {
         eprintln!("connections: {}", server.connections());
     }
@@ -335,14 +339,10 @@ async fn retried_body_is_byte_identical() {
 }
 
 #[cfg(feature = "https")]
-#[path = "support/tls_receiver.rs"]
-mod tls_receiver;
-
-#[cfg(feature = "https")]
 mod tls {
     use super::*;
 
-    use tls_receiver::tls_server;
+    use crate::support::tls::tls_server;
 
     #[tokio::test]
     async fn unknown_ca_is_rejected_by_default() {
@@ -352,11 +352,7 @@ mod tls {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        let err = HttpSink::new(endpoint.http().expect("a webhook endpoint"))
-            .metrics(metrics.clone())
-            .oneshot(batch(1))
-            .await
-            .unwrap_err();
+        let err = send_one(&endpoint, &metrics).await.unwrap_err();
         let text = err.to_string();
         assert!(
             matches!(delivery_error(&err), DeliveryError::Transport(_)),

@@ -1,32 +1,26 @@
 //! The delivery log hook: one record per attempt (attempt number, status, latency, error,
-//! whether it will be retried) and one per dead-lettered batch, against a real receiver;
-//! and `examples/registry`, whose endpoints from YAML (signed, CloudEvents) deliver and
-//! whose dead letters land in `dead-letters.jsonl`.
+//! whether it will be retried) and one per dead-lettered batch, against a real receiver; and
+//! the builder's dead-letter file. (The example registry's endpoints from YAML, signed
+//! CloudEvents and `dead-letters.jsonl`: `examples/registry/tests/serve.rs`.)
 
-#![cfg(feature = "signing")]
-
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use receiver::{always, by_index, event, wait_until, Receiver, HANG_GUARD};
 use registry_notify::endpoint::Endpoint;
 use registry_notify::retry::DeadLetter;
 use registry_notify::retry::{AttemptOutcome, DeliveryAttempt, DeliveryRecord, Exponential};
-use registry_notify::signing::Verifier;
 use registry_notify::Batch;
 use serde_json::Value;
+use support::events::event;
+use support::receiver::{always, by_index, Receiver};
+use support::retry::retries;
+use support::{wait_until, HANG_GUARD};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
 fn quick_retry(max_attempts: u32) -> Exponential {
-    Exponential::default()
-        .backoff(Duration::from_millis(1), Duration::from_millis(2))
-        .jitter(0.0)
-        .max_attempts(max_attempts)
-        .max_age(None)
+    retries(1, 2, Some(max_attempts))
 }
 
 type Records = Arc<Mutex<Vec<DeliveryRecord>>>;
@@ -148,7 +142,7 @@ async fn giving_up_is_logged_then_dead_lettered() {
 /// Transport errors: no status, the error text, and max_attempts giving up.
 #[tokio::test]
 async fn transport_errors_have_no_status() {
-    let addr = receiver::dead_addr().await;
+    let addr = support::dead_addr().await;
     let records: Records = Arc::default();
     let r = records.clone();
     let (sink, handle) = Endpoint::builder("down", format!("http://{addr}/hook"))
@@ -177,141 +171,6 @@ async fn transport_errors_have_no_status() {
         );
     }
     assert_eq!(dead_letters(&records).len(), 1);
-}
-
-fn example_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    dir.join("examples")
-        .join(format!("registry{}", std::env::consts::EXE_SUFFIX))
-}
-
-/// `examples/registry serve config.yml`: a signed CloudEvents endpoint from YAML delivers
-/// verifiable requests; an endpoint answering 400 dead-letters into `dead-letters.jsonl`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn example_registry_signs_cloudevents_and_writes_dead_letters() {
-    let bin = example_binary();
-    assert!(
-        bin.is_file(),
-        "{} not built (cargo test builds examples)",
-        bin.display()
-    );
-    let good = Receiver::start(always(200)).await;
-    let bad = Receiver::start(always(400)).await;
-    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = format!(
-        r#"version: 0.1
-http:
-  addr: 127.0.0.1:{port}
-storage:
-  filesystem:
-    rootdirectory: {root}
-notifications:
-  endpoints:
-    - name: signed
-      url: {good}
-      format: cloudevents
-      signing:
-        secrets: [{secret}]
-    - name: rejecting
-      url: {bad}
-"#,
-        root = dir.path().join("data").display(),
-        good = good.url(),
-        bad = bad.url(),
-    );
-    let config_path = dir.path().join("config.yml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut child = tokio::process::Command::new(&bin)
-        .arg("serve")
-        .arg(&config_path)
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    tokio::time::timeout(HANG_GUARD, async {
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("registry did not start");
-
-    // One blob push through a real upload: POST, then PUT with the digest.
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let data = b"delivery log";
-    let digest = {
-        use sha2::Digest as _;
-        format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-    };
-    let start = client
-        .request(
-            http::Request::post(format!("http://{addr}/v2/library/test/blobs/uploads/"))
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(start.status(), 202);
-    let location = start.headers()["location"].to_str().unwrap().to_owned();
-    let location = if location.starts_with('/') {
-        format!("http://{addr}{location}")
-    } else {
-        location
-    };
-    let sep = if location.contains('?') { '&' } else { '?' };
-    let put = client
-        .request(
-            http::Request::put(format!("{location}{sep}digest={digest}"))
-                .body(http_body_util::Full::new(bytes::Bytes::from_static(data)))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201);
-
-    good.wait_requests(1).await;
-    let r = &good.requests()[0];
-    assert_eq!(r.headers["content-type"], "application/cloudevents+json");
-    Verifier::new([secret])
-        .unwrap()
-        .verify(&r.headers, &r.body)
-        .unwrap();
-    let ce: Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(ce["type"], "io.distribution.push");
-    assert_eq!(ce["subject"], format!("library/test@{digest}"));
-    assert_eq!(r.headers["webhook-id"], ce["id"].as_str().unwrap());
-
-    let dead_letters = dir.path().join("dead-letters.jsonl");
-    wait_until("dead-letters.jsonl", || {
-        std::fs::read_to_string(&dead_letters).is_ok_and(|t| t.ends_with('\n'))
-    })
-    .await;
-    let text = std::fs::read_to_string(&dead_letters).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 1, "{text}");
-    assert_eq!(lines[0]["endpoint"], "rejecting");
-    assert_eq!(lines[0]["attempts"], 1);
-    assert!(lines[0]["reason"].as_str().unwrap().contains("400"), "{text}");
-    assert_eq!(lines[0]["events"][0]["target"]["digest"], digest.as_str());
-    assert_eq!(lines[0]["events"][0]["id"], ce["id"]);
-
-    let _ = child.start_kill();
-    let output = child.wait_with_output().await.unwrap();
-    let logs = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !logs.contains("MfKQ9r8G"),
-        "the signing secret is logged:\n{logs}"
-    );
 }
 
 /// `NotificationsBuilder::dead_letter_file`: the batches an endpoint gives up on are appended

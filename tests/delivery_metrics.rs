@@ -2,15 +2,16 @@
 //! Distribution 3's Prometheus names. Run with `--features metrics`.
 #![cfg(feature = "metrics")]
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::time::Duration;
 
-use receiver::{by_index, event, Receiver, HANG_GUARD};
 use registry_notify::endpoint::Endpoint;
 use registry_notify::retry::Breaker;
 use registry_notify::Batch;
+use support::events::event;
+use support::receiver::{by_index, Receiver};
+use support::HANG_GUARD;
 use tower::ServiceExt;
 
 /// The value of the sample of `name` whose labels include all of `labels`.

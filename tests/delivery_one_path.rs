@@ -4,19 +4,20 @@
 //! driven exactly as without it, and never make a request wait.
 #![cfg(feature = "durable")]
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use receiver::{always, event, wait_until, Receiver, HANG_GUARD};
 use registry_notify::endpoint::Endpoint;
 use registry_notify::metrics::EndpointSnapshot;
 use registry_notify::notifications::Notifications;
 use registry_notify::queue::{DurableConfig, Fsync};
 use registry_notify::sink::{BoxError, BoxSink};
 use registry_notify::Batch;
+use support::events::event;
+use support::receiver::{always, Receiver};
+use support::{wait_until, HANG_GUARD};
 
 const BATCHES: usize = 20;
 

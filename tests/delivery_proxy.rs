@@ -4,9 +4,6 @@
 //! errors and `Debug`.
 
 mod support;
-#[cfg(feature = "https")]
-#[path = "support/tls_receiver.rs"]
-mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use registry_notify::endpoint::Endpoint;
 use registry_notify::http_sink::{HttpSink, Proxy};
 use registry_notify::sink::DeliveryError;
-use registry_notify::{Action, Batch, Event, Target};
+use registry_notify::{Batch, Event};
 use support::Receiver;
 use tower::ServiceExt;
 
@@ -126,22 +123,26 @@ async fn start_proxy() -> TestProxy {
     TestProxy { addr, seen, task }
 }
 
+/// POSTs `event-0` to `event-2` through one sink of `endpoint`, one after the other.
+async fn post_three(endpoint: &Endpoint) {
+    let mut sink = HttpSink::new(endpoint.http().expect("a webhook endpoint"));
+    for i in 0..3 {
+        sink.ready().await.unwrap();
+        tower::Service::call(&mut sink, Batch::from(event(i)))
+            .await
+            .unwrap();
+    }
+}
+
 fn event(i: usize) -> Event {
-    let mut e = Event::new(
-        Action::Push,
-        Target {
-            repository: "library/proxied".into(),
-            ..Target::default()
-        },
-    );
-    e.id = format!("event-{i}").into();
-    e
+    support::events::bare(i, "library/proxied")
 }
 
 #[tokio::test]
 async fn http_endpoint_through_a_forwarding_proxy_with_credentials() {
     let proxy = start_proxy().await;
-    let (receiver, addr) = Receiver::start().await;
+    let receiver = Receiver::start(support::receiver::always(200)).await;
+    let addr = receiver.addr;
     let url = format!("http://{addr}/events");
     let endpoint = Endpoint::builder("proxied", &url)
         .proxy(Proxy::Url(format!("http://alice:pr0xy-s3cret@{}", proxy.addr)))
@@ -151,13 +152,7 @@ async fn http_endpoint_through_a_forwarding_proxy_with_credentials() {
     assert_eq!(endpoint.proxy(), Some(format!("http://{}", proxy.addr).as_str()));
     assert!(!format!("{endpoint:?}").contains("pr0xy-s3cret"));
 
-    let mut sink = HttpSink::new(endpoint.http().expect("a webhook endpoint"));
-    for i in 0..3 {
-        sink.ready().await.unwrap();
-        tower::Service::call(&mut sink, Batch::from(event(i)))
-            .await
-            .unwrap();
-    }
+    post_three(&endpoint).await;
     let ids: Vec<String> = receiver
         .wait_events(3)
         .await
@@ -178,8 +173,8 @@ async fn http_endpoint_through_a_forwarding_proxy_with_credentials() {
         );
     }
     // The receiver sees neither the proxy's credentials nor any trace of them.
-    for (headers, _) in receiver.posts.lock().unwrap().iter() {
-        assert!(headers.get(http::header::PROXY_AUTHORIZATION).is_none());
+    for request in receiver.requests() {
+        assert!(request.headers.get(http::header::PROXY_AUTHORIZATION).is_none());
     }
 }
 
@@ -187,20 +182,14 @@ async fn http_endpoint_through_a_forwarding_proxy_with_credentials() {
 #[tokio::test]
 async fn https_endpoint_through_a_connect_tunnel() {
     let proxy = start_proxy().await;
-    let server = tls::tls_server().await;
+    let server = support::tls::tls_server().await;
     let endpoint = Endpoint::builder("tunnelled", &server.url)
         .ca_pem(server.ca_pem.clone())
         .proxy(Proxy::Url(format!("http://bob:tunn3l-s3cret@{}", proxy.addr)))
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let mut sink = HttpSink::new(endpoint.http().expect("a webhook endpoint"));
-    for i in 0..3 {
-        sink.ready().await.unwrap();
-        tower::Service::call(&mut sink, Batch::from(event(i)))
-            .await
-            .unwrap();
-    }
+    post_three(&endpoint).await;
     assert_eq!(server.requests(), 3);
     let seen = proxy.seen.lock().unwrap().clone();
     // One tunnel, kept alive for the three POSTs, which the proxy cannot read.
@@ -223,7 +212,8 @@ async fn proxy_down_is_a_retryable_transport_error_without_credentials() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
     };
-    let (receiver, addr) = Receiver::start().await;
+    let receiver = Receiver::start(support::receiver::always(200)).await;
+    let addr = receiver.addr;
     let endpoint = Endpoint::builder("proxied", format!("http://{addr}/events"))
         .proxy(Proxy::Url(format!("http://carol:d34d-s3cret@{dead}")))
         .timeout(Duration::from_secs(30))
@@ -242,7 +232,8 @@ async fn proxy_down_is_a_retryable_transport_error_without_credentials() {
 
 #[tokio::test]
 async fn proxy_none_goes_straight_and_bad_proxy_urls_are_config_errors() {
-    let (receiver, addr) = Receiver::start().await;
+    let receiver = Receiver::start(support::receiver::always(200)).await;
+    let addr = receiver.addr;
     let endpoint = Endpoint::builder("direct", format!("http://{addr}/events"))
         .proxy(Proxy::None)
         .build()

@@ -65,7 +65,8 @@ async fn start_proxy() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn environment_proxy_with_no_proxy_and_loopback_exceptions() {
     let (proxy, seen) = start_proxy().await;
-    let (receiver, addr) = Receiver::start().await;
+    let receiver = Receiver::start(support::receiver::always(200)).await;
+    let addr = receiver.addr;
     let port = addr.port();
     // Edition 2021: setting variables is safe; this binary has no other test. Whatever the
     // machine's own proxy settings are (either case), only these count here.

@@ -1,7 +1,6 @@
 //! The endpoint queue: Distribution's TestEventQueue, overflow policies, batching, shutdown.
 
-#[path = "support/delivery_sinks.rs"]
-mod sinks;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +9,8 @@ use registry_notify::metrics::EndpointMetrics;
 use registry_notify::queue::{EventQueue, MemoryQueue, Overflow, Queue, QueueConfig, QueueError};
 use registry_notify::sink::{BoxError, DeliveryError};
 use registry_notify::Batch;
-use sinks::{events, ids, Collector};
+use support::events::{events, ids};
+use support::sinks::Collector;
 use tokio::time::Instant;
 use tower::ServiceExt;
 

@@ -1,8 +1,7 @@
 //! Retry stage in paused time: go-events' TestRetryingSink / breaker, exponential backoff
 //! bounds, Retry-After, max_attempts, max_age, permanent failures.
 
-#[path = "support/delivery_sinks.rs"]
-mod sinks;
+mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +15,8 @@ use registry_notify::retry::{
 };
 use registry_notify::sink::{BoxError, BoxSink, DeliveryError};
 use registry_notify::Batch;
-use sinks::{events, ids, Collector};
+use support::events::{events, ids};
+use support::sinks::Collector;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
 

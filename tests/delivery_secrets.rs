@@ -1,19 +1,20 @@
 //! Header values and URL credentials never appear in Debug output, errors, metrics or
 //! logs; failed attempts do not flood the logs.
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
-use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use receiver::{always, dead_addr, event, wait_until, Receiver, HANG_GUARD};
 use registry_notify::endpoint::{Endpoint, EndpointBuilder};
 use registry_notify::http_sink::HttpSink;
 use registry_notify::retry::Breaker;
 use registry_notify::retry::DeadLetter;
 use registry_notify::Batch;
+use support::events::event;
+use support::logs::Logs;
+use support::receiver::{always, Receiver};
+use support::{dead_addr, wait_until, HANG_GUARD};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -40,51 +41,6 @@ fn secret_endpoint(host: &str) -> EndpointBuilder {
     .header("Authorization", format!("Bearer {BEARER}"))
     .header("X-Api-Key", API_KEY)
     .signing_secret(SIGNING)
-}
-
-/// A log sink for a `tracing` subscriber.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
-
-impl Logs {
-    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        (logs, guard)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    fn lines(&self, level: &str, containing: &str) -> usize {
-        self.text()
-            .lines()
-            .filter(|l| l.contains(level) && l.contains(containing))
-            .count()
-    }
 }
 
 #[test]

@@ -4,8 +4,7 @@
 //! Files are built with the documented format (module docs of `queue::durable`).
 #![cfg(feature = "durable")]
 
-#[path = "support/delivery_sinks.rs"]
-mod sinks;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use std::time::Duration;
 use registry_notify::metrics::EndpointMetrics;
 use registry_notify::queue::{DurableConfig, DurableQueue, EventQueue, QueueConfig};
 use registry_notify::{Batch, Event};
-use sinks::events;
+use support::events::events;
 
 const HANG_GUARD: Duration = Duration::from_secs(60);
 

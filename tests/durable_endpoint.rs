@@ -2,11 +2,9 @@
 //! layer holds a response until its events are on disk.
 #![cfg(feature = "durable")]
 
-#[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
+use example_registry::oci;
 use std::sync::Arc;
 use std::time::Duration;
 

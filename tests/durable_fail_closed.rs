@@ -7,15 +7,9 @@
 //! a failure under `REGISTRY_NOTIFY_REQUIRE_TOOLS`).
 #![cfg(feature = "durable")]
 
-#[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
 mod support;
-#[path = "support/tmpfs.rs"]
-mod tmpfs;
 
+use example_registry::oci;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -28,7 +22,7 @@ use support::{sha256, with_digest, Http};
 const PUSHES: usize = 1_200;
 
 /// The digests of every event the receiver got.
-fn delivered(hook: &receiver::Receiver) -> BTreeSet<String> {
+fn delivered(hook: &support::receiver::Receiver) -> BTreeSet<String> {
     hook.requests()
         .iter()
         .flat_map(|r| r.events())
@@ -38,12 +32,12 @@ fn delivered(hook: &receiver::Receiver) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_requests_closed_and_every_acknowledged_push_is_delivered() {
-    let Some(fs) = tmpfs::Tmpfs::mount("512k") else {
+    let Some(fs) = support::tmpfs::Tmpfs::mount("512k") else {
         return;
     };
     // The endpoint is down until the gate opens: its first POST waits, nothing is acked.
-    let (open, gate) = receiver::gate();
-    let hook = receiver::Receiver::start(receiver::gated(gate, 200)).await;
+    let (open, gate) = support::receiver::gate();
+    let hook = support::receiver::Receiver::start(support::receiver::gated(gate, 200)).await;
     let (layer, handle) = Notifications::builder()
         .endpoint(
             Endpoint::builder("audit", hook.url())
@@ -103,7 +97,7 @@ async fn a_full_disk_fails_requests_closed_and_every_acknowledged_push_is_delive
     // The endpoint comes back: exactly the acknowledged pushes are delivered.
     open.send_replace(true);
     let want = acknowledged.len();
-    receiver::wait_until("every acknowledged event delivered", || {
+    support::wait_until("every acknowledged event delivered", || {
         delivered(&hook).is_superset(&acknowledged)
     })
     .await;
@@ -116,7 +110,7 @@ async fn a_full_disk_fails_requests_closed_and_every_acknowledged_push_is_delive
     );
 
     // The backlog is gone, so is the space it took: pushes succeed again by themselves.
-    receiver::wait_until("the queue drained", || handle.metrics()[0].pending == 0).await;
+    support::wait_until("the queue drained", || handle.metrics()[0].pending == 0).await;
     let mut after = BTreeSet::new();
     for i in 0..50 {
         let data = format!("after {i}");
@@ -132,7 +126,7 @@ async fn a_full_disk_fails_requests_closed_and_every_acknowledged_push_is_delive
         );
         after.insert(digest);
     }
-    receiver::wait_until("the later pushes delivered", || {
+    support::wait_until("the later pushes delivered", || {
         delivered(&hook).is_superset(&after)
     })
     .await;

@@ -17,78 +17,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use registry_notify::metrics::EndpointMetrics;
 use registry_notify::queue::{DurableConfig, DurableQueue, EventQueue, Fsync, Overflow, QueueConfig};
-use registry_notify::{Action, Batch, Descriptor, Event, RequestRecord, Target};
+use registry_notify::{Batch, Event};
+use support::events::blob_push;
+use support::tmpfs::Tmpfs;
 
-/// A tmpfs mounted on a temporary directory, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (`mount -o size=`), or says loudly why not.
-    fn mount(size: &str) -> Option<Self> {
-        support::require_tool("mount")?;
-        let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            let why = String::from_utf8_lossy(&out.stderr);
-            if std::env::var_os("REGISTRY_NOTIFY_REQUIRE_TOOLS").is_some() {
-                panic!("cannot mount a tmpfs ({why}) and REGISTRY_NOTIFY_REQUIRE_TOOLS is set");
-            }
-            eprintln!("\n*** SKIPPED: cannot mount a tmpfs (needs root): {why} ***\n");
-            return None;
-        }
-        Some(Self { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let umount = |lazy: bool| {
-            let mut c = std::process::Command::new("umount");
-            if lazy {
-                c.arg("-l");
-            }
-            c.arg(self.dir.path())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        // Still busy (a test failed with the queue open): detach it lazily.
-        if !umount(false) {
-            umount(true);
-        }
-    }
-}
-
-/// A realistic push event (about 450 bytes of JSON).
+/// A realistic push event (`support::events::blob_push`) with id `event-<i, 6 digits>`.
 fn event(i: usize) -> Event {
-    let digest = format!("sha256:{i:064x}");
-    let mut e = Event::new(
-        Action::Push,
-        Target {
-            descriptor: Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", &digest, 1234),
-            length: 1234,
-            repository: "library/full".into(),
-            ..Target::default()
-        },
-    );
+    let mut e = blob_push(i, "library/full");
     e.id = format!("event-{i:06}").into();
-    e.request = RequestRecord {
-        id: format!("request-{i}").into(),
-        addr: "127.0.0.1:40000".into(),
-        host: "127.0.0.1:5000".into(),
-        method: "PUT".into(),
-        useragent: "skopeo/1.9.3".into(),
-    };
     e
 }
 

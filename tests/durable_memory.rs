@@ -11,11 +11,14 @@
 //! `durable_memory_one_million` (`cargo test --release --test durable_memory -- --ignored`).
 #![cfg(all(feature = "durable", target_os = "linux"))]
 
+mod support;
+
 use std::time::Duration;
 
 use registry_notify::endpoint::Endpoint;
 use registry_notify::queue::{DurableConfig, Fsync, QueueConfig};
-use registry_notify::{Action, Batch, Descriptor, Event, RequestRecord, SourceRecord, Target};
+use registry_notify::{Batch, Event};
+use support::process::proc_status_kib;
 use tower::ServiceExt;
 
 const BOUND: u64 = 64 << 20;
@@ -23,39 +26,12 @@ const CHILD: &str = "DURABLE_MEMORY_CHILD";
 
 /// `VmHWM` (peak RSS) and `VmRSS` of this process, in bytes.
 fn rss() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| -> u64 {
-        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    let field = |name: &str| proc_status_kib("self", name).expect("/proc/self/status") * 1024;
+    (field("VmHWM"), field("VmRSS"))
 }
 
 fn event(i: usize) -> Event {
-    let digest = format!("sha256:{i:064x}");
-    let mut e = Event::new(
-        Action::Push,
-        Target {
-            descriptor: Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", &digest, 1234),
-            length: 1234,
-            repository: "library/memory-test".into(),
-            url: format!("http://127.0.0.1:5000/v2/library/memory-test/blobs/{digest}").into(),
-            ..Target::default()
-        },
-    );
-    e.request = RequestRecord {
-        id: uuid_like(i).into(),
-        addr: "127.0.0.1:40000".into(),
-        host: "127.0.0.1:5000".into(),
-        method: "PUT".into(),
-        useragent: "skopeo/1.9.3".into(),
-    };
-    e.source = SourceRecord::local("127.0.0.1:5000");
-    e
-}
-
-fn uuid_like(i: usize) -> String {
-    format!("0190f3c2-7d1e-7a4b-9c1d-{i:012}")
+    support::events::blob_push(i, "library/memory-test")
 }
 
 /// The child: queue `n` events, print `hwm baseline_hwm disk_bytes`.

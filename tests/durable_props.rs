@@ -11,8 +11,7 @@
 //! (another seed: `PROPTEST_RNG_SEED=<u64>`).
 #![cfg(feature = "durable")]
 
-#[path = "support/delivery_sinks.rs"]
-mod sinks;
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -20,7 +19,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest::test_runner::Config as ProptestConfig;
 use registry_notify::queue::{DurableConfig, DurableQueue, EventQueue, QueueConfig};
 use registry_notify::Batch;
 
@@ -29,23 +28,9 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 const N: usize = 60;
 const MARKER: [u8; 8] = [0xFF, b'R', b'N', b'Q', b'r', b'e', b'c', 0xFE];
 
-/// `cases` unless `PROPTEST_CASES` says otherwise; a fixed seed unless `PROPTEST_RNG_SEED` does.
+/// `cases` cases from a fixed seed (see `support::props::config`).
 fn config(cases: u32) -> ProptestConfig {
-    let env = ProptestConfig::default();
-    ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            env.cases
-        } else {
-            cases
-        },
-        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
-            env.rng_seed
-        } else {
-            RngSeed::Fixed(0x0D15_EA5E)
-        },
-        failure_persistence: None,
-        ..env
-    }
+    support::props::config(cases, 0x0D15_EA5E)
 }
 
 /// One segment of the pristine log: its name, bytes, and `(start, end, seq)` of each record.
@@ -66,7 +51,7 @@ fn pristine() -> &'static [Segment] {
                 &QueueConfig::default(),
             )
             .unwrap();
-            for e in sinks::events(0, N) {
+            for e in support::events::events(0, N) {
                 q.push(Batch::from(e)).unwrap();
             }
         }
@@ -124,7 +109,7 @@ fn open_and_drain(dir: &Path) -> (Vec<u64>, u64) {
     assert_eq!(got.len(), n, "exactly the pending count");
     assert!(q.is_empty());
     // Still a working queue.
-    q.push(Batch::from(sinks::events(1000, 1001))).unwrap();
+    q.push(Batch::from(support::events::events(1000, 1001))).unwrap();
     let last = rt.block_on(async {
         tokio::time::timeout(HANG_GUARD, q.next(10))
             .await

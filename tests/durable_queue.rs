@@ -1,8 +1,6 @@
 //! The durable queue: order and ids across restarts, group commit, bounds, corruption, shutdown.
 #![cfg(feature = "durable")]
 
-#[path = "support/delivery_sinks.rs"]
-mod sinks;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +12,8 @@ use registry_notify::queue::{
     DurableConfig, DurableQueue, EventQueue, Fsync, Overflow, Queue, QueueConfig, QueueError,
 };
 use registry_notify::{Batch, Event};
-use sinks::{events, ids, Collector};
+use support::events::{events, ids};
+use support::sinks::Collector;
 use tokio::time::Instant;
 use tower::ServiceExt;
 

@@ -1,31 +1,20 @@
 //! Every row of Distribution's request → event table, through the public API:
 //! the example OCI registry wrapped by the layer, a real HTTP client on loopback.
 
-#[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
 use std::net::SocketAddr;
 
-use registry_notify::dispatcher::Dispatcher;
 use registry_notify::{Action, Event, NotificationLayer};
-use support::{sha256, Http, Probe};
+use support::{example, sha256, sinks::Probe, Http};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-fn registry() -> axum::Router {
-    oci::router(oci::Registry::in_memory(oci::RegistryOptions {
-        delete_enabled: true,
-    }))
-}
-
-async fn start(layer: impl Fn(NotificationLayer) -> NotificationLayer) -> (Http, Probe, SocketAddr) {
-    let probe = Probe::default();
-    let layer = layer(NotificationLayer::new(Dispatcher::new(probe.sink())));
-    let addr = support::serve_router(registry().layer(layer)).await;
-    (Http::new(addr), probe, addr)
+async fn start(layer: impl FnOnce(NotificationLayer) -> NotificationLayer) -> (Http, Probe, SocketAddr) {
+    let (c, probe) = example::start_with(example::registry(), layer).await;
+    let addr = c.addr;
+    (c, probe, addr)
 }
 
 struct Image {

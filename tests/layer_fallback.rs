@@ -1,9 +1,6 @@
 //! Without response hints, the layer asks the registry itself (the lookup
 //! fallback) for the fields the HTTP exchange lacks.
 
-#[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
 use std::collections::HashMap;
@@ -14,34 +11,24 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use registry_notify::dispatcher::Dispatcher;
 use registry_notify::layer::RequestBody;
-use registry_notify::{Action, EventHint, NotificationLayer};
-use support::{sha256, Http, Probe};
+use registry_notify::{Action, NotificationLayer};
+use support::example::{hintless, start_with};
+use support::{sha256, sinks::Probe, Http};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-/// The example registry with every `EventHint` removed from its responses,
-/// as a registry that knows nothing of this crate would answer.
-fn hintless() -> axum::Router {
-    oci::router(oci::Registry::in_memory(oci::RegistryOptions {
-        delete_enabled: true,
-    }))
-    .layer(axum::middleware::map_response(|mut r: Response| async move {
-        r.extensions_mut().remove::<EventHint>();
-        r
-    }))
-}
-
 async fn start(with_lookup: bool) -> (Http, Probe) {
-    let probe = Probe::default();
     let registry = hintless();
-    let mut layer = NotificationLayer::new(Dispatcher::new(probe.sink())).include_references(true);
-    if with_lookup {
-        layer = layer.lookup(registry.clone());
-    } else {
-        layer = layer.wrapped_lookups(false);
-    }
-    let addr = support::serve_router(registry.layer(layer)).await;
-    (Http::new(addr), probe)
+    let lookup = registry.clone();
+    start_with(registry, |layer| {
+        let layer = layer.include_references(true);
+        if with_lookup {
+            layer.lookup(lookup)
+        } else {
+            layer.wrapped_lookups(false)
+        }
+    })
+    .await
 }
 
 #[tokio::test]

@@ -8,8 +8,6 @@
 //! shows in the proxy's log), each response equal to the upstream's own answer to the
 //! same request, and every event well formed (sizes never negative, digests valid).
 
-mod layer_support;
-mod proxy_support;
 mod support;
 
 use std::convert::Infallible;
@@ -24,10 +22,10 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use layer_support::{assert_raw_well_formed, assert_well_formed};
 use registry_notify::dispatcher::Dispatcher;
 use registry_notify::NotificationLayer;
-use support::{sha256, Probe, Receiver};
+use support::checks::{assert_raw_well_formed, assert_well_formed};
+use support::{sha256, sinks::Probe, Receiver};
 
 const BLOB: &[u8] = b"0123456789";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -446,12 +444,13 @@ async fn layer_wrapping_a_hostile_service_passes_it_through_and_emits_well_forme
 async fn proxy_in_front_of_a_hostile_upstream_passes_it_through_and_emits_well_formed_events() {
     let upstream = Hostile::default();
     let upstream_addr = support::serve(upstream.clone()).await;
-    let (receiver, receiver_addr) = Receiver::start().await;
+    let receiver = Receiver::start(support::receiver::always(200)).await;
+    let receiver_addr = receiver.addr;
     let dir = tempfile::tempdir().unwrap();
     let notify = format!(
         "notifications:\n  events:\n    includereferences: true\n  endpoints:\n    - name: hostile\n      url: http://{receiver_addr}/events\n"
     );
-    let proxy = proxy_support::start_proxy(dir.path(), upstream_addr, &notify).await;
+    let proxy = support::registries::start_proxy(dir.path(), upstream_addr, &notify).await;
     let client: Client_ = Client::builder(TokioExecutor::new()).build_http();
     let (mut compared, mut refused, mut broken) = (0, 0, 0);
     for (name, value) in cases() {
@@ -505,7 +504,7 @@ async fn proxy_in_front_of_a_hostile_upstream_passes_it_through_and_emits_well_f
     let is_barrier = |e: &serde_json::Value| e["request"]["useragent"] == "barrier";
     tokio::time::timeout(support::HANG_GUARD, async {
         loop {
-            if raw_events(&receiver).iter().any(is_barrier) {
+            if receiver.json_events().iter().any(is_barrier) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -513,7 +512,7 @@ async fn proxy_in_front_of_a_hostile_upstream_passes_it_through_and_emits_well_f
     })
     .await
     .expect("the barrier event arrives");
-    let events = raw_events(&receiver);
+    let events = receiver.json_events();
     for e in &events {
         assert_raw_well_formed(e, "through the proxy");
     }
@@ -531,18 +530,6 @@ async fn proxy_in_front_of_a_hostile_upstream_passes_it_through_and_emits_well_f
         events.len()
     );
     assert!(compared > refused + broken);
-}
-
-fn raw_events(r: &Receiver) -> Vec<serde_json::Value> {
-    r.posts
-        .lock()
-        .unwrap()
-        .iter()
-        .flat_map(|(_, body)| {
-            let v: serde_json::Value = serde_json::from_slice(body).expect("envelope is JSON");
-            v["events"].as_array().cloned().unwrap_or_default()
-        })
-        .collect()
 }
 
 /// A registry's own hint is outside input too: a negative size, a malformed digest and

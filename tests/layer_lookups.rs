@@ -2,9 +2,6 @@
 //! never asked anything; one that does not is asked only for what its exchanges lacked, and
 //! the events come out as complete as Distribution's.
 
-#[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,28 +11,26 @@ use axum::extract::Request;
 use axum::response::Response;
 use registry_notify::dispatcher::Dispatcher;
 use registry_notify::{Action, EventHint, NotificationLayer};
-use support::{sha256, Http, Probe};
+use support::{sha256, sinks::Probe, Http};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// The example registry, counting every request that reaches it; `hints: false` strips its
 /// `EventHint`s, as a registry that knows nothing of this crate answers.
 fn registry(hints: bool, seen: Arc<AtomicUsize>) -> axum::Router {
-    oci::router(oci::Registry::in_memory(oci::RegistryOptions {
-        delete_enabled: true,
-    }))
-    .layer(axum::middleware::map_response(
-        move |mut r: Response| async move {
-            if !hints {
-                r.extensions_mut().remove::<EventHint>();
-            }
-            r
-        },
-    ))
-    .layer(axum::middleware::map_request(move |r: Request| {
-        seen.fetch_add(1, Ordering::SeqCst);
-        async move { r }
-    }))
+    support::example::registry()
+        .layer(axum::middleware::map_response(
+            move |mut r: Response| async move {
+                if !hints {
+                    r.extensions_mut().remove::<EventHint>();
+                }
+                r
+            },
+        ))
+        .layer(axum::middleware::map_request(move |r: Request| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async move { r }
+        }))
 }
 
 /// A session of every kind of request: chunked and monolithic uploads, a mount, a manifest

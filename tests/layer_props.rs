@@ -14,7 +14,6 @@
 //! PROPTEST_CASES=200000 PROPTEST_RNG_SEED=$RANDOM cargo test --release --all-features --test layer_props
 //! ```
 
-mod layer_support;
 mod support;
 
 use std::convert::Infallible;
@@ -27,31 +26,17 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
-use layer_support::assert_well_formed;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed};
+use proptest::test_runner::Config;
 use registry_notify::dispatcher::Dispatcher;
 use registry_notify::layer::PeerAddr;
 use registry_notify::{AuthenticatedUser, Descriptor, EventHint, NotificationLayer, RequestId};
-use support::Probe;
+use support::checks::assert_well_formed;
+use support::sinks::Probe;
 
-/// 256 cases from a fixed seed, unless `PROPTEST_CASES` / `PROPTEST_RNG_SEED` say otherwise.
+/// 256 cases from a fixed seed (see `support::props::config`).
 fn config() -> Config {
-    let default = Config::default();
-    Config {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            default.cases
-        } else {
-            256
-        },
-        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
-            default.rng_seed
-        } else {
-            RngSeed::Fixed(0x1a7e5)
-        },
-        failure_persistence: None,
-        ..default
-    }
+    support::props::config(256, 0x1a7e5)
 }
 
 // ---- strategies ----

@@ -3,59 +3,44 @@
 //! type), so the layer asks the registry for nothing. Only a `HEAD`, which carries no body,
 //! may need a lookup.
 
-#[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use axum::response::Response;
 use http::Request;
-use registry_notify::dispatcher::Dispatcher;
-use registry_notify::{Action, EventHint, NotificationLayer};
-use support::{sha256, Http, Probe};
+use registry_notify::Action;
+use support::example::{hintless, start_with};
+use support::{sha256, sinks::Probe, Http};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-/// The example registry with every `EventHint` removed, as a registry that knows nothing of
-/// this crate answers.
-fn hintless() -> axum::Router {
-    oci::router(oci::Registry::in_memory(oci::RegistryOptions {
-        delete_enabled: true,
-    }))
-    .layer(axum::middleware::map_response(|mut r: Response| async move {
-        r.extensions_mut().remove::<EventHint>();
-        r
-    }))
-}
-
 /// The layer with references on, and (optionally) a lookup that counts the manifest
 /// requests it is sent.
 async fn start(with_lookup: bool, pull_on_body_end: bool) -> (Http, Probe, Arc<AtomicUsize>) {
-    let probe = Probe::default();
     let registry = hintless();
     let lookups = Arc::new(AtomicUsize::new(0));
-    let mut layer = NotificationLayer::new(Dispatcher::new(probe.sink()))
-        .include_references(true)
-        .pull_on_body_end(pull_on_body_end);
-    if with_lookup {
-        let counted = lookups.clone();
-        let counting = tower::ServiceExt::map_request(
-            registry.clone(),
-            move |r: Request<http_body_util::Empty<bytes::Bytes>>| {
-                if r.uri().path().contains("/manifests/") {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                }
-                r.map(axum::body::Body::new)
-            },
-        );
-        layer = layer.lookup(counting);
-    }
-    let addr = support::serve_router(registry.layer(layer)).await;
-    (Http::new(addr), probe, lookups)
+    let counted = lookups.clone();
+    let counting = tower::ServiceExt::map_request(
+        registry.clone(),
+        move |r: Request<http_body_util::Empty<bytes::Bytes>>| {
+            if r.uri().path().contains("/manifests/") {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            r.map(axum::body::Body::new)
+        },
+    );
+    let (c, probe) = start_with(registry, |layer| {
+        let layer = layer.include_references(true).pull_on_body_end(pull_on_body_end);
+        if with_lookup {
+            layer.lookup(counting)
+        } else {
+            layer
+        }
+    })
+    .await;
+    (c, probe, lookups)
 }
 
 /// Pushes a config and a layer blob and an image manifest naming them; returns the

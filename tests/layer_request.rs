@@ -1,11 +1,9 @@
 //! Request fields (addr, actor, id, host, URL base, prefix), layer options, bad
 //! input, and plain-hyper use.
 
-#[allow(unreachable_pub)]
-#[path = "../examples/registry/oci/mod.rs"]
-mod oci;
 mod support;
 
+use example_registry::oci;
 use std::convert::Infallible;
 
 use bytes::Bytes;
@@ -14,23 +12,8 @@ use http_body_util::{BodyExt, Full};
 use registry_notify::dispatcher::Dispatcher;
 use registry_notify::layer::{Notification, RequestBody, ResponseBody, ResponseFuture, TrustedProxies};
 use registry_notify::{Action, AuthenticatedUser, NotificationLayer, RequestId};
-use support::{sha256, Http, Probe};
-
-fn registry() -> axum::Router {
-    oci::router(oci::Registry::in_memory(oci::RegistryOptions {
-        delete_enabled: true,
-    }))
-}
-
-async fn start_with(
-    router: axum::Router,
-    layer: impl Fn(NotificationLayer) -> NotificationLayer,
-) -> (Http, Probe) {
-    let probe = Probe::default();
-    let layer = layer(NotificationLayer::new(Dispatcher::new(probe.sink())));
-    let addr = support::serve_router(router.layer(layer)).await;
-    (Http::new(addr), probe)
-}
+use support::example::{registry, start_with};
+use support::{sha256, sinks::Probe, Http};
 
 async fn push_blob(c: &Http, prefix: &str, repo: &str, data: &[u8], headers: &[(&str, &str)]) -> String {
     let d = sha256(data);

@@ -5,21 +5,22 @@
 //! errors; the insecure option logs a warning.
 #![cfg(feature = "https")]
 
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-use receiver::{response, HANG_GUARD};
 use registry_notify::endpoint::{Endpoint, EndpointBuilder};
 use registry_notify::http_sink::HttpSink;
-use registry_notify::retry::{AttemptOutcome, DeliveryRecord, Exponential};
+use registry_notify::retry::{AttemptOutcome, DeliveryRecord};
 use registry_notify::sink::DeliveryError;
 use registry_notify::{Action, Batch, Config, Event, Target};
+use support::logs::Logs;
+use support::receiver::response;
+use support::retry::retries;
+use support::HANG_GUARD;
 use tokio::time::Instant;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
@@ -188,14 +189,7 @@ async fn no_certificate_or_another_ca_fails_and_is_reported() {
         let records: Arc<Mutex<Vec<DeliveryRecord>>> = Arc::default();
         let r = records.clone();
         let (sink, handle) = make(case)
-            .retry(
-                Exponential::default()
-                    .backoff(Duration::from_millis(1), Duration::from_millis(1))
-                    .multiplier(1.0)
-                    .jitter(0.0)
-                    .max_attempts(2)
-                    .max_age(None),
-            )
+            .retry(retries(1, 1, Some(2)))
             .delivery_log(move |record| r.lock().unwrap().push(record))
             .build()
             .unwrap()
@@ -327,12 +321,7 @@ fn bad_pem_and_mismatched_keys_are_clear_errors() {
 /// that it is on.
 #[tokio::test]
 async fn insecure_option_warns_and_still_presents_the_certificate() {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
     let client_ca = Ca::new("client CA");
     let server = mtls_server(&client_ca).await;
     let (cert, key) = client_ca.issue(&["registry"], ExtendedKeyUsagePurpose::ClientAuth);
@@ -352,30 +341,4 @@ async fn insecure_option_warns_and_still_presents_the_certificate() {
         .find(|l| l.contains("WARN") && l.contains("INSECURE"))
         .unwrap_or_else(|| panic!("no insecure warning in:\n{text}"));
     assert!(warning.contains("insecure"), "{warning}");
-}
-
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
 }

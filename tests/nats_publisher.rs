@@ -2,16 +2,16 @@
 //! or restarting, republished batches are deduplicated, subjects follow the repository.
 #![cfg(all(feature = "nats", unix))]
 
-mod nats_common;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use nats_common::{free_port, stream_messages, NatsServer};
 use registry_notify::nats::{publisher_endpoint, Publisher};
 use registry_notify::notifications::Notifications;
 use registry_notify::{Action, Batch, Event, Target};
+use support::nats::{stream_messages, NatsServer};
+use support::wait_until;
 use tower::ServiceExt;
 
 fn event(i: usize, repository: &str) -> Event {
@@ -22,22 +22,10 @@ fn event(i: usize, repository: &str) -> Event {
     e
 }
 
-/// Polls `cond` (a hang guard, never an assertion about speed).
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_lost_while_nats_is_down_or_restarting() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let mut settings = registry_notify::config::NatsSettings::new(format!("nats://127.0.0.1:{port}"));
     settings.max_events = 3;
     let (sink, handle) = publisher_endpoint(&settings).unwrap().spawn();
@@ -209,7 +197,7 @@ async fn credentials_in_the_url_authenticate_and_never_show() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_queue_keeps_events_across_a_restart_while_nats_is_down() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let yaml = format!(
         "notifications:\n  nats:\n    url: nats://127.0.0.1:{port}\n    queue:\n      path: {}\n",
         dir.path().join("queue").display()

@@ -1,81 +1,44 @@
-//! Scale-out end to end, every part a real process: two replicas of the example registry
-//! publish to Debian's `nats-server` (JetStream), two `examples/worker` processes deliver to a
-//! webhook receiver. Pushes come in three waves; during the first, one worker is killed with
+//! Scale-out end to end: two replicas of the example registry (in this process, each with its
+//! own listener, notifications and NATS connection, as `registry serve config.yml` sets them up)
+//! publish to Debian's `nats-server` (JetStream, a real process), two `examples/worker`
+//! processes deliver to a webhook receiver. Pushes come in three waves; during the first, one worker is killed with
 //! SIGKILL; during the second, the NATS server restarts. Every push acknowledged with a 201
 //! arrives — counted by digest, exactly one event id per digest, every copy of an id with the
 //! same content.
 #![cfg(all(feature = "nats", unix))]
 
-mod nats_common;
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nats_common::{free_port, NatsServer};
-use registry_notify::{Action, Event};
-use support::sha256;
+use example_registry::app::App;
+use registry_notify::Event;
+use support::nats::NatsServer;
+use support::process::{example_binary, logged, terminate};
+use support::{Http, HANG_GUARD};
 
 /// Concurrent clients per wave (half on each replica).
 const CLIENTS: usize = 4;
 /// Pushes per client per wave: 3 waves × 4 clients × 25 = 300 pushes.
 const PER_CLIENT: usize = 25;
 
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let bin = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} not built (cargo test --features nats builds examples)",
-        bin.display()
-    );
-    bin
-}
-
-fn spawn(bin: &Path, args: &[&Path], log: &Path) -> tokio::process::Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    tokio::process::Command::new(bin)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-async fn start_registry(dir: &Path, name: &str, nats: &str) -> (tokio::process::Child, u16) {
-    let port = free_port();
+/// A replica: the example registry as `registry serve <dir>/<name>.yml` sets it up, publishing
+/// to NATS, served on a task of this test; returns its port.
+async fn start_registry(dir: &Path, name: &str, nats: &str) -> u16 {
+    let port = support::free_port();
     let config = format!(
         "version: 0.1\nhttp:\n  addr: 127.0.0.1:{port}\nstorage:\n  inmemory: {{}}\n\
          notifications:\n  nats:\n    url: {nats}\n    maxevents: 10\n"
     );
     let path = dir.join(format!("{name}.yml"));
     std::fs::write(&path, config).unwrap();
-    let child = spawn(
-        &example("registry"),
-        &[Path::new("serve"), &path],
-        &dir.join(format!("{name}.log")),
-    );
-    tokio::time::timeout(receiver::HANG_GUARD, async {
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("registry did not start");
-    (child, port)
+    let mut app = App::from_config(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    app.listener = Some(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap());
+    tokio::spawn(async move { app.run(std::future::pending()).await.unwrap() });
+    port
 }
 
 fn start_worker(dir: &Path, name: &str, nats: &str, hook: &str) -> tokio::process::Child {
@@ -85,27 +48,10 @@ fn start_worker(dir: &Path, name: &str, nats: &str, hook: &str) -> tokio::proces
     );
     let path = dir.join(format!("{name}.yml"));
     std::fs::write(&path, config).unwrap();
-    spawn(&example("worker"), &[&path], &dir.join(format!("{name}.log")))
-}
-
-type Client = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<bytes::Bytes>,
->;
-
-/// One blob per request (monolithic upload): 201 means the registry emitted `push`.
-async fn push_one(client: &Client, port: u16, data: String) -> Option<String> {
-    let digest = sha256(data.as_bytes());
-    let uri = format!("http://127.0.0.1:{port}/v2/scale/out/blobs/uploads/?digest={digest}");
-    let request = http::Request::post(uri)
-        .header("content-type", "application/octet-stream")
-        .body(http_body_util::Full::new(bytes::Bytes::from(data)))
-        .unwrap();
-    let reply = tokio::time::timeout(receiver::HANG_GUARD, client.request(request)).await;
-    match reply {
-        Ok(Ok(r)) if r.status() == 201 => Some(digest),
-        _ => None,
-    }
+    let log = dir.join(format!("{name}.log"));
+    let mut command = logged(&example_binary("worker"), &log);
+    command.arg(&path).env("RUST_LOG", "warn");
+    command.spawn().expect("spawn the worker")
 }
 
 /// One wave of concurrent pushes, half to each replica; returns the acknowledged digests.
@@ -116,11 +62,12 @@ async fn wave(wave: usize, ports: [u16; 2]) -> Vec<String> {
         let acked = acked.clone();
         let port = ports[c % 2];
         clients.spawn(async move {
-            let client: Client =
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build_http();
+            let client = Http::new(([127, 0, 0, 1], port).into());
             for i in 0..PER_CLIENT {
-                if let Some(d) = push_one(&client, port, format!("wave {wave} client {c} blob {i}")).await {
+                let data = format!("wave {wave} client {c} blob {i}");
+                // 201 means the registry emitted `push`.
+                let pushed = client.try_monolithic_push("scale/out", data.as_bytes(), HANG_GUARD);
+                if let Some(d) = pushed.await {
                     acked.lock().unwrap().push(d);
                 }
             }
@@ -132,26 +79,19 @@ async fn wave(wave: usize, ports: [u16; 2]) -> Vec<String> {
 }
 
 /// Push events received, by digest: the ids seen, and every copy of each event by id.
-fn received(rx: &receiver::Receiver) -> (BTreeMap<String, BTreeSet<String>>, BTreeMap<String, Vec<Event>>) {
-    let mut by_digest: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+fn received(
+    rx: &support::receiver::Receiver,
+) -> (BTreeMap<String, BTreeSet<String>>, BTreeMap<String, Vec<Event>>) {
     let mut by_id: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    for r in rx.requests() {
-        for e in r.events() {
-            if e.action == Action::Push {
-                by_digest
-                    .entry(e.target.descriptor.digest.to_string())
-                    .or_default()
-                    .insert(e.id.to_string());
-            }
-            by_id.entry(e.id.to_string()).or_default().push(e);
-        }
+    for e in rx.events() {
+        by_id.entry(e.id.to_string()).or_default().push(e);
     }
-    (by_digest, by_id)
+    (rx.push_ids_by_digest(), by_id)
 }
 
 fn logs(dir: &Path) -> String {
     let mut out = String::new();
-    for name in ["a", "b", "w1", "w2"] {
+    for name in ["w1", "w2"] {
         let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
         out.push_str(&format!("--- {name}.log\n{log}\n"));
     }
@@ -165,10 +105,10 @@ async fn replicas_publish_workers_deliver_through_a_worker_kill_and_a_nats_resta
         return;
     };
     let nats = server.url();
-    let rx = receiver::Receiver::start(receiver::always(200)).await;
+    let rx = support::receiver::Receiver::start(support::receiver::always(200)).await;
     let hook = rx.url();
-    let (_a, port_a) = start_registry(dir.path(), "a", &nats).await;
-    let (_b, port_b) = start_registry(dir.path(), "b", &nats).await;
+    let port_a = start_registry(dir.path(), "a", &nats).await;
+    let port_b = start_registry(dir.path(), "b", &nats).await;
     let mut w1 = start_worker(dir.path(), "w1", &nats, &hook);
     let mut w2 = start_worker(dir.path(), "w2", &nats, &hook);
     let ports = [port_a, port_b];
@@ -177,7 +117,7 @@ async fn replicas_publish_workers_deliver_through_a_worker_kill_and_a_nats_resta
     // Wave 1; a worker is killed once a quarter of it was delivered, while pushes go on.
     let first = tokio::spawn(wave(0, ports));
     let quarter = CLIENTS * PER_CLIENT / 4;
-    receiver::wait_until("a quarter of wave 1 delivered", || {
+    support::wait_until("a quarter of wave 1 delivered", || {
         received(&rx).0.len() >= quarter
     })
     .await;
@@ -192,7 +132,7 @@ async fn replicas_publish_workers_deliver_through_a_worker_kill_and_a_nats_resta
     // Wave 2; NATS restarts (graceful: its store survives) once a quarter of it was delivered.
     let second = tokio::spawn(wave(1, ports));
     let target = acked.len() + quarter;
-    receiver::wait_until("a quarter of wave 2 delivered", || {
+    support::wait_until("a quarter of wave 2 delivered", || {
         received(&rx).0.len() >= target
     })
     .await;
@@ -250,15 +190,6 @@ async fn replicas_publish_workers_deliver_through_a_worker_kill_and_a_nats_resta
     );
 
     // The surviving worker stops gracefully.
-    let pid = w2.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let exit = tokio::time::timeout(receiver::HANG_GUARD, w2.wait())
-        .await
-        .expect("worker did not exit")
-        .unwrap();
+    let exit = terminate(&mut w2).await;
     assert!(exit.success(), "{exit:?}");
 }

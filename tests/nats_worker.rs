@@ -4,21 +4,20 @@
 //! a payload that is not an envelope is terminated instead of blocking the consumer.
 #![cfg(all(feature = "nats", unix))]
 
-mod nats_common;
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
 mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nats_common::{consumer_state, NatsServer};
 use registry_notify::config::NatsSettings;
 use registry_notify::endpoint::Endpoint;
 use registry_notify::nats::{Publisher, Worker};
 use registry_notify::retry::Exponential;
 use registry_notify::{Action, Batch, Event, Target};
+use support::nats::{consumer_state, NatsServer};
+use support::retry::retries;
+use support::wait_until;
 
 fn event(i: usize) -> Event {
     let mut e = Event::new(Action::Push, Target::default());
@@ -27,29 +26,13 @@ fn event(i: usize) -> Event {
 }
 
 fn fast_retry() -> Exponential {
-    Exponential::default()
-        .backoff(Duration::from_millis(40), Duration::from_millis(40))
-        .multiplier(1.0)
-        .jitter(0.0)
-        .max_age(None)
+    retries(40, 40, None)
 }
 
 fn settings(server: &NatsServer, ack_wait: Duration) -> NatsSettings {
     let mut s = server.settings();
     s.ack_wait = ack_wait;
     s
-}
-
-/// Polls `cond` (a hang guard, never an assertion about speed).
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +52,7 @@ async fn a_message_is_acknowledged_only_once_delivered() {
     // The endpoint fails until the test heals it.
     let healthy = Arc::new(AtomicBool::new(false));
     let h = healthy.clone();
-    let rx = receiver::Receiver::start(receiver::by_index(move |_, _| {
+    let rx = support::receiver::Receiver::start(support::receiver::by_index(move |_, _| {
         if h.load(Ordering::SeqCst) {
             200
         } else {
@@ -123,9 +106,9 @@ async fn dead_letters_are_acknowledged_after_every_endpoint_is_done() {
         .await
         .unwrap();
 
-    let refusing = receiver::Receiver::start(receiver::always(400)).await;
-    let (open, gate) = receiver::gate();
-    let slow = receiver::Receiver::start(receiver::gated(gate, 200)).await;
+    let refusing = support::receiver::Receiver::start(support::receiver::always(400)).await;
+    let (open, gate) = support::receiver::gate();
+    let slow = support::receiver::Receiver::start(support::receiver::gated(gate, 200)).await;
     let letters: Arc<Mutex<Vec<String>>> = Arc::default();
     let l = letters.clone();
     let worker = Worker::new(settings.clone())
@@ -180,7 +163,7 @@ async fn a_payload_that_is_not_an_envelope_is_terminated() {
         .unwrap();
     publisher.publish(Batch::from(e.clone())).await.unwrap();
 
-    let rx = receiver::Receiver::start(receiver::always(200)).await;
+    let rx = support::receiver::Receiver::start(support::receiver::always(200)).await;
     let worker = Worker::new(settings.clone())
         .endpoint(Endpoint::builder("hook", rx.url()).build().unwrap())
         .start();

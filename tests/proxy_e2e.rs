@@ -22,208 +22,21 @@
 //! step-specific `User-Agent`, whose pull event marks the end of the step in
 //! both streams (each endpoint delivers in order).
 
-mod proxy_support;
-#[path = "support/skopeo.rs"]
-mod skopeo;
 mod support;
+/// This test's own modules (tests/proxy_e2e/).
+mod proxy_e2e {
+    pub mod env;
+}
 
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::time::Duration;
-
+use proxy_e2e::env::{actions, is_barrier, is_lookup, status_only, Env};
 use serde_json::Value;
-use skopeo::{build_image, sorted};
+use support::receiver::always;
+use support::registries::{start_docker_registry, start_docker_registry_with, start_proxy};
+use support::skopeo::{self, build_image};
 use support::{Http, Receiver};
 
 const OCI_M: &str = "application/vnd.oci.image.manifest.v1+json";
 const ACCEPT_ALL: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
-const LOOKUP_AGENT_PREFIX: &str = "registry-notify-proxy/";
-
-fn raw_events(r: &Receiver) -> Vec<Value> {
-    r.posts
-        .lock()
-        .unwrap()
-        .iter()
-        .flat_map(|(_, body)| {
-            let v: Value = serde_json::from_slice(body).expect("envelope is JSON");
-            v["events"].as_array().cloned().unwrap_or_default()
-        })
-        .collect()
-}
-
-fn useragent(e: &Value) -> &str {
-    e["request"]["useragent"].as_str().unwrap_or("")
-}
-
-fn is_barrier(e: &Value) -> bool {
-    useragent(e).starts_with("barrier/")
-}
-
-fn is_lookup(e: &Value) -> bool {
-    useragent(e).starts_with(LOOKUP_AGENT_PREFIX)
-}
-
-/// Drops what differs by nature (ids, timestamps, `source`); `request.addr` becomes an IP.
-fn normalise(mut e: Value) -> Value {
-    let obj = e.as_object_mut().unwrap();
-    obj.remove("id");
-    obj.remove("timestamp");
-    obj.remove("source");
-    let request = obj.get_mut("request").and_then(Value::as_object_mut).unwrap();
-    request.remove("id");
-    let addr = request.get("addr").and_then(Value::as_str).unwrap_or("");
-    let ip = addr
-        .parse::<std::net::SocketAddr>()
-        .map(|a| a.ip())
-        .or_else(|_| addr.parse::<IpAddr>())
-        .map(|ip| ip.to_canonical().to_string())
-        .unwrap_or_else(|_| format!("unparsable:{addr}"));
-    request.insert("addr".into(), ip.into());
-    e
-}
-
-struct Env {
-    http: Http,
-    proxy: String,
-    a: Receiver,
-    b: Receiver,
-    a_pos: usize,
-    b_pos: usize,
-    barrier: usize,
-    barrier_digest: String,
-    work: PathBuf,
-    lookups: Vec<(String, Value)>,
-    failures: Vec<String>,
-    compared: usize,
-    /// `Authorization` sent with the barrier (registries with auth).
-    auth: Option<String>,
-}
-
-impl Env {
-    async fn skopeo(&self, args: &[&str]) {
-        skopeo::skopeo(args).await;
-    }
-
-    async fn curl(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> support::Reply {
-        skopeo::curl(&self.http, method, path, headers, body).await
-    }
-
-    fn oci(&self, dir: &str, tag: &str) -> String {
-        skopeo::oci(&self.work, dir, tag)
-    }
-
-    fn docker(&self, reference: &str) -> String {
-        format!("docker://{}/{reference}", self.proxy)
-    }
-
-    /// Ends a step: sends the barrier, waits for it at A and B, and returns A's
-    /// events of the step (without barriers and lookups, which are set aside).
-    async fn end_step(&mut self, name: &str) -> Vec<Value> {
-        self.barrier += 1;
-        let ua = format!("barrier/{}", self.barrier);
-        let path = format!("/v2/barrier/blob/blobs/{}", self.barrier_digest);
-        let mut headers = vec![("user-agent", ua.as_str())];
-        if let Some(auth) = &self.auth {
-            headers.push(("authorization", auth.as_str()));
-        }
-        let r = self.http.send("HEAD", &path, &headers, "").await;
-        assert_eq!(r.status, 200, "barrier HEAD");
-        let found = |events: &[Value]| events.iter().position(|e| useragent(e) == ua);
-        tokio::time::timeout(support::HANG_GUARD, async {
-            loop {
-                if found(&raw_events(&self.a)).is_some() && found(&raw_events(&self.b)).is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("step {name}: barrier {ua} did not arrive at both receivers"));
-        let all = raw_events(&self.a);
-        let end = found(&all).unwrap();
-        let mut step = Vec::new();
-        for e in &all[self.a_pos..end] {
-            if is_lookup(e) {
-                self.lookups.push((name.to_string(), normalise(e.clone())));
-            } else if !is_barrier(e) {
-                step.push(normalise(e.clone()));
-            }
-        }
-        self.a_pos = end + 1;
-        step
-    }
-
-    /// B's next `n` events (barriers aside), waiting for late ones (lookups).
-    async fn b_events(&mut self, n: usize) -> Vec<Value> {
-        let ours =
-            |r: &Receiver| -> Vec<Value> { raw_events(r).into_iter().filter(|e| !is_barrier(e)).collect() };
-        let _ = tokio::time::timeout(support::HANG_GUARD, async {
-            while ours(&self.b).len() < self.b_pos + n {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-        let all = ours(&self.b);
-        let end = all.len().min(self.b_pos + n);
-        let got: Vec<Value> = all[self.b_pos..end].iter().cloned().map(normalise).collect();
-        self.b_pos = end;
-        got
-    }
-
-    /// Compares a step's events at A (after `expect` took out the reference's
-    /// known faults) with B's.
-    async fn compare(&mut self, name: &str, expect: impl FnOnce(Vec<Value>) -> Vec<Value>) -> Vec<Value> {
-        let a = self.end_step(name).await;
-        let want = expect(a.clone());
-        let got = self.b_events(want.len()).await;
-        self.compared += want.len();
-        let (got, want) = (sorted(got), sorted(want));
-        if got != want {
-            self.failures.push(format!(
-                "step {name}:\n  proxy (B) {}\n  registry (A) {}",
-                serde_json::to_string_pretty(&got).unwrap(),
-                serde_json::to_string_pretty(&want).unwrap()
-            ));
-        }
-        a
-    }
-}
-
-/// The status of a request sent as curl sends it, its body read as far as it goes: 2.8's
-/// 416 declares the blob's length as its `Content-Length` and sends a shorter error text.
-async fn status_only(base: &str, method: &str, path: &str, header: (&str, &str)) -> u16 {
-    use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let req = http::Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
-        .header("user-agent", skopeo::CURL)
-        .header(header.0, header.1)
-        .body(http_body_util::Empty::new())
-        .unwrap();
-    let resp = tokio::time::timeout(support::HANG_GUARD, client.request(req))
-        .await
-        .expect("request hung")
-        .expect("request failed");
-    let status = resp.status().as_u16();
-    let _ = tokio::time::timeout(support::HANG_GUARD, resp.into_body().collect()).await;
-    status
-}
-
-fn actions(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["action"].as_str().unwrap_or("").to_string())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_events_equal_docker_registry_events() {
     let Some(scenario) = skopeo::scenario(&["docker-registry"]).await else {
@@ -240,18 +53,20 @@ async fn proxy_events_equal_docker_registry_events() {
         digest(&img, "/layers/1/digest"),
     );
 
-    let (a, a_addr) = Receiver::start().await;
-    let (b, b_addr) = Receiver::start().await;
-    let registry =
-        proxy_support::start_docker_registry(&work, Some(&format!("http://{a_addr}/events"))).await;
-    let proxy = proxy_support::start_proxy(
+    let (a, b) = (
+        Receiver::start(always(200)).await,
+        Receiver::start(always(200)).await,
+    );
+    let b_url = b.url();
+    let registry = start_docker_registry(&work, Some(&a.url())).await;
+    let proxy = start_proxy(
         &work,
         registry.addr,
         &format!(
             r#"notifications:
   endpoints:
     - name: proxy
-      url: http://{b_addr}/events
+      url: {b_url}
       format: events.v1
       headers:
         Authorization: [Bearer test]
@@ -263,21 +78,7 @@ async fn proxy_events_equal_docker_registry_events() {
 
     let http = Http::new(proxy.addr);
     let barrier_digest = http.push_blob("barrier/blob", b"barrier blob\n").await;
-    let mut env = Env {
-        http,
-        proxy: proxy.addr.to_string(),
-        a,
-        b,
-        a_pos: 0,
-        b_pos: 0,
-        barrier: 0,
-        barrier_digest,
-        work: work.clone(),
-        lookups: Vec::new(),
-        failures: Vec::new(),
-        compared: 0,
-        auth: None,
-    };
+    let mut env = Env::new(http, work.clone(), [a, b], barrier_digest, None);
     let _ = std::fs::remove_file("/var/lib/containers/cache/blob-info-cache-v1.boltdb");
     let same = |a: Vec<Value>| a;
     let tls = "--dest-tls-verify=false";
@@ -423,7 +224,7 @@ async fn proxy_events_equal_docker_registry_events() {
         assert_eq!(r.status, 202);
         let mut u = r.header("location").unwrap().to_string();
         assert!(
-            u.starts_with(&format!("http://{}/", env.proxy)),
+            u.starts_with(&format!("{}/", env.http.base)),
             "Location points at the proxy: {u}"
         );
         for (range, chunk) in [("0-9", "chunk-one|"), ("10-19", "chunk-two\n")] {
@@ -528,17 +329,19 @@ async fn proxy_events_equal_docker_registry_events() {
 
     // `request.addr`: the reference takes the first X-Forwarded-For entry (an IP,
     // no port); the layer reports the client's ip:port.
-    for e in raw_events(&env.a).iter().filter(|e| !is_lookup(e)) {
+    for e in env.a.json_events().iter().filter(|e| !is_lookup(e)) {
         assert_eq!(e["request"]["addr"], "127.0.0.1", "{e}");
     }
-    for e in raw_events(&env.b) {
+    for e in env.b.json_events() {
         let addr = e["request"]["addr"].as_str().unwrap_or("");
         assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "{addr}");
     }
 
     // Nothing arrives at B beyond what was compared.
     env.end_step("final").await;
-    let extra: Vec<Value> = raw_events(&env.b)
+    let extra: Vec<Value> = env
+        .b
+        .json_events()
         .into_iter()
         .filter(|e| !is_barrier(e))
         .skip(env.b_pos)
@@ -594,20 +397,22 @@ async fn upload_split_across_two_proxies_reports_the_full_size() {
     if support::require_tool("docker-registry").is_none() {
         return;
     }
-    let (a, a_addr) = Receiver::start().await;
-    let (b, b_addr) = Receiver::start().await;
+    let (a, b) = (
+        Receiver::start(always(200)).await,
+        Receiver::start(always(200)).await,
+    );
+    let b_url = b.url();
     let dirs = [
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     ];
-    let registry =
-        proxy_support::start_docker_registry(dirs[0].path(), Some(&format!("http://{a_addr}/events"))).await;
+    let registry = start_docker_registry(dirs[0].path(), Some(&a.url())).await;
     let notify = format!(
-        "notifications:\n  endpoints:\n    - name: proxy\n      url: http://{b_addr}/events\n      format: events.v1\n"
+        "notifications:\n  endpoints:\n    - name: proxy\n      url: {b_url}\n      format: events.v1\n"
     );
-    let one = proxy_support::start_proxy(dirs[1].path(), registry.addr, &notify).await;
-    let two = proxy_support::start_proxy(dirs[2].path(), registry.addr, &notify).await;
+    let one = start_proxy(dirs[1].path(), registry.addr, &notify).await;
+    let two = start_proxy(dirs[2].path(), registry.addr, &notify).await;
     let (c1, c2) = (Http::new(one.addr), Http::new(two.addr));
 
     // POST and the final PUT through the first proxy, the PATCH through the second.
@@ -669,19 +474,22 @@ async fn with_registry_auth_challenges_pass_and_actors_match() {
         .unwrap()
         .to_string();
     std::fs::write(work.join("htpasswd"), HTPASSWD).unwrap();
-    let (a, a_addr) = Receiver::start().await;
-    let (b, b_addr) = Receiver::start().await;
+    let (a, b) = (
+        Receiver::start(always(200)).await,
+        Receiver::start(always(200)).await,
+    );
+    let b_url = b.url();
     let auth = format!(
         "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
         work.join("htpasswd").display()
     );
-    let registry =
-        proxy_support::start_docker_registry_with(&work, Some(&format!("http://{a_addr}/events")), &auth)
-            .await;
-    let proxy = proxy_support::start_proxy(
+    let registry = start_docker_registry_with(&work, Some(&a.url()), &auth).await;
+    let proxy = start_proxy(
         &work,
         registry.addr,
-        &format!("notifications:\n  endpoints:\n    - name: proxy\n      url: http://{b_addr}/events\n      format: events.v1\n"),
+        &format!(
+            "notifications:\n  endpoints:\n    - name: proxy\n      url: {b_url}\n      format: events.v1\n"
+        ),
     )
     .await;
     let http = Http::new(proxy.addr);
@@ -714,21 +522,7 @@ async fn with_registry_auth_challenges_pass_and_actors_match() {
     let r = http.send("PUT", &loc, &[("authorization", basic)], data).await;
     assert_eq!(r.status, 201);
 
-    let mut env = Env {
-        http,
-        proxy: proxy.addr.to_string(),
-        a,
-        b,
-        a_pos: 0,
-        b_pos: 0,
-        barrier: 0,
-        barrier_digest,
-        work: work.clone(),
-        lookups: Vec::new(),
-        failures: Vec::new(),
-        compared: 0,
-        auth: Some(basic.to_string()),
-    };
+    let mut env = Env::new(http, work.clone(), [a, b], barrier_digest, Some(basic));
     let same = |a: Vec<Value>| a;
     env.compare("setup-barrier-blob", same).await;
 

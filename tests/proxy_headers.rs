@@ -2,7 +2,6 @@
 //! upstream is a loopback HTTP server that answers with what it received, so
 //! the test sees both sides of the proxy (the example binary, a real process).
 
-mod proxy_support;
 mod support;
 
 use std::collections::BTreeMap;
@@ -96,7 +95,7 @@ fn header<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
 async fn requests_and_responses_pass_through() {
     let upstream = echo_upstream().await;
     let tmp = tempfile::tempdir().unwrap();
-    let proxy = proxy_support::start_proxy(tmp.path(), upstream, "").await;
+    let proxy = support::registries::start_proxy(tmp.path(), upstream, "").await;
     let c = Http::new(proxy.addr);
     let host = proxy.addr.to_string();
 
@@ -208,11 +207,9 @@ async fn requests_and_responses_pass_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_upstream_is_a_bad_gateway() {
-    let closed: SocketAddr = format!("127.0.0.1:{}", proxy_support::free_port())
-        .parse()
-        .unwrap();
+    let closed: SocketAddr = format!("127.0.0.1:{}", support::free_port()).parse().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let proxy = proxy_support::start_proxy(tmp.path(), closed, "").await;
+    let proxy = support::registries::start_proxy(tmp.path(), closed, "").await;
     let r = Http::new(proxy.addr).get("/v2/").await;
     assert_eq!(r.status, 502);
 }
@@ -233,7 +230,7 @@ async fn configs_without_a_usable_upstream_are_refused() {
             format!("version: 0.1\n{upstream}http:\n  addr: 127.0.0.1:0\n"),
         )
         .unwrap();
-        let out = tokio::process::Command::new(proxy_support::example_binary("proxy"))
+        let out = tokio::process::Command::new(support::process::example_binary("proxy"))
             .arg("serve")
             .arg(&cfg)
             .output()

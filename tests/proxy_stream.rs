@@ -6,7 +6,6 @@
 //! size: nothing is buffered whole in either direction, and a reader that
 //! stops reading stops the upstream (backpressure).
 
-mod proxy_support;
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -72,9 +71,10 @@ async fn large_blobs_stream_through_with_flat_memory() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let registry = proxy_support::start_docker_registry(tmp.path(), None).await;
-    let (receiver, raddr) = support::Receiver::start().await;
-    let proxy = proxy_support::start_proxy(
+    let registry = support::registries::start_docker_registry(tmp.path(), None).await;
+    let receiver = support::Receiver::start(support::receiver::always(200)).await;
+    let raddr = receiver.addr;
+    let proxy = support::registries::start_proxy(
         tmp.path(),
         registry.addr,
         &format!("notifications:\n  endpoints:\n    - name: b\n      url: http://{raddr}/events\n"),
@@ -128,7 +128,7 @@ async fn large_blobs_stream_through_with_flat_memory() {
         StatusCode::CREATED,
         "the registry verified the digest"
     );
-    let after_upload = proxy_support::proc_status_kib(pid, "VmHWM").unwrap();
+    let after_upload = support::process::proc_status_kib(&pid.to_string(), "VmHWM").unwrap();
 
     // Download, stalling after the first MiB: a proxy that buffered would fill up meanwhile.
     let r = send(
@@ -158,7 +158,7 @@ async fn large_blobs_stream_through_with_flat_memory() {
         digest,
         "bytes identical"
     );
-    let peak = proxy_support::proc_status_kib(pid, "VmHWM").unwrap();
+    let peak = support::process::proc_status_kib(&pid.to_string(), "VmHWM").unwrap();
     eprintln!(
         "proxy VmHWM: {after_upload} KiB after a {} MiB upload, {peak} KiB after the download (bound {RSS_BOUND_KIB} KiB)",
         BLOB >> 20

@@ -5,10 +5,7 @@
 
 #![cfg(feature = "signing")]
 
-#[path = "support/python.rs"]
-mod python;
-#[path = "support/delivery_receiver.rs"]
-mod receiver;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use receiver::{always, event, wait_until, Receiver, HANG_GUARD};
 use registry_notify::endpoint::Endpoint;
 use registry_notify::queue::{DurableConfig, Fsync};
 use registry_notify::retry::DeadLetter;
@@ -24,6 +20,10 @@ use registry_notify::retry::Exponential;
 use registry_notify::signing::Verifier;
 use registry_notify::Batch;
 use serde_json::Value;
+use support::events::event;
+use support::receiver::{always, Receiver};
+use support::retry::retries;
+use support::{wait_until, HANG_GUARD};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -33,11 +33,7 @@ const OTHER: &str = "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 /// Retries at once (a few milliseconds apart), a bounded number of times.
 fn quick_retry(max_attempts: u32) -> Exponential {
-    Exponential::default()
-        .backoff(Duration::from_millis(1), Duration::from_millis(5))
-        .jitter(0.0)
-        .max_attempts(max_attempts)
-        .max_age(None)
+    retries(1, 5, Some(max_attempts))
 }
 
 fn unix_now() -> i64 {
@@ -140,7 +136,7 @@ impl Drop for PyReceiver {
 /// attempt; the id is the same on every attempt, the timestamp is the attempt's.
 #[tokio::test]
 async fn python_standardwebhooks_verifies_every_attempt() {
-    let Some(python) = python::require_python(&["standardwebhooks"]) else {
+    let Some(python) = support::python::require_python(&["standardwebhooks"]) else {
         return;
     };
     let py = PyReceiver::start(&python, NEW, 2);
@@ -181,7 +177,7 @@ async fn python_standardwebhooks_verifies_every_attempt() {
 /// permanent failure: the batch is dead-lettered.
 #[tokio::test]
 async fn python_standardwebhooks_rejects_another_secret() {
-    let Some(python) = python::require_python(&["standardwebhooks"]) else {
+    let Some(python) = support::python::require_python(&["standardwebhooks"]) else {
         return;
     };
     let py = PyReceiver::start(&python, OTHER, 0);
@@ -307,23 +303,8 @@ async fn the_id_survives_a_restart_through_the_durable_queue() {
 /// answered 401 (a permanent failure, dead-lettered).
 #[tokio::test]
 async fn example_receiver_verifies_with_a_secret() {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("examples")
-        .join(format!("receiver{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} not built (cargo test builds examples)",
-        bin.display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let bin = support::process::example_binary("receiver");
+    let port = support::free_port();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
     let mut child = Command::new(&bin)

@@ -1,7 +1,7 @@
 //! Drop-in on a registry nobody here wrote: ferro-oci-server 1.0 (an axum OCI registry on
 //! crates.io, in-memory storage), wrapped exactly as README.md's "With axum" snippet shows
 //! (`readme_main`, held equal to README by `readme_snippet_is_what_the_test_runs`), replays
-//! the golden skopeo scenario (`support/ferro_scenario.rs`; needs skopeo and python3 on PATH).
+//! the golden skopeo scenario (`support::golden::run`; needs skopeo and python3 on PATH).
 //! Each step's events, delivered to a real webhook receiver, must equal those Distribution 2.8
 //! emitted (tests/fixtures/golden/normalized-events.json) field by field, except where ferro
 //! behaves differently as a registry: `DEVIATIONS` lists each such event and why.
@@ -11,28 +11,31 @@
 //! per step and holds them to what README promises.
 #![cfg(feature = "axum")]
 
-#[path = "support/ferro.rs"]
-mod ferro;
-#[path = "support/ferro_scenario.rs"]
-mod ferro_scenario;
-#[path = "support/golden_diff.rs"]
-mod golden_diff;
-#[path = "support/skopeo.rs"]
-mod skopeo;
 mod support;
+/// This test's own modules (tests/third_party_ferro/).
+mod third_party_ferro {
+    pub mod golden_diff;
+}
 
 use std::collections::BTreeMap;
 use std::{net::SocketAddr, time::Duration};
 
-use ferro::Counter;
-use ferro_scenario::{App, Env};
-use golden_diff::Deviation;
 use registry_notify::notifications::NotificationsHandle;
 use registry_notify::{endpoint::Endpoint, notifications::Notifications, SourceRecord};
-use serde_json::Value;
-use support::{Http, Receiver};
+use support::golden::{self, App, Counter, Env};
+use support::{skopeo, Http, Receiver};
+use third_party_ferro::golden_diff::{self, Deviation};
 use tokio::sync::oneshot;
 use tower::Layer;
+
+/// ferro-oci-server's own application over in-memory storage, exactly what its binary serves
+/// without `FERRO_OCI_STORAGE_DIR` (`/v2/**`, health probes, `/metrics`).
+fn ferro_registry() -> axum::Router {
+    let store = ferro_oci_server::Config::from_raw(None, None)
+        .blob_store()
+        .expect("in-memory blob store");
+    ferro_oci_server::build_app(store)
+}
 
 /// README.md's "With axum" `main`, line for line between the markers
 /// (`readme_snippet_is_what_the_test_runs` holds them equal): serves `registry` with its
@@ -241,16 +244,15 @@ async fn ferro_wrapped_as_readme_shows_matches_distribution_golden_events() {
     let Some(scenario) = skopeo::scenario(&[]).await else {
         return;
     };
-    let golden: BTreeMap<String, Vec<Value>> =
-        serde_json::from_str(include_str!("fixtures/golden/normalized-events.json")).unwrap();
+    let golden = golden::capture();
     let work = scenario.work();
-    let img = ferro_scenario::build_images(&work);
-    let (receiver, raddr) = Receiver::start().await;
-    let url = format!("http://{raddr}/events");
+    let img = golden::build_images(&work);
+    let receiver = Receiver::start(support::receiver::always(200)).await;
+    let url = receiver.url();
     let counter = Counter::default();
     // One ferro storage behind two apps: the second turns on references for the r* steps,
     // as the reference was restarted with `includereferences: true`.
-    let registry = ferro::registry();
+    let registry = ferro_registry();
     let mut apps = Vec::new();
     for refs in [false, true] {
         let (addr, handle) = readme_app(counter.wrap(registry.clone()), &url, refs).await;
@@ -259,14 +261,14 @@ async fn ferro_wrapped_as_readme_shows_matches_distribution_golden_events() {
             handle,
         });
     }
-    let mut env = Env::new(apps, receiver, counter, work);
-    ferro_scenario::run(&mut env, &img).await;
+    let mut env = Env::new(apps, receiver, work).counted(counter).events_v2();
+    golden::run(&mut env, &img).await;
 
     // The envelopes are those of README's endpoint.
-    for (headers, _) in env.receiver.posts.lock().unwrap().iter() {
-        assert_eq!(headers["authorization"], "Bearer s3cret");
+    for request in env.receiver.requests() {
+        assert_eq!(request.headers["authorization"], "Bearer s3cret");
         assert_eq!(
-            headers["content-type"],
+            request.headers["content-type"],
             registry_notify::event::EVENTS_V2_MEDIA_TYPE
         );
     }
@@ -336,8 +338,8 @@ async fn ferro_wrapped_as_readme_shows_matches_distribution_golden_events() {
 /// the lookups to what README promises: none for pulls, pushes of manifests, blob deletes or
 /// mounts; the tag scan before a delete by digest (`GET tags/list`, then a `HEAD` of each tag);
 /// the status of an upload session before its final `PUT` (`GET` of the session).
-fn check_lookups(steps: &[ferro_scenario::Step]) {
-    let mut total = ferro::Counts::default();
+fn check_lookups(steps: &[golden::Step]) {
+    let mut total = golden::Counts::default();
     for step in steps {
         let c = &step.counts;
         total.add(c);
@@ -405,7 +407,7 @@ fn check_lookups(steps: &[ferro_scenario::Step]) {
 }
 
 /// The scenario's digests by name, for the deviation table.
-fn digest_names(img: &ferro_scenario::Images) -> BTreeMap<String, String> {
+fn digest_names(img: &golden::Images) -> BTreeMap<String, String> {
     let mono = support::sha256(b"monolithic blob\n");
     [
         (&img.m, "m"),

@@ -23,23 +23,16 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest::test_runner::Config as ProptestConfig;
 use registry_notify::event::ActorRecord;
 use registry_notify::{
     Action, Descriptor, Envelope, Event, Format, Platform, RequestRecord, SourceRecord, Target, Timestamp,
 };
 use serde::Serialize;
 
-/// 256 cases from a fixed seed unless `PROPTEST_CASES` / `PROPTEST_RNG_SEED` say otherwise.
+/// 256 cases from a fixed seed (see `registry_notify_testkit::props::config`).
 fn config() -> ProptestConfig {
-    let mut c = ProptestConfig {
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        c.rng_seed = RngSeed::Fixed(0x0e17_e700);
-    }
-    c
+    registry_notify_testkit::props::config(256, 0x0e17_e700)
 }
 
 /// Characters that take the escaping paths: JSON's, Go's, and multi-byte text around them.

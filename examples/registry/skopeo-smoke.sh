@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # skopeo-smoke.sh [HOST:PORT] — skopeo + curl scenarios against a running, EMPTY
-# example registry (cargo run --example registry [HOST:PORT] [ROOT_DIR]).
+# example registry (cargo run -p example-registry -- --addr HOST:PORT).
 # Needs skopeo, curl, jq, python3 and the golden build_image.py
 # (BUILD_IMAGE=/path/to/build_image.py to override). Prints OK/FAIL per check.
 # Deletes skopeo's blob-info cache first, so that its cross-repository mount

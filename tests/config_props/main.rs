@@ -18,20 +18,12 @@
 
 use std::path::Path;
 
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest::test_runner::Config as ProptestConfig;
 use registry_notify::config::{Config, ConfigError};
 
-/// 256 cases from a fixed seed unless `PROPTEST_CASES` / `PROPTEST_RNG_SEED` say otherwise; no
-/// regression files (the seed reproduces a failure).
+/// 256 cases from a fixed seed (see `registry_notify_testkit::props::config`).
 fn config() -> ProptestConfig {
-    let mut c = ProptestConfig {
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        c.rng_seed = RngSeed::Fixed(0x00c0_f16e);
-    }
-    c
+    registry_notify_testkit::props::config(256, 0x00c0_f16e)
 }
 
 fn read(name: &str) -> String {

@@ -1,7 +1,6 @@
-//! What the skopeo-driven end-to-end tests share: running skopeo, building test images
-//! with the golden capture's script, and comparing event lists without regard to order.
-//! Included with `#[path]` by `golden_skopeo.rs` and `proxy_e2e.rs`.
-#![allow(dead_code)]
+//! What the skopeo-driven end-to-end tests share (`golden_skopeo.rs`, `proxy_e2e.rs`,
+//! `third_party_ferro.rs`): running skopeo, building test images with the golden capture's
+//! script, requests as curl sends them, and comparing event lists without regard to order.
 
 use std::path::Path;
 use std::time::Duration;
@@ -78,12 +77,12 @@ pub async fn scenario(tools: &[&str]) -> Option<Scenario> {
 
 /// A request as curl sends it (its `User-Agent`), with `headers` after it.
 pub async fn curl(
-    http: &super::support::Http,
+    http: &crate::support::Http,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Vec<u8>,
-) -> super::support::Reply {
+) -> crate::support::Reply {
     let mut h = vec![("user-agent", CURL)];
     h.extend_from_slice(headers);
     http.send(method, path, &h, body).await
@@ -92,6 +91,46 @@ pub async fn curl(
 /// `oci:<work>/<dir>:<tag>`, an image layout made by [`build_image`].
 pub fn oci(work: &Path, dir: &str, tag: &str) -> String {
     format!("oci:{}:{tag}", work.join(dir).display())
+}
+
+/// What a scenario's steps drive: skopeo, and requests as curl sends them, against the
+/// registry at `http`, with images built in `work`.
+pub struct Driver {
+    /// A client of the registry.
+    pub http: crate::support::Http,
+    /// Where the images are built ([`build_image`]).
+    pub work: std::path::PathBuf,
+}
+
+impl Driver {
+    /// Runs skopeo (see [`skopeo`]).
+    pub async fn skopeo(&self, args: &[&str]) {
+        skopeo(args).await;
+    }
+
+    /// A request to the registry as curl sends it (see [`curl`]).
+    pub async fn curl(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> crate::support::Reply {
+        curl(&self.http, method, path, headers, body).await
+    }
+
+    /// `oci:<work>/<dir>:<tag>` (see [`oci`]).
+    pub fn oci(&self, dir: &str, tag: &str) -> String {
+        oci(&self.work, dir, tag)
+    }
+
+    /// `docker://<registry>/<reference>`.
+    pub fn docker(&self, reference: &str) -> String {
+        format!(
+            "docker://{}/{reference}",
+            self.http.base.trim_start_matches("http://")
+        )
+    }
 }
 
 /// The golden captures' normalisation of one event: ids, timestamps and ports become

@@ -1,0 +1,155 @@
+//! The registry as the `registry` binary serves it: set up from a Distribution config file or
+//! for the main job (from memory, delivering to a local receiver), wrapped by the
+//! notification layer, with `/metrics`, the peer address for `request.addr`, and request logs.
+
+use std::error::Error;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::routing::get;
+use registry_notify::config::{Config, StorageDriver};
+use registry_notify::endpoint::Endpoint;
+use registry_notify::layer::PeerAddr;
+use registry_notify::notifications::{Notifications, NotificationsHandle};
+use registry_notify::{NotificationLayer, SourceRecord};
+use tower_http::trace::TraceLayer;
+
+use crate::common::{drain, listen_addr, notifications_from, notifications_state};
+use crate::oci;
+
+/// A registry ready to serve: where it listens, what it stores, and its notifications (none
+/// when a config file has no `notifications` section: the layer is not installed at all).
+pub struct App {
+    /// The listening address as configured (`:5000` means every interface).
+    pub addr: String,
+    /// Already bound (the main job binds first, to learn a `:0` port).
+    pub listener: Option<tokio::net::TcpListener>,
+    /// The registry.
+    pub registry: oci::Registry,
+    /// The notification layer and its handle.
+    pub notifications: Option<(NotificationLayer, NotificationsHandle)>,
+}
+
+impl App {
+    /// The main job: in memory on `addr`, one endpoint delivering to a receiver started on
+    /// `receiver` that prints what it gets (see [`crate::receiver::start_printing`]).
+    pub async fn local(addr: &str, receiver: &str) -> Result<Self, Box<dyn Error>> {
+        // The registry's address is known before the layer is built only if it is fixed.
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let registry_addr = listener.local_addr()?;
+        let receiver_addr = crate::receiver::start_printing(receiver).await?;
+        eprintln!("receiver listening on http://{receiver_addr}/events");
+        let endpoint = Endpoint::builder("local", format!("http://{receiver_addr}/events"))
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let (layer, handle) = Notifications::builder()
+            .source(SourceRecord::local(&registry_addr.to_string()))
+            .endpoint(endpoint)
+            .build()?;
+        Ok(Self {
+            addr: registry_addr.to_string(),
+            listener: Some(listener),
+            registry: oci::Registry::in_memory(oci::RegistryOptions { delete_enabled: true }),
+            notifications: Some((layer, handle)),
+        })
+    }
+
+    /// As a Distribution config file says: `http.addr`, `storage` (`filesystem.rootdirectory`
+    /// or `inmemory`, `delete.enabled`) and `notifications`, with dead letters appended to
+    /// `dead-letters.jsonl` beside the file.
+    pub fn from_config(path: &Path) -> Result<Self, Box<dyn Error>> {
+        let config = Config::from_path(path)?;
+        let opts = oci::RegistryOptions {
+            delete_enabled: config.storage.delete_enabled,
+        };
+        let registry = match &config.storage.driver {
+            Some(StorageDriver::Filesystem { root_directory }) => {
+                oci::Registry::filesystem(root_directory.clone(), opts)?
+            }
+            Some(StorageDriver::InMemory) | None => oci::Registry::in_memory(opts),
+            Some(other) => {
+                return Err(format!(
+                    "storage driver {:?} is not supported by this example",
+                    other.name()
+                )
+                .into())
+            }
+        };
+        Ok(Self {
+            addr: config.http.addr.clone(),
+            listener: None,
+            registry,
+            notifications: notifications_from(&config, path)?,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then lets the endpoints deliver what is queued (at
+    /// most 5 s). Says on stderr where it listens once it does; fails only if it cannot listen.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Box<dyn Error>> {
+        let (app, handle) = router(self.registry, self.notifications);
+        let addr = listen_addr(&self.addr);
+        let listener = match self.listener {
+            Some(l) => l,
+            None => tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|e| format!("listen {addr}: {e}"))?,
+        };
+        eprintln!(
+            "registry listening on http://{} ({})",
+            listener.local_addr().map(|a| a.to_string()).unwrap_or(addr),
+            notifications_state(handle.as_ref())
+        );
+        let app = app.layer(TraceLayer::new_for_http());
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Err(e) = served {
+            eprintln!("serve: {e}");
+        }
+        if let Some(handle) = handle {
+            drain(handle).await;
+        }
+        Ok(())
+    }
+}
+
+/// The registry's router wrapped by `notifications` (when given), with `/metrics` beside it
+/// and the peer address inserted outside the layer (see [`with_peer_addr`]).
+pub fn router(
+    registry: oci::Registry,
+    notifications: Option<(NotificationLayer, NotificationsHandle)>,
+) -> (axum::Router, Option<NotificationsHandle>) {
+    let (app, handle) = match notifications {
+        Some((layer, handle)) => {
+            let h = handle.clone();
+            let metrics = get(move || {
+                let h = h.clone();
+                async move { crate::metrics::render(&h) }
+            });
+            (
+                oci::router(registry).layer(layer).route("/metrics", metrics),
+                Some(handle),
+            )
+        }
+        None => (oci::router(registry), None),
+    };
+    (with_peer_addr(app), handle)
+}
+
+/// `app` with the client's address (axum's `ConnectInfo`, so the app must be served with
+/// `into_make_service_with_connect_info::<SocketAddr>`) inserted as [`PeerAddr`] for
+/// `request.addr`, outside the layer.
+pub fn with_peer_addr(app: axum::Router) -> axum::Router {
+    app.layer(axum::middleware::map_request(
+        |ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request| async move {
+            req.extensions_mut().insert(PeerAddr(peer));
+            req
+        },
+    ))
+}
