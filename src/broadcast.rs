@@ -159,11 +159,28 @@ where
             } else {
                 batch.clone()
             };
-            let mut call = Call::Waiting(sink.clone(), b.unwrap_or_default());
-            match call.poll(&mut cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(error)) => self.stats.failed(index, error, &mut not_durable),
-                Poll::Pending => pending.push((index, call)),
+            let b = b.unwrap_or_default();
+            let mut sink = sink.clone();
+            // The usual case inline: the sink is ready and its call completes at once.
+            let outcome = match sink.poll_ready(&mut cx) {
+                Poll::Ready(Ok(())) => {
+                    let mut fut = sink.call(b);
+                    match Pin::new(&mut fut).poll(&mut cx) {
+                        Poll::Ready(result) => result.map_err(Into::into),
+                        Poll::Pending => {
+                            pending.push((index, Call::Called(fut)));
+                            continue;
+                        }
+                    }
+                }
+                Poll::Ready(Err(error)) => Err(error.into()),
+                Poll::Pending => {
+                    pending.push((index, Call::Waiting(sink, b)));
+                    continue;
+                }
+            };
+            if let Err(error) = outcome {
+                self.stats.failed(index, error, &mut not_durable);
             }
         }
         BroadcastFuture {
