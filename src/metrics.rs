@@ -315,6 +315,7 @@ impl EndpointMetrics {
 
     /// `n` events were lost for `reason`: the breakdown of `dropped` (which this does not
     /// change; record the events there too with [`record_dropped`](Self::record_dropped)).
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn record_events_lost(&self, reason: LossReason, n: u64) {
         self.lost[reason.index()].fetch_add(n, Ordering::Relaxed);
         #[cfg(feature = "metrics")]

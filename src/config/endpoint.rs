@@ -322,39 +322,8 @@ impl EndpointConfig {
         if self.max_events == 0 {
             return Err(must("maxevents", "must be > 0"));
         }
-        if self.queue.capacity == 0 {
-            return Err(must("queue.capacity", "must be > 0"));
-        }
-        if self.queue.path.is_some() {
-            if self.queue.max_bytes < 64 << 10 {
-                return Err(must("queue.maxbytes", "must be at least 65536 (64KiB)"));
-            }
-            if self.queue.fsync_interval.is_zero() {
-                return Err(must("queue.fsyncinterval", "must be > 0"));
-            }
-        }
-        let r = &self.retry;
-        if r.initial.is_zero() {
-            return Err(must("retry.initial", "must be > 0"));
-        }
-        if r.max < r.initial {
-            return Err(must(
-                "retry.max",
-                &format!("({:?}) must be >= retry.initial ({:?})", r.max, r.initial),
-            ));
-        }
-        if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
-            return Err(must("retry.multiplier", "must be >= 1"));
-        }
-        if !(0.0..=1.0).contains(&r.jitter) {
-            return Err(must("retry.jitter", "must be between 0 and 1"));
-        }
-        if r.max_attempts == Some(0) {
-            return Err(must("retry.maxattempts", "must be > 0"));
-        }
-        if r.max_age.is_zero() {
-            return Err(must("retry.maxage", "must be > 0"));
-        }
+        self.queue.validate_at(&at.key("queue"))?;
+        self.retry.validate_at(&at.key("retry"))?;
         for (key, globs) in [
             ("filter.repositories.include", &self.filter.include_repositories),
             ("filter.repositories.exclude", &self.filter.exclude_repositories),

@@ -198,19 +198,7 @@ impl NatsSettings {
         if self.max_in_flight == 0 {
             return Err(ConfigError::field(at.key("maxinflight").as_str(), "must be > 0"));
         }
-        if self.queue.capacity == 0 {
-            return Err(ConfigError::field(
-                at.key("queue.capacity").as_str(),
-                "must be > 0",
-            ));
-        }
-        if self.queue.path.is_some() && self.queue.max_bytes < 64 * 1024 {
-            return Err(ConfigError::field(
-                at.key("queue.maxbytes").as_str(),
-                "must be at least 64KiB",
-            ));
-        }
-        Ok(())
+        self.queue.validate_at(&at.key("queue"))
     }
 }
 

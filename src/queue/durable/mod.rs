@@ -138,10 +138,10 @@ mod state;
 #[cfg(feature = "durable")]
 mod writer;
 
+#[cfg(all(feature = "durable", any(test, feature = "test-util")))]
+pub use queue::WriterPause;
 #[cfg(feature = "durable")]
 #[doc(inline)]
-#[cfg(any(test, feature = "test-util"))]
-pub use queue::WriterPause;
 pub use queue::{DurableQueue, DurableStats};
 
 /// When the durable queue forces its writes to disk.
