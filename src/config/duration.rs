@@ -11,7 +11,7 @@ use std::fmt;
 /// Why a string is not a Go duration. `Display` is Go's own message, e.g.
 /// `time: unknown unit "d" in duration "1d"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParseDurationError {
+pub(crate) struct ParseDurationError {
     kind: ErrorKind,
     input: String,
 }
@@ -32,7 +32,7 @@ impl ParseDurationError {
     }
 
     /// `true` if the only problem is a missing unit (`"500"`), the classic bare-number mistake.
-    pub fn is_missing_unit(&self) -> bool {
+    pub(crate) fn is_missing_unit(&self) -> bool {
         self.kind == ErrorKind::MissingUnit
     }
 }
@@ -72,15 +72,9 @@ fn unit(u: &str) -> Option<u64> {
 /// Parses a Go duration string (`"1m30s"`, `"-1.5h"`, `"300µs"`, `"0"`) into signed nanoseconds,
 /// with the semantics of Go's `time.ParseDuration`, overflow checks included.
 ///
-/// ```
-/// use registry_notify::config::parse_go_duration;
-/// assert_eq!(parse_go_duration("1m30s"), Ok(90_000_000_000));
-/// assert_eq!(parse_go_duration("-2.5ms"), Ok(-2_500_000));
-/// assert_eq!(parse_go_duration("0"), Ok(0));
-/// assert!(parse_go_duration("500").unwrap_err().is_missing_unit());
-/// assert_eq!(parse_go_duration("1d").unwrap_err().to_string(), r#"time: unknown unit "d" in duration "1d""#);
-/// ```
-pub fn parse_go_duration(input: &str) -> Result<i64, ParseDurationError> {
+/// `"1m30s"` gives `90_000_000_000`, `"-2.5ms"` gives `-2_500_000`; `"500"` is a missing unit and
+/// `"1d"` fails with Go's own message, `time: unknown unit "d" in duration "1d"`.
+pub(crate) fn parse_go_duration(input: &str) -> Result<i64, ParseDurationError> {
     let invalid = || ParseDurationError::new(ErrorKind::Invalid, input);
     let mut s = input.as_bytes();
     let mut neg = false;

@@ -80,7 +80,7 @@
 //! `ignore.actions` works even when no media type is ignored (Distribution before 3.1 ignored it
 //! in that case, distribution#2916).
 //!
-//! **Durations** use Go's `time.ParseDuration` syntax exactly ([`parse_go_duration`]): `1s`,
+//! **Durations** use Go's `time.ParseDuration` syntax exactly: `1s`,
 //! `500ms`, `1m30s`, `1h`, `2.5s`, `300us`/`300µs`, `100ns`, `0`. A bare number such as
 //! `timeout: 500` is an error: Distribution reads it as 500 *nanoseconds*, which makes every
 //! delivery time out (SUSE/Portus#905); the message suggests `500ms`.
@@ -254,7 +254,7 @@ use serde_yaml::Value;
 
 pub use crate::error::ConfigError;
 pub use delivery::{QueueFsync, QueueSettings, RetryMode, RetrySettings};
-pub use duration::{parse_go_duration, ParseDurationError};
+
 pub use endpoint::EndpointConfig;
 pub use http_config::HttpConfig;
 pub use nats::{NatsSettings, SubjectBy};

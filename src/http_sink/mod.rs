@@ -289,7 +289,7 @@ async fn attempt(
         }
     };
 
-    if status.is_success() || (status.is_redirection() && shared.redirects_as_success) {
+    if is_success(status, shared.redirects_as_success) {
         record(&|m| m.record_success(status, batch.len()));
         Ok(Receipt::status(status))
     } else {
@@ -346,8 +346,8 @@ fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Whether `status` counts as delivered for an endpoint (exposed for custom sinks).
-pub fn is_success(status: StatusCode, redirects_as_success: bool) -> bool {
+/// Whether `status` counts as delivered for an endpoint.
+fn is_success(status: StatusCode, redirects_as_success: bool) -> bool {
     status.is_success() || (status.is_redirection() && redirects_as_success)
 }
 
