@@ -12,6 +12,7 @@ mod error;
 mod log_limit;
 mod percent;
 mod secret;
+mod url;
 
 pub mod event;
 pub mod hint;

@@ -233,7 +233,7 @@ async fn structured_mode_and_batches() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "endpoint \"ce\": format cloudevents sends one event per request: max_events must be 1 (use cloudevents-batch to batch)"
+        "endpoint \"ce\".maxevents must be 1 with format cloudevents (one event per request; use cloudevents-batch to batch)"
     );
     let server = Receiver::start(always(200)).await;
     let endpoint = Endpoint::builder("ce", server.url())

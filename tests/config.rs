@@ -376,6 +376,62 @@ fn nonsense_values_are_refused_with_the_field_path() {
     }
 }
 
+/// The YAML and the builder go through the same stage checks: for each setting, the error of
+/// the YAML key and of the builder method have the same field path under their endpoint and
+/// the same message.
+#[test]
+fn yaml_and_builder_share_one_validator() {
+    use registry_notify::endpoint::{Endpoint, EndpointBuilder};
+    use registry_notify::queue::{DurableConfig, QueueConfig};
+    use registry_notify::retry::{Breaker, Exponential};
+    const EP: &str = "notifications.endpoints[0] (\"a\")";
+    let b = || Endpoint::builder("a", "http://a/");
+    let exp = || Exponential::default().backoff(Duration::from_secs(1), Duration::from_secs(2));
+    let durable = || DurableConfig::new("/q");
+    #[rustfmt::skip]
+    let cases: Vec<(&str, EndpointBuilder, &str)> = vec![
+        ("maxevents: 0", b().max_events(0), "maxevents"),
+        ("format: cloudevents\nmaxevents: 5", b().format(Format::CloudEvents).max_events(5), "maxevents"),
+        ("queue: {capacity: 0}", b().queue(QueueConfig { capacity: 0, ..QueueConfig::default() }), "queue.capacity"),
+        ("queue: {path: /q, maxbytes: 1000}", b().durable_queue(durable().max_bytes(1000)), "queue.maxbytes"),
+        ("retry: {mode: exponential, multiplier: 0.5}", b().retry(exp().multiplier(0.5)), "retry.multiplier"),
+        ("retry: {mode: exponential, jitter: 2}", b().retry(exp().jitter(2.0)), "retry.jitter"),
+        ("retry: {mode: exponential, maxattempts: 0}", b().retry(exp().max_attempts(0)), "retry.maxattempts"),
+        (
+            "retry: {mode: exponential, initial: 2s, max: 1s}",
+            b().retry(Exponential::default().backoff(Duration::from_secs(2), Duration::from_secs(1))),
+            "retry.max",
+        ),
+        ("retry: {maxattempts: 0}", b().retry(Breaker::default().max_attempts(0)), "retry.maxattempts"),
+        ("headers: {X-A: [\"a\\nb\"]}", b().header("X-A", "a\nb"), "headers.X-A[0]"),
+        ("headers: {'Bad Name': [v]}", b().header("Bad Name", "v"), "headers"),
+        ("signing: {secrets: ['whsec_!!!']}", b().signing_secret("whsec_!!!"), "signing"),
+    ];
+    for (yaml, builder, key) in cases {
+        let yaml = endpoint_yaml(yaml);
+        let from_yaml = Config::from_yaml_str(&yaml).expect_err(&yaml);
+        let from_builder = builder.build().expect_err(key);
+        assert_eq!(from_yaml.path(), format!("{EP}.{key}"), "{yaml}\n{from_yaml}");
+        assert_eq!(
+            from_builder.path(),
+            format!("endpoint \"a\".{key}"),
+            "{from_builder}"
+        );
+        assert_eq!(from_yaml.message(), from_builder.message(), "{yaml}");
+    }
+    // A URL the sink refuses, as written in either.
+    let from_yaml = Config::from_yaml_str(&endpoint_yaml("").replace("http://a/", "ftp://a/")).unwrap_err();
+    let from_builder = Endpoint::builder("a", "ftp://a/").build().unwrap_err();
+    assert_eq!(from_yaml.message(), from_builder.message());
+    assert!(
+        from_yaml
+            .message()
+            .starts_with("must be an http:// or https:// URL"),
+        "{from_yaml}"
+    );
+    assert_eq!(from_builder.path(), "endpoint \"a\".url");
+}
+
 #[test]
 fn accepted_edge_values() {
     use registry_notify::config::EndpointConfig;

@@ -399,7 +399,7 @@ mod tls {
             .ca_pem(b"nope".to_vec())
             .build()
             .unwrap_err();
-        assert!(err.to_string().starts_with("endpoint \"tls\": ca_pem:"), "{err}");
+        assert!(err.to_string().starts_with("endpoint \"tls\".tls.ca: "), "{err}");
     }
 }
 

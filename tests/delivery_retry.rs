@@ -344,5 +344,5 @@ fn invalid_retry_settings_are_config_errors() {
         .retry(Breaker::new(0, MS))
         .build()
         .unwrap_err();
-    assert_eq!(err.to_string(), "endpoint \"x\": retry: threshold must be > 0");
+    assert_eq!(err.to_string(), "endpoint \"x\".threshold must be > 0");
 }

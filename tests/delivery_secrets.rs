@@ -71,7 +71,7 @@ fn debug_output_and_config_errors_redact() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "endpoint \"secret\": invalid value for header \"X-Bad\""
+        "endpoint \"secret\".headers.X-Bad[0]: invalid header value (control characters are not allowed)"
     );
     let err = Endpoint::builder(
         "secret",
@@ -85,7 +85,8 @@ fn debug_output_and_config_errors_redact() {
         .build()
         .unwrap_err();
     assert!(
-        err.to_string().contains("must start with http:// or https://"),
+        err.to_string()
+            .contains("url: must be an http:// or https:// URL"),
         "{err}"
     );
     assert_clean("ConfigError", &err.to_string());
@@ -93,7 +94,7 @@ fn debug_output_and_config_errors_redact() {
         .timeout(Duration::ZERO)
         .build()
         .unwrap_err();
-    assert_eq!(err.to_string(), "endpoint \"x\": timeout must be > 0");
+    assert_eq!(err.to_string(), "endpoint \"x\".timeout must be > 0");
 }
 
 /// The secrets are sent (to the right place) but stay out of metrics, handles and logs.

@@ -282,16 +282,16 @@ fn bad_pem_and_mismatched_keys_are_clear_errors() {
     build(&cert, &key).unwrap();
     assert_eq!(
         build("not a pem", &key).unwrap_err(),
-        "endpoint \"mtls\": client certificate: no certificate in PEM"
+        "endpoint \"mtls\".tls: client certificate: no certificate in PEM"
     );
     assert_eq!(
         build(&cert, "not a pem").unwrap_err(),
-        "endpoint \"mtls\": client key: no private key in PEM (expected PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)"
+        "endpoint \"mtls\".tls: client key: no private key in PEM (expected PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)"
     );
     let mismatched = build(&cert, &other_key).unwrap_err();
     assert_eq!(
         mismatched,
-        "endpoint \"mtls\": client key does not match the client certificate"
+        "endpoint \"mtls\".tls: client key does not match the client certificate"
     );
     // A certificate where the key should be.
     assert!(build(&cert, &cert).unwrap_err().contains("client key"));

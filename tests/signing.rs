@@ -366,6 +366,6 @@ fn bad_secret_is_a_named_config_error() {
         .to_string();
     assert_eq!(
         err,
-        "endpoint \"x\": signing: secrets[1]: secret is not base64 (expected whsec_<base64>)"
+        "endpoint \"x\".signing: secrets[1]: secret is not base64 (expected whsec_<base64>)"
     );
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use super::section::endpoint_path;
 use super::value::Path;
-use super::{ConfigError, EndpointConfig, NotificationsConfig, QueueFsync, RetryMode};
+use super::{
+    ConfigError, EndpointConfig, NotificationsConfig, QueueFsync, QueueSettings, RetryMode, RetrySettings,
+};
 
 /// Any error of the endpoint module, as a config error.
 fn err(e: impl std::fmt::Display) -> ConfigError {
@@ -26,12 +28,19 @@ impl EndpointConfig {
     }
 
     fn to_endpoint_at(&self, at: &Path) -> Result<Endpoint, ConfigError> {
-        self.validate_at(at)?;
-        self.build().map_err(|e| e.within(at.as_str()))
+        self.check_yaml_at(at)?;
+        self.build(true).map_err(|e| e.within(at.as_str()))
     }
 
-    fn build(&self) -> Result<Endpoint, ConfigError> {
-        let (url, headers) = self.http_target();
+    /// The endpoint, through the builder and so through every stage's own check; error paths
+    /// are relative to the endpoint. Without `read_files`, TLS files are not read (validation
+    /// at load time); inline PEM is used either way.
+    pub(super) fn build(&self, read_files: bool) -> Result<Endpoint, ConfigError> {
+        let (mut url, headers) = self.http_target();
+        if url.is_empty() {
+            // A disabled endpoint may have no URL; its other settings are checked all the same.
+            url = "http://disabled.invalid/".to_owned();
+        }
         let mut builder = Endpoint::builder(self.name.clone(), url)
             .timeout(self.timeout)
             .format(self.format)
@@ -39,52 +48,47 @@ impl EndpointConfig {
             .linger(self.linger)
             .retry_shared(self.retry_policy())
             .filter(self.filter_rules()?)
-            .queue(QueueConfig {
-                capacity: self.queue.capacity,
-                overflow: self.queue.overflow,
-            })
+            .queue(self.queue.queue_config())
             .redirects_as_success(self.redirects_as_success)
             .danger_accept_invalid_certs(self.tls.insecure_skip_verify)
             .disabled(self.disabled);
-        if let Some(path) = &self.queue.path {
-            builder = builder.durable_queue(DurableConfig::new(path).max_bytes(self.queue.max_bytes).fsync(
-                match self.queue.fsync {
-                    QueueFsync::Always => Fsync::Always,
-                    QueueFsync::Interval => Fsync::Interval(self.queue.fsync_interval),
-                },
-            ));
+        if let Some(durable) = self.queue.durable_config() {
+            builder = builder.durable_queue(durable);
         }
         for (name, value) in headers {
             builder = builder.header(name, value);
         }
-        if let Some(pem) = self.tls.ca_pem()? {
-            builder = builder.ca_pem(pem);
-        }
-        if let Some((cert, key)) = self.tls.client_identity_pem()? {
-            builder = builder.client_cert_pem(cert, key);
+        if read_files {
+            if let Some(pem) = self.tls.ca_pem()? {
+                builder = builder.ca_pem(pem);
+            }
+            if let Some((cert, key)) = self.tls.client_identity_pem()? {
+                builder = builder.client_cert_pem(cert, key);
+            }
         }
         for secret in &self.signing.secrets {
             builder = builder.signing_secret(secret.clone());
         }
-        builder.build().map_err(err)
+        builder.build_relative()
+    }
+
+    /// Checks `threshold`, `backoff` and `retry:` with both policies' own checks, whichever
+    /// `retry.mode` picks: a value is refused even where unused.
+    pub(super) fn validate_retry_in(&self, at: &Path) -> Result<(), ConfigError> {
+        Breaker::new(self.threshold, self.backoff)
+            .limits(self.retry.limits())
+            .validate()
+            .and_then(|()| self.retry.exponential().validate())
+            .map_err(|e| e.within(at.as_str()))
     }
 
     /// The retry policy `retry.mode` names, with the endpoint's limits.
     fn retry_policy(&self) -> Arc<dyn RetryPolicy> {
-        let r = &self.retry;
-        let limits = Limits {
-            max_attempts: r.max_attempts,
-            max_age: Some(r.max_age),
-        };
-        match r.mode {
-            RetryMode::Breaker => Arc::new(Breaker::new(self.threshold, self.backoff).limits(limits)),
-            RetryMode::Exponential => Arc::new(
-                Exponential::default()
-                    .backoff(r.initial, r.max)
-                    .multiplier(r.multiplier)
-                    .jitter(r.jitter)
-                    .limits(limits),
-            ),
+        match self.retry.mode {
+            RetryMode::Breaker => {
+                Arc::new(Breaker::new(self.threshold, self.backoff).limits(self.retry.limits()))
+            }
+            RetryMode::Exponential => Arc::new(self.retry.exponential()),
         }
     }
 
@@ -106,6 +110,60 @@ impl EndpointConfig {
                 .map_err(err)?;
         }
         Ok(filter)
+    }
+}
+
+impl QueueSettings {
+    /// The memory queue's bounds.
+    pub(super) fn queue_config(&self) -> QueueConfig {
+        QueueConfig {
+            capacity: self.capacity,
+            overflow: self.overflow,
+        }
+    }
+
+    /// The durable queue, when `queue.path` is set.
+    pub(super) fn durable_config(&self) -> Option<DurableConfig> {
+        let path = self.path.as_ref()?;
+        Some(
+            DurableConfig::new(path)
+                .max_bytes(self.max_bytes)
+                .fsync(match self.fsync {
+                    QueueFsync::Always => Fsync::Always,
+                    QueueFsync::Interval => Fsync::Interval(self.fsync_interval),
+                }),
+        )
+    }
+
+    /// Checks `queue:` with the queue stages' own checks; `owner` is the path of the section
+    /// holding it (an endpoint, or `notifications.nats`).
+    pub(super) fn validate_in(&self, owner: &Path) -> Result<(), ConfigError> {
+        self.queue_config()
+            .validate()
+            .map_err(|e| e.within(owner.as_str()))?;
+        match self.durable_config() {
+            Some(durable) => durable.validate().map_err(|e| e.within(owner.as_str())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl RetrySettings {
+    /// `retry.maxattempts` and `retry.maxage`.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_attempts: self.max_attempts,
+            max_age: Some(self.max_age),
+        }
+    }
+
+    /// `retry.mode: exponential` with these settings.
+    fn exponential(&self) -> Exponential {
+        Exponential::default()
+            .backoff(self.initial, self.max)
+            .multiplier(self.multiplier)
+            .jitter(self.jitter)
+            .limits(self.limits())
     }
 }
 

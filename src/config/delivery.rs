@@ -98,26 +98,6 @@ fn byte_size(v: &Value, p: &Path) -> Result<u64> {
         })
 }
 
-impl QueueSettings {
-    /// Checks the values (the one check of `queue:`, for endpoints and NATS alike); the error
-    /// names the field under `at`.
-    pub(crate) fn validate_at(&self, at: &Path) -> Result<()> {
-        let must = |key: &str, msg: &str| ConfigError::field(at.key(key).as_str(), msg.to_owned());
-        if self.capacity == 0 {
-            return Err(must("capacity", "must be > 0"));
-        }
-        if self.path.is_some() {
-            if self.max_bytes < crate::queue::DurableConfig::MIN_MAX_BYTES {
-                return Err(must("maxbytes", "must be at least 65536 (64KiB)"));
-            }
-            if self.fsync_interval.is_zero() {
-                return Err(must("fsyncinterval", "must be > 0"));
-            }
-        }
-        Ok(())
-    }
-}
-
 impl Section for QueueSettings {
     const KEYS: &'static [&'static str] = &[
         "capacity",
@@ -232,36 +212,6 @@ pub enum RetryMode {
 }
 
 const EXPONENTIAL_ONLY: &[&str] = &["initial", "max", "multiplier", "jitter"];
-
-impl RetrySettings {
-    /// Checks the values (the one check of `retry:`); the error names the field under `at`.
-    pub(crate) fn validate_at(&self, at: &Path) -> Result<()> {
-        let must = |key: &str, msg: &str| ConfigError::field(at.key(key).as_str(), msg.to_owned());
-
-        if self.initial.is_zero() {
-            return Err(must("initial", "must be > 0"));
-        }
-        if self.max < self.initial {
-            return Err(must(
-                "max",
-                &format!("({:?}) must be >= retry.initial ({:?})", self.max, self.initial),
-            ));
-        }
-        if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
-            return Err(must("multiplier", "must be >= 1"));
-        }
-        if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(must("jitter", "must be between 0 and 1"));
-        }
-        if self.max_attempts == Some(0) {
-            return Err(must("maxattempts", "must be > 0"));
-        }
-        if self.max_age.is_zero() {
-            return Err(must("maxage", "must be > 0"));
-        }
-        Ok(())
-    }
-}
 
 impl Section for RetrySettings {
     const KEYS: &'static [&'static str] = &[

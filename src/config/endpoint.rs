@@ -9,7 +9,6 @@ use super::delivery::{QueueSettings, RetrySettings};
 use super::section::{endpoint_path, Section};
 use super::selection::{FilterSettings, IgnoreConfig};
 use super::trust::{CaSource, SigningSettings, TlsSettings};
-use super::url::check_url;
 use super::value::{
     boolean, entries, go_duration, integer, mapping, shown, string, string_list, type_error, unknown_key,
     unsigned, Path,
@@ -18,6 +17,7 @@ use super::ConfigError;
 use crate::event::Format;
 use crate::percent::decode_lenient as percent_decode;
 use crate::secret::{redact_url, split_userinfo};
+use crate::url::check_url;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -270,13 +270,23 @@ impl EndpointConfig {
         Ok(ep)
     }
 
-    /// Checks the values: required `name` and `url` (unless `disabled`), an `http(s)://` URL, valid
-    /// header names and values, and our extensions' ranges. Errors start with `endpoint "<name>"`.
+    /// Checks the values: required `name` and `url` (unless `disabled`), then what only YAML
+    /// can get wrong (lists, key pairs), then every stage's own check, the same ones
+    /// [`EndpointBuilder::build`](crate::endpoint::EndpointBuilder::build) runs (URL, headers,
+    /// timeout, batching, queue, retry, signing). Errors start with `endpoint "<name>"`. Reads
+    /// no file.
     pub fn validate(&self) -> Result<()> {
         self.validate_at(&Path::new(format!("endpoint {:?}", self.name)))
     }
 
     pub(crate) fn validate_at(&self, at: &Path) -> Result<()> {
+        self.check_yaml_at(at)?;
+        // The stages' own checks, through the builder, without reading the TLS files.
+        self.build(false).map_err(|e| e.within(at.as_str())).map(drop)
+    }
+
+    /// What only the YAML can get wrong: required keys, list items, key pairs.
+    pub(crate) fn check_yaml_at(&self, at: &Path) -> Result<()> {
         let must = |key: &str, msg: &str| ConfigError::field(at.key(key).as_str(), msg.to_owned());
         if !self.disabled {
             if self.name.is_empty() {
@@ -286,44 +296,6 @@ impl EndpointConfig {
                 return Err(must("url", "is required"));
             }
         }
-        if !self.url.is_empty() {
-            check_url(&self.url).map_err(|msg| {
-                ConfigError::at(
-                    at.key("url").as_str(),
-                    format!("{msg} (got {:?})", redact_url(&self.url)),
-                )
-            })?;
-        }
-        for (name, values) in &self.headers {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(ConfigError::at(
-                    at.key("headers").as_str(),
-                    format!("invalid header name {name:?}"),
-                ));
-            }
-            for (i, value) in values.iter().enumerate() {
-                if http::HeaderValue::from_str(value).is_err() {
-                    return Err(ConfigError::at(
-                        format!("{}[{i}]", at.key("headers").key(name).as_str()),
-                        "invalid header value (control characters are not allowed)",
-                    ));
-                }
-            }
-        }
-        if self.timeout.is_zero() {
-            return Err(must("timeout", "must be > 0"));
-        }
-        if self.threshold == 0 {
-            return Err(must("threshold", "must be > 0"));
-        }
-        if self.backoff.is_zero() {
-            return Err(must("backoff", "must be > 0"));
-        }
-        if self.max_events == 0 {
-            return Err(must("maxevents", "must be > 0"));
-        }
-        self.queue.validate_at(&at.key("queue"))?;
-        self.retry.validate_at(&at.key("retry"))?;
         for (key, globs) in [
             ("filter.repositories.include", &self.filter.include_repositories),
             ("filter.repositories.exclude", &self.filter.exclude_repositories),
@@ -343,23 +315,8 @@ impl EndpointConfig {
                 ));
             }
         }
-        if self.format.is_single_event() && self.max_events > 1 {
-            return Err(must(
-                "maxevents",
-                "must be 1 with format cloudevents (one event per request; use cloudevents-batch to batch)",
-            ));
-        }
         if self.tls.client_cert.is_some() != self.tls.client_key.is_some() {
             return Err(must("tls", "clientcert and clientkey must be given together"));
-        }
-        #[cfg(feature = "signing")]
-        if !self.signing.secrets.is_empty() {
-            crate::signing::Signer::new(&self.signing.secrets)
-                .map_err(|e| ConfigError::at(at.key("signing").as_str(), e.to_string()))?;
-        }
-        #[cfg(not(feature = "signing"))]
-        if !self.signing.secrets.is_empty() {
-            return Err(must("signing", "needs the `signing` feature of registry-notify"));
         }
         if let Some(CaSource::Pem(pem)) = &self.tls.ca {
             if !pem.contains("-----BEGIN CERTIFICATE-----") {
@@ -369,7 +326,17 @@ impl EndpointConfig {
                 ));
             }
         }
-        Ok(())
+        if !self.url.is_empty() {
+            // The sink's own URL check, here on the URL as written (credentials included, so
+            // that the message can show where they were).
+            check_url(&self.url).map_err(|msg| {
+                ConfigError::at(
+                    at.key("url").as_str(),
+                    format!("{msg} (got {:?})", redact_url(&self.url)),
+                )
+            })?;
+        }
+        self.validate_retry_in(at)
     }
 
     /// `ignoredmediatypes` followed by `ignore.mediatypes`, without duplicates (Distribution

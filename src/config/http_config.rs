@@ -4,7 +4,8 @@ use serde_yaml::Value;
 
 use super::listen::check_tcp_listen_addr;
 use super::value::{boolean, mapping, string, Path};
-use super::{url, ConfigError};
+use super::ConfigError;
+use crate::url;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 

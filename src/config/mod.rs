@@ -242,7 +242,6 @@ mod notifications;
 mod section;
 mod selection;
 mod trust;
-mod url;
 mod value;
 mod yaml;
 

@@ -198,7 +198,7 @@ impl NatsSettings {
         if self.max_in_flight == 0 {
             return Err(ConfigError::field(at.key("maxinflight").as_str(), "must be > 0"));
         }
-        self.queue.validate_at(&at.key("queue"))
+        self.queue.validate_in(at)
     }
 }
 

@@ -258,37 +258,32 @@ impl EndpointBuilder {
         self
     }
 
-    /// Validates the settings; the error names the endpoint and the field, e.g.
-    /// `endpoint "x": timeout must be > 0`, and never contains secrets.
+    /// Validates the settings with each stage's own check (the same ones a YAML
+    /// configuration goes through); the error names the endpoint and the field by its YAML
+    /// key, e.g. `endpoint "x".timeout must be > 0`, and never contains secrets.
     pub fn build(self) -> Result<Endpoint, ConfigError> {
         if self.name.trim().is_empty() {
             return Err(ConfigError::new("endpoint name must not be empty"));
         }
-        let name = self.name.clone();
-        let err = |msg: String| ConfigError::at(format!("endpoint {name:?}"), msg);
+        let within = format!("endpoint {:?}", self.name);
+        self.build_relative().map_err(|e| e.within(&within))
+    }
+
+    /// [`build`](Self::build) with error paths relative to the endpoint (`timeout`), for the
+    /// YAML loader to put under its own path.
+    pub(crate) fn build_relative(self) -> Result<Endpoint, ConfigError> {
+        self.validate_stages()?;
         let redacted_url = redact_url(&self.http.url);
-        let http = self.http.build(&self.name).map_err(err)?;
-        if self.max_events == 0 {
-            return Err(err("max_events must be > 0".into()));
-        }
+        let http = self.http.build(&self.name)?;
         if http.format.is_single_event() && self.max_events > 1 {
-            return Err(err(format!(
-                "format {} sends one event per request: max_events must be 1 (use cloudevents-batch to batch)",
-                http.format
-            )));
+            return Err(ConfigError::field(
+                "maxevents",
+                format!(
+                    "must be 1 with format {} (one event per request; use cloudevents-batch to batch)",
+                    http.format
+                ),
+            ));
         }
-        if self.queue.capacity == 0 {
-            return Err(err("queue capacity must be > 0".into()));
-        }
-        if let Some(durable) = &self.durable {
-            if !cfg!(feature = "durable") {
-                return Err(err(
-                    "durable queues need the `durable` feature of registry-notify".into(),
-                ));
-            }
-            durable.validate().map_err(err)?;
-        }
-        self.retry.validate().map_err(|e| err(format!("retry: {e}")))?;
         Ok(Endpoint {
             name: self.name,
             redacted_url,
@@ -304,6 +299,26 @@ impl EndpointBuilder {
             disabled: self.disabled,
             sink: self.sink,
         })
+    }
+}
+
+impl EndpointBuilder {
+    /// The checks of the stages other than the HTTP sink: batching, queue, retry.
+    fn validate_stages(&self) -> Result<(), ConfigError> {
+        if self.max_events == 0 {
+            return Err(ConfigError::field("maxevents", "must be > 0"));
+        }
+        self.queue.validate()?;
+        if let Some(durable) = &self.durable {
+            if !cfg!(feature = "durable") {
+                return Err(ConfigError::at(
+                    "queue.path",
+                    "durable queues need the `durable` feature of registry-notify",
+                ));
+            }
+            durable.validate()?;
+        }
+        self.retry.validate()
     }
 }
 

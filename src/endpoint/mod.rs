@@ -397,22 +397,22 @@ mod tests {
             ),
             (
                 Endpoint::builder("x", "h/path"),
-                "endpoint \"x\": invalid url \"h/path\"",
+                "endpoint \"x\".url: must be an http:// or https:// URL (got \"h/path\")",
             ),
             (
                 Endpoint::builder("x", "http://h/").max_events(0),
-                "endpoint \"x\": max_events must be > 0",
+                "endpoint \"x\".maxevents must be > 0",
             ),
             (
                 Endpoint::builder("x", "http://h/").queue(QueueConfig {
                     capacity: 0,
                     ..QueueConfig::default()
                 }),
-                "endpoint \"x\": queue capacity must be > 0",
+                "endpoint \"x\".queue.capacity must be > 0",
             ),
             (
                 Endpoint::builder("x", "http://h/").header("bad name", "v"),
-                "endpoint \"x\": invalid header name \"bad name\"",
+                "endpoint \"x\".headers: invalid header name \"bad name\"",
             ),
         ];
         for (builder, want) in cases {

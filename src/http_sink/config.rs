@@ -7,8 +7,10 @@ use std::time::Duration;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 
 use super::proxy::{Proxy, ProxyRoute};
+use crate::error::ConfigError;
 use crate::event::Format;
 use crate::secret::{redact_url, Secrets};
+use crate::url::check_url;
 
 /// Validated settings of one [`HttpSink`](super::HttpSink): where it POSTs, with which
 /// headers, format and timeout, how it connects (TLS, proxy) and how it signs. Built by
@@ -139,9 +141,11 @@ impl HttpSinkOptions {
         }
     }
 
-    /// Validates everything; the message names the setting and never holds a secret.
-    pub(crate) fn build(self, name: &str) -> Result<HttpSinkConfig, String> {
-        let err = |msg: String| msg;
+    /// Validates everything: the one check of an endpoint's HTTP settings, for the builder and
+    /// the YAML alike. The error's path is the YAML key (`url`, `timeout`, `headers.X[0]`,
+    /// `signing`, `tls`), relative to the endpoint; no message holds a secret.
+    pub(crate) fn build(self, name: &str) -> Result<HttpSinkConfig, ConfigError> {
+        let err = |key: &str, msg: String| ConfigError::at(key, msg);
         let redacted_url = redact_url(&self.url);
         let mut secrets = Secrets::default();
         // A custom sink has a label, not a URL: the HTTP part is built for a placeholder, unused.
@@ -150,32 +154,38 @@ impl HttpSinkOptions {
         } else {
             self.url.as_str()
         };
-        let parsed: http::Uri = url.parse().map_err(|_| format!("invalid url {redacted_url:?}"))?;
+        if !self.placeholder {
+            check_url(url).map_err(|msg| err("url", format!("{msg} (got {redacted_url:?})")))?;
+        }
+        let invalid = || err("url", format!("is not a valid URL (got {redacted_url:?})"));
+        let parsed: http::Uri = url.parse().map_err(|_| invalid())?;
         match parsed.scheme_str() {
             Some("http") => {}
             Some("https") => {
                 if !cfg!(feature = "https") {
                     return Err(err(
-                        "https urls need the `https` feature of registry-notify".into()
+                        "url",
+                        "https URLs need the `https` feature of registry-notify".into(),
                     ));
                 }
             }
             _ => {
-                return Err(err(format!(
-                    "url {redacted_url:?} must start with http:// or https://"
-                )))
+                return Err(err(
+                    "url",
+                    format!("must be an http:// or https:// URL (got {redacted_url:?})"),
+                ))
             }
         }
         let authority = parsed
             .authority()
-            .ok_or_else(|| err(format!("url {redacted_url:?} has no host")))?
+            .ok_or_else(|| err("url", format!("has no host (got {redacted_url:?})")))?
             .as_str();
         let (userinfo, host) = match authority.rsplit_once('@') {
             Some((userinfo, host)) => (Some(userinfo), host),
             None => (None, authority),
         };
         if host.is_empty() {
-            return Err(err(format!("url {redacted_url:?} has no host")));
+            return Err(err("url", format!("has no host (got {redacted_url:?})")));
         }
         if let Some(query) = parsed.query() {
             for pair in query.split('&') {
@@ -185,21 +195,24 @@ impl HttpSinkOptions {
             }
         }
         let mut uri_parts = parsed.clone().into_parts();
-        uri_parts.authority = Some(
-            host.parse()
-                .map_err(|_| format!("invalid url {redacted_url:?}"))?,
-        );
-        let uri = http::Uri::from_parts(uri_parts).map_err(|_| format!("invalid url {redacted_url:?}"))?;
+        uri_parts.authority = Some(host.parse().map_err(|_| invalid())?);
+        let uri = http::Uri::from_parts(uri_parts).map_err(|_| invalid())?;
 
         if self.timeout.is_zero() {
-            return Err(err("timeout must be > 0".into()));
+            return Err(ConfigError::field("timeout", "must be > 0"));
         }
         let mut headers = Vec::with_capacity(self.headers.len() + 1);
-        for (n, v) in &self.headers {
+        for (k, (n, v)) in self.headers.iter().enumerate() {
             let hn = HeaderName::from_bytes(n.as_bytes())
-                .map_err(|_| err(format!("invalid header name {n:?}")))?;
-            let mut hv =
-                HeaderValue::from_str(v).map_err(|_| err(format!("invalid value for header {n:?}")))?;
+                .map_err(|_| err("headers", format!("invalid header name {n:?}")))?;
+            let mut hv = HeaderValue::from_str(v).map_err(|_| {
+                // The value's index among this name's values, as the YAML lists them.
+                let i = self.headers[..k].iter().filter(|(m, _)| m == n).count();
+                err(
+                    &format!("headers.{n}[{i}]"),
+                    "invalid header value (control characters are not allowed)".into(),
+                )
+            })?;
             hv.set_sensitive(true);
             secrets.add(v);
             headers.push((hn, hv));
@@ -215,7 +228,7 @@ impl HttpSinkOptions {
                 let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
                 secrets.add(&token);
                 let mut hv = HeaderValue::from_str(&format!("Basic {token}"))
-                    .map_err(|_| err("invalid credentials in url".into()))?;
+                    .map_err(|_| err("url", "has invalid credentials".into()))?;
                 hv.set_sensitive(true);
                 // Go sets it on the request before the configured headers are appended.
                 headers.insert(0, (AUTHORIZATION, hv));
@@ -231,31 +244,35 @@ impl HttpSinkOptions {
             None
         } else {
             let signer = crate::signing::Signer::new(&self.signing_secrets)
-                .map_err(|e| err(format!("signing: {e}")))?;
+                .map_err(|e| err("signing", e.to_string()))?;
             Some(Arc::new(signer))
         };
         #[cfg(not(feature = "signing"))]
         if !self.signing_secrets.is_empty() {
             return Err(err(
-                "signing needs the `signing` feature of registry-notify".into()
+                "signing",
+                "needs the `signing` feature of registry-notify".into(),
             ));
         }
         #[cfg(not(feature = "https"))]
         if self.client_cert.is_some() {
             return Err(err(
+                "tls",
                 "client certificates need the `https` feature of registry-notify".into(),
             ));
         }
 
-        let proxy_route = super::proxy::resolve(&self.proxy, &uri).map_err(&err)?;
+        let proxy_route = super::proxy::resolve(&self.proxy, &uri).map_err(ConfigError::new)?;
         // Built here, where a failure is a clear error, so that the sink never has to.
         #[cfg(feature = "https")]
         let tls = {
             if let Some(pem) = &self.ca_pem {
-                super::tls::parse_pem(pem).map_err(|e| err(format!("ca_pem: {e}")))?;
+                super::tls::parse_pem(pem).map_err(|e| err("tls.ca", e.to_string()))?;
             }
             let identity = match &self.client_cert {
-                Some((cert, key)) => Some(super::tls::ClientIdentity::from_pem(cert, key).map_err(&err)?),
+                Some((cert, key)) => Some(
+                    super::tls::ClientIdentity::from_pem(cert, key).map_err(|e| err("tls", e.to_string()))?,
+                ),
                 None => None,
             };
             if uri.scheme_str() == Some("https") {
@@ -265,7 +282,7 @@ impl HttpSinkOptions {
                     true,
                     identity.as_ref(),
                 )
-                .map_err(|e| err(format!("tls: {e}")))?;
+                .map_err(|e| err("tls", e.to_string()))?;
                 Arc::new(config)
             } else {
                 // A plain-http endpoint uses TLS only to reach an https proxy.
@@ -273,7 +290,7 @@ impl HttpSinkOptions {
                     .as_ref()
                     .is_some_and(|r| r.uri.scheme_str() == Some("https"));
                 let config = super::tls::client_config(None, false, https_proxy)
-                    .map_err(|e| err(format!("tls: {e}")))?;
+                    .map_err(|e| err("tls", e.to_string()))?;
                 Arc::new(config)
             }
         };

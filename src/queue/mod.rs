@@ -182,5 +182,16 @@ impl Default for QueueConfig {
     }
 }
 
+impl QueueConfig {
+    /// Checks the bounds: the one check of them, for the builder and the YAML alike (the
+    /// error's path is `queue.capacity`, relative to the endpoint).
+    pub fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        if self.capacity == 0 {
+            return Err(crate::error::ConfigError::field("queue.capacity", "must be > 0"));
+        }
+        Ok(())
+    }
+}
+
 /// How long a busy worker waits for a partly filled envelope by default: 1 ms.
 pub const DEFAULT_LINGER: std::time::Duration = std::time::Duration::from_millis(1);

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::error::ConfigError;
+
 use super::policy::{Decision, Failure, GiveUp, Limits, RetryPolicy};
 
 /// Distribution's retry behaviour: `threshold` consecutive failures of the endpoint are
@@ -121,14 +123,14 @@ impl RetryPolicy for Breaker {
         Arc::new(self.clone())
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.threshold == 0 {
-            return Err("threshold must be > 0".into());
+            return Err(ConfigError::field("threshold", "must be > 0"));
         }
         if self.backoff.is_zero() {
-            return Err("backoff must be > 0".into());
+            return Err(ConfigError::field("backoff", "must be > 0"));
         }
-        self.limits.validate().map_err(Into::into)
+        self.limits.validate()
     }
 }
 
@@ -181,16 +183,23 @@ mod tests {
     fn distribution_defaults_and_validation() {
         assert_eq!(Breaker::default(), Breaker::new(10, Duration::from_secs(1)));
         assert_eq!(
-            Breaker::new(0, MS).validate().unwrap_err(),
+            Breaker::new(0, MS).validate().unwrap_err().to_string(),
             "threshold must be > 0"
         );
         assert_eq!(
-            Breaker::new(1, Duration::ZERO).validate().unwrap_err(),
+            Breaker::new(1, Duration::ZERO)
+                .validate()
+                .unwrap_err()
+                .to_string(),
             "backoff must be > 0"
         );
         assert_eq!(
-            Breaker::new(1, MS).max_attempts(0).validate().unwrap_err(),
-            "max_attempts must be > 0"
+            Breaker::new(1, MS)
+                .max_attempts(0)
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "retry.maxattempts must be > 0"
         );
         Breaker::new(1, Duration::from_nanos(1)).validate().unwrap();
     }

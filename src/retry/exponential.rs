@@ -3,6 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::error::ConfigError;
+
 use super::policy::{Decision, Failure, GiveUp, Limits, RetryPolicy};
 
 /// The default [`RetryPolicy`]: after the n-th consecutive failure of the endpoint the next
@@ -145,20 +147,23 @@ impl RetryPolicy for Exponential {
         Arc::new(self.clone())
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.initial.is_zero() {
-            return Err("initial backoff must be > 0".into());
+            return Err(ConfigError::field("retry.initial", "must be > 0"));
         }
         if self.max < self.initial {
-            return Err("max backoff must be >= initial backoff".into());
+            return Err(ConfigError::field(
+                "retry.max",
+                format!("({:?}) must be >= retry.initial ({:?})", self.max, self.initial),
+            ));
         }
         if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
-            return Err("multiplier must be a number >= 1".into());
+            return Err(ConfigError::field("retry.multiplier", "must be >= 1"));
         }
         if !(0.0..=1.0).contains(&self.jitter) {
-            return Err("jitter must be between 0 and 1".into());
+            return Err(ConfigError::field("retry.jitter", "must be between 0 and 1"));
         }
-        self.limits.validate().map_err(Into::into)
+        self.limits.validate()
     }
 }
 
@@ -270,21 +275,27 @@ mod tests {
     fn every_validation_error() {
         let s = Duration::from_secs(1);
         for (policy, message) in [
-            (exp(Duration::ZERO, s, 2.0, 0.2), "initial backoff must be > 0"),
-            (exp(2 * s, s, 2.0, 0.2), "max backoff must be >= initial backoff"),
-            (exp(s, s, 0.99, 0.2), "multiplier must be a number >= 1"),
-            (exp(s, s, f64::NAN, 0.2), "multiplier must be a number >= 1"),
-            (exp(s, s, f64::INFINITY, 0.2), "multiplier must be a number >= 1"),
-            (exp(s, s, 2.0, -0.01), "jitter must be between 0 and 1"),
-            (exp(s, s, 2.0, 1.01), "jitter must be between 0 and 1"),
-            (exp(s, s, 2.0, f64::NAN), "jitter must be between 0 and 1"),
-            (Exponential::default().max_attempts(0), "max_attempts must be > 0"),
+            (exp(Duration::ZERO, s, 2.0, 0.2), "retry.initial must be > 0"),
+            (
+                exp(2 * s, s, 2.0, 0.2),
+                "retry.max (1s) must be >= retry.initial (2s)",
+            ),
+            (exp(s, s, 0.99, 0.2), "retry.multiplier must be >= 1"),
+            (exp(s, s, f64::NAN, 0.2), "retry.multiplier must be >= 1"),
+            (exp(s, s, f64::INFINITY, 0.2), "retry.multiplier must be >= 1"),
+            (exp(s, s, 2.0, -0.01), "retry.jitter must be between 0 and 1"),
+            (exp(s, s, 2.0, 1.01), "retry.jitter must be between 0 and 1"),
+            (exp(s, s, 2.0, f64::NAN), "retry.jitter must be between 0 and 1"),
+            (
+                Exponential::default().max_attempts(0),
+                "retry.maxattempts must be > 0",
+            ),
             (
                 Exponential::default().max_age(Some(Duration::ZERO)),
-                "max_age must be > 0",
+                "retry.maxage must be > 0",
             ),
         ] {
-            assert_eq!(policy.validate().unwrap_err(), message);
+            assert_eq!(policy.validate().unwrap_err().to_string(), message);
         }
         for ok in [
             exp(s, s, 1.0, 0.0),

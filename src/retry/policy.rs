@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::error::ConfigError;
 use crate::sink::{BoxError, DeliveryError};
 
 /// Decides, attempt by attempt, how an endpoint retries: the open counterpart of tower's
@@ -62,9 +63,11 @@ pub trait RetryPolicy: fmt::Debug + Send + Sync + 'static {
     /// stack.
     fn fresh(&self) -> Arc<dyn RetryPolicy>;
 
-    /// Checks the settings; the message names the setting (`backoff must be > 0`).
-    /// [`EndpointBuilder::build`](crate::endpoint::EndpointBuilder::build) calls it.
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the settings: the one check of them, for the builder and the YAML alike.
+    /// [`EndpointBuilder::build`](crate::endpoint::EndpointBuilder::build) calls it. The
+    /// error's [path](ConfigError::path) is the setting's YAML key, relative to the endpoint
+    /// (`backoff`, `retry.initial`).
+    fn validate(&self) -> Result<(), ConfigError> {
         Ok(())
     }
 }
@@ -185,12 +188,13 @@ impl Limits {
         Decision::Retry { after }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), &'static str> {
+    /// Checks the limits; the error's path is `retry.maxattempts` or `retry.maxage`.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_attempts == Some(0) {
-            return Err("max_attempts must be > 0");
+            return Err(ConfigError::field("retry.maxattempts", "must be > 0"));
         }
         if self.max_age == Some(Duration::ZERO) {
-            return Err("max_age must be > 0");
+            return Err(ConfigError::field("retry.maxage", "must be > 0"));
         }
         Ok(())
     }
@@ -281,16 +285,22 @@ mod tests {
 
     #[test]
     fn validation() {
-        assert_eq!(Limits::default().validate(), Ok(()));
+        assert!(Limits::default().validate().is_ok());
         let zero = Limits {
             max_attempts: Some(0),
             ..Limits::default()
         };
-        assert_eq!(zero.validate(), Err("max_attempts must be > 0"));
+        assert_eq!(
+            zero.validate().unwrap_err().to_string(),
+            "retry.maxattempts must be > 0"
+        );
         let zero = Limits {
             max_age: Some(Duration::ZERO),
             ..Limits::default()
         };
-        assert_eq!(zero.validate(), Err("max_age must be > 0"));
+        assert_eq!(
+            zero.validate().unwrap_err().to_string(),
+            "retry.maxage must be > 0"
+        );
     }
 }

@@ -117,6 +117,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::error::ConfigError;
+
 #[cfg(feature = "durable")]
 mod format;
 #[cfg(feature = "durable")]
@@ -244,20 +246,21 @@ impl DurableConfig {
         self.fsync == Fsync::Always
     }
 
-    /// Checks the values; the message names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the values: the one check of them, for the builder and the YAML alike. The
+    /// error's path is the YAML key, relative to the endpoint (`queue.maxbytes`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.path.as_os_str().is_empty() {
-            return Err("queue path must not be empty".into());
+            return Err(ConfigError::field("queue.path", "must not be empty"));
         }
         if self.max_bytes < Self::MIN_MAX_BYTES {
-            return Err(format!(
-                "queue maxbytes must be at least {} (64 KiB)",
-                Self::MIN_MAX_BYTES
+            return Err(ConfigError::field(
+                "queue.maxbytes",
+                format!("must be at least {} (64KiB)", Self::MIN_MAX_BYTES),
             ));
         }
         if let Fsync::Interval(d) = self.fsync {
             if d.is_zero() {
-                return Err("queue fsync interval must be > 0".into());
+                return Err(ConfigError::field("queue.fsyncinterval", "must be > 0"));
             }
         }
         Ok(())

@@ -137,7 +137,7 @@ impl DurableQueue {
     pub fn open(config: &DurableConfig, bounds: &QueueConfig) -> io::Result<Self> {
         config
             .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         std::fs::create_dir_all(&config.path)?;
         let canonical = config.path.canonicalize()?;
         if !lock(open_dirs()).insert(canonical.clone()) {

@@ -81,17 +81,43 @@ pub async fn closing_listener() -> (SocketAddr, JoinHandle<()>) {
     (addr, task)
 }
 
-/// An address on 127.0.0.1 where nothing listens (bound, then released).
+/// An address on 127.0.0.1 where nothing listens (bound, then released), on a port outside the
+/// kernel's ephemeral range: no outgoing connection can take it meanwhile, and a process
+/// retrying a connection to it cannot connect to itself (TCP simultaneous open), either of
+/// which would make a later bind of the same port fail.
 pub async fn dead_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
-/// A port on 127.0.0.1 where nothing listens now (bound, then released).
+/// A port on 127.0.0.1 where nothing listens now (bound, then released), outside the kernel's
+/// ephemeral range (see [`dead_addr`]).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let (low, _) = ephemeral_range();
+    // Below the ephemeral range, from a per-process starting point so that concurrent test
+    // binaries rarely try the same ports; a port in use is skipped.
+    let floor = 10_000u16.min(low.saturating_sub(1000));
+    let span = low.saturating_sub(floor).max(1);
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let offset = (start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))) % span;
+        let port = floor + offset;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 between {floor} and {low}");
+}
+
+/// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), Linux's default if
+/// unreadable.
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
 }

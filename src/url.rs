@@ -1,4 +1,4 @@
-//! The `http(s)://` check of configured URLs.
+//! The `http(s)://` check of configured URLs (endpoints, `http.host`, proxies).
 
 use crate::secret::split_userinfo;
 
