@@ -156,6 +156,80 @@ async fn breaker_retries_threshold_at_once_then_per_backoff() {
     assert_eq!((m.retries, m.dead_lettered, m.breaker_open), (6, 0, false));
 }
 
+/// A failing streak is logged at WARN until the breaker opens, then reminded of once a minute;
+/// the breaker's opening and closing are logged once each (INFO); `breaker_open` is set the moment the breaker opens, not one failure
+/// later, and cleared on recovery.
+#[tokio::test(start_paused = true)]
+async fn breaker_opening_is_shown_at_once_and_logged_once_per_streak() {
+    let (logs, _guard) = support::logs::Logs::capture();
+    let scripted = Scripted::new();
+    let sink = scripted.sink(|n| if n < 5 { Err(status(503, None)) } else { Ok(()) });
+    let (sink, metrics, letters) = retry(Breaker::new(2, 100 * MS), sink);
+    let delivery = tokio::spawn(sink.clone().oneshot(Batch::from(events(0, 1))));
+    // Failures 1 and 2 happen at once; the breaker is open for the next 100 ms.
+    tokio::time::sleep(50 * MS).await;
+    assert_eq!(scripted.calls(), 2);
+    assert!(sink.is_failing());
+    assert!(
+        metrics.snapshot().breaker_open,
+        "open as soon as the threshold is reached"
+    );
+    delivery.await.unwrap().unwrap();
+    assert_eq!(scripted.calls(), 6);
+    assert!(!metrics.snapshot().breaker_open);
+    assert!(letters.lock().unwrap().is_empty());
+    // A WARN for each failure before the breaker opened, one reminder once it is open (then
+    // once a minute), DEBUG for the rest.
+    assert_eq!(
+        logs.lines("WARN", "attempt failed, retrying"),
+        2,
+        "{}",
+        logs.text()
+    );
+    assert_eq!(logs.lines("WARN", "endpoint still failing"), 1, "{}", logs.text());
+    assert_eq!(
+        logs.lines("DEBUG", "attempt failed, retrying"),
+        2,
+        "{}",
+        logs.text()
+    );
+    assert_eq!(logs.lines("INFO", "breaker open"), 1, "{}", logs.text());
+    assert_eq!(logs.lines("INFO", "endpoint recovered"), 1, "{}", logs.text());
+}
+
+/// A custom policy with only the required methods: never failing as far as logs and metrics
+/// go, no wait before attempts, its own delays and its own dead letters.
+#[tokio::test(start_paused = true)]
+async fn a_custom_policy_with_the_trait_defaults() {
+    use registry_notify::retry::{Decision, Failure, GiveUp};
+    #[derive(Debug)]
+    struct ThreeTimes;
+    impl RetryPolicy for ThreeTimes {
+        fn on_failure(&self, failure: &Failure<'_>) -> Decision {
+            if failure.attempts >= 3 {
+                Decision::GiveUp(GiveUp::MaxAttempts)
+            } else {
+                Decision::Retry { after: 7 * MS }
+            }
+        }
+        fn fresh(&self) -> Arc<dyn RetryPolicy> {
+            Arc::new(ThreeTimes)
+        }
+    }
+    let scripted = Scripted::new();
+    let sink = scripted.sink(|_| Err(status(503, None)));
+    let (sink, metrics, letters) = retry(ThreeTimes, sink);
+    let started = Instant::now();
+    sink.clone().oneshot(Batch::from(events(0, 1))).await.unwrap();
+    assert_eq!(scripted.calls(), 3);
+    assert_eq!(scripted.gaps(), [7 * MS, 7 * MS]);
+    assert_eq!(started.elapsed(), 14 * MS, "no wait before the first attempt");
+    assert!(!sink.is_failing());
+    let m = metrics.snapshot();
+    assert_eq!((m.retries, m.dead_lettered, m.breaker_open), (2, 1, false));
+    assert_eq!(letters.lock().unwrap().len(), 1);
+}
+
 /// The breaker state is shared across batches: once open, the next batch waits too.
 #[tokio::test(start_paused = true)]
 async fn breaker_state_spans_batches() {

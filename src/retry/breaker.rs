@@ -202,5 +202,14 @@ mod tests {
             "retry.maxattempts must be > 0"
         );
         Breaker::new(1, Duration::from_nanos(1)).validate().unwrap();
+        assert_eq!(Breaker::new(3, MS).threshold(), 3);
+        assert_eq!(Breaker::new(3, MS).backoff(), MS);
+        assert_ne!(Breaker::new(3, MS), Breaker::new(2, MS));
+        assert_ne!(Breaker::new(3, MS), Breaker::new(3, 2 * MS));
+        assert_ne!(Breaker::new(3, MS), Breaker::new(3, MS).max_attempts(4));
+        assert_eq!(
+            Breaker::new(3, MS).max_attempts(4),
+            Breaker::new(3, MS).max_attempts(4)
+        );
     }
 }

@@ -272,6 +272,25 @@ mod tests {
     }
 
     #[test]
+    fn equal_settings_are_equal_and_each_setting_counts() {
+        let base = || exp(MS, 100 * MS, 2.0, 0.2);
+        assert_eq!(base(), base());
+        assert_eq!(base(), base().clone());
+        for other in [
+            exp(2 * MS, 100 * MS, 2.0, 0.2),
+            exp(MS, 200 * MS, 2.0, 0.2),
+            exp(MS, 100 * MS, 3.0, 0.2),
+            exp(MS, 100 * MS, 2.0, 0.3),
+            base().max_attempts(5),
+            base().max_age(None),
+        ] {
+            assert_ne!(base(), other);
+        }
+        // Bit equality: NaN settings equal themselves (a policy equals its copy).
+        assert_eq!(exp(MS, MS, f64::NAN, 0.2), exp(MS, MS, f64::NAN, 0.2));
+    }
+
+    #[test]
     fn every_validation_error() {
         let s = Duration::from_secs(1);
         for (policy, message) in [

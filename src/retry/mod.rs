@@ -431,3 +431,23 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_names_the_stage_its_policy_and_endpoint() {
+        let layer = DeliveryRetryLayer::new(Breaker::new(3, Duration::from_millis(5))).name("ep");
+        let text = format!("{layer:?}");
+        assert!(text.starts_with("DeliveryRetryLayer {"), "{text}");
+        assert!(text.contains("\"ep\"") && text.contains("threshold: 3"), "{text}");
+        let stage = layer.layer("inner sink");
+        let text = format!("{stage:?}");
+        assert!(text.starts_with("DeliveryRetry {"), "{text}");
+        assert!(
+            text.contains("\"inner sink\"") && text.contains("threshold: 3"),
+            "{text}"
+        );
+    }
+}
