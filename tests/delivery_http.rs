@@ -291,6 +291,35 @@ async fn keep_alive_reuses_one_connection() {
     );
 }
 
+/// A response body is read to keep the connection: up to 64 KiB it is kept, a larger one costs
+/// the connection (and never the delivery).
+#[tokio::test]
+async fn response_bodies_up_to_64_kib_keep_the_connection() {
+    for (size, connections) in [(60 * 1024, 1), (64 * 1024, 1), (64 * 1024 + 1, 3)] {
+        let body = bytes::Bytes::from(vec![b'x'; size]);
+        let server = Receiver::start(Arc::new(move |_, _| {
+            let body = body.clone();
+            Box::pin(async move { http::Response::new(http_body_util::Full::new(body)) })
+        }))
+        .await;
+        let endpoint = Endpoint::builder("big", server.url()).build().unwrap();
+        let (sink, handle) = endpoint.spawn();
+        for i in 0..3 {
+            sink.clone()
+                .oneshot(Batch::from(event(i, "library/test")))
+                .await
+                .unwrap();
+        }
+        server.wait_requests(3).await;
+        let _ = handle
+            .shutdown(tokio::time::Instant::now() + Duration::from_secs(30))
+            .await;
+        assert_eq!(server.ids().len(), 3);
+        assert_eq!(handle.metrics().delivered, 3, "{size} bytes");
+        assert_eq!(server.connections(), connections, "{size}-byte responses");
+    }
+}
+
 /// On a multi-threaded runtime too, serial POSTs reuse the one connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_on_a_multi_thread_runtime() {
