@@ -380,6 +380,17 @@ mod tests {
     }
 
     #[test]
+    fn default_tolerance_is_five_minutes_either_way() {
+        let v = Verifier::new([SECRET]).unwrap();
+        let headers = Signer::new([SECRET]).unwrap().headers(ID, TS, BODY);
+        for now in [TS - 300, TS, TS + 300] {
+            v.verify_at(&headers, BODY, now).unwrap();
+        }
+        assert_eq!(v.verify_at(&headers, BODY, TS + 301), Err(VerifyError::TooOld));
+        assert_eq!(v.verify_at(&headers, BODY, TS - 301), Err(VerifyError::TooNew));
+    }
+
+    #[test]
     fn bad_secrets_are_named_not_shown() {
         let e = Signer::new(["whsec_not base64!"]).unwrap_err().to_string();
         assert_eq!(e, "secrets[0]: secret is not base64 (expected whsec_<base64>)");

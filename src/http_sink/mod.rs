@@ -356,6 +356,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_chain_names_each_cause_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl fmt::Display for E {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let refused = E("connection refused", None);
+        let connect = E("client error (Connect)", Some(Box::new(refused)));
+        assert_eq!(
+            error_chain(&connect),
+            "client error (Connect): connection refused"
+        );
+        // A cause already in the text is not repeated.
+        let repeated = E(
+            "tcp connect error: connection refused",
+            Some(Box::new(E("connection refused", None))),
+        );
+        assert_eq!(error_chain(&repeated), "tcp connect error: connection refused");
+        assert_eq!(error_chain(&E("alone", None)), "alone");
+    }
+
+    #[test]
     fn retry_after_forms() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         let mut h = HeaderMap::new();
