@@ -396,6 +396,15 @@ mod tests {
         assert_eq!(e, "secrets[0]: secret is not base64 (expected whsec_<base64>)");
         let e = Signer::new([SECRET, "whsec_c2hvcnQ="]).unwrap_err().to_string();
         assert!(e.starts_with("secrets[1]: secret is 5 bytes"), "{e}");
+        // 16 bytes is the shortest accepted.
+        Signer::new(["whsec_AAECAwQFBgcICQoLDA0ODw=="]).unwrap();
+        let e = Signer::new(["whsec_AAECAwQFBgcICQoLDA0O"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("secrets[0]: secret is 15 bytes, at least 16"),
+            "{e}"
+        );
         assert_eq!(
             Signer::new(Vec::<String>::new()).unwrap_err().to_string(),
             "no secret given"
