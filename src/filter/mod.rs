@@ -232,6 +232,15 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_stage_shows_its_rules_and_inner_sink() {
+        let rules = FilterRules::new().ignore_actions([Action::Pull]);
+        let filter = EventFilterLayer::new(rules.clone()).layer(7u8);
+        assert_eq!(filter.rules(), &rules);
+        assert_ne!(filter.rules(), &FilterRules::default());
+        assert_eq!(*filter.get_ref(), 7);
+    }
+
     /// Backpressure passes through: the filter is ready exactly when the inner sink is, and
     /// its readiness error comes out, whatever the filter would drop.
     #[test]
