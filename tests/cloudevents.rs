@@ -194,6 +194,28 @@ async fn structured_mode_one_event_per_request_matches_the_schema() {
     validate_with_schema(&requests);
 }
 
+/// A structured-mode sink driven directly with several events (the endpoint builder never
+/// lets that happen) sends them as a batch, labelled as one.
+#[tokio::test]
+async fn structured_mode_labels_a_larger_batch_as_a_batch() {
+    let server = Receiver::start(always(200)).await;
+    let endpoint = Endpoint::builder("ce", server.url())
+        .format(Format::CloudEvents)
+        .build()
+        .unwrap();
+    HttpSink::new(endpoint.http().expect("a webhook endpoint"))
+        .oneshot(Batch::from(events()))
+        .await
+        .unwrap();
+    let requests = server.requests();
+    assert_eq!(
+        requests[0].headers["content-type"],
+        "application/cloudevents-batch+json"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body.as_array().map(Vec::len), Some(events().len()));
+}
+
 #[tokio::test]
 async fn batch_mode_is_an_array_and_matches_the_schema() {
     let server = Receiver::start(always(200)).await;
