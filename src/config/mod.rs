@@ -105,6 +105,13 @@
 //!   (except that a service name such as `:http` is not accepted as a port). With `http.net:
 //!   unix`, `http.addr` is a socket path and is not checked.
 //!
+//! Beyond the reading of each value, an endpoint's settings are checked by the stages they
+//! configure — the HTTP sink (URL, headers, timeout, signing), batching, the queues and the retry
+//! policies — with the same checks
+//! [`EndpointBuilder::build`](crate::endpoint::EndpointBuilder::build) runs: one validator for
+//! the YAML and the builder, whose errors name the YAML key either way
+//! (`endpoint "a".queue.capacity must be > 0` from the builder).
+//!
 //! Values are read as Go's YAML library reads them: `yes`/`no`/`on`/`off` are booleans, numbers
 //! are accepted where text is expected (`name: 123`), YAML anchors and `<<` merge keys work.
 //!
