@@ -238,6 +238,15 @@ mod tests {
         let filter = EventFilterLayer::new(rules.clone()).layer(7u8);
         assert_eq!(filter.rules(), &rules);
         assert_ne!(filter.rules(), &FilterRules::default());
+        assert!(FilterRules::default().is_empty());
+        assert!(!rules.is_empty());
+        let each = [
+            FilterRules::new().ignore_media_types(["m"]),
+            FilterRules::new().ignore_methods(["HEAD"]),
+            FilterRules::new().include_repositories(["a/*"]).unwrap(),
+            FilterRules::new().exclude_repositories(["a/*"]).unwrap(),
+        ];
+        assert!(each.iter().all(|r| !r.is_empty()));
         assert_eq!(*filter.get_ref(), 7);
     }
 
