@@ -410,6 +410,11 @@ mod tests {
             "no secret given"
         );
         let signer = Signer::new([SECRET]).unwrap();
-        assert!(!format!("{signer:?}").contains("MfKQ"));
+        assert_eq!(format!("{signer:?}"), "Signer { secrets: 1 }");
+        let verifier = Verifier::new([SECRET]).unwrap();
+        assert_eq!(
+            format!("{verifier:?}"),
+            "Verifier { secrets: 1, tolerance: 300s }"
+        );
     }
 }

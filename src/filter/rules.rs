@@ -245,6 +245,9 @@ mod tests {
         assert!(glob("*-dev/*").matches("web-dev/api"));
         assert!(glob("l*y/al*e").matches("library/alpine"));
         assert!(!glob("l*y/al*e").matches("library/alpines"));
+        // A `*` that has to give back several bytes, more than once.
+        assert!(glob("a*b*c").matches("axxbyybzzc"));
+        assert!(!glob("a*b*c").matches("axxbyybzzd"));
         assert!(glob("**").matches("anything/at/all"));
         assert!(glob("exact/name").matches("exact/name"));
         assert!(!glob("exact/name").matches("exact/names"));
