@@ -156,47 +156,6 @@ async fn breaker_retries_threshold_at_once_then_per_backoff() {
     assert_eq!((m.retries, m.dead_lettered, m.breaker_open), (6, 0, false));
 }
 
-/// A failing streak is logged at WARN until the breaker opens, then reminded of once a minute;
-/// the breaker's opening and closing are logged once each (INFO); `breaker_open` is set the moment the breaker opens, not one failure
-/// later, and cleared on recovery.
-#[tokio::test(start_paused = true)]
-async fn breaker_opening_is_shown_at_once_and_logged_once_per_streak() {
-    let (logs, _guard) = support::logs::Logs::capture();
-    let scripted = Scripted::new();
-    let sink = scripted.sink(|n| if n < 5 { Err(status(503, None)) } else { Ok(()) });
-    let (sink, metrics, letters) = retry(Breaker::new(2, 100 * MS), sink);
-    let delivery = tokio::spawn(sink.clone().oneshot(Batch::from(events(0, 1))));
-    // Failures 1 and 2 happen at once; the breaker is open for the next 100 ms.
-    tokio::time::sleep(50 * MS).await;
-    assert_eq!(scripted.calls(), 2);
-    assert!(sink.is_failing());
-    assert!(
-        metrics.snapshot().breaker_open,
-        "open as soon as the threshold is reached"
-    );
-    delivery.await.unwrap().unwrap();
-    assert_eq!(scripted.calls(), 6);
-    assert!(!metrics.snapshot().breaker_open);
-    assert!(letters.lock().unwrap().is_empty());
-    // A WARN for each failure before the breaker opened, one reminder once it is open (then
-    // once a minute), DEBUG for the rest.
-    assert_eq!(
-        logs.lines("WARN", "attempt failed, retrying"),
-        2,
-        "{}",
-        logs.text()
-    );
-    assert_eq!(logs.lines("WARN", "endpoint still failing"), 1, "{}", logs.text());
-    assert_eq!(
-        logs.lines("DEBUG", "attempt failed, retrying"),
-        2,
-        "{}",
-        logs.text()
-    );
-    assert_eq!(logs.lines("INFO", "breaker open"), 1, "{}", logs.text());
-    assert_eq!(logs.lines("INFO", "endpoint recovered"), 1, "{}", logs.text());
-}
-
 /// A custom policy with only the required methods: never failing as far as logs and metrics
 /// go, no wait before attempts, its own delays and its own dead letters.
 #[tokio::test(start_paused = true)]
