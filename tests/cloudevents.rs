@@ -194,19 +194,25 @@ async fn structured_mode_one_event_per_request_matches_the_schema() {
     validate_with_schema(&requests);
 }
 
-/// A structured-mode sink driven directly with several events (the endpoint builder never
-/// lets that happen) sends them as a batch, labelled as one.
-#[tokio::test]
-async fn structured_mode_labels_a_larger_batch_as_a_batch() {
+/// `batch` POSTed by a structured-mode HTTP sink to a receiver answering 200.
+async fn post_structured(batch: Batch) -> Receiver {
     let server = Receiver::start(always(200)).await;
     let endpoint = Endpoint::builder("ce", server.url())
         .format(Format::CloudEvents)
         .build()
         .unwrap();
     HttpSink::new(endpoint.http().expect("a webhook endpoint"))
-        .oneshot(Batch::from(events()))
+        .oneshot(batch)
         .await
         .unwrap();
+    server
+}
+
+/// A structured-mode sink driven directly with several events (the endpoint builder never
+/// lets that happen) sends them as a batch, labelled as one.
+#[tokio::test]
+async fn structured_mode_labels_a_larger_batch_as_a_batch() {
+    let server = post_structured(Batch::from(events())).await;
     let requests = server.requests();
     assert_eq!(
         requests[0].headers["content-type"],
@@ -257,15 +263,7 @@ async fn structured_mode_and_batches() {
         err.to_string(),
         "endpoint \"ce\".maxevents must be 1 with format cloudevents (one event per request; use cloudevents-batch to batch)"
     );
-    let server = Receiver::start(always(200)).await;
-    let endpoint = Endpoint::builder("ce", server.url())
-        .format(Format::CloudEvents)
-        .build()
-        .unwrap();
-    HttpSink::new(endpoint.http().expect("a webhook endpoint"))
-        .oneshot(Batch::from(events()[..2].to_vec()))
-        .await
-        .unwrap();
+    let server = post_structured(Batch::from(events()[..2].to_vec())).await;
     let r = &server.requests()[0];
     assert_eq!(r.headers["content-type"], "application/cloudevents-batch+json");
     assert_eq!(
