@@ -324,9 +324,9 @@ struct Setup {
 }
 
 fn upstream_of(yaml: &str) -> Result<Upstream, String> {
-    let value: serde_yaml::Value = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
+    let value: yaml_serde::Value = yaml_serde::from_str(yaml).map_err(|e| e.to_string())?;
     match value.get("upstream") {
-        Some(serde_yaml::Value::String(url)) => Upstream::parse(url),
+        Some(yaml_serde::Value::String(url)) => Upstream::parse(url),
         Some(_) => Err("upstream: a URL string is required (upstream: http://host:port)".into()),
         None => Err("missing key upstream: http://host:port (the registry behind the proxy)".into()),
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::section::{only_applies, Section};
 use super::value::{float, go_duration, not_positive, string, unknown_key, unsigned, Path};

@@ -5,7 +5,7 @@
 //! order of their names. `…_ENDPOINTS_<n>_…` addresses endpoint `n`; `n` equal to the number of
 //! endpoints appends one, a larger `n` is an error (as in Distribution).
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::notifications::read_endpoints;
 use super::section::{endpoint_path, Section};

@@ -1,6 +1,6 @@
 //! The `http:` section: where the registry listens and how it is reached.
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::listen::check_tcp_listen_addr;
 use super::value::{boolean, mapping, string, Path};

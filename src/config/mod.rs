@@ -256,7 +256,7 @@ mod convert;
 
 use std::path::{Path as FsPath, PathBuf};
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 pub use crate::error::ConfigError;
 pub use delivery::{QueueFsync, QueueSettings, RetryMode, RetrySettings};

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::delivery::QueueSettings;
 use super::section::Section;

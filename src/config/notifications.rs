@@ -4,7 +4,7 @@
 //! sections in `delivery.rs` (queue, retry), `selection.rs` (ignore, filter) and `trust.rs`
 //! (tls, signing), URL helpers in `url.rs`.
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::endpoint::EndpointConfig;
 use super::section::{endpoint_path, Section};

@@ -1,6 +1,6 @@
 //! Reading a YAML sub-section key by key, and the paths that name a field in messages.
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::value::{mapping, unknown_key, Path};
 use super::ConfigError;

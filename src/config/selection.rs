@@ -1,6 +1,6 @@
 //! Which events an endpoint receives: Distribution's `ignore:` and our `filter:` extension.
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::section::Section;
 use super::value::{mapping, string_list, unknown_key, Path};

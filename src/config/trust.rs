@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::section::Section;
 use super::value::{boolean, string, string_list, unknown_key, Path};

@@ -1,8 +1,8 @@
-//! Typed reads out of a `serde_yaml::Value`, with Distribution's (Go yaml.v2) leniency and errors that
+//! Typed reads out of a `yaml_serde::Value`, with Distribution's (Go yaml.v2) leniency and errors that
 //! name the field. No function here ever puts a *value* in an error message unless the caller says the
 //! value is not secret (enumerations, durations).
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::duration::parse_go_duration;
 use super::ConfigError;
@@ -285,7 +285,7 @@ mod tests {
     use super::*;
 
     fn y(s: &str) -> Value {
-        serde_yaml::from_str(s).unwrap()
+        yaml_serde::from_str(s).unwrap()
     }
 
     fn p() -> Path {

@@ -1,8 +1,8 @@
-//! YAML text to a `serde_yaml::Value`, with errors that say where: a line and column for syntax
+//! YAML text to a `yaml_serde::Value`, with errors that say where: a line and column for syntax
 //! errors (found by us when the parser gives none), the field path of a bad `<<` merge key.
 //! Errors never quote a scalar of the input (it could be a secret).
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::value::{kind, Path};
 use super::ConfigError;
@@ -11,7 +11,7 @@ type Result<T> = std::result::Result<T, ConfigError>;
 
 /// Parses one YAML document and applies its `<<` merge keys.
 pub(crate) fn parse(text: &str) -> Result<Value> {
-    let mut value: Value = serde_yaml::from_str(text).map_err(|e| syntax_error(&e, text))?;
+    let mut value: Value = yaml_serde::from_str(text).map_err(|e| syntax_error(&e, text))?;
     apply_merge(&mut value)?;
     Ok(value)
 }
@@ -21,10 +21,10 @@ pub(crate) fn apply_merge(value: &mut Value) -> Result<()> {
     merge(value, &Path::default())
 }
 
-/// A `serde_yaml` error as a `ConfigError`, without any quoted scalar (serde errors can quote
+/// A `yaml_serde` error as a `ConfigError`, without any quoted scalar (serde errors can quote
 /// values, e.g. ``invalid type: integer `1234…` ``), and with the line and column of the problem
 /// when the parser's message has none.
-fn syntax_error(e: &serde_yaml::Error, text: &str) -> ConfigError {
+fn syntax_error(e: &yaml_serde::Error, text: &str) -> ConfigError {
     let mut msg = without_quoted(&e.to_string());
     if msg == "repetition limit exceeded" {
         // About the document as a whole: anchors and aliases that expand without end.
@@ -89,14 +89,14 @@ fn first_unprintable(text: &str) -> Option<(usize, usize)> {
 /// after some content.
 fn second_document(text: &str) -> Option<(usize, usize)> {
     use serde::Deserialize as _;
-    let located = |e: serde_yaml::Error| e.location().map(|l| (l.line(), l.column()));
-    let mut documents = serde_yaml::Deserializer::from_str(text).skip(1);
+    let located = |e: yaml_serde::Error| e.location().map(|l| (l.line(), l.column()));
+    let mut documents = yaml_serde::Deserializer::from_str(text).skip(1);
     let from_parser = documents
         .next()
         .and_then(|second| match bool::deserialize(second) {
             Err(e) => located(e),
             Ok(_) => {
-                let second = serde_yaml::Deserializer::from_str(text).nth(1)?;
+                let second = yaml_serde::Deserializer::from_str(text).nth(1)?;
                 <()>::deserialize(second).err().and_then(located)
             }
         });
@@ -118,7 +118,7 @@ fn second_document(text: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// Applies `<<` merge keys as `serde_yaml::Value::apply_merge` does (keys already present win,
+/// Applies `<<` merge keys as `yaml_serde::Value::apply_merge` does (keys already present win,
 /// merged mappings are then searched too), but names the offending key in errors.
 fn merge(value: &mut Value, at: &Path) -> Result<()> {
     match value {
@@ -221,9 +221,9 @@ mod tests {
     }
 
     #[test]
-    fn merges_like_serde_yaml_and_names_bad_merge_keys() {
+    fn merges_like_yaml_serde_and_names_bad_merge_keys() {
         let text = "d: &d {a: 1, b: 2}\nx:\n  <<: *d\n  b: 3\ny:\n  - <<: [*d, {c: 4}]\n";
-        let mut theirs: Value = serde_yaml::from_str(text).unwrap();
+        let mut theirs: Value = yaml_serde::from_str(text).unwrap();
         theirs.apply_merge().unwrap();
         assert_eq!(parse(text).unwrap(), theirs);
         for (text, path, found) in [
@@ -235,8 +235,8 @@ mod tests {
             let e = parse(text).unwrap_err();
             assert_eq!(e.path(), path, "{text}");
             assert!(e.message().ends_with(&format!("found {found}")), "{e}");
-            let mut v: Value = serde_yaml::from_str(text).unwrap();
-            assert!(v.apply_merge().is_err(), "serde_yaml accepts {text}");
+            let mut v: Value = yaml_serde::from_str(text).unwrap();
+            assert!(v.apply_merge().is_err(), "yaml_serde accepts {text}");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Documents shaped like the schema, with random keys, values and types; arbitrary text.
 
 use proptest::prelude::*;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::{config, parse_checked};
 
@@ -246,7 +246,7 @@ fn document() -> impl Strategy<Value = String> {
             other if !alone => other,
             _ => Value::Mapping([(key, n)].into_iter().collect()),
         };
-        serde_yaml::to_string(&top).unwrap_or_default()
+        yaml_serde::to_string(&top).unwrap_or_default()
     })
 }
 

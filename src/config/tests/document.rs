@@ -260,9 +260,9 @@ fn version_and_top_level() {
     assert!(!format!("{c:?}").contains("pw"));
     // FromStr and serde::Deserialize go through the same code.
     assert_eq!("version: 0.1".parse::<Config>().unwrap(), c_version_only());
-    let from_serde: Config = serde_yaml::from_str("version: 0.1").unwrap();
+    let from_serde: Config = yaml_serde::from_str("version: 0.1").unwrap();
     assert_eq!(from_serde, c_version_only());
-    let e = serde_yaml::from_str::<Config>(&endpoint("timout: 1s"))
+    let e = yaml_serde::from_str::<Config>(&endpoint("timout: 1s"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown key \"timout\""), "{e}");

@@ -43,10 +43,10 @@ fn lock_dir(dir: &Path) -> io::Result<File> {
         .create(true)
         .truncate(false)
         .open(dir.join(format::LOCK_FILE))?;
-    // Through the trait: `File::try_lock` of std (Rust 1.89+) would shadow it.
-    match fs4::FileExt::try_lock(&file) {
+    // std's advisory lock: flock(2) on Unix, LockFileEx on Windows.
+    match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(fs4::TryLockError::WouldBlock) => Err(io::Error::new(
+        Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
             io::ErrorKind::WouldBlock,
             format!(
                 "durable queue {} is in use by another process (it holds {})",
@@ -54,7 +54,7 @@ fn lock_dir(dir: &Path) -> io::Result<File> {
                 dir.join(format::LOCK_FILE).display()
             ),
         )),
-        Err(fs4::TryLockError::Error(e)) => Err(e),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
