@@ -34,7 +34,7 @@ async fn nothing_is_lost_while_nats_is_down_or_restarting() {
     let mut send = |sink: &registry_notify::sink::BoxSink, i: usize| {
         let e = event(
             i,
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 "library/alpine"
             } else {
                 "team/my.app"

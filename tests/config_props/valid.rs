@@ -244,7 +244,7 @@ fn render(ep: &Ep, i: usize) -> (String, EndpointConfig) {
     if let Some(d) = ep.disabled {
         keys.push((
             "disabled",
-            if s[0] % 2 == 0 {
+            if s[0].is_multiple_of(2) {
                 d.to_string()
             } else {
                 ["no", "yes"][usize::from(d)].into()
