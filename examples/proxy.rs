@@ -43,6 +43,7 @@
 //!
 //! Only `http://` upstreams are supported by this example.
 
+use example_registry::cli::{load_config, Cli};
 use example_registry::common::{
     drain, init_tracing, listen_addr, notifications_from, notifications_state, shutdown_signal,
 };
@@ -65,7 +66,6 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use registry_notify::config::Config;
 use registry_notify::layer::PeerAddr;
 use registry_notify::notifications::NotificationsHandle;
 use registry_notify::sink::BoxError;
@@ -93,10 +93,19 @@ const HOP_BY_HOP: [&str; 10] = [
     "expect",
 ];
 
-fn usage() -> ! {
-    eprintln!("usage: proxy serve FILE   forward to `upstream:` as configured by a Distribution config file");
-    std::process::exit(2)
-}
+const CLI: Cli = Cli::new(
+    "proxy",
+    "\
+usage: proxy serve FILE
+           forward to `upstream:` as configured by a Distribution config file, with
+           Distribution's REGISTRY_* environment overrides applied on top
+           (REGISTRY_HTTP_ADDR, REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL, ...)
+       proxy -h | --help | -V | --version
+
+environment: RUST_LOG sets the log filter (default info)
+",
+    &[],
+);
 
 /// The registry behind the proxy.
 struct Upstream {
@@ -333,7 +342,7 @@ fn upstream_of(yaml: &str) -> Result<Upstream, String> {
 }
 
 fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
-    let config = Config::from_path(path)?;
+    let config = load_config(path)?;
     let yaml = std::fs::read_to_string(path)?;
     Ok(Setup {
         addr: config.http.addr.clone(),
@@ -344,10 +353,10 @@ fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() {
+    let args = CLI.parse();
     init_tracing("info");
 
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let setup = match args.as_slice() {
+    let setup = match args.positional.as_slice() {
         [cmd, file] if cmd == "serve" => match from_config(Path::new(file)) {
             Ok(s) => s,
             Err(e) => {
@@ -355,7 +364,9 @@ async fn main() {
                 std::process::exit(1);
             }
         },
-        _ => usage(),
+        [cmd, ..] if cmd == "serve" => CLI.fail("serve takes one FILE"),
+        [other, ..] => CLI.fail(&format!("unknown command {other}")),
+        [] => CLI.fail("a command is required"),
     };
 
     let proxy = Proxy::new(setup.upstream);

@@ -24,24 +24,37 @@
 //! messages in flight finish (at most 10 s) and exits; what is left is redelivered by the
 //! server. Dead letters are appended as JSON lines to `dead-letters.jsonl` beside the config.
 
+use example_registry::cli::{load_config, Cli};
 use example_registry::common::{append_dead_letter, init_tracing, shutdown_signal};
 use std::path::Path;
 use std::time::Duration;
 
-use registry_notify::config::Config;
 use registry_notify::nats::Worker;
+
+const CLI: Cli = Cli::new(
+    "worker",
+    "\
+usage: worker FILE
+           deliver from NATS JetStream as configured by FILE (notifications.nats and
+           notifications.endpoints), with Distribution's REGISTRY_* environment overrides
+           applied on top (REGISTRY_NOTIFICATIONS_NATS_URL, ...)
+       worker -h | --help | -V | --version
+
+environment: RUST_LOG sets the log filter (default info)
+",
+    &[],
+);
 
 #[tokio::main]
 async fn main() {
+    let args = CLI.parse();
     init_tracing("info");
 
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [file] = args.as_slice() else {
-        eprintln!("usage: worker FILE   deliver from NATS JetStream as configured by FILE");
-        std::process::exit(2);
+    let [file] = args.positional.as_slice() else {
+        CLI.fail("one FILE is required")
     };
     let path = Path::new(file);
-    let worker = Config::from_path(path).and_then(|config| {
+    let worker = load_config(path).and_then(|config| {
         let Some(n) = config.notifications else {
             return Err(registry_notify::config::ConfigError::new(
                 "notifications: required (with nats and endpoints)",

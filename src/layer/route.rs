@@ -351,6 +351,20 @@ mod tests {
     }
 
     #[test]
+    fn name_of_each_route() {
+        let manifest = format!("/v2/a/b/manifests/{D}");
+        let blob = format!("/p/v2/c/blobs/{D}");
+        for (path, name) in [
+            (manifest.as_str(), "a/b"),
+            (blob.as_str(), "c"),
+            ("/v2/d/e/f/blobs/uploads/", "d/e/f"),
+            ("/v2/g/blobs/uploads/abc", "g"),
+        ] {
+            assert_eq!(parse(path).unwrap().name(), name, "{path}");
+        }
+    }
+
+    #[test]
     fn non_routes() {
         for p in [
             "/",

@@ -57,11 +57,10 @@ impl App {
         })
     }
 
-    /// As a Distribution config file says: `http.addr`, `storage` (`filesystem.rootdirectory`
-    /// or `inmemory`, `delete.enabled`) and `notifications`, with dead letters appended to
-    /// `dead-letters.jsonl` beside the file.
-    pub fn from_config(path: &Path) -> Result<Self, Box<dyn Error>> {
-        let config = Config::from_path(path)?;
+    /// As `config`, read from the file at `path`, says: `http.addr`, `storage`
+    /// (`filesystem.rootdirectory` or `inmemory`, `delete.enabled`) and `notifications`, with
+    /// dead letters appended to `dead-letters.jsonl` beside the file.
+    pub fn from_config(config: Config, path: &Path) -> Result<Self, Box<dyn Error>> {
         let opts = oci::RegistryOptions {
             delete_enabled: config.storage.delete_enabled,
         };

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod cli;
 pub mod common;
 pub mod metrics;
 pub mod oci;

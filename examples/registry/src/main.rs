@@ -3,42 +3,54 @@
 use std::path::Path;
 
 use example_registry::app::App;
+use example_registry::cli::{load_config, Cli};
 use example_registry::common::{init_tracing, shutdown_signal};
 
-fn usage() -> ! {
-    eprintln!("usage: registry [--addr A] [--receiver A]");
-    eprintln!("           serve from memory on A (127.0.0.1:5000), delivering to a receiver on");
-    eprintln!("           127.0.0.1:5055 started beside it, which prints what it receives");
-    eprintln!("       registry serve FILE");
-    eprintln!("           serve as configured by a Distribution config file");
-    std::process::exit(2)
-}
+const CLI: Cli = Cli::new(
+    "registry",
+    "\
+usage: registry [--addr A] [--receiver A]
+           serve from memory on A (127.0.0.1:5000), delivering to a receiver on
+           127.0.0.1:5055 started beside it, which prints what it receives
+       registry serve FILE
+           serve as configured by a Distribution config file, with Distribution's
+           REGISTRY_* environment overrides applied on top (REGISTRY_HTTP_ADDR,
+           REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL, ...)
+       registry -h | --help | -V | --version
+
+environment: RUST_LOG sets the log filter (default info,tower_http=warn)
+",
+    &["--addr", "--receiver"],
+);
 
 #[tokio::main]
 async fn main() {
+    let args = CLI.parse();
     init_tracing("info,tower_http=warn");
 
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let app = match args.first().map(String::as_str) {
-        None | Some("--addr" | "--receiver") => {
+    let app = match args.positional.as_slice() {
+        [] => {
             let mut addr = "127.0.0.1:5000".to_owned();
             let mut receiver = "127.0.0.1:5055".to_owned();
-            let mut rest = args.iter();
-            while let Some(flag) = rest.next() {
-                match (flag.as_str(), rest.next()) {
-                    ("--addr", Some(v)) => addr = v.clone(),
-                    ("--receiver", Some(v)) => receiver = v.clone(),
-                    _ => usage(),
+            for (flag, value) in args.flags {
+                match flag.as_str() {
+                    "--addr" => addr = value,
+                    _ => receiver = value,
                 }
             }
             App::local(&addr, &receiver)
                 .await
                 .map_err(|e| format!("registry on {addr}, receiver on {receiver}: {e}"))
         }
-        Some("serve") if args.len() == 2 => {
-            App::from_config(Path::new(&args[1])).map_err(|e| format!("{}: {e}", args[1]))
+        [cmd, file] if cmd == "serve" && args.flags.is_empty() => {
+            let path = Path::new(file);
+            load_config(path)
+                .map_err(|e| e.into())
+                .and_then(|config| App::from_config(config, path))
+                .map_err(|e| format!("{file}: {e}"))
         }
-        _ => usage(),
+        [cmd, ..] if cmd == "serve" => CLI.fail("serve takes one FILE and no flags"),
+        [other, ..] => CLI.fail(&format!("unknown command {other}")),
     };
     let result = match app {
         Ok(app) => app.run(shutdown_signal()).await.map_err(|e| e.to_string()),
