@@ -96,4 +96,35 @@ async fn prometheus_names_match_distribution() {
     // The facade and the snapshot agree.
     let m = endpoint.metrics();
     assert_eq!((m.events, m.successes, m.failures, m.errors), (3, 3, 1, 0));
+
+    // An independent parser reads the whole text: every documented name has its HELP line,
+    // and every attempt's duration was recorded.
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    for name in [
+        "registry_notifications_events_total",
+        "registry_notifications_pending_total",
+        "registry_notifications_status_total",
+        "registry_notifications_delivered_total",
+        "registry_notifications_retries_total",
+        "registry_notifications_breaker_open",
+        "registry_notifications_delivery_duration_seconds",
+    ] {
+        let help = scrape
+            .docs
+            .get(name)
+            .unwrap_or_else(|| panic!("no HELP for {name}: {text}"));
+        assert!(!help.is_empty(), "{name}");
+    }
+    let attempts: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "registry_notifications_delivery_duration_seconds_count")
+        .filter(|s| s.labels.get("endpoint") == Some("prom"))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Counter(v) => v,
+            ref other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(attempts, 4.0, "three successes and one 503: {text}");
 }

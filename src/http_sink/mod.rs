@@ -260,9 +260,11 @@ async fn attempt(
     // outcome; the body is then read (within the same deadline) so the connection can
     // be reused — a slow or oversized body only costs the connection.
     let mut outcome = None;
+    let started = tokio::time::Instant::now();
     let exchange = async {
         let (response, conn) = pool.send(&shared.connect_to, build).await?;
         let status = response.status();
+        record(&|m| m.record_attempt_duration(started.elapsed()));
         outcome = Some((status, parse_retry_after(response.headers(), SystemTime::now())));
         // Only a connection whose response was read to the end can carry another request.
         if Limited::new(response.into_body(), MAX_RESPONSE_BODY)
@@ -278,13 +280,19 @@ async fn attempt(
     let (status, retry_after) = match (outcome, finished) {
         (Some(outcome), _) => outcome,
         (None, Ok(Err(error))) => {
-            record(&|m| m.record_error());
+            record(&|m| {
+                m.record_attempt_duration(started.elapsed());
+                m.record_error();
+            });
             return Err(DeliveryError::Transport(
                 shared.secrets.scrub(&error_chain(&*error)),
             ));
         }
         (None, _) => {
-            record(&|m| m.record_error());
+            record(&|m| {
+                m.record_attempt_duration(started.elapsed());
+                m.record_error();
+            });
             return Err(DeliveryError::Timeout(shared.timeout));
         }
     };

@@ -31,8 +31,13 @@
 //! `registry_notifications_dropped_total`, `registry_notifications_filtered_total`,
 //! `registry_notifications_dead_lettered_total`, `registry_notifications_retries_total`
 //! `registry_notifications_events_lost_total` (label `reason`: `no_space`, `write_error`,
-//! `corrupt`, `overflow`), `registry_notifications_refused_total` (counters) and
-//! `registry_notifications_breaker_open` (gauge, 0 or 1), all labelled with `endpoint`.
+//! `corrupt`, `overflow`), `registry_notifications_refused_total` (counters),
+//! `registry_notifications_breaker_open` (gauge, 0 or 1) and
+//! `registry_notifications_delivery_duration_seconds` (histogram: each HTTP attempt, from
+//! sending the request to its response status or its error), all labelled with `endpoint`.
+//!
+//! Each name is described (its `# HELP` text) and each handle registered once, when the
+//! endpoint is built, with the recorder installed at that time: install the recorder first.
 //!
 //! ```
 //! use registry_notify::endpoint::Endpoint;
@@ -60,6 +65,10 @@ use std::sync::Mutex;
 
 use http::StatusCode;
 
+mod export;
+
+use export::{Counter, Exported};
+
 /// The live counters of one endpoint; cheap atomics shared (in an `Arc`) by its stages.
 pub struct EndpointMetrics {
     name: String,
@@ -78,8 +87,9 @@ pub struct EndpointMetrics {
     /// Events lost, by [`LossReason`] (in its declaration order).
     lost: [AtomicU64; 4],
     refused: AtomicU64,
-    /// Responses per status code; keyed `"200 OK"` in snapshots.
-    statuses: Mutex<BTreeMap<u16, u64>>,
+    /// Responses per status code (keyed `"200 OK"` in snapshots), with the exported counter.
+    statuses: Mutex<BTreeMap<u16, (u64, Counter)>>,
+    exported: Exported,
 }
 
 /// A point-in-time copy of an endpoint's counters (see the [module docs](self)).
@@ -204,8 +214,10 @@ pub(crate) fn status_key(status: StatusCode) -> String {
 impl EndpointMetrics {
     /// New zeroed metrics for endpoint `name`; credentials in `url` are redacted on the way in.
     pub fn new(name: impl Into<String>, url: &str) -> Self {
+        let name = name.into();
         Self {
-            name: name.into(),
+            exported: Exported::new(&name),
+            name,
             url: crate::secret::redact_url(url),
             events: AtomicU64::new(0),
             pending: AtomicU64::new(0),
@@ -236,7 +248,7 @@ impl EndpointMetrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter_map(|(&code, &n)| Some((status_key(StatusCode::from_u16(code).ok()?), n)))
+            .filter_map(|(&code, (n, _))| Some((status_key(StatusCode::from_u16(code).ok()?), *n)))
             .collect();
         EndpointSnapshot {
             name: self.name.clone(),
@@ -267,9 +279,9 @@ impl EndpointMetrics {
     pub(crate) fn record_ingress(&self, n: usize) {
         let n = n as u64;
         self.events.fetch_add(n, Ordering::Relaxed);
-        let pending = self.pending.fetch_add(n, Ordering::Relaxed) + n;
-        self.export_counter("registry_notifications_events_total", Some("Events"), n);
-        self.export_pending(pending);
+        let pending = self.pending.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        self.exported.events.increment(n);
+        self.exported.pending.set(pending as f64);
     }
 
     /// `n` events left the queue (delivered, dead-lettered or dropped): `pending -= n`.
@@ -281,7 +293,7 @@ impl EndpointMetrics {
                 Some(p.saturating_sub(n))
             })
             .unwrap_or(0);
-        self.export_pending(prev.saturating_sub(n));
+        self.exported.pending.set(prev.saturating_sub(n) as f64);
     }
 
     /// One attempt carrying `events` events was answered with the success `status` (2xx,
@@ -289,28 +301,34 @@ impl EndpointMetrics {
     pub(crate) fn record_success(&self, status: StatusCode, events: usize) {
         self.successes.fetch_add(1, Ordering::Relaxed);
         self.delivered.fetch_add(events as u64, Ordering::Relaxed);
-        self.export_counter("registry_notifications_events_total", Some("Successes"), 1);
-        self.export_counter("registry_notifications_delivered_total", None, events as u64);
+        self.exported.successes.increment(1);
+        self.exported.delivered.increment(events as u64);
         self.add_status(status);
     }
 
     /// One attempt was answered with a status that is not a success.
     pub(crate) fn record_failure(&self, status: StatusCode) {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        self.export_counter("registry_notifications_events_total", Some("Failures"), 1);
+        self.exported.failures.increment(1);
         self.add_status(status);
     }
 
     /// One attempt got no response (transport error or timeout); adds no status.
     pub(crate) fn record_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        self.export_counter("registry_notifications_events_total", Some("Errors"), 1);
+        self.exported.errors.increment(1);
+    }
+
+    /// One HTTP attempt took `duration`, to its response status or its error (exported as a
+    /// histogram only).
+    pub(crate) fn record_attempt_duration(&self, duration: std::time::Duration) {
+        self.exported.duration.record(duration.as_secs_f64());
     }
 
     /// `n` events were lost (queue overflow or a failing sink).
     pub(crate) fn record_dropped(&self, n: usize) {
         self.dropped.fetch_add(n as u64, Ordering::Relaxed);
-        self.export_counter("registry_notifications_dropped_total", None, n as u64);
+        self.exported.dropped.increment(n as u64);
     }
 
     /// `n` events were lost for `reason`: the breakdown of `dropped` (which this does not
@@ -318,81 +336,48 @@ impl EndpointMetrics {
     #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn record_events_lost(&self, reason: LossReason, n: u64) {
         self.lost[reason.index()].fetch_add(n, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        metrics::counter!(
-            "registry_notifications_events_lost_total",
-            "reason" => reason.as_str(),
-            "endpoint" => self.name.clone()
-        )
-        .increment(n);
+        self.exported.lost[reason.index()].increment(n);
     }
 
     /// `n` events of a request failed closed were refused (a durable `fsync: always` queue could
     /// not keep them); does not change `dropped`.
     pub(crate) fn record_refused(&self, n: u64) {
         self.refused.fetch_add(n, Ordering::Relaxed);
-        self.export_counter("registry_notifications_refused_total", None, n);
+        self.exported.refused.increment(n);
     }
 
     /// `n` events were dropped by the endpoint's filter.
     pub(crate) fn record_filtered(&self, n: usize) {
         self.filtered.fetch_add(n as u64, Ordering::Relaxed);
-        self.export_counter("registry_notifications_filtered_total", None, n as u64);
+        self.exported.filtered.increment(n as u64);
     }
 
     /// `n` events were handed to the dead-letter hook.
     pub(crate) fn record_dead_lettered(&self, n: usize) {
         self.dead_lettered.fetch_add(n as u64, Ordering::Relaxed);
-        self.export_counter("registry_notifications_dead_lettered_total", None, n as u64);
+        self.exported.dead_lettered.increment(n as u64);
     }
 
     /// One attempt is about to repeat a failed one.
     pub(crate) fn record_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
-        self.export_counter("registry_notifications_retries_total", None, 1);
+        self.exported.retries.increment(1);
     }
 
     /// The endpoint started (`true`) or stopped (`false`) failing.
     pub(crate) fn set_breaker_open(&self, open: bool) {
         self.breaker_open.store(open, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        metrics::gauge!("registry_notifications_breaker_open", "endpoint" => self.name.clone())
-            .set(if open { 1.0 } else { 0.0 });
+        self.exported.breaker_open.set(if open { 1.0 } else { 0.0 });
     }
 
     fn add_status(&self, status: StatusCode) {
-        #[cfg(feature = "metrics")]
-        metrics::counter!(
-            "registry_notifications_status_total",
-            "code" => status_key(status),
-            "endpoint" => self.name.clone()
-        )
-        .increment(1);
         let mut statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
-        *statuses.entry(status.as_u16()).or_insert(0) += 1;
+        let (n, counter) = statuses
+            .entry(status.as_u16())
+            .or_insert_with(|| (0, self.exported.status(status_key(status))));
+        *n += 1;
+        counter.increment(1);
     }
-
-    #[cfg(feature = "metrics")]
-    fn export_counter(&self, name: &'static str, kind: Option<&'static str>, n: u64) {
-        match kind {
-            Some(kind) => {
-                metrics::counter!(name, "type" => kind, "endpoint" => self.name.clone()).increment(n)
-            }
-            None => metrics::counter!(name, "endpoint" => self.name.clone()).increment(n),
-        }
-    }
-
-    #[cfg(not(feature = "metrics"))]
-    fn export_counter(&self, _name: &'static str, _kind: Option<&'static str>, _n: u64) {}
-
-    #[cfg(feature = "metrics")]
-    fn export_pending(&self, pending: u64) {
-        metrics::gauge!("registry_notifications_pending_total", "endpoint" => self.name.clone())
-            .set(pending as f64);
-    }
-
-    #[cfg(not(feature = "metrics"))]
-    fn export_pending(&self, _pending: u64) {}
 }
 
 impl fmt::Debug for EndpointMetrics {
