@@ -45,8 +45,10 @@
 
 use example_registry::cli::{load_config, Cli};
 use example_registry::common::{
-    drain, init_tracing, listen_addr, notifications_from, notifications_state, shutdown_signal,
+    default_dead_letters, drain, init_tracing, listen_addr, log_endpoints, notifications_from,
+    notifications_state, shutdown_signal, DEFAULT_DRAIN,
 };
+use example_registry::debug::Debug;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -96,15 +98,16 @@ const HOP_BY_HOP: [&str; 10] = [
 const CLI: Cli = Cli::new(
     "proxy",
     "\
-usage: proxy serve FILE
+usage: proxy serve [--dead-letters PATH] FILE
            forward to `upstream:` as configured by a Distribution config file, with
            Distribution's REGISTRY_* environment overrides applied on top
-           (REGISTRY_HTTP_ADDR, REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL, ...)
+           (REGISTRY_HTTP_ADDR, REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL, ...); events given
+           up on are appended as JSON lines to PATH (default: dead-letters.jsonl beside FILE)
        proxy -h | --help | -V | --version
 
 environment: RUST_LOG sets the log filter (default info)
 ",
-    &[],
+    &["--dead-letters"],
 );
 
 /// The registry behind the proxy.
@@ -330,6 +333,8 @@ struct Setup {
     addr: String,
     upstream: Upstream,
     notifications: Option<(NotificationLayer, NotificationsHandle)>,
+    debug: Option<(String, Debug)>,
+    drain: Duration,
 }
 
 fn upstream_of(yaml: &str) -> Result<Upstream, String> {
@@ -341,13 +346,17 @@ fn upstream_of(yaml: &str) -> Result<Upstream, String> {
     }
 }
 
-fn from_config(path: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
+fn from_config(path: &Path, dead_letters: &Path) -> Result<Setup, Box<dyn std::error::Error>> {
     let config = load_config(path)?;
     let yaml = std::fs::read_to_string(path)?;
+    // Before the endpoints: their metric handles belong to the recorder installed then.
+    let debug = Debug::install(&config)?;
     Ok(Setup {
         addr: config.http.addr.clone(),
         upstream: upstream_of(&yaml)?,
-        notifications: notifications_from(&config, path)?,
+        notifications: notifications_from(&config, dead_letters)?,
+        debug,
+        drain: config.http.drain_timeout.unwrap_or(DEFAULT_DRAIN),
     })
 }
 
@@ -357,13 +366,19 @@ async fn main() {
     init_tracing("info");
 
     let setup = match args.positional.as_slice() {
-        [cmd, file] if cmd == "serve" => match from_config(Path::new(file)) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("{file}: {e}");
-                std::process::exit(1);
+        [cmd, file] if cmd == "serve" => {
+            let dead_letters = match args.flags.last() {
+                Some((_, to)) => to.into(),
+                None => default_dead_letters(Path::new(file)),
+            };
+            match from_config(Path::new(file), &dead_letters) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{file}: {e}");
+                    std::process::exit(1);
+                }
             }
-        },
+        }
         [cmd, ..] if cmd == "serve" => CLI.fail("serve takes one FILE"),
         [other, ..] => CLI.fail(&format!("unknown command {other}")),
         [] => CLI.fail("a command is required"),
@@ -384,6 +399,24 @@ async fn main() {
         None => (NotificationLayer::default(), None),
     };
     let app = tower::ServiceBuilder::new().layer(layer).service(proxy);
+    if let Some(handle) = &handle {
+        log_endpoints(handle);
+    }
+    if let Some((addr, debug)) = setup.debug {
+        let endpoints = handle.as_ref().map(|h| h.endpoints()).unwrap_or_default();
+        // Up until the process exits: the drain after shutdown can be watched.
+        match debug
+            .endpoints(endpoints)
+            .serve(&addr, std::future::pending())
+            .await
+        {
+            Ok(bound) => eprintln!("debug listening on http://{bound}"),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+    }
 
     let addr = listen_addr(&setup.addr);
     let listener = match tokio::net::TcpListener::bind(&addr).await {
@@ -436,11 +469,11 @@ async fn main() {
     drop(listener);
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => {
-            eprintln!("shutdown: connections still open after 10s, closing");
+        _ = tokio::time::sleep(setup.drain) => {
+            eprintln!("shutdown: connections still open after {:?}, closing", setup.drain);
         }
     }
     if let Some(handle) = handle {
-        drain(handle).await;
+        drain(handle, setup.drain).await;
     }
 }

@@ -21,11 +21,14 @@
 //! ```
 //!
 //! Run as many as you like; they share the consumer. SIGTERM or Ctrl-C stops pulling, lets the
-//! messages in flight finish (at most 10 s) and exits; what is left is redelivered by the
-//! server. Dead letters are appended as JSON lines to `dead-letters.jsonl` beside the config.
+//! messages in flight finish (at most `http.draintimeout`, default 10 s) and exits; what is
+//! left is redelivered by the server. Dead letters are appended as JSON lines to
+//! `dead-letters.jsonl` beside the config (or `--dead-letters PATH`). With `http.debug.addr`,
+//! the debug listener serves metrics, health (NATS reachable) and endpoint status.
 
 use example_registry::cli::{load_config, Cli};
-use example_registry::common::{append_dead_letter, init_tracing, shutdown_signal};
+use example_registry::common::{append_dead_letter, default_dead_letters, init_tracing, shutdown_signal};
+use example_registry::debug::Debug;
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,15 +37,16 @@ use registry_notify::nats::Worker;
 const CLI: Cli = Cli::new(
     "worker",
     "\
-usage: worker FILE
+usage: worker [--dead-letters PATH] FILE
            deliver from NATS JetStream as configured by FILE (notifications.nats and
            notifications.endpoints), with Distribution's REGISTRY_* environment overrides
-           applied on top (REGISTRY_NOTIFICATIONS_NATS_URL, ...)
+           applied on top (REGISTRY_NOTIFICATIONS_NATS_URL, ...); events given up on are
+           appended as JSON lines to PATH (default: dead-letters.jsonl beside FILE)
        worker -h | --help | -V | --version
 
 environment: RUST_LOG sets the log filter (default info)
 ",
-    &[],
+    &["--dead-letters"],
 );
 
 #[tokio::main]
@@ -54,13 +58,22 @@ async fn main() {
         CLI.fail("one FILE is required")
     };
     let path = Path::new(file);
+    let dead_letters = match args.flags.last() {
+        Some((_, to)) => to.into(),
+        None => default_dead_letters(path),
+    };
+    let mut debug = None;
+    let mut drain_bound = Duration::from_secs(10);
     let worker = load_config(path).and_then(|config| {
+        // Before the endpoints: their metric handles belong to the recorder installed then.
+        debug =
+            Debug::install(&config).map_err(|e| registry_notify::config::ConfigError::new(e.to_string()))?;
+        drain_bound = config.http.drain_timeout.unwrap_or(drain_bound);
         let Some(n) = config.notifications else {
             return Err(registry_notify::config::ConfigError::new(
                 "notifications: required (with nats and endpoints)",
             ));
         };
-        let dead_letters = path.with_file_name("dead-letters.jsonl");
         let mut worker = Worker::new(n.nats.clone().ok_or_else(|| {
             registry_notify::config::ConfigError::new("notifications.nats: required for a worker")
         })?);
@@ -83,8 +96,25 @@ async fn main() {
         }
     };
     let handle = worker.start();
+    for e in handle.endpoints() {
+        let m = e.metrics();
+        tracing::info!(endpoint = %m.name, url = %m.url, "notifications: endpoint ready");
+    }
+    if let Some((addr, debug)) = debug {
+        match debug
+            .endpoints(handle.endpoints())
+            .serve(&addr, std::future::pending())
+            .await
+        {
+            Ok(bound) => eprintln!("debug listening on http://{bound}"),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+    }
     eprintln!("worker started");
     shutdown_signal().await;
-    let left = handle.shutdown(Duration::from_secs(10)).await;
+    let left = handle.shutdown(drain_bound).await;
     eprintln!("worker stopped ({left} messages left for redelivery)");
 }

@@ -539,4 +539,37 @@ fn accepted_edge_values() {
     c.apply_env([("REGISTRY_HTTP_DEBUG_ADDR", "localhost:5001")])
         .unwrap();
     assert_eq!(c.http.debug_addr.as_deref(), Some("localhost:5001"));
+    // Distribution's metrics switch, from the file and from the environment.
+    assert!(!c.http.debug_prometheus);
+    assert_eq!(c.http.debug_prometheus_path, "/metrics");
+    c.apply_env([
+        ("REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED", "true"),
+        ("REGISTRY_HTTP_DEBUG_PROMETHEUS_PATH", "/prom"),
+    ])
+    .unwrap();
+    assert!(c.http.debug_prometheus);
+    assert_eq!(c.http.debug_prometheus_path, "/prom");
+    let c = Config::from_yaml_str("http: {debug: {addr: ':5001', prometheus: {enabled: true, path: /m}}}")
+        .unwrap();
+    assert_eq!(
+        (c.http.debug_prometheus, c.http.debug_prometheus_path.as_str()),
+        (true, "/m")
+    );
+    let e = Config::from_yaml_str("http: {debug: {prometheus: {path: metrics}}}").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("http.debug.prometheus.path: must start with /"),
+        "{e}"
+    );
+    // Distribution's drain bound.
+    let mut c = Config::from_yaml_str("http: {draintimeout: 7s}").unwrap();
+    assert_eq!(c.http.drain_timeout, Some(std::time::Duration::from_secs(7)));
+    c.apply_env([("REGISTRY_HTTP_DRAINTIMEOUT", "250ms")]).unwrap();
+    assert_eq!(c.http.drain_timeout, Some(std::time::Duration::from_millis(250)));
+    for bad in ["0s", "-1s", "soon"] {
+        let e = Config::from_yaml_str(&format!("http: {{draintimeout: {bad}}}")).unwrap_err();
+        assert!(e.to_string().contains("http.draintimeout"), "{bad}: {e}");
+    }
+    let e = Config::from_yaml_str("http: {debug: {prometheus: {enabled: maybe}}}").unwrap_err();
+    assert!(e.to_string().contains("http.debug.prometheus.enabled"), "{e}");
 }

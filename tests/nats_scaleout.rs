@@ -36,7 +36,8 @@ async fn start_registry(dir: &Path, name: &str, nats: &str) -> u16 {
     let path = dir.join(format!("{name}.yml"));
     std::fs::write(&path, config).unwrap();
     let config = registry_notify::config::Config::from_path(&path).unwrap();
-    let mut app = App::from_config(config, &path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let dead_letters = example_registry::common::default_dead_letters(&path);
+    let mut app = App::from_config(config, &dead_letters).unwrap_or_else(|e| panic!("{name}: {e}"));
     app.listener = Some(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap());
     tokio::spawn(async move { app.run(std::future::pending()).await.unwrap() });
     port

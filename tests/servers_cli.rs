@@ -24,9 +24,9 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn examples() -> Vec<(&'static str, &'static str)> {
-    let mut all = vec![("proxy", "usage: proxy serve FILE")];
+    let mut all = vec![("proxy", "usage: proxy serve [--dead-letters PATH] FILE")];
     if cfg!(feature = "nats") {
-        all.push(("worker", "usage: worker FILE"));
+        all.push(("worker", "usage: worker [--dead-letters PATH] FILE"));
     }
     all
 }
@@ -120,4 +120,107 @@ async fn proxy_environment_overrides_the_listen_address_and_an_endpoint_url() {
     );
     let exit = terminate(&mut proxy.child).await;
     assert!(exit.success(), "{exit:?}: {}", proxy.log_tail());
+}
+
+/// The proxy's debug listener: metrics (parsed), endpoint status and health.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_debug_listener_serves_metrics_status_and_health() {
+    let upstream = support::serve_router(oci::router(oci::Registry::in_memory(oci::RegistryOptions {
+        delete_enabled: true,
+    })))
+    .await;
+    let receiver = Receiver::start(always(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, debug_port) = (free_port(), free_port());
+    let config = format!(
+        "version: 0.1\nupstream: http://{upstream}\nhttp:\n  addr: 127.0.0.1:{port}\n  debug:\n    \
+         addr: 127.0.0.1:{debug_port}\n    prometheus:\n      enabled: true\n      path: /prom\n\
+         notifications:\n  endpoints:\n    - name: hook\n      url: {}\n",
+        receiver.url()
+    );
+    let path = dir.path().join("proxy.yml");
+    std::fs::write(&path, config).unwrap();
+    let log = dir.path().join("proxy.log");
+    let mut command = logged(&example_binary("proxy"), &log);
+    command.arg("serve").arg(&path).env("RUST_LOG", "warn");
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut proxy = Process::start(command, addr, &log, "proxy").await;
+    let debug_addr = format!("127.0.0.1:{debug_port}").parse().unwrap();
+    support::process::wait_listening(&mut proxy.child, debug_addr, "debug listener").await;
+    let debug = Http::new(debug_addr);
+
+    Http::new(addr).push_blob("debug/proxied", b"seen").await;
+    receiver.wait_events(1).await;
+    let deadline = tokio::time::Instant::now() + support::HANG_GUARD;
+    let status = loop {
+        let body = debug.get("/notifications/status").await.body;
+        let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if status["endpoints"][0]["delivered"] == 1 {
+            break status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let hook = &status["endpoints"][0];
+    assert_eq!(
+        (hook["name"].as_str(), hook["state"].as_str()),
+        (Some("hook"), Some("ok"))
+    );
+    assert!(hook["last_success"].is_string(), "{hook}");
+
+    let text = String::from_utf8(debug.get("/prom").await.body.to_vec()).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    assert!(
+        scrape.docs.contains_key("registry_notifications_delivered_total"),
+        "{text}"
+    );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "registry_notifications_delivered_total"
+                && s.labels.get("endpoint") == Some("hook")
+                && matches!(s.value, prometheus_parse::Value::Counter(v) if v == 1.0)),
+        "{text}"
+    );
+    assert_eq!(
+        debug.get("/metrics").await.status,
+        404,
+        "metrics at the configured path only"
+    );
+
+    let health = debug.get("/debug/health").await;
+    assert_eq!((health.status.as_u16(), &health.body[..]), (200, &b"{}"[..]));
+    let exit = terminate(&mut proxy.child).await;
+    assert!(exit.success(), "{exit:?}: {}", proxy.log_tail());
+}
+
+/// The worker's health names the NATS server when it cannot be reached.
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_health_names_an_unreachable_nats_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let debug_port = free_port();
+    let nats = dead_addr().await;
+    let receiver = Receiver::start(always(200)).await;
+    let config = format!(
+        "version: 0.1\nhttp:\n  debug:\n    addr: 127.0.0.1:{debug_port}\n\
+         notifications:\n  nats:\n    url: nats://{nats}\n  endpoints:\n    - name: hook\n      url: {}\n",
+        receiver.url()
+    );
+    let path = dir.path().join("worker.yml");
+    std::fs::write(&path, config).unwrap();
+    let log = dir.path().join("worker.log");
+    let mut command = logged(&example_binary("worker"), &log);
+    command.arg(&path).env("RUST_LOG", "warn");
+    let debug_addr = format!("127.0.0.1:{debug_port}").parse().unwrap();
+    let mut worker = Process::start(command, debug_addr, &log, "worker").await;
+    let health = Http::new(debug_addr).get("/debug/health").await;
+    assert_eq!(health.status.as_u16(), 503);
+    let body: serde_json::Value = serde_json::from_slice(&health.body).unwrap();
+    let why = body["notifications_nats"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(why.contains(&format!("NATS server {nats} unreachable")), "{why}");
+    let _ = terminate(&mut worker.child).await;
 }

@@ -33,7 +33,9 @@ impl Config {
     ///   extension.
     /// - `REGISTRY_NOTIFICATIONS_EVENTCONFIG_INCLUDEREFERENCES` (Distribution's name, from the Go
     ///   field `EventConfig`; `…_EVENTS_…` is accepted too).
-    /// - `REGISTRY_HTTP_ADDR`, `_NET`, `_HOST`, `_RELATIVEURLS`, `_PREFIX`, `_DEBUG_ADDR`;
+    /// - `REGISTRY_HTTP_ADDR`, `_NET`, `_HOST`, `_RELATIVEURLS`, `_PREFIX`, `_DRAINTIMEOUT`,
+    ///   `_DEBUG_ADDR`,
+    ///   `_DEBUG_PROMETHEUS_ENABLED`, `_DEBUG_PROMETHEUS_PATH`;
     ///   `REGISTRY_STORAGE` (YAML),
     ///   `REGISTRY_STORAGE_DELETE_ENABLED`, `REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY`.
     ///
@@ -91,6 +93,10 @@ impl Config {
         match segs.as_slice() {
             ["http"] => self.http = HttpConfig::read(&value()?, &http)?,
             ["http", "debug", "addr"] => self.http.set_debug_addr(&value()?, &http.key("debug"))?,
+            ["http", "debug", "prometheus", key] => {
+                let at = http.key("debug").key("prometheus");
+                self.http.set_prometheus(key, &value()?, &at)?
+            }
             ["http", key] => self.http.set(key, &value()?, &http)?,
             ["storage"] => self.storage = StorageConfig::read(&value()?, &storage)?,
             ["storage", "delete", "enabled"] => {

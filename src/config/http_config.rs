@@ -3,14 +3,15 @@
 use yaml_serde::Value;
 
 use super::listen::check_tcp_listen_addr;
-use super::value::{boolean, mapping, string, Path};
+use super::value::{boolean, go_duration, mapping, not_positive, string, Path};
 use super::ConfigError;
 use crate::url;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
 /// `http:` — the registry's HTTP interface. Other keys (`secret`, `tls`, `headers`, `http2`,
-/// `h2c`, `draintimeout`, …, and every key of `debug` but `addr`) are accepted and ignored.
+/// `h2c`, …, and every key of `debug` but `addr` and `prometheus`) are accepted
+/// and ignored.
 ///
 /// Listen addresses are checked when the file is loaded: with `net: tcp` (the default) `addr`
 /// and `debug.addr` must be `:PORT` (all interfaces), `HOST:PORT` or `[IPv6]:PORT` with a port
@@ -35,6 +36,13 @@ pub struct HttpConfig {
     /// `debug.addr` — the listen address of Distribution's debug server (`/debug/vars`,
     /// metrics), always TCP; `None` when not configured.
     pub debug_addr: Option<String>,
+    /// `draintimeout` — how long a server that was told to stop lets requests in progress
+    /// finish (Distribution's key); `None` when not given (a server picks its own bound).
+    pub drain_timeout: Option<std::time::Duration>,
+    /// `debug.prometheus.enabled` — serve metrics on the debug listener. Default `false`.
+    pub debug_prometheus: bool,
+    /// `debug.prometheus.path` — where on the debug listener. Default `/metrics`.
+    pub debug_prometheus_path: String,
 }
 
 impl Default for HttpConfig {
@@ -46,6 +54,9 @@ impl Default for HttpConfig {
             relative_urls: false,
             prefix: None,
             debug_addr: None,
+            drain_timeout: None,
+            debug_prometheus: false,
+            debug_prometheus_path: HttpConfig::DEFAULT_PROMETHEUS_PATH.to_owned(),
         }
     }
 }
@@ -58,6 +69,8 @@ impl HttpConfig {
     pub const DEFAULT_ADDR: &'static str = ":5000";
     /// The default network, `tcp`.
     pub const DEFAULT_NET: &'static str = "tcp";
+    /// The default path of metrics on the debug listener, `/metrics`.
+    pub const DEFAULT_PROMETHEUS_PATH: &'static str = "/metrics";
 
     pub(crate) fn read(v: &Value, at: &Path) -> Result<Self> {
         let mut http = HttpConfig::default();
@@ -83,11 +96,30 @@ impl HttpConfig {
             "host" => self.host = non_empty(string(v, &p)?),
             "relativeurls" => self.relative_urls = boolean(v, &p)?,
             "prefix" => self.prefix = non_empty(string(v, &p)?),
+            "draintimeout" => {
+                self.drain_timeout = if v.is_null() {
+                    None
+                } else {
+                    match go_duration(v, &p)? {
+                        ns if ns > 0 => Some(std::time::Duration::from_nanos(ns as u64)),
+                        _ => return Err(not_positive(&p, v)),
+                    }
+                }
+            }
             "debug" => {
                 self.debug_addr = None;
+                self.debug_prometheus = false;
+                self.debug_prometheus_path = HttpConfig::DEFAULT_PROMETHEUS_PATH.to_owned();
                 for (k, v) in mapping(v, &p)?.unwrap_or_default() {
-                    if k == "addr" {
-                        self.set_debug_addr(v, &p)?;
+                    match k {
+                        "addr" => self.set_debug_addr(v, &p)?,
+                        "prometheus" => {
+                            let pp = p.key("prometheus");
+                            for (k, v) in mapping(v, &pp)?.unwrap_or_default() {
+                                self.set_prometheus(k, v, &pp)?;
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -100,6 +132,28 @@ impl HttpConfig {
     pub(crate) fn set_debug_addr(&mut self, v: &Value, at: &Path) -> Result<()> {
         let addr = string(v, &at.key("addr"))?;
         self.debug_addr = (!addr.is_empty()).then_some(addr);
+        Ok(())
+    }
+
+    /// Sets `debug.prometheus.<key>` (`at` is the path of `prometheus`); other keys are ignored.
+    pub(crate) fn set_prometheus(&mut self, key: &str, v: &Value, at: &Path) -> Result<()> {
+        match key {
+            "enabled" => self.debug_prometheus = boolean(v, &at.key("enabled"))?,
+            "path" => {
+                let path = string(v, &at.key("path"))?;
+                self.debug_prometheus_path = if path.is_empty() {
+                    HttpConfig::DEFAULT_PROMETHEUS_PATH.to_owned()
+                } else if path.starts_with('/') {
+                    path
+                } else {
+                    return Err(ConfigError::at(
+                        "http.debug.prometheus.path",
+                        format!("must start with / (got {path:?})"),
+                    ));
+                };
+            }
+            _ => {}
+        }
         Ok(())
     }
 

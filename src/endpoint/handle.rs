@@ -30,6 +30,12 @@ impl EndpointHandle {
         self.queue.as_ref().map_or(0, QueueHandle::len)
     }
 
+    /// Bytes the endpoint's backlog takes on disk (a durable queue); `None` for an in-memory
+    /// queue, which does not measure it, or an endpoint without a queue.
+    pub fn queue_bytes(&self) -> Option<u64> {
+        self.queue.as_ref().and_then(QueueHandle::bytes)
+    }
+
     /// Stops accepting (the sink's `call` then fails with
     /// [`DeliveryError::Closed`](crate::sink::DeliveryError::Closed)), drains the queue
     /// until `deadline`, then stops the worker; returns the number of events left

@@ -202,8 +202,14 @@ impl Service<Batch> for HttpSink {
         let shared = self.shared.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
+            let _in_flight = metrics.as_deref().map(|m| m.attempt_started(batch.len()));
             attempt(&pool, &shared, metrics.as_deref(), batch)
                 .await
+                .inspect_err(|e| {
+                    if let Some(m) = &metrics {
+                        m.set_last_error(e.to_string());
+                    }
+                })
                 .map_err(BoxError::from)
         })
     }

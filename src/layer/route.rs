@@ -191,6 +191,7 @@ fn lower_hex_word(w: u64) -> bool {
     let ge = |n: u64| (w + ONES * (0x80 - n)) & HIGH;
     let digit = ge(0x30) & !ge(0x3a);
     let letter = ge(0x61) & !ge(0x67);
+    // (The two ranges are disjoint, so `|` and `^` agree here.)
     (digit | letter) == HIGH
 }
 
@@ -452,6 +453,11 @@ mod tests {
             assert!(parse(&format!("/v2/a/manifests/{bad}")).is_none(), "{bad}");
         }
         assert!(valid_digest("a.b+c_d-e:x").is_some());
+        // Digests of other algorithms: at most 255 bytes in all.
+        let other = |n: usize| format!("blake3:{}", "A".repeat(n - "blake3:".len()));
+        assert!(valid_digest(&other(255)).is_some());
+        assert!(valid_digest(&other(256)).is_none());
+        assert!(valid_digest(&other(300)).is_none());
         // Repository names: at most 255 bytes in all.
         let name = |n: usize| format!("{}/{}", "a".repeat(n / 2), "b".repeat(n - n / 2 - 1));
         assert_eq!(name(255).len(), 255);

@@ -65,6 +65,8 @@ use std::sync::Mutex;
 
 use http::StatusCode;
 
+use crate::event::Timestamp;
+
 mod export;
 
 use export::{Counter, Exported};
@@ -87,6 +89,10 @@ pub struct EndpointMetrics {
     /// Events lost, by [`LossReason`] (in its declaration order).
     lost: [AtomicU64; 4],
     refused: AtomicU64,
+    in_flight: AtomicU64,
+    /// Unix time of the last success, in nanoseconds; 0 before the first.
+    last_success: AtomicU64,
+    last_error: Mutex<Option<LastError>>,
     /// Responses per status code (keyed `"200 OK"` in snapshots), with the exported counter.
     statuses: Mutex<BTreeMap<u16, (u64, Counter)>>,
     exported: Exported,
@@ -129,6 +135,23 @@ pub struct EndpointSnapshot {
     /// (refused by its bounds, not written, or the queue closed), and the request was
     /// answered `503 Service Unavailable`. Never delivered, never claimed as delivered.
     pub refused: u64,
+    /// Events in an HTTP attempt under way (part of `pending`).
+    pub in_flight: u64,
+    /// When an attempt last succeeded; `None` before the first success.
+    pub last_success: Option<Timestamp>,
+    /// The last attempt that failed, and why (secrets redacted); kept after a later success.
+    pub last_error: Option<LastError>,
+}
+
+/// An attempt that failed: when, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct LastError {
+    /// When it failed.
+    pub at: Timestamp,
+    /// Why, as the delivery error says it, with credentials redacted (e.g. `endpoint
+    /// answered 503 Service Unavailable`, or a transport error).
+    pub error: String,
 }
 
 /// Why events were lost.
@@ -232,6 +255,9 @@ impl EndpointMetrics {
             breaker_open: AtomicBool::new(false),
             lost: Default::default(),
             refused: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            last_success: AtomicU64::new(0),
+            last_error: Mutex::new(None),
             statuses: Mutex::new(BTreeMap::new()),
         }
     }
@@ -272,7 +298,32 @@ impl EndpointMetrics {
                 overflow: self.lost[LossReason::Overflow.index()].load(Ordering::Relaxed),
             },
             refused: self.refused.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            last_success: match self.last_success.load(Ordering::Relaxed) {
+                0 => None,
+                ns => Some(Timestamp::from_unix(
+                    (ns / 1_000_000_000) as i64,
+                    (ns % 1_000_000_000) as u32,
+                )),
+            },
+            last_error: self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
+    }
+
+    /// An HTTP attempt carrying `n` events starts; they count as in flight until the returned
+    /// guard is dropped (when the attempt ends, or is abandoned).
+    pub(crate) fn attempt_started(&self, n: usize) -> InFlight<'_> {
+        self.in_flight.fetch_add(n as u64, Ordering::Relaxed);
+        InFlight {
+            metrics: self,
+            n: n as u64,
+        }
+    }
+
+    /// An attempt failed with `error` (already free of secrets).
+    pub(crate) fn set_last_error(&self, error: String) {
+        let at = Timestamp::now();
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(LastError { at, error });
     }
 
     /// `n` events entered the queue: `events += n`, `pending += n`.
@@ -301,6 +352,10 @@ impl EndpointMetrics {
     pub(crate) fn record_success(&self, status: StatusCode, events: usize) {
         self.successes.fetch_add(1, Ordering::Relaxed);
         self.delivered.fetch_add(events as u64, Ordering::Relaxed);
+        let now = Timestamp::now().unix_nanos();
+        // 0 stands for "never": an instant at or before 1970 is stored as 1 ns after it.
+        self.last_success
+            .store(u64::try_from(now).unwrap_or(u64::MAX).max(1), Ordering::Relaxed);
         self.exported.successes.increment(1);
         self.exported.delivered.increment(events as u64);
         self.add_status(status);
@@ -380,6 +435,24 @@ impl EndpointMetrics {
     }
 }
 
+/// Events of an attempt under way, counted in `in_flight` until dropped.
+pub(crate) struct InFlight<'a> {
+    metrics: &'a EndpointMetrics,
+    n: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let n = self.n;
+        let _ = self
+            .metrics
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
+    }
+}
+
 impl fmt::Debug for EndpointMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("EndpointMetrics").field(&self.snapshot()).finish()
@@ -434,5 +507,33 @@ mod tests {
         // Egress never underflows.
         m.record_egress(100);
         assert_eq!(m.snapshot().pending, 0);
+    }
+
+    #[test]
+    fn in_flight_last_success_and_last_error() {
+        let m = EndpointMetrics::new("x", "http://h/");
+        let s = m.snapshot();
+        assert_eq!((s.in_flight, s.last_success, s.last_error), (0, None, None));
+        let first = m.attempt_started(3);
+        let second = m.attempt_started(2);
+        assert_eq!(m.snapshot().in_flight, 5);
+        drop(first);
+        assert_eq!(m.snapshot().in_flight, 2);
+        drop(second);
+        assert_eq!(m.snapshot().in_flight, 0);
+
+        let before = Timestamp::now();
+        m.set_last_error("endpoint answered 503 Service Unavailable".into());
+        m.record_success(StatusCode::OK, 1);
+        let after = Timestamp::now();
+        let s = m.snapshot();
+        let success = s.last_success.expect("a success");
+        assert!(
+            before <= success && success <= after,
+            "{before} {success} {after}"
+        );
+        let error = s.last_error.expect("kept after a success");
+        assert_eq!(error.error, "endpoint answered 503 Service Unavailable");
+        assert!(before <= error.at && error.at <= success);
     }
 }

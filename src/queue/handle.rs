@@ -142,6 +142,11 @@ impl QueueHandle {
         self.shared.queue.is_persistent()
     }
 
+    /// Bytes the backlog takes, where the queue measures it (a durable queue's segment files).
+    pub fn bytes(&self) -> Option<u64> {
+        self.shared.queue.bytes()
+    }
+
     /// Whether a push waits until its events are on disk and fails the request otherwise
     /// (a durable queue with `fsync: always`).
     pub fn fails_closed(&self) -> bool {

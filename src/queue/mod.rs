@@ -116,6 +116,12 @@ pub trait EventQueue: Send + Sync + 'static {
         false
     }
 
+    /// Bytes the backlog takes where the queue measures it (a durable queue's segment files);
+    /// `None` (the default) where it does not.
+    fn bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether the queue fails closed: a push whose events it cannot make durable (including
     /// one refused because the queue is closed) must fail the request that produced them
     /// ([`DeliveryError::NotDurable`](crate::sink::DeliveryError::NotDurable)). `true` for a

@@ -1,6 +1,7 @@
 //! The registry as the `registry` binary serves it: set up from a Distribution config file or
 //! for the main job (from memory, delivering to a local receiver), wrapped by the
-//! notification layer, with `/metrics`, the peer address for `request.addr`, and request logs.
+//! notification layer, with the debug listener (`http.debug.addr`: metrics, health, endpoint
+//! status), the peer address for `request.addr`, and request logs.
 
 use std::error::Error;
 use std::future::Future;
@@ -9,7 +10,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::routing::get;
 use registry_notify::config::{Config, StorageDriver};
 use registry_notify::endpoint::Endpoint;
 use registry_notify::layer::PeerAddr;
@@ -17,7 +17,10 @@ use registry_notify::notifications::{Notifications, NotificationsHandle};
 use registry_notify::{NotificationLayer, SourceRecord};
 use tower_http::trace::TraceLayer;
 
-use crate::common::{drain, listen_addr, notifications_from, notifications_state};
+use crate::common::{
+    drain, listen_addr, log_endpoints, notifications_from, notifications_state, DEFAULT_DRAIN,
+};
+use crate::debug::Debug;
 use crate::oci;
 
 /// A registry ready to serve: where it listens, what it stores, and its notifications (none
@@ -31,6 +34,10 @@ pub struct App {
     pub registry: oci::Registry,
     /// The notification layer and its handle.
     pub notifications: Option<(NotificationLayer, NotificationsHandle)>,
+    /// The debug listener (`http.debug.addr`) and what it serves.
+    pub debug: Option<(String, Debug)>,
+    /// How long the endpoints may deliver what is queued once told to stop.
+    pub drain: Duration,
 }
 
 impl App {
@@ -54,13 +61,18 @@ impl App {
             listener: Some(listener),
             registry: oci::Registry::in_memory(oci::RegistryOptions { delete_enabled: true }),
             notifications: Some((layer, handle)),
+            debug: None,
+            drain: DEFAULT_DRAIN,
         })
     }
 
-    /// As `config`, read from the file at `path`, says: `http.addr`, `storage`
+    /// As `config` says: `http.addr`, `http.debug`, `http.draintimeout`, `storage`
     /// (`filesystem.rootdirectory` or `inmemory`, `delete.enabled`) and `notifications`, with
-    /// dead letters appended to `dead-letters.jsonl` beside the file.
-    pub fn from_config(config: Config, path: &Path) -> Result<Self, Box<dyn Error>> {
+    /// dead letters appended as JSON lines to `dead_letters`. The debug listener, when
+    /// `http.debug.addr` is set, is installed first (its metrics recorder must be in place
+    /// before the endpoints are built).
+    pub fn from_config(config: Config, dead_letters: &Path) -> Result<Self, Box<dyn Error>> {
+        let debug = Debug::install(&config)?;
         let opts = oci::RegistryOptions {
             delete_enabled: config.storage.delete_enabled,
         };
@@ -81,17 +93,31 @@ impl App {
             addr: config.http.addr.clone(),
             listener: None,
             registry,
-            notifications: notifications_from(&config, path)?,
+            notifications: notifications_from(&config, dead_letters)?,
+            debug,
+            drain: config.http.drain_timeout.unwrap_or(DEFAULT_DRAIN),
         })
     }
 
     /// Serves until `shutdown` resolves, then lets the endpoints deliver what is queued (at
-    /// most 5 s). Says on stderr where it listens once it does; fails only if it cannot listen.
+    /// most [`App::drain`]). Says on stderr where it listens once it does; fails only if it cannot listen.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Box<dyn Error>> {
         let (app, handle) = router(self.registry, self.notifications);
+        if let Some(handle) = &handle {
+            log_endpoints(handle);
+        }
+        if let Some((addr, debug)) = self.debug {
+            // Up until the process exits: the drain after shutdown can be watched.
+            let endpoints = handle.as_ref().map(|h| h.endpoints()).unwrap_or_default();
+            let bound = debug
+                .endpoints(endpoints)
+                .serve(&addr, std::future::pending())
+                .await?;
+            eprintln!("debug listening on http://{bound}");
+        }
         let addr = listen_addr(&self.addr);
         let listener = match self.listener {
             Some(l) => l,
@@ -112,30 +138,21 @@ impl App {
             eprintln!("serve: {e}");
         }
         if let Some(handle) = handle {
-            drain(handle).await;
+            drain(handle, self.drain).await;
         }
         Ok(())
     }
 }
 
-/// The registry's router wrapped by `notifications` (when given), with `/metrics` beside it
-/// and the peer address inserted outside the layer (see [`with_peer_addr`]).
+/// The registry's router wrapped by `notifications` (when given), with the peer address
+/// inserted outside the layer (see [`with_peer_addr`]). Metrics are on the debug listener
+/// ([`crate::debug`]).
 pub fn router(
     registry: oci::Registry,
     notifications: Option<(NotificationLayer, NotificationsHandle)>,
 ) -> (axum::Router, Option<NotificationsHandle>) {
     let (app, handle) = match notifications {
-        Some((layer, handle)) => {
-            let h = handle.clone();
-            let metrics = get(move || {
-                let h = h.clone();
-                async move { crate::metrics::render(&h) }
-            });
-            (
-                oci::router(registry).layer(layer).route("/metrics", metrics),
-                Some(handle),
-            )
-        }
+        Some((layer, handle)) => (oci::router(registry).layer(layer), Some(handle)),
         None => (oci::router(registry), None),
     };
     (with_peer_addr(app), handle)

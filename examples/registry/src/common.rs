@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use registry_notify::notifications::NotificationsHandle;
 
-/// Logs to stderr, filtered by `RUST_LOG` (else by `default_filter`, e.g. `"info"`).
+/// Logs to stderr, filtered by `RUST_LOG` (else by `default_filter`, e.g. `"info"`); colours
+/// only on a terminal.
 pub fn init_tracing(default_filter: &str) {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
@@ -38,10 +41,14 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Shuts the notifications down (at most 5 s to deliver what is queued) and says on stderr
-/// what was left undelivered, if anything.
-pub async fn drain(handle: NotificationsHandle) {
-    let report = handle.shutdown(Duration::from_secs(5)).await;
+/// How long a server lets its endpoints deliver what is queued once told to stop, unless
+/// `http.draintimeout` says otherwise.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
+
+/// Shuts the notifications down (at most `bound` to deliver what is queued) and says on
+/// stderr what was left undelivered, if anything.
+pub async fn drain(handle: NotificationsHandle, bound: Duration) {
+    let report = handle.shutdown(bound).await;
     if report.total() > 0 {
         eprintln!(
             "shutdown: undelivered events per endpoint: {:?}",
@@ -59,6 +66,19 @@ pub fn notifications_state<T>(handle: Option<&T>) -> &'static str {
     }
 }
 
+/// Logs one line per endpoint: its name, URL (redacted), and queue.
+pub fn log_endpoints(handle: &NotificationsHandle) {
+    for e in handle.endpoints() {
+        let m = e.metrics();
+        let queue = if e.queue_bytes().is_some() {
+            "durable"
+        } else {
+            "memory"
+        };
+        tracing::info!(endpoint = %m.name, url = %m.url, queue, "notifications: endpoint ready");
+    }
+}
+
 /// Appends a dead-lettered batch, whole (for replay), as one JSON line to `file`.
 pub fn append_dead_letter(file: &Path, dl: registry_notify::retry::DeadLetter) {
     use std::io::Write;
@@ -73,18 +93,24 @@ pub fn append_dead_letter(file: &Path, dl: registry_notify::retry::DeadLetter) {
     }
 }
 
+/// Where dead letters go unless `--dead-letters` says: `dead-letters.jsonl` beside the config
+/// file at `config`.
+pub fn default_dead_letters(config: &Path) -> std::path::PathBuf {
+    config.with_file_name("dead-letters.jsonl")
+}
+
 /// The notifications a config file asks for (`None` without a `notifications` section): everything
 /// the file says (source, `http.host`, `includereferences`, endpoints, NATS), with dead letters
-/// appended to `dead-letters.jsonl` next to the file.
+/// appended as JSON lines to `dead_letters`.
 pub fn notifications_from(
     config: &registry_notify::config::Config,
-    path: &Path,
+    dead_letters: &Path,
 ) -> Result<Option<(registry_notify::NotificationLayer, NotificationsHandle)>, Box<dyn std::error::Error>> {
     if config.notifications.is_none() {
         return Ok(None);
     }
     let built = registry_notify::notifications::Notifications::from_config(config)?
-        .dead_letter_file(path.with_file_name("dead-letters.jsonl"))
+        .dead_letter_file(dead_letters)
         .build()?;
     Ok(Some(built))
 }

@@ -16,7 +16,8 @@
 //! or `inmemory`, `delete.enabled`) and `notifications` — endpoints with headers,
 //! timeout, threshold, backoff, ignore rules and our extension keys — and delivers to
 //! them. Without a `notifications` section the layer is not installed at all.
-//! Endpoint metrics are served at `/metrics` (Prometheus text, Distribution's names).
+//! With `http.debug.addr` a debug listener serves `/metrics` (when
+//! `http.debug.prometheus.enabled`), `/debug/health` and `/notifications/status` ([`debug`]).
 //! Dead letters are appended as JSON lines to `dead-letters.jsonl` beside the config.
 //!
 //! The root crate dev-depends on this package: its tests and benches wrap [`oci::router`]
@@ -26,6 +27,6 @@
 pub mod app;
 pub mod cli;
 pub mod common;
-pub mod metrics;
+pub mod debug;
 pub mod oci;
 pub mod receiver;

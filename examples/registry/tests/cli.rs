@@ -27,7 +27,10 @@ fn help_and_version_exit_zero() {
         assert_eq!(out.status.code(), Some(0), "{flag}: {}", text(&out.stderr));
         let stdout = text(&out.stdout);
         assert!(stdout.starts_with("usage: registry [--addr A]"), "{stdout}");
-        assert!(stdout.contains("registry serve FILE"), "{stdout}");
+        assert!(
+            stdout.contains("registry serve [--dead-letters PATH] FILE"),
+            "{stdout}"
+        );
         assert!(stdout.contains("REGISTRY_HTTP_ADDR"), "{stdout}");
     }
     let out = registry(&["--version"]);
@@ -43,16 +46,23 @@ fn a_bad_command_line_exits_two_with_the_usage() {
     for (args, problem) in [
         (&["--bogus"][..], "registry: unknown flag --bogus"),
         (&["--addr"], "registry: --addr needs a value"),
-        (&["serve"], "registry: serve takes one FILE and no flags"),
+        (
+            &["serve"],
+            "registry: serve takes one FILE, and no flag but --dead-letters",
+        ),
         (
             &["serve", "a.yml", "b.yml"],
-            "registry: serve takes one FILE and no flags",
+            "registry: serve takes one FILE, and no flag but --dead-letters",
         ),
         (
             &["serve", "a.yml", "--addr", "x"],
-            "registry: serve takes one FILE and no flags",
+            "registry: serve takes one FILE, and no flag but --dead-letters",
         ),
         (&["start"], "registry: unknown command start"),
+        (
+            &["--dead-letters", "x"],
+            "registry: --dead-letters goes with serve",
+        ),
     ] {
         let out = registry(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -130,4 +140,44 @@ fn a_bad_override_names_the_variable() {
         stderr.contains("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT"),
         "{stderr}"
     );
+}
+
+/// `--dead-letters PATH`: what an endpoint gives up on (a 400) is appended there, not beside
+/// the config file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_go_where_the_flag_says() {
+    let refusing = Receiver::start(always(400)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "version: 0.1\nhttp:\n  addr: 127.0.0.1:{port}\nstorage:\n  inmemory: {{}}\n\
+         notifications:\n  endpoints:\n    - name: refusing\n      url: {}\n",
+        refusing.url()
+    );
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, config).unwrap();
+    let chosen = dir.path().join("elsewhere").join("dl.jsonl");
+    std::fs::create_dir(chosen.parent().unwrap()).unwrap();
+    let log = dir.path().join("registry.log");
+    let mut command = process::logged(std::path::Path::new(env!("CARGO_BIN_EXE_registry")), &log);
+    command
+        .arg("serve")
+        .arg("--dead-letters")
+        .arg(&chosen)
+        .arg(&path)
+        .env("RUST_LOG", "warn");
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut registry = process::Process::start(command, addr, &log, "registry").await;
+    let digest = Http::new(addr).push_blob("dl/app", b"refused").await;
+    support::wait_until("the dead letter", || {
+        std::fs::read_to_string(&chosen).is_ok_and(|t| t.ends_with('\n'))
+    })
+    .await;
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&chosen).unwrap().trim()).unwrap();
+    assert_eq!(line["endpoint"], "refusing");
+    assert_eq!(line["events"][0]["target"]["digest"], digest);
+    assert!(!dir.path().join("dead-letters.jsonl").exists());
+    let exit = process::terminate(&mut registry.child).await;
+    assert!(exit.success(), "{exit:?}");
 }

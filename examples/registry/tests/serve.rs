@@ -16,12 +16,17 @@ async fn serve_config_delivers_to_both_endpoints() {
     let second = Receiver::start(always(200)).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let debug_port = free_port();
     let config = format!(
         r#"version: 0.1
 log:
   level: info
 http:
   addr: 127.0.0.1:{port}
+  debug:
+    addr: 127.0.0.1:{debug_port}
+    prometheus:
+      enabled: true
 storage:
   filesystem:
     rootdirectory: {root}
@@ -107,19 +112,41 @@ notifications:
 
     // The receiver has the last POST before the registry has its answer: the counters
     // follow a moment later, so they are read until they agree (bounded by the hang guard).
-    let lines = [
-        r#"registry_notifications_events_total{endpoint="first",type="Events"} 6"#,
-        r#"registry_notifications_events_total{endpoint="second",type="Events"} 5"#,
-        r#"registry_notifications_pending_total{endpoint="first"} 0"#,
-        r#"registry_notifications_status_total{code="200 OK",endpoint="first"} 6"#,
+    // On the debug listener, parsed as Prometheus text.
+    let debug = Http::new(format!("127.0.0.1:{debug_port}").parse().unwrap());
+    type Sample<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+    let want: [Sample; 4] = [
+        (
+            "registry_notifications_events_total",
+            &[("endpoint", "first"), ("type", "Events")],
+            6.0,
+        ),
+        (
+            "registry_notifications_events_total",
+            &[("endpoint", "second"), ("type", "Events")],
+            5.0,
+        ),
+        (
+            "registry_notifications_pending_total",
+            &[("endpoint", "first")],
+            0.0,
+        ),
+        (
+            "registry_notifications_status_total",
+            &[("code", "200 OK"), ("endpoint", "first")],
+            6.0,
+        ),
     ];
     let deadline = tokio::time::Instant::now() + HANG_GUARD;
     let metrics = loop {
-        let metrics = String::from_utf8(c.get("/metrics").await.body.to_vec()).unwrap();
-        if lines.iter().all(|line| metrics.contains(line)) {
+        let metrics = String::from_utf8(debug.get("/metrics").await.body.to_vec()).unwrap();
+        let missing: Vec<_> = want
+            .iter()
+            .filter(|(name, labels, v)| support::prom_sample(&metrics, name, labels) != Some(*v))
+            .collect();
+        if missing.is_empty() {
             break metrics;
         }
-        let missing: Vec<_> = lines.iter().filter(|l| !metrics.contains(*l)).collect();
         assert!(
             tokio::time::Instant::now() < deadline,
             "{missing:?} missing from\n{metrics}"

@@ -402,6 +402,10 @@ impl EventQueue for DurableQueue {
         lock(&self.inner.state).closed
     }
 
+    fn bytes(&self) -> Option<u64> {
+        Some(lock(&self.inner.state).used_bytes)
+    }
+
     fn is_persistent(&self) -> bool {
         true
     }

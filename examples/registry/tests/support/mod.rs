@@ -21,6 +21,24 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const OPTIONS: oci::RegistryOptions = oci::RegistryOptions { delete_enabled: true };
 
+/// The value of sample `name` with exactly `labels` in Prometheus text `text` (read by the
+/// independent `prometheus-parse`); panics if the text does not parse.
+pub fn prom_sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && s.labels.len() == labels.len())
+        .find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: {other:?}"),
+        })
+}
+
 /// The `sha512:<hex>` digest of `data`.
 pub fn sha512(data: &[u8]) -> String {
     use sha2::Digest;
