@@ -64,6 +64,7 @@ impl State {
 
     /// Makes `head` 0 by replacing the first batch with its remaining events.
     fn normalize_head(&mut self) {
+        // (With `head == 0` the copy would change nothing: the test only saves it.)
         if self.head > 0 {
             if let Some(first) = self.waiting.front_mut() {
                 *first = first[self.head..].iter().cloned().collect();
@@ -330,6 +331,17 @@ mod tests {
         assert!(q.next(1).await.is_none());
         assert_eq!(q.close(), Err(QueueError::AlreadyClosed));
         assert_eq!(q.push(Batch::from(events(1))), Err(QueueError::Closed));
+    }
+
+    #[test]
+    fn config_as_given_with_a_capacity_of_at_least_one() {
+        let given = QueueConfig {
+            capacity: 7,
+            overflow: Overflow::DropNewest,
+        };
+        assert_eq!(MemoryQueue::new(given.clone()).config(), &given);
+        let zero = MemoryQueue::new(QueueConfig { capacity: 0, ..given });
+        assert_eq!(zero.config().capacity, 1);
     }
 
     #[tokio::test]
