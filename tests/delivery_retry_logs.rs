@@ -72,3 +72,48 @@ async fn breaker_opening_is_shown_at_once_and_logged_once_per_streak() {
     assert_eq!(logs.lines("INFO", "breaker open"), 1, "{}", logs.text());
     assert_eq!(logs.lines("INFO", "endpoint recovered"), 1, "{}", logs.text());
 }
+
+/// Each delivery attempt is one span, `notifications.delivery`, with the endpoint, the first
+/// event's id, the event count, the attempt number, the status, the error and the duration.
+#[tokio::test]
+async fn each_attempt_is_a_span_with_its_outcome() {
+    use support::receiver::{by_index, Receiver};
+    let (logs, _guard) = support::logs::Logs::capture_spans();
+    let receiver = Receiver::start(by_index(|n, _| if n == 0 { 503 } else { 200 })).await;
+    let (sink, endpoint) = registry_notify::Endpoint::builder("traced", receiver.url())
+        .retry(Breaker::new(5, MS))
+        .build()
+        .unwrap()
+        .spawn();
+    let batch = Batch::from(events(0, 1));
+    let id = batch[0].id.to_string();
+    sink.oneshot(batch).await.unwrap();
+    receiver.wait_requests(2).await;
+    endpoint
+        .shutdown(tokio::time::Instant::now() + support::HANG_GUARD)
+        .await;
+    let text = logs.text();
+    let spans: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("notifications.delivery{") && l.contains(": close"))
+        .collect();
+    assert_eq!(spans.len(), 2, "{text}");
+    for (line, attempt, status) in [(spans[0], 1, 503), (spans[1], 2, 200)] {
+        for field in [
+            "endpoint=traced".to_owned(),
+            format!("event={id}"),
+            "events=1".to_owned(),
+            format!("attempt={attempt}"),
+            format!("status={status}"),
+            "duration_ms=".to_owned(),
+        ] {
+            assert!(line.contains(&field), "{field} missing: {line}");
+        }
+    }
+    assert!(
+        spans[0].contains("error=") && spans[0].contains("503"),
+        "{}",
+        spans[0]
+    );
+    assert!(!spans[1].contains("error="), "{}", spans[1]);
+}

@@ -15,6 +15,11 @@
 //! none with event bodies; once the endpoint is failing (INFO "breaker open") further failures
 //! are logged at DEBUG with one WARN reminder a minute; recovery is logged at INFO.
 //!
+//! Tracing: every attempt runs in an INFO span `notifications.delivery` with the fields
+//! `endpoint`, `event` (the first event's id), `events`, `attempt`, and once it ends `status`
+//! (when there is one), `error` (secrets redacted) and `duration_ms`; the sink's own events
+//! (connecting, TLS) sit inside it.
+//!
 //! The delivery log ([`DeliveryRetryLayer::delivery_log`], or
 //! [`EndpointBuilder::delivery_log`](crate::endpoint::EndpointBuilder::delivery_log)) gets a
 //! [`DeliveryRecord::Attempt`] after every attempt — its number, the HTTP status (from the
@@ -68,6 +73,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Instrument as _;
 
 pub use breaker::Breaker;
 pub use dead_letter::{DeadLetter, DeadLetterHandler};
@@ -355,16 +361,45 @@ where
         }
         let started = (SystemTime::now(), Instant::now());
         let first_attempt = *first.get_or_insert(started.1);
-        let ready: Result<(), BoxError> =
-            std::future::poll_fn(|cx| inner.poll_ready(cx).map_err(Into::into)).await;
-        let result = match ready {
-            Ok(()) => inner
-                .call(batch.clone())
-                .await
-                .map(Into::into)
-                .map_err(Into::into),
-            Err(e) => Err(e),
-        };
+        // One span per attempt; the sink's own logs sit inside it.
+        let span = tracing::info_span!(
+            "notifications.delivery",
+            endpoint = %settings.name,
+            event = %batch.first().map_or("", |e| &*e.id),
+            events = batch.len(),
+            attempt = attempts,
+            status = tracing::field::Empty,
+            error = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let result = async {
+            let ready: Result<(), BoxError> =
+                std::future::poll_fn(|cx| inner.poll_ready(cx).map_err(Into::into)).await;
+            match ready {
+                Ok(()) => inner
+                    .call(batch.clone())
+                    .await
+                    .map(Into::<Receipt>::into)
+                    .map_err(Into::<BoxError>::into),
+                Err(e) => Err(e),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        span.record("duration_ms", started.1.elapsed().as_secs_f64() * 1e3);
+        match &result {
+            Ok(receipt) => {
+                if let Some(status) = receipt.status {
+                    span.record("status", status.as_u16());
+                }
+            }
+            Err(error) => {
+                if let Some(DeliveryError::Status { status, .. }) = error.downcast_ref::<DeliveryError>() {
+                    span.record("status", status.as_u16());
+                }
+                span.record("error", settings.error_text(error).as_str());
+            }
+        }
         let was_failing = policy.is_failing();
         let error = match result {
             Ok(receipt) => {
