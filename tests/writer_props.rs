@@ -138,6 +138,7 @@ fn ordinary_event(readable: bool) -> impl Strategy<Value = Event> {
                 host: r.2.into(),
                 method: r.3.into(),
                 useragent: r.4.into(),
+                ..RequestRecord::default()
             },
             actor: ActorRecord { name: other.0.into() },
             source: SourceRecord {

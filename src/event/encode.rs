@@ -60,6 +60,7 @@ mod tests {
                 host: "registrycluster.local".into(),
                 method: "PUT".into(),
                 useragent: "test/0.1".into(),
+                ..RequestRecord::default()
             },
             actor: ActorRecord {
                 name: "test-actor".into(),

@@ -163,6 +163,12 @@ pub struct RequestRecord {
     /// The client's `User-Agent`.
     #[serde(default)]
     pub useragent: SharedStr,
+    /// The W3C `traceparent` the request carried (empty if none, or not a valid one). Not part
+    /// of Distribution's record and never written into an envelope: the HTTP sink sends it as
+    /// the webhook POST's own `traceparent`, so a push and its webhook sit in one trace. It is
+    /// kept in memory only: a durable queue or NATS carries the envelope, not this.
+    #[serde(skip)]
+    pub traceparent: SharedStr,
 }
 
 /// Who made the request (Distribution's `ActorRecord`); `{}` when anonymous.

@@ -215,8 +215,12 @@ impl Service<Batch> for HttpSink {
     }
 }
 
-/// The headers of a POST of `batch`: the endpoint's, the media type for its size, and the
-/// signatures of `body` (timestamped now, with the batch's stable id).
+/// W3C Trace Context's header.
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+/// The headers of a POST of `batch`: the endpoint's, the media type for its size, the
+/// `traceparent` of the first event that has one, and the signatures of `body` (timestamped
+/// now, with the batch's stable id).
 #[cfg_attr(not(feature = "signing"), allow(unused_variables))]
 fn request_headers(shared: &Shared, batch: &Batch, body: &Bytes) -> HeaderMap {
     let mut headers = shared.headers.clone();
@@ -225,6 +229,17 @@ fn request_headers(shared: &Shared, batch: &Batch, body: &Bytes) -> HeaderMap {
             CONTENT_TYPE,
             HeaderValue::from_static(shared.format.media_type_for(batch.len())),
         );
+    }
+    // The trace the registry request carried (the first event's that has one), unless the
+    // endpoint's own headers set one.
+    if !headers.contains_key(TRACEPARENT) {
+        let trace = batch
+            .iter()
+            .map(|e| &*e.request.traceparent)
+            .find(|t| !t.is_empty());
+        if let Some(value) = trace.and_then(|t| HeaderValue::from_str(t).ok()) {
+            headers.insert(TRACEPARENT, value);
+        }
     }
     #[cfg(feature = "signing")]
     if let Some(signer) = &shared.signer {

@@ -34,6 +34,7 @@ pub(crate) struct RequestHeaders<'a> {
     pub(crate) x_forwarded_host: Option<&'a HeaderValue>,
     pub(crate) x_forwarded_for: Option<&'a HeaderValue>,
     pub(crate) x_real_ip: Option<&'a HeaderValue>,
+    pub(crate) traceparent: Option<&'a HeaderValue>,
 }
 
 impl<'a> RequestHeaders<'a> {
@@ -53,6 +54,7 @@ impl<'a> RequestHeaders<'a> {
                 "x-forwarded-host" => &mut h.x_forwarded_host,
                 "x-forwarded-for" => &mut h.x_forwarded_for,
                 "x-real-ip" => &mut h.x_real_ip,
+                "traceparent" => &mut h.traceparent,
                 _ => continue,
             };
             slot.get_or_insert(value);
@@ -87,6 +89,33 @@ impl<'a> ResponseHeaders<'a> {
 
 pub(crate) fn value_str(v: Option<&HeaderValue>) -> Option<&str> {
     v.and_then(|v| v.to_str().ok())
+}
+
+/// `value` if it is a W3C Trace Context `traceparent` (`version-traceid-parentid-flags` in
+/// lowercase hex, 2-32-16-2 digits, neither id all zeros, version not `ff`); a version above
+/// `00` may append `-…` after the flags, which is kept as given.
+pub(crate) fn valid_traceparent(value: &str) -> Option<&str> {
+    let b = value.as_bytes();
+    let hex = |r: std::ops::Range<usize>| {
+        b.get(r)
+            .is_some_and(|s| s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+    };
+    let zeros = |r: std::ops::Range<usize>| b[r].iter().all(|&c| c == b'0');
+    let shape = hex(0..2)
+        && b.get(2) == Some(&b'-')
+        && hex(3..35)
+        && b.get(35) == Some(&b'-')
+        && hex(36..52)
+        && b.get(52) == Some(&b'-')
+        && hex(53..55);
+    if !shape || &b[..2] == b"ff" || zeros(3..35) || zeros(36..52) {
+        return None;
+    }
+    let tail_ok = match b.len() {
+        55 => true,
+        _ => &b[..2] != b"00" && b[55] == b'-' && b[55..].iter().all(|c| c.is_ascii_graphic()),
+    };
+    tail_ok.then_some(value)
 }
 
 /// A size from a header (`Content-Length`): see [`parse_size`].
@@ -177,6 +206,64 @@ pub(crate) fn location_path(h: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn traceparents_of_the_w3c_examples_and_their_breakages() {
+        assert_eq!(valid_traceparent(TP), Some(TP));
+        // A future version may append fields; version 00 may not.
+        let v1 = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+        assert_eq!(valid_traceparent(v1), Some(v1));
+        assert_eq!(valid_traceparent(&format!("{TP}-extra")), None);
+        assert_eq!(
+            valid_traceparent(&format!("{}-", &v1[..55])),
+            Some(&*format!("{}-", &v1[..55]))
+        );
+        assert_eq!(valid_traceparent(&format!("{}x", &v1[..55])), None);
+        for bad in [
+            "",
+            &TP[..54],
+            &TP.replace("4bf9", "4BF9"),                               // uppercase
+            &TP.replacen("00-", "ff-", 1),                             // version ff
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01", // zero trace id
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", // zero parent id
+            &TP.replace('-', "_"),
+            &TP.replacen("-01", "-0g", 1),
+            " 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(valid_traceparent(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::layer::route::proptest_config(256))]
+
+        /// Any text: never a panic; what passes has the shape and came back unchanged.
+        #[test]
+        fn traceparent_of_any_text(text in "\\PC{0,80}|[0-9a-f-]{50,60}") {
+            if let Some(tp) = valid_traceparent(&text) {
+                proptest::prop_assert_eq!(tp, text.as_str());
+                proptest::prop_assert!(tp.len() >= 55 && tp.as_bytes()[2] == b'-');
+                proptest::prop_assert!(http::HeaderValue::from_str(tp).is_ok());
+            }
+        }
+
+        /// Every well-formed version-00 value passes; changing any one character of it to a
+        /// character outside lowercase hex fails it.
+        #[test]
+        fn traceparent_one_character_off(
+            trace in "[0-9a-f]{31}[1-9a-f]", parent in "[0-9a-f]{15}[1-9a-f]", flags in "[0-9a-f]{2}",
+            at in 0usize..55, with in "[g-zA-Z_ .]",
+        ) {
+            let tp = format!("00-{trace}-{parent}-{flags}");
+            proptest::prop_assert_eq!(valid_traceparent(&tp), Some(tp.as_str()));
+            let mut off = tp.clone().into_bytes();
+            off[at] = with.as_bytes()[0];
+            let off = String::from_utf8(off).unwrap();
+            proptest::prop_assert_eq!(valid_traceparent(&off), None);
+        }
+    }
 
     #[test]
     fn query_and_decoding() {

@@ -10,7 +10,7 @@ use crate::event::{build_strings, write_new_id, ActorRecord, RequestRecord, Shar
 use crate::hint::{AuthenticatedUser, RequestId};
 use crate::layer::addr::{peer_addr, write_remote_addr};
 use crate::layer::headers::{
-    media_type_of, media_type_str, query_param, value_size, value_str, RequestHeaders,
+    media_type_of, media_type_str, query_param, valid_traceparent, value_size, value_str, RequestHeaders,
 };
 use crate::layer::route::{self, Parsed, Reference, Route};
 use crate::layer::shared::Shared;
@@ -184,7 +184,7 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         (http1 && headers.transfer_encoding.is_none()).then_some(0)
     });
     // Every string of the request in one buffer.
-    let (strings, (kind, name, id, addr, host, useragent, user)) = build_strings(|b| {
+    let (strings, (kind, name, id, addr, host, useragent, user, traceparent)) = build_strings(|b| {
         let kind = kind.map(|s| b.push(&s));
         let name = b.push(parsed.name());
         let id = write_request_id(b, req, &headers);
@@ -204,7 +204,12 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
                 .map(|u| b.push(&u))
                 .unwrap_or_default(),
         };
-        (kind, name, id, addr, host, useragent, user)
+        let traceparent = b.push(
+            value_str(headers.traceparent)
+                .and_then(valid_traceparent)
+                .unwrap_or(""),
+        );
+        (kind, name, id, addr, host, useragent, user, traceparent)
     });
     let get = |span: Span| strings.get(span);
     Some(Pending {
@@ -220,6 +225,7 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
             host: get(host),
             method: method_str(method),
             useragent: get(useragent),
+            traceparent: get(traceparent),
         },
         actor: ActorRecord { name: get(user) },
         req_content_type: value_str(headers.content_type).map(|v| media_type_str(media_type_of(v))),

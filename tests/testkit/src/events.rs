@@ -49,6 +49,7 @@ pub fn blob_push(i: usize, repository: &str) -> Event {
         host: "127.0.0.1:5000".into(),
         method: "PUT".into(),
         useragent: "skopeo/1.9.3".into(),
+        ..RequestRecord::default()
     };
     e.source = SourceRecord::local("127.0.0.1:5000");
     e
