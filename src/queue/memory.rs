@@ -262,6 +262,8 @@ impl EventQueue for MemoryQueue {
         let (done, removed) = {
             let mut state = self.lock();
             let inflight = state.inflight_len();
+            // (With `n == inflight` either branch removes exactly the batch in flight; this one
+            // avoids putting it back only to take it out again.)
             if n < inflight {
                 // Part of the batch in flight: the rest goes back to the front.
                 state.requeue_inflight();
