@@ -22,7 +22,7 @@ use std::time::Duration;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use registry_notify::config::Config;
 use registry_notify::endpoint::EndpointHandle;
 use registry_notify::metrics::LastError;
@@ -30,6 +30,10 @@ use registry_notify::Timestamp;
 use serde::Serialize;
 
 use crate::common::listen_addr;
+
+/// The buckets of the delivery-duration histogram, in seconds: from a loopback POST to the
+/// default 1 s timeout and beyond.
+const DURATION_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// One endpoint as `/notifications/status` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -181,6 +185,11 @@ impl Debug {
         };
         let prometheus = if config.http.debug_prometheus {
             let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("registry_notifications_delivery_duration_seconds".into()),
+                    DURATION_BUCKETS,
+                )
+                .map_err(|e| format!("http.debug.prometheus: {e}"))?
                 .install_recorder()
                 .map_err(|e| format!("http.debug.prometheus: {e}"))?;
             Some((handle, config.http.debug_prometheus_path.clone()))
