@@ -48,6 +48,7 @@ pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 /// Shuts the notifications down (at most `bound` to deliver what is queued) and says on
 /// stderr what was left undelivered, if anything.
 pub async fn drain(handle: NotificationsHandle, bound: Duration) {
+    eprintln!("shutdown: delivering what is queued, for at most {bound:?}");
     let report = handle.shutdown(bound).await;
     if report.total() > 0 {
         eprintln!(

@@ -33,7 +33,9 @@ use crate::common::listen_addr;
 
 /// The buckets of the delivery-duration histogram, in seconds: from a loopback POST to the
 /// default 1 s timeout and beyond.
-const DURATION_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// One endpoint as `/notifications/status` shows it.
 #[derive(Clone, Debug, Serialize)]

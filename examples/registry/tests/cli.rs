@@ -181,3 +181,36 @@ async fn dead_letters_go_where_the_flag_says() {
     let exit = process::terminate(&mut registry.child).await;
     assert!(exit.success(), "{exit:?}");
 }
+
+/// SIGTERM with an endpoint that never answers: the registry stops within `http.draintimeout`
+/// (the bound it announces), says what it left undelivered, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_within_the_configured_bound() {
+    let stalled = Receiver::start(support::receiver::stall()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "version: 0.1\nhttp:\n  addr: 127.0.0.1:{port}\n  draintimeout: 300ms\nstorage:\n  inmemory: {{}}\n\
+         notifications:\n  endpoints:\n    - name: stalled\n      url: {}\n      timeout: 1h\n",
+        stalled.url()
+    );
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, config).unwrap();
+    let log = dir.path().join("registry.log");
+    let command = support::registry_serve(&path, &log);
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut registry = process::Process::start(command, addr, &log, "registry").await;
+    Http::new(addr).push_blob("drain/app", b"never delivered").await;
+    stalled.wait_requests(1).await;
+    let exit = process::terminate(&mut registry.child).await;
+    assert!(exit.success(), "{exit:?}");
+    let log = registry.log_tail();
+    assert!(
+        log.contains("shutdown: delivering what is queued, for at most 300ms"),
+        "{log}"
+    );
+    assert!(
+        log.contains("undelivered events per endpoint") && log.contains("stalled"),
+        "{log}"
+    );
+}

@@ -192,7 +192,10 @@ async fn status_follows_a_down_endpoint_and_its_recovery() {
         metrics.contains("# TYPE registry_notifications_delivery_duration_seconds histogram"),
         "{metrics}"
     );
-    assert!(metrics.contains("registry_notifications_delivery_duration_seconds_bucket{"), "{metrics}");
+    assert!(
+        metrics.contains("registry_notifications_delivery_duration_seconds_bucket{"),
+        "{metrics}"
+    );
     let hook = [("endpoint", "hook")];
     assert_eq!(
         support::prom_sample(&metrics, "registry_notifications_delivered_total", &hook),
