@@ -399,25 +399,14 @@ async fn main() {
         None => (NotificationLayer::default(), None),
     };
     let app = tower::ServiceBuilder::new().layer(layer).service(proxy);
-    if let Some(handle) = &handle {
-        log_endpoints(handle);
-    }
+    let endpoints = handle.as_ref().map(|h| h.endpoints()).unwrap_or_default();
+    log_endpoints(endpoints);
     if let Some((addr, debug)) = setup.debug {
-        let endpoints = handle.as_ref().map(|h| h.endpoints()).unwrap_or_default();
-        // Up until the process exits: the drain after shutdown can be watched.
-        match debug
-            .endpoints(endpoints)
-            .serve(&addr, std::future::pending())
-            .await
-        {
-            Ok(bound) => eprintln!("debug listening on http://{bound}"),
-            Err(e) => {
-                eprintln!("{e}");
-                std::process::exit(1);
-            }
+        if let Err(e) = debug.start(&addr, endpoints).await {
+            eprintln!("{e}");
+            std::process::exit(1);
         }
     }
-
     let addr = listen_addr(&setup.addr);
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => l,

@@ -27,7 +27,9 @@
 //! the debug listener serves metrics, health (NATS reachable) and endpoint status.
 
 use example_registry::cli::{load_config, Cli};
-use example_registry::common::{append_dead_letter, default_dead_letters, init_tracing, shutdown_signal};
+use example_registry::common::{
+    append_dead_letter, default_dead_letters, init_tracing, log_endpoints, shutdown_signal,
+};
 use example_registry::debug::Debug;
 use std::path::Path;
 use std::time::Duration;
@@ -96,21 +98,11 @@ async fn main() {
         }
     };
     let handle = worker.start();
-    for e in handle.endpoints() {
-        let m = e.metrics();
-        tracing::info!(endpoint = %m.name, url = %m.url, "notifications: endpoint ready");
-    }
+    log_endpoints(handle.endpoints());
     if let Some((addr, debug)) = debug {
-        match debug
-            .endpoints(handle.endpoints())
-            .serve(&addr, std::future::pending())
-            .await
-        {
-            Ok(bound) => eprintln!("debug listening on http://{bound}"),
-            Err(e) => {
-                eprintln!("{e}");
-                std::process::exit(1);
-            }
+        if let Err(e) = debug.start(&addr, handle.endpoints()).await {
+            eprintln!("{e}");
+            std::process::exit(1);
         }
     }
     eprintln!("worker started");

@@ -12,24 +12,23 @@ impl Logs {
     /// Captures every level of this thread's `tracing` events (without colours) until the
     /// guard drops.
     pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        (logs, guard)
+        Self::capture_with(tracing_subscriber::fmt::format::FmtSpan::NONE)
     }
 
     /// Like [`Logs::capture`], and also a line when each span closes, with its fields.
     pub fn capture_spans() -> (Self, tracing::subscriber::DefaultGuard) {
+        Self::capture_with(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+    }
+
+    fn capture_with(
+        spans: tracing_subscriber::fmt::format::FmtSpan,
+    ) -> (Self, tracing::subscriber::DefaultGuard) {
         let logs = Logs::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(logs.clone())
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_span_events(spans)
             .finish();
         let guard = tracing::subscriber::set_default(subscriber);
         (logs, guard)

@@ -107,16 +107,11 @@ impl App {
     ) -> Result<(), Box<dyn Error>> {
         let (app, handle) = router(self.registry, self.notifications);
         if let Some(handle) = &handle {
-            log_endpoints(handle);
+            log_endpoints(handle.endpoints());
         }
         if let Some((addr, debug)) = self.debug {
-            // Up until the process exits: the drain after shutdown can be watched.
             let endpoints = handle.as_ref().map(|h| h.endpoints()).unwrap_or_default();
-            let bound = debug
-                .endpoints(endpoints)
-                .serve(&addr, std::future::pending())
-                .await?;
-            eprintln!("debug listening on http://{bound}");
+            debug.start(&addr, endpoints).await?;
         }
         let addr = listen_addr(&self.addr);
         let listener = match self.listener {

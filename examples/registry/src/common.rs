@@ -68,8 +68,8 @@ pub fn notifications_state<T>(handle: Option<&T>) -> &'static str {
 }
 
 /// Logs one line per endpoint: its name, URL (redacted), and queue.
-pub fn log_endpoints(handle: &NotificationsHandle) {
-    for e in handle.endpoints() {
+pub fn log_endpoints(endpoints: &[registry_notify::endpoint::EndpointHandle]) {
+    for e in endpoints {
         let m = e.metrics();
         let queue = if e.queue_bytes().is_some() {
             "durable"

@@ -208,13 +208,6 @@ impl Debug {
         )))
     }
 
-    /// The endpoints the listener shows (those of a `NotificationsHandle` or a NATS
-    /// `WorkerHandle`).
-    pub fn endpoints(mut self, endpoints: &[EndpointHandle]) -> Self {
-        self.endpoints = Arc::new(endpoints.to_vec());
-        self
-    }
-
     /// The listener's routes.
     pub fn router(self) -> axum::Router {
         let mut router = axum::Router::new()
@@ -226,13 +219,15 @@ impl Debug {
         router.with_state(self)
     }
 
-    /// Binds `addr` (`:5001` means every interface) and serves until `shutdown` resolves;
-    /// returns the bound address.
-    pub async fn serve(
-        self,
+    /// Binds `addr` (`:5001` means every interface) and serves `endpoints` until the process
+    /// exits (so that the drain after a shutdown can be watched); says on stderr where it
+    /// listens, and returns the bound address.
+    pub async fn start(
+        mut self,
         addr: &str,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        endpoints: &[EndpointHandle],
     ) -> Result<SocketAddr, Box<dyn std::error::Error>> {
+        self.endpoints = Arc::new(endpoints.to_vec());
         let addr = listen_addr(addr);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
@@ -240,11 +235,11 @@ impl Debug {
         let local = listener.local_addr()?;
         let app = self.router();
         tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-            if let Err(e) = served {
+            if let Err(e) = axum::serve(listener, app).await {
                 tracing::warn!(error = %e, "debug listener stopped");
             }
         });
+        eprintln!("debug listening on http://{local}");
         Ok(local)
     }
 
