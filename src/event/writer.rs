@@ -235,7 +235,9 @@ fn any_special(b: &[u8]) -> bool {
     #[inline(always)]
     fn word_special(x: u64) -> bool {
         // Bytes below 0x20: the same borrow trick, valid for bounds up to 0x80; bytes
-        // above 0x7F have their high bit set already.
+        // above 0x7F have their high bit set already. (`^` would do as well as `|`: the
+        // lowest flagged byte is a true hit of each term flagging it, as borrows only reach
+        // upwards, and no byte is a true hit of two terms.)
         let hits = x
             | (x.wrapping_sub(ONES * 0x20) & !x)
             | zero_bytes((x | (ONES * 0x04)) ^ (ONES * 0x26))
@@ -380,6 +382,20 @@ mod tests {
                 "{} > {}",
                 out.len(),
                 estimated_len(&e)
+            );
+            // … without reserving far more than it takes (the estimate is a capacity hint:
+            // `+ 32` as `- 32` would only change how much slack there is).
+            assert!(
+                estimated_len(&e) < 2 * out.len(),
+                "{} vs {}",
+                estimated_len(&e),
+                out.len()
+            );
+            assert!(
+                out.capacity() < 2 * out.len(),
+                "{} vs {}",
+                out.capacity(),
+                out.len()
             );
         }
     }
