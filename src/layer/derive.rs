@@ -510,4 +510,53 @@ mod tests {
         let (_, missing) = request("GET", "u").events(StatusCode::OK, &response, None, shared);
         assert!(missing.manifest);
     }
+
+    /// Upload sessions are remembered from `202` answers only: a `POST` starts one (with the
+    /// bytes its `Range` reports, else none), a `PATCH` adds its chunk; a monolithic `201`
+    /// or a refused `PATCH` changes nothing.
+    #[test]
+    fn uploads_are_remembered_from_accepted_answers_only() {
+        use crate::layer::memo::Memo;
+        let layer = layer_with_lookup();
+        let shared = &layer.shared;
+        let session = "/v2/a/blobs/uploads/s1";
+        let answer = |range: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::LOCATION, session.parse().unwrap());
+            if let Some(range) = range {
+                h.insert(http::header::RANGE, range.parse().unwrap());
+            }
+            h
+        };
+        let request = |method: &str, path: &str, len: usize| {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(CONTENT_LENGTH, len)
+                .body(())
+                .unwrap();
+            pending(&req, shared).unwrap()
+        };
+        let post = || request("POST", "/v2/a/blobs/uploads/", 10);
+        let patch = || request("PATCH", session, 5);
+
+        for (status, range, start) in [
+            (StatusCode::ACCEPTED, Some("0-9"), Some(10)),
+            (StatusCode::ACCEPTED, Some("0-0"), Some(0)),
+            (StatusCode::ACCEPTED, None, Some(0)),
+            (StatusCode::CREATED, Some("0-9"), None),
+        ] {
+            let memo = Memo::default();
+            post().remember(&memo, status, &answer(range));
+            assert_eq!(memo.upload_finished(session), start, "{status} {range:?}");
+        }
+
+        let memo = Memo::default();
+        post().remember(&memo, StatusCode::ACCEPTED, &answer(Some("0-0")));
+        patch().remember(&memo, StatusCode::ACCEPTED, &HeaderMap::new());
+        // Refused: the chunk is not in the session.
+        patch().remember(&memo, StatusCode::BAD_REQUEST, &HeaderMap::new());
+        patch().remember(&memo, StatusCode::RANGE_NOT_SATISFIABLE, &HeaderMap::new());
+        assert_eq!(memo.upload_finished(session), Some(5));
+    }
 }
