@@ -184,7 +184,8 @@ impl Pending {
         let Some(draft) = draft else {
             return (Vec::new(), missing);
         };
-        // A lookup reads the name, host and credentials of the request later.
+        // A lookup reads the name, host and credentials of the request later. (Keeping them
+        // when no lookup follows would only clone what could be moved: no event changes.)
         let keep = missing.any() && self.lookup.is_some();
         let target = Target {
             descriptor: Descriptor {
@@ -558,5 +559,73 @@ mod tests {
         patch().remember(&memo, StatusCode::BAD_REQUEST, &HeaderMap::new());
         patch().remember(&memo, StatusCode::RANGE_NOT_SATISFIABLE, &HeaderMap::new());
         assert_eq!(memo.upload_finished(session), Some(5));
+    }
+
+    fn get(
+        path: &str,
+        method: &str,
+        shared: &crate::layer::shared::Shared,
+        content_type: Option<&str>,
+    ) -> Pending {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = content_type {
+            req = req.header(CONTENT_TYPE, t).header(CONTENT_LENGTH, 7);
+        }
+        pending(&req.body(()).unwrap(), shared).unwrap()
+    }
+
+    /// A blob pull's size, with no hint and nothing remembered, from the answer itself:
+    /// `Content-Length` of a 200, the complete length of a 206's `Content-Range`, and the
+    /// `bytes */<size>` of a 416 (whose `Content-Length` is that of its error text).
+    #[test]
+    fn blob_pull_sizes_from_the_answer() {
+        use http::header::CONTENT_RANGE;
+        let layer = NotificationLayer::new(Dispatcher::disabled());
+        let shared = &layer.shared;
+        for (n, (status, content_range, length)) in [
+            (StatusCode::OK, None, "5"),
+            (StatusCode::PARTIAL_CONTENT, Some("bytes 0-1/5"), "2"),
+            (StatusCode::RANGE_NOT_SATISFIABLE, Some("bytes */5"), "60"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let digest = d(100 + n as u32);
+            let mut response = HeaderMap::new();
+            response.insert(CONTENT_LENGTH, length.parse().unwrap());
+            if let Some(range) = content_range {
+                response.insert(CONTENT_RANGE, range.parse().unwrap());
+            }
+            let (events, missing) = get(&format!("/v2/a/blobs/{digest}"), "GET", shared, None)
+                .events(status, &response, None, shared);
+            assert_eq!(events[0].target.descriptor.size, 5, "{status}");
+            assert!(!missing.blob_size, "{status}");
+        }
+    }
+
+    /// A manifest push without a hint takes the media type the client sent; an answer that
+    /// tells the size but no media type still needs the manifest (a lookup).
+    #[test]
+    fn manifest_media_type_from_the_push_and_what_an_answer_lacks() {
+        let layer = NotificationLayer::new(Dispatcher::disabled());
+        let shared = &layer.shared;
+        let oci = "application/vnd.oci.image.manifest.v1+json";
+        let mut response = HeaderMap::new();
+        response.insert("docker-content-digest", d(7).parse().unwrap());
+        // The 201 of a push carries no Content-Type.
+        let (events, missing) = get("/v2/a/manifests/t", "PUT", shared, Some(oci)).events(
+            StatusCode::CREATED,
+            &response,
+            None,
+            shared,
+        );
+        assert_eq!(events[0].target.descriptor.media_type, oci);
+        assert_eq!(events[0].target.descriptor.size, 7);
+        assert!(!missing.manifest, "{missing:?}");
+        // A HEAD answered with a length and no Content-Type.
+        response.insert(CONTENT_LENGTH, 7.into());
+        let (_, missing) =
+            get("/v2/a/manifests/t", "HEAD", shared, None).events(StatusCode::OK, &response, None, shared);
+        assert!(missing.manifest, "the media type is missing");
     }
 }
