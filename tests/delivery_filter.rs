@@ -221,3 +221,94 @@ async fn endpoint_counts_filtered_apart_from_events() {
     let m = handle.metrics();
     assert_eq!((m.events, m.filtered, m.delivered, m.pending), (1, 2, 1, 0));
 }
+
+/// Tag and repository filters from YAML, against the example registry: images pushed under
+/// several tags into two repositories reach each endpoint as its rules say. `releases` takes
+/// `v*` tags but no release candidates, and (an include rule) no event without a tag: no
+/// blob, nothing by digest. `team` takes one repository's events, tagged or not, except for
+/// `latest`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_and_repository_filters_on_a_push_of_several_tags() {
+    use example_registry::oci;
+    use support::receiver::always;
+    use support::{Http, Receiver};
+
+    let releases = Receiver::start(always(200)).await;
+    let team = Receiver::start(always(200)).await;
+    let yaml = format!(
+        r#"
+notifications:
+  endpoints:
+    - name: releases
+      url: {}
+      filter:
+        tags:
+          include: ["v*"]
+          exclude: ["*-rc*"]
+    - name: team
+      url: {}
+      filter:
+        repositories:
+          include: ["team-a/**"]
+        tags:
+          exclude: [latest]
+"#,
+        releases.url(),
+        team.url()
+    );
+    let config = registry_notify::Config::from_yaml_str(&yaml).unwrap();
+    let (layer, handle) = registry_notify::Notifications::from_config(&config)
+        .unwrap()
+        .build()
+        .unwrap();
+    let registry = oci::router(oci::Registry::in_memory(oci::RegistryOptions {
+        delete_enabled: true,
+    }));
+    let c = Http::new(support::serve_router(registry.layer(layer)).await);
+
+    let mut expected_team = 0;
+    for repo in ["team-a/app", "other/app"] {
+        let config_blob = c.push_blob(repo, b"{}").await;
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_blob}","size":2}},"layers":[]}}"#
+        );
+        for tag in ["v1.0", "v1.1-rc1", "latest", "dev", "v2.0"] {
+            c.put_manifest(
+                repo,
+                tag,
+                "application/vnd.oci.image.manifest.v1+json",
+                manifest.as_bytes(),
+            )
+            .await;
+        }
+        if repo == "team-a/app" {
+            // The blob push and the four tags other than `latest`.
+            expected_team = 1 + 4;
+        }
+    }
+    let got: Vec<(String, String)> = releases
+        .wait_events(4)
+        .await
+        .iter()
+        .map(|e| (e.target.repository.to_string(), e.target.tag.to_string()))
+        .collect();
+    let want: Vec<(String, String)> = ["team-a/app", "other/app"]
+        .iter()
+        .flat_map(|r| ["v1.0", "v2.0"].map(|t| (r.to_string(), t.to_string())))
+        .collect();
+    assert_eq!(got, want);
+    let got = team.wait_events(expected_team).await;
+    assert!(got.iter().all(|e| e.target.repository == "team-a/app"));
+    let tags: Vec<&str> = got.iter().map(|e| e.target.tag.as_str()).collect();
+    assert_eq!(
+        tags,
+        ["", "v1.0", "v1.1-rc1", "dev", "v2.0"],
+        "the blob has no tag"
+    );
+
+    // Nothing more was sent, and the filtered events are counted.
+    handle.shutdown(support::HANG_GUARD).await;
+    assert_eq!((releases.events().len(), team.events().len()), (4, 5));
+    let filtered: Vec<u64> = handle.metrics().iter().map(|m| m.filtered).collect();
+    assert_eq!(filtered, [12 - 4, 12 - 5]);
+}

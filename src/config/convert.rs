@@ -15,11 +15,6 @@ use super::{
     ConfigError, EndpointConfig, NotificationsConfig, QueueFsync, QueueSettings, RetryMode, RetrySettings,
 };
 
-/// Any error of the endpoint module, as a config error.
-fn err(e: impl std::fmt::Display) -> ConfigError {
-    ConfigError::new(e.to_string())
-}
-
 impl EndpointConfig {
     /// Builds the pipeline endpoint this configuration describes (validating it first). Reads the
     /// `tls.ca` file, if any.
@@ -94,22 +89,16 @@ impl EndpointConfig {
 
     fn filter_rules(&self) -> Result<FilterRules, ConfigError> {
         let f = &self.filter;
-        let mut filter = FilterRules::new()
+        let filter = FilterRules::new()
             .ignore_media_types(self.all_ignored_media_types())
             .ignore_actions(self.ignore.actions.iter().copied())
             .ignore_methods(f.exclude_methods.iter().cloned());
-        // An empty include list means "all repositories": only set it when non-empty.
-        if !f.include_repositories.is_empty() {
-            filter = filter
-                .include_repositories(f.include_repositories.iter().cloned())
-                .map_err(err)?;
-        }
-        if !f.exclude_repositories.is_empty() {
-            filter = filter
-                .exclude_repositories(f.exclude_repositories.iter().cloned())
-                .map_err(err)?;
-        }
-        Ok(filter)
+        // The rules name the field of a bad glob (`filter.tags.include[0]`).
+        filter
+            .include_repositories(&f.include_repositories)?
+            .exclude_repositories(&f.exclude_repositories)?
+            .include_tags(&f.include_tags)?
+            .exclude_tags(&f.exclude_tags)
     }
 }
 

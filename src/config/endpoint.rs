@@ -299,6 +299,8 @@ impl EndpointConfig {
         for (key, globs) in [
             ("filter.repositories.include", &self.filter.include_repositories),
             ("filter.repositories.exclude", &self.filter.exclude_repositories),
+            ("filter.tags.include", &self.filter.include_tags),
+            ("filter.tags.exclude", &self.filter.exclude_tags),
         ] {
             if let Some(i) = globs.iter().position(|g| g.trim().is_empty()) {
                 return Err(ConfigError::field(

@@ -50,6 +50,9 @@ impl Section for IgnoreConfig {
 ///   repositories:
 ///     include: ["team-a/**"]     # only these (default: all)
 ///     exclude: ["**/cache"]      # never these
+///   tags:
+///     include: ["v*"]            # only events with a matching tag (default: all events)
+///     exclude: ["*-rc*"]         # never these tags
 ///   methods:
 ///     exclude: [HEAD]            # drop pulls made with HEAD requests
 /// ```
@@ -61,12 +64,18 @@ pub struct FilterSettings {
     pub include_repositories: Vec<String>,
     /// `repositories.exclude` — repository globs never sent.
     pub exclude_repositories: Vec<String>,
+    /// `tags.include` — tag globs (`*` matches any run of characters); when non-empty, only
+    /// events whose tag matches are sent, so events without a tag (blobs, manifests by
+    /// digest, deletes by digest) are not.
+    pub include_tags: Vec<String>,
+    /// `tags.exclude` — tag globs never sent; events without a tag are not affected.
+    pub exclude_tags: Vec<String>,
     /// `methods.exclude` — HTTP methods (upper case) whose events are dropped, e.g. `HEAD`.
     pub exclude_methods: Vec<String>,
 }
 
 impl Section for FilterSettings {
-    const KEYS: &'static [&'static str] = &["repositories", "methods"];
+    const KEYS: &'static [&'static str] = &["repositories", "tags", "methods"];
 
     fn set(&mut self, key: &str, v: &Value, at: &Path) -> Result<()> {
         let p = at.key(key);
@@ -81,6 +90,20 @@ impl Section for FilterSettings {
                     match k {
                         "include" => self.include_repositories = string_list(v, &p.key(k))?,
                         "exclude" => self.exclude_repositories = string_list(v, &p.key(k))?,
+                        _ => return Err(unknown_key(&p, k, &["include", "exclude"])),
+                    }
+                }
+            }
+            "tags" => {
+                let Some(entries) = mapping(v, &p)? else {
+                    self.include_tags.clear();
+                    self.exclude_tags.clear();
+                    return Ok(());
+                };
+                for (k, v) in entries {
+                    match k {
+                        "include" => self.include_tags = string_list(v, &p.key(k))?,
+                        "exclude" => self.exclude_tags = string_list(v, &p.key(k))?,
                         _ => return Err(unknown_key(&p, k, &["include", "exclude"])),
                     }
                 }

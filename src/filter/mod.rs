@@ -1,4 +1,4 @@
-//! Per-endpoint event filter: Distribution's `ignore` rules plus repository and method rules.
+//! Per-endpoint event filter: Distribution's `ignore` rules plus repository, tag and method rules.
 //!
 //! [`FilterRules`] drop an event when **any** of these holds:
 //!
@@ -10,7 +10,10 @@
 //! * its request method is one of [`ignore_methods`](FilterRules::ignore_methods) (e.g. `HEAD`
 //!   to drop HEAD pulls), case-insensitive;
 //! * include globs are set and its repository matches none of them, or its repository
-//!   matches one of the exclude globs.
+//!   matches one of the exclude globs;
+//! * [tag include globs](FilterRules::include_tags) are set and it has no tag or its tag
+//!   matches none of them, or it has a tag matching one of the
+//!   [tag exclude globs](FilterRules::exclude_tags).
 //!
 //! Repository globs match path segments: `*` matches within one segment (`library/*`
 //! matches `library/alpine`, not `library/a/b`), `**` as a whole segment matches any
@@ -245,6 +248,8 @@ mod tests {
             FilterRules::new().ignore_methods(["HEAD"]),
             FilterRules::new().include_repositories(["a/*"]).unwrap(),
             FilterRules::new().exclude_repositories(["a/*"]).unwrap(),
+            FilterRules::new().include_tags(["v*"]).unwrap(),
+            FilterRules::new().exclude_tags(["v*"]).unwrap(),
         ];
         assert!(each.iter().all(|r| !r.is_empty()));
         assert_eq!(*filter.get_ref(), 7);

@@ -13,6 +13,8 @@ pub struct FilterRules {
     methods: Vec<String>,
     include: Vec<Glob>,
     exclude: Vec<Glob>,
+    include_tags: Vec<Glob>,
+    exclude_tags: Vec<Glob>,
 }
 
 impl FilterRules {
@@ -76,8 +78,10 @@ impl FilterRules {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        for g in globs {
-            self.include.push(Glob::parse(g.as_ref())?);
+        for (i, g) in globs.into_iter().enumerate() {
+            let at = || format!("filter.repositories.include[{i}]");
+            self.include
+                .push(Glob::parse(g.as_ref()).map_err(|e| e.within(&at()))?);
         }
         Ok(self)
     }
@@ -89,8 +93,56 @@ impl FilterRules {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        for g in globs {
-            self.exclude.push(Glob::parse(g.as_ref())?);
+        for (i, g) in globs.into_iter().enumerate() {
+            let at = || format!("filter.repositories.exclude[{i}]");
+            self.exclude
+                .push(Glob::parse(g.as_ref()).map_err(|e| e.within(&at()))?);
+        }
+        Ok(self)
+    }
+
+    /// Keeps only events that have a tag matching one of `globs` (accumulates): `*` matches
+    /// any run of characters, e.g. `v*` or `*-rc*`. An event without a tag (a blob, a manifest
+    /// pushed or pulled by digest, a delete by digest) does not pass an include rule.
+    ///
+    /// Errors on an empty glob or one containing `/` (which no tag has).
+    ///
+    /// ```
+    /// use registry_notify::filter::FilterRules;
+    /// use registry_notify::{Action, Event, Target};
+    ///
+    /// let rules = FilterRules::new().include_tags(["v*"]).unwrap().exclude_tags(["*-rc*"]).unwrap();
+    /// let tagged = |tag: &str| Event::new(Action::Push, Target { tag: tag.into(), ..Target::default() });
+    /// assert!(rules.allows(&tagged("v1.2")));
+    /// assert!(!rules.allows(&tagged("v2.0-rc1")));
+    /// assert!(!rules.allows(&tagged("latest")));
+    /// assert!(!rules.allows(&tagged("")), "no tag: not included");
+    /// ```
+    pub fn include_tags<I, S>(mut self, globs: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        for (i, g) in globs.into_iter().enumerate() {
+            let at = || format!("filter.tags.include[{i}]");
+            self.include_tags
+                .push(Glob::parse_tag(g.as_ref()).map_err(|e| e.within(&at()))?);
+        }
+        Ok(self)
+    }
+
+    /// Drops events whose tag matches one of `globs` (accumulates); exclusion wins over
+    /// inclusion. Events without a tag are not affected. Errors like
+    /// [`include_tags`](Self::include_tags).
+    pub fn exclude_tags<I, S>(mut self, globs: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        for (i, g) in globs.into_iter().enumerate() {
+            let at = || format!("filter.tags.exclude[{i}]");
+            self.exclude_tags
+                .push(Glob::parse_tag(g.as_ref()).map_err(|e| e.within(&at()))?);
         }
         Ok(self)
     }
@@ -102,6 +154,8 @@ impl FilterRules {
             && self.methods.is_empty()
             && self.include.is_empty()
             && self.exclude.is_empty()
+            && self.include_tags.is_empty()
+            && self.exclude_tags.is_empty()
     }
 
     /// Whether `event` passes the filter.
@@ -128,7 +182,16 @@ impl FilterRules {
         if !self.include.is_empty() && !self.include.iter().any(|g| g.matches(repo)) {
             return false;
         }
-        !self.exclude.iter().any(|g| g.matches(repo))
+        if self.exclude.iter().any(|g| g.matches(repo)) {
+            return false;
+        }
+        let tag = event.target.tag.as_str();
+        if !self.include_tags.is_empty()
+            && (tag.is_empty() || !self.include_tags.iter().any(|g| g.matches(tag)))
+        {
+            return false;
+        }
+        tag.is_empty() || !self.exclude_tags.iter().any(|g| g.matches(tag))
     }
 }
 
@@ -178,6 +241,21 @@ impl Glob {
         Ok(Self {
             source: source.to_owned(),
             segments,
+        })
+    }
+
+    /// A tag glob: one segment, `*` for any run of characters.
+    fn parse_tag(source: &str) -> Result<Self, ConfigError> {
+        let err = |why: &str| ConfigError::new(format!("invalid tag glob {source:?}: {why}"));
+        if source.is_empty() {
+            return Err(err("empty pattern"));
+        }
+        if source.contains('/') {
+            return Err(err("a tag has no /"));
+        }
+        Ok(Self {
+            source: source.to_owned(),
+            segments: vec![Segment::Pattern(source.to_owned())],
         })
     }
 
@@ -259,6 +337,56 @@ mod tests {
             let err = Glob::parse(bad).unwrap_err().to_string();
             assert!(err.contains("invalid repository glob"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn tag_globs() {
+        let tagged = |tag: &str| {
+            let mut e = Event::new(Action::Push, Default::default());
+            e.target.tag = tag.into();
+            e
+        };
+        let include = FilterRules::new().include_tags(["v*", "stable"]).unwrap();
+        for (tag, passes) in [
+            ("v1", true),
+            ("v", true),
+            ("stable", true),
+            ("stable2", false),
+            ("", false),
+            ("1v", false),
+        ] {
+            assert_eq!(include.allows(&tagged(tag)), passes, "include {tag:?}");
+        }
+        let exclude = FilterRules::new().exclude_tags(["*-rc*", "**"]).unwrap();
+        assert!(exclude.allows(&tagged("")), "untagged events are not excluded");
+        assert!(!exclude.allows(&tagged("anything")), "`**` is `*` in a tag");
+        let both = FilterRules::new()
+            .include_tags(["v*"])
+            .unwrap()
+            .exclude_tags(["*-rc*"])
+            .unwrap();
+        assert!(both.allows(&tagged("v2")));
+        assert!(!both.allows(&tagged("v2-rc1")), "exclusion wins");
+        // Tag and repository rules must both let an event through.
+        let mut e = tagged("v2");
+        e.target.repository = "b/x".into();
+        let repos = both.clone().include_repositories(["a/*"]).unwrap();
+        assert!(!repos.allows(&e));
+        e.target.repository = "a/x".into();
+        assert!(repos.allows(&e));
+    }
+
+    #[test]
+    fn bad_tag_globs_name_their_field() {
+        for (bad, why) in [("", "empty pattern"), ("a/b", "a tag has no /")] {
+            let err = FilterRules::new().include_tags(["ok", bad]).unwrap_err();
+            assert_eq!(err.path(), "filter.tags.include[1]");
+            assert_eq!(err.message(), format!("invalid tag glob {bad:?}: {why}"));
+            let err = FilterRules::new().exclude_tags([bad]).unwrap_err();
+            assert_eq!(err.path(), "filter.tags.exclude[0]");
+        }
+        let err = FilterRules::new().include_repositories(["a//b"]).unwrap_err();
+        assert_eq!(err.path(), "filter.repositories.include[0]");
     }
 
     #[test]
