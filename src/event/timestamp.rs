@@ -401,6 +401,40 @@ mod tests {
         }
     }
 
+    /// Nanoseconds since the epoch on both sides of it; a `SystemTime` before the epoch
+    /// borrows a second for its fraction; the separators are all checked; years 0 to 9999
+    /// take the fast writer.
+    #[test]
+    fn nanos_times_before_the_epoch_separators_and_the_fast_path() {
+        assert_eq!(Timestamp::from_unix(2, 5).unix_nanos(), 2_000_000_005);
+        assert_eq!(Timestamp::from_unix(-1, 5).unix_nanos(), -999_999_995);
+        let before = |d: std::time::Duration| Timestamp::from(UNIX_EPOCH - d);
+        let t = before(std::time::Duration::from_millis(1_500));
+        assert_eq!((t.unix_seconds(), t.subsec_nanos()), (-2, 500_000_000));
+        let t = before(std::time::Duration::from_secs(2));
+        assert_eq!((t.unix_seconds(), t.subsec_nanos()), (-2, 0));
+        for bad in [
+            "2006-01-02T15:04x05Z",
+            "2006-01-02T15x04:05Z",
+            "2006-01-02x15:04:05Z",
+            "2006-01x02T15:04:05Z",
+            "2006x01-02T15:04:05Z",
+        ] {
+            assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
+        }
+        let mut buf = [0u8; 32];
+        for (secs, text) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (253_402_300_799, "9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(Timestamp::from_unix(secs, 0).write_rfc3339(&mut buf), Some(text));
+        }
+        assert_eq!(
+            Timestamp::from_unix(253_402_300_800, 0).write_rfc3339(&mut buf),
+            None
+        );
+    }
+
     #[test]
     fn writes_trimmed_fractions_and_any_year() {
         for (secs, nanos, out) in [

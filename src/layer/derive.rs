@@ -628,4 +628,36 @@ mod tests {
             get("/v2/a/manifests/t", "HEAD", shared, None).events(StatusCode::OK, &response, None, shared);
         assert!(missing.manifest, "the media type is missing");
     }
+
+    /// A monolithic push's size: the bytes that passed when some did, else the request's
+    /// `Content-Length` (a body the registry never read counts 0 bytes).
+    #[test]
+    fn monolithic_push_size_from_the_bytes_or_the_header() {
+        use crate::layer::request_body::Tap;
+        let layer = NotificationLayer::new(Dispatcher::disabled());
+        let shared = &layer.shared;
+        let digest = d(77);
+        let mut response = HeaderMap::new();
+        response.insert("docker-content-digest", digest.parse().unwrap());
+        let push = |length: Option<usize>, passed: usize| {
+            let mut req = Request::builder()
+                .method("POST")
+                .uri(format!("/v2/a/blobs/uploads/?digest={digest}"));
+            if let Some(n) = length {
+                req = req.header(CONTENT_LENGTH, n);
+            } else {
+                req = req.header("transfer-encoding", "chunked");
+            }
+            let mut p = pending(&req.body(()).unwrap(), shared).unwrap();
+            let tap = Tap::new(64);
+            tap.data(&vec![b'x'; passed], passed);
+            tap.end();
+            p.body_tap = Some(tap);
+            let (events, _) = p.events(StatusCode::CREATED, &response, None, shared);
+            events[0].target.descriptor.size
+        };
+        assert_eq!(push(None, 10), 10, "counted");
+        assert_eq!(push(Some(10), 10), 10);
+        assert_eq!(push(Some(10), 0), 10, "the header, when nothing was counted");
+    }
 }
