@@ -50,6 +50,7 @@ pub(super) fn event_digest<'a>(
     requested: Option<&SharedStr>,
 ) -> Option<(DigestText<'a>, Piece)> {
     match (reported, requested) {
+        // The same text either way; this arm only saves copying it into the buffer.
         (Some(r), Some(q)) if r == q.as_str() => {
             Some((DigestText::Requested(q.clone()), Piece::Shared(q.clone())))
         }
