@@ -254,4 +254,32 @@ mod tests {
         assert_eq!(user("Basic !!!"), None);
         assert_eq!(basic_user(None), None);
     }
+
+    /// A client's `X-Request-Id` is the events' request id only when it is sane: not empty
+    /// (after trimming), at most 200 bytes, visible ASCII; else the layer makes one.
+    #[test]
+    fn request_ids_from_the_client_only_when_sane() {
+        let layer = crate::NotificationLayer::new(crate::dispatcher::Dispatcher::disabled());
+        let id_of = |given: &str| {
+            let req = Request::builder()
+                .uri("/v2/a/manifests/t")
+                .header("x-request-id", given)
+                .body(())
+                .unwrap();
+            pending(&req, &layer.shared).unwrap().request.id.to_string()
+        };
+        let longest = "i".repeat(200);
+        for sane in ["abc-123", " padded ", longest.as_str()] {
+            assert_eq!(id_of(sane), sane.trim());
+        }
+        let too_long = "i".repeat(201);
+        for insane in ["", "   ", "a b", "caf\u{e9}", too_long.as_str()] {
+            let id = id_of(insane);
+            assert_ne!(id, insane.trim(), "{insane:?}");
+            assert!(
+                uuid::Uuid::parse_str(&id).is_ok(),
+                "{insane:?}: a new id, got {id}"
+            );
+        }
+    }
 }

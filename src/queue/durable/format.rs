@@ -295,6 +295,15 @@ mod tests {
         let mut bad = g;
         bad[10] ^= 4;
         assert_eq!(parse_gap(&bad), None);
+        // Its checksum holds, but the marker or the reserved word is wrong, or it is cut short.
+        let mut marker = g;
+        marker[0] ^= 1;
+        assert_eq!(parse_gap(&marker), None, "marker");
+        let mut reserved = g;
+        reserved[28] = 1;
+        assert_eq!(parse_gap(&reserved), None, "reserved");
+        assert_eq!(parse_gap(&g[..GAP_FRAME - 1]), None, "short");
+        assert_eq!(parse_gap(&g[..4]), None, "shorter than the marker");
     }
 
     #[test]
