@@ -227,3 +227,49 @@ async fn dead_letter_file_of_the_builder() {
     assert_eq!(ids, want);
     handle.shutdown(HANG_GUARD).await;
 }
+
+/// Without any delivery log configured, the endpoint keeps its last attempts: a batch of 15
+/// events names its first 10 ids, a 400 is given up on at once, and only the last
+/// `RECENT_DELIVERIES` attempts are kept.
+#[tokio::test]
+async fn recent_deliveries_are_kept_and_bounded() {
+    use registry_notify::metrics::{MAX_IDS, RECENT_DELIVERIES};
+    let server = Receiver::start(by_index(|n, _| if n == 0 { 400 } else { 200 })).await;
+    let (sink, endpoint) = Endpoint::builder("recent", server.url())
+        .max_events(15)
+        .build()
+        .unwrap()
+        .spawn();
+    let batch: Batch = (0..15).map(|i| event(i, "r")).collect();
+    sink.clone().oneshot(batch.clone()).await.unwrap();
+    wait_until("the attempt is kept", || endpoint.recent_deliveries().len() == 1).await;
+    let first = &endpoint.recent_deliveries()[0];
+    assert_eq!((first.events, first.event_ids.len()), (15, MAX_IDS));
+    assert_eq!(first.event_ids[0], batch[0].id);
+    assert_eq!((first.status, first.outcome), (Some(400), "giving_up"));
+    endpoint.shutdown(Instant::now() + HANG_GUARD).await;
+
+    // One event per attempt: the ring keeps the last RECENT_DELIVERIES.
+    let (sink, endpoint) = Endpoint::builder("ring", server.url()).build().unwrap().spawn();
+    for i in 0..RECENT_DELIVERIES + 3 {
+        sink.clone()
+            .oneshot(Batch::from(event(100 + i, "r")))
+            .await
+            .unwrap();
+    }
+    let last = event(100 + RECENT_DELIVERIES + 2, "r").id;
+    wait_until("all attempts", || {
+        endpoint
+            .recent_deliveries()
+            .last()
+            .is_some_and(|d| d.event_ids[0] == last)
+    })
+    .await;
+    let kept = endpoint.recent_deliveries();
+    assert_eq!(kept.len(), RECENT_DELIVERIES);
+    assert!(kept
+        .iter()
+        .all(|d| d.outcome == "delivered" && d.status == Some(200)));
+    assert_eq!(kept[0].event_ids[0], event(103, "r").id, "the oldest went first");
+    endpoint.shutdown(Instant::now() + HANG_GUARD).await;
+}

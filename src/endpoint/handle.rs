@@ -30,6 +30,13 @@ impl EndpointHandle {
         self.queue.as_ref().map_or(0, QueueHandle::len)
     }
 
+    /// The endpoint's last delivery attempts (at most
+    /// [`RECENT_DELIVERIES`](crate::metrics::RECENT_DELIVERIES)), oldest first: when, which
+    /// events, attempt number, status or error (redacted), duration and outcome.
+    pub fn recent_deliveries(&self) -> Vec<crate::metrics::RecentDelivery> {
+        self.metrics.recent_deliveries()
+    }
+
     /// Bytes the endpoint's backlog takes on disk (a durable queue); `None` for an in-memory
     /// queue, which does not measure it, or an endpoint without a queue.
     pub fn queue_bytes(&self) -> Option<u64> {

@@ -68,6 +68,9 @@ use http::StatusCode;
 use crate::event::Timestamp;
 
 mod export;
+mod recent;
+
+pub use recent::{RecentDelivery, MAX_IDS, RECENT_DELIVERIES};
 
 use export::{Counter, Exported};
 
@@ -93,6 +96,7 @@ pub struct EndpointMetrics {
     /// Unix time of the last success, in nanoseconds; 0 before the first.
     last_success: AtomicU64,
     last_error: Mutex<Option<LastError>>,
+    recent: recent::Recent,
     /// Responses per status code (keyed `"200 OK"` in snapshots), with the exported counter.
     statuses: Mutex<BTreeMap<u16, (u64, Counter)>>,
     exported: Exported,
@@ -258,6 +262,7 @@ impl EndpointMetrics {
             in_flight: AtomicU64::new(0),
             last_success: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            recent: recent::Recent::default(),
             statuses: Mutex::new(BTreeMap::new()),
         }
     }
@@ -318,6 +323,17 @@ impl EndpointMetrics {
             metrics: self,
             n: n as u64,
         }
+    }
+
+    /// Keeps one attempt among the endpoint's recent deliveries (the oldest goes beyond
+    /// [`RECENT_DELIVERIES`]).
+    pub(crate) fn record_recent(&self, entry: RecentDelivery) {
+        self.recent.push(entry);
+    }
+
+    /// The endpoint's last attempts (at most [`RECENT_DELIVERIES`]), oldest first.
+    pub fn recent_deliveries(&self) -> Vec<RecentDelivery> {
+        self.recent.list()
     }
 
     /// An attempt failed with `error` (already free of secrets).

@@ -83,7 +83,7 @@ pub use policy::{Decision, Failure, GiveUp, Limits, RetryPolicy};
 
 use crate::event::{message_id, Batch};
 use crate::log_limit::LogLimiter;
-use crate::metrics::EndpointMetrics;
+use crate::metrics::{EndpointMetrics, RecentDelivery, MAX_IDS};
 use crate::secret::Secrets;
 use crate::sink::{BoxError, DeliveryError, Receipt};
 
@@ -310,8 +310,26 @@ impl Settings {
         }
     }
 
-    /// Hands one attempt to the delivery log, if there is one.
+    /// Keeps one attempt among the endpoint's recent deliveries and hands it to the delivery
+    /// log, if there is one.
     fn log_attempt(&self, batch: &Batch, attempt: Attempt<'_>) {
+        if let Some(m) = &self.metrics {
+            m.record_recent(RecentDelivery {
+                at: attempt.started.0.into(),
+                message_id: message_id(batch),
+                event_ids: batch.iter().take(MAX_IDS).map(|e| e.id.clone()).collect(),
+                events: batch.len(),
+                attempt: attempt.number,
+                status: attempt.status.map(|s| s.as_u16()),
+                error: attempt.error.map(|e| self.error_text(e)),
+                duration_ms: attempt.started.1.elapsed().as_secs_f64() * 1e3,
+                outcome: match attempt.outcome {
+                    AttemptOutcome::Delivered => "delivered",
+                    AttemptOutcome::Retrying => "retrying",
+                    AttemptOutcome::GivingUp => "giving_up",
+                },
+            });
+        }
         if let Some(log) = &self.delivery_log {
             log(DeliveryRecord::Attempt(DeliveryAttempt {
                 endpoint: self.name.clone(),

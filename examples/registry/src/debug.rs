@@ -10,7 +10,10 @@
 //!   each failing check (as Distribution's health handler does): `notifications_queue_<endpoint>`
 //!   when a durable queue's directory is not writable, `notifications_nats` when the NATS server
 //!   does not accept connections;
-//! - `/notifications/status`: JSON per endpoint (see [`EndpointStatus`]).
+//! - `/notifications/status`: JSON per endpoint (see [`EndpointStatus`]);
+//! - `/notifications/endpoints/{name}/deliveries`: the endpoint's last attempts, oldest first
+//!   (`RecentDelivery`: when, message id, the first event ids, attempt, status or error,
+//!   duration, outcome); 404 for an unknown endpoint.
 //!
 //! No secret appears in any of them: URLs are redacted, errors scrubbed by the sink.
 
@@ -212,7 +215,8 @@ impl Debug {
     pub fn router(self) -> axum::Router {
         let mut router = axum::Router::new()
             .route("/debug/health", get(health))
-            .route("/notifications/status", get(status));
+            .route("/notifications/status", get(status))
+            .route("/notifications/endpoints/{name}/deliveries", get(deliveries));
         if let Some((_, path)) = &self.prometheus {
             router = router.route(path, get(prometheus));
         }
@@ -287,6 +291,20 @@ async fn health(axum::extract::State(debug): axum::extract::State<Debug>) -> Res
 
 async fn status(axum::extract::State(debug): axum::extract::State<Debug>) -> Response {
     axum::Json(serde_json::json!({ "endpoints": debug.status() })).into_response()
+}
+
+async fn deliveries(
+    axum::extract::State(debug): axum::extract::State<Debug>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    match debug.endpoints.iter().find(|e| e.name() == name) {
+        Some(e) => axum::Json(serde_json::json!({ "deliveries": e.recent_deliveries() })).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": "no such endpoint" })),
+        )
+            .into_response(),
+    }
 }
 
 async fn prometheus(axum::extract::State(debug): axum::extract::State<Debug>) -> Response {

@@ -172,6 +172,33 @@ async fn status_follows_a_down_endpoint_and_its_recovery() {
     assert!(recovered["last_success"].as_str().unwrap().ends_with('Z'));
     assert_eq!(recovered["last_error"], down["last_error"]);
 
+    // The deliveries: the failures, then the success, of the one event.
+    let (code, list) = json(&r.debug, "/notifications/endpoints/hook/deliveries").await;
+    assert_eq!(code, 200);
+    let list = list["deliveries"].as_array().unwrap().clone();
+    let (last, failures) = list.split_last().unwrap();
+    assert!(!failures.is_empty(), "{list:?}");
+    for (i, f) in failures.iter().enumerate() {
+        assert_eq!(
+            (f["attempt"].as_u64(), f["status"].as_u64()),
+            (Some(i as u64 + 1), Some(503))
+        );
+        assert_eq!(f["outcome"], "retrying");
+        assert!(f["error"].as_str().unwrap().contains("503"));
+    }
+    assert_eq!(last["outcome"], "delivered");
+    assert_eq!(
+        (last["status"].as_u64(), last["error"].is_null()),
+        (Some(200), true)
+    );
+    assert_eq!(
+        last["event_ids"], failures[0]["event_ids"],
+        "the same event each time"
+    );
+    assert_eq!(last["events"], 1);
+    let (code, _) = json(&r.debug, "/notifications/endpoints/nope/deliveries").await;
+    assert_eq!(code, 404);
+
     // Metrics: the documented names, each with HELP and TYPE, and no secret.
     let metrics = String::from_utf8(r.debug.get("/metrics").await.body.to_vec()).unwrap();
     assert!(!metrics.contains(SECRET));
