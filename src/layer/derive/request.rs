@@ -255,6 +255,41 @@ mod tests {
         assert_eq!(basic_user(None), None);
     }
 
+    /// The base of target URLs from `Forwarded` (empty values ignored) or from either of
+    /// `X-Forwarded-Proto` and `X-Forwarded-Host` alone; none without such headers.
+    #[test]
+    fn forwarded_bases() {
+        let layer = crate::NotificationLayer::new(crate::dispatcher::Dispatcher::disabled());
+        let base = |headers: &[(&str, &str)]| {
+            let mut req = Request::builder()
+                .uri("/v2/a/manifests/t")
+                .header("host", "reg:5000");
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            pending(&req.body(()).unwrap(), &layer.shared)
+                .unwrap()
+                .forwarded_base
+        };
+        assert_eq!(base(&[]), None);
+        assert_eq!(
+            base(&[("x-forwarded-proto", "https")]).as_deref(),
+            Some("https://reg:5000")
+        );
+        assert_eq!(
+            base(&[("x-forwarded-host", "front")]).as_deref(),
+            Some("http://front")
+        );
+        assert_eq!(
+            base(&[("forwarded", "proto=https;host=\"front:443\", for=1.2.3.4")]).as_deref(),
+            Some("https://front:443")
+        );
+        assert_eq!(
+            base(&[("forwarded", "proto=;host=\"\"")]).as_deref(),
+            Some("http://reg:5000")
+        );
+    }
+
     /// A client's `X-Request-Id` is the events' request id only when it is sane: not empty
     /// (after trimming), at most 200 bytes, visible ASCII; else the layer makes one.
     #[test]

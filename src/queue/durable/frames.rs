@@ -115,7 +115,7 @@ impl<R: Read> FrameReader<R> {
         if self.buf.len() < want {
             self.buf.resize(want, 0);
         } else if self.buf.len() > 4 * want && self.end <= want {
-            // A large frame passed: give the memory back.
+            // A large frame passed: give the memory back. (Only memory depends on this test.)
             self.buf.truncate(want);
             self.buf.shrink_to_fit();
         }
@@ -282,6 +282,41 @@ mod tests {
             encode_record(&mut buf, seq, format!("{{\"n\":{seq}}}").as_bytes());
         }
         buf
+    }
+
+    /// A read interrupted by a signal is retried; any other read error is returned, not
+    /// retried (a disk that fails keeps failing: retrying would spin).
+    #[test]
+    fn interrupted_reads_are_retried_and_errors_returned() {
+        struct Flaky<'a> {
+            data: &'a [u8],
+            calls: u32,
+            fail: io::ErrorKind,
+        }
+        impl io::Read for Flaky<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.calls += 1;
+                if self.calls == 1 {
+                    return Err(io::Error::from(self.fail));
+                }
+                self.data.read(buf)
+            }
+        }
+        let data = log(2);
+        let src = Flaky {
+            data: &data,
+            calls: 0,
+            fail: io::ErrorKind::Interrupted,
+        };
+        let mut r = FrameReader::new(src, 0, data.len() as u64);
+        assert!(matches!(r.next().unwrap().frame, Frame::Record { seq: 0, .. }));
+        let src = Flaky {
+            data: &data,
+            calls: 0,
+            fail: io::ErrorKind::Other,
+        };
+        let mut r = FrameReader::new(src, 0, data.len() as u64);
+        assert_eq!(r.next().unwrap_err().kind(), io::ErrorKind::Other);
     }
 
     #[test]
