@@ -203,6 +203,22 @@ async fn stray_files_are_moved_aside_and_skip_nothing() {
     assert_eq!(aside, want);
 }
 
+/// Files not named like segments (an operator's notes, a backup) are left alone, not moved.
+#[tokio::test]
+async fn files_not_named_like_segments_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 10, 32 << 10);
+    for name in ["NOTES.txt", "00000000000000000000.seg.bak"] {
+        std::fs::write(dir.path().join(name), b"mine").unwrap();
+    }
+    let q = open(dir.path());
+    assert_eq!(drain(&q).await, (0..10).collect::<Vec<_>>());
+    for name in ["NOTES.txt", "00000000000000000000.seg.bak"] {
+        assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), b"mine", "{name}");
+    }
+    assert!(files(dir.path(), ".corrupt").is_empty());
+}
+
 /// Crafted sequence numbers: backwards, contradicting the file name, near `u64::MAX`, absurd
 /// lengths. No panic (debug build: no overflow), the crafted file is not trusted.
 #[tokio::test]
