@@ -203,6 +203,26 @@ async fn stray_files_are_moved_aside_and_skip_nothing() {
     assert_eq!(aside, want);
 }
 
+/// A segment torn while it was created (the start of its header, nothing more) is removed,
+/// not moved aside: nothing was lost with it.
+#[tokio::test]
+async fn a_segment_torn_at_creation_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 10, 32 << 10);
+    let torn = dir.path().join(format!("{:020}.seg", 10));
+    std::fs::write(&torn, &header_v2(10)[..5]).unwrap();
+    let q = open(dir.path());
+    assert_eq!(drain(&q).await, (0..10).collect::<Vec<_>>());
+    assert!(files(dir.path(), ".corrupt").is_empty(), "nothing set aside");
+    assert_eq!(q.stats().corrupt_events, 0);
+    drop(q);
+    // The queue goes on past it: a new event gets number 10.
+    let q = open(dir.path());
+    q.push(registry_notify::Batch::from(support::events::event(10, "r")))
+        .unwrap();
+    assert_eq!(q.len(), 1);
+}
+
 /// Files not named like segments (an operator's notes, a backup) are left alone, not moved.
 #[tokio::test]
 async fn files_not_named_like_segments_are_left_alone() {
