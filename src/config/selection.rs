@@ -74,40 +74,36 @@ pub struct FilterSettings {
     pub exclude_methods: Vec<String>,
 }
 
+/// An `{include: […], exclude: […]}` mapping (`at` is its path); null clears both lists.
+fn include_exclude(v: &Value, at: &Path, include: &mut Vec<String>, exclude: &mut Vec<String>) -> Result<()> {
+    let Some(entries) = mapping(v, at)? else {
+        include.clear();
+        exclude.clear();
+        return Ok(());
+    };
+    for (k, v) in entries {
+        match k {
+            "include" => *include = string_list(v, &at.key(k))?,
+            "exclude" => *exclude = string_list(v, &at.key(k))?,
+            _ => return Err(unknown_key(at, k, &["include", "exclude"])),
+        }
+    }
+    Ok(())
+}
+
 impl Section for FilterSettings {
     const KEYS: &'static [&'static str] = &["repositories", "tags", "methods"];
 
     fn set(&mut self, key: &str, v: &Value, at: &Path) -> Result<()> {
         let p = at.key(key);
         match key {
-            "repositories" => {
-                let Some(entries) = mapping(v, &p)? else {
-                    self.include_repositories.clear();
-                    self.exclude_repositories.clear();
-                    return Ok(());
-                };
-                for (k, v) in entries {
-                    match k {
-                        "include" => self.include_repositories = string_list(v, &p.key(k))?,
-                        "exclude" => self.exclude_repositories = string_list(v, &p.key(k))?,
-                        _ => return Err(unknown_key(&p, k, &["include", "exclude"])),
-                    }
-                }
-            }
-            "tags" => {
-                let Some(entries) = mapping(v, &p)? else {
-                    self.include_tags.clear();
-                    self.exclude_tags.clear();
-                    return Ok(());
-                };
-                for (k, v) in entries {
-                    match k {
-                        "include" => self.include_tags = string_list(v, &p.key(k))?,
-                        "exclude" => self.exclude_tags = string_list(v, &p.key(k))?,
-                        _ => return Err(unknown_key(&p, k, &["include", "exclude"])),
-                    }
-                }
-            }
+            "repositories" => include_exclude(
+                v,
+                &p,
+                &mut self.include_repositories,
+                &mut self.exclude_repositories,
+            )?,
+            "tags" => include_exclude(v, &p, &mut self.include_tags, &mut self.exclude_tags)?,
             "methods" => {
                 let Some(entries) = mapping(v, &p)? else {
                     self.exclude_methods.clear();

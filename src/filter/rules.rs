@@ -78,11 +78,8 @@ impl FilterRules {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        for (i, g) in globs.into_iter().enumerate() {
-            let at = || format!("filter.repositories.include[{i}]");
-            self.include
-                .push(Glob::parse(g.as_ref()).map_err(|e| e.within(&at()))?);
-        }
+        self.include
+            .extend(compile(globs, "filter.repositories.include", Glob::parse)?);
         Ok(self)
     }
 
@@ -93,11 +90,8 @@ impl FilterRules {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        for (i, g) in globs.into_iter().enumerate() {
-            let at = || format!("filter.repositories.exclude[{i}]");
-            self.exclude
-                .push(Glob::parse(g.as_ref()).map_err(|e| e.within(&at()))?);
-        }
+        self.exclude
+            .extend(compile(globs, "filter.repositories.exclude", Glob::parse)?);
         Ok(self)
     }
 
@@ -123,11 +117,8 @@ impl FilterRules {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        for (i, g) in globs.into_iter().enumerate() {
-            let at = || format!("filter.tags.include[{i}]");
-            self.include_tags
-                .push(Glob::parse_tag(g.as_ref()).map_err(|e| e.within(&at()))?);
-        }
+        self.include_tags
+            .extend(compile(globs, "filter.tags.include", Glob::parse_tag)?);
         Ok(self)
     }
 
@@ -139,11 +130,8 @@ impl FilterRules {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        for (i, g) in globs.into_iter().enumerate() {
-            let at = || format!("filter.tags.exclude[{i}]");
-            self.exclude_tags
-                .push(Glob::parse_tag(g.as_ref()).map_err(|e| e.within(&at()))?);
-        }
+        self.exclude_tags
+            .extend(compile(globs, "filter.tags.exclude", Glob::parse_tag)?);
         Ok(self)
     }
 
@@ -193,6 +181,23 @@ impl FilterRules {
         }
         tag.is_empty() || !self.exclude_tags.iter().any(|g| g.matches(tag))
     }
+}
+
+/// Compiles `globs` with `parse`; an error names the glob's field, `key[i]`.
+fn compile<I, S>(
+    globs: I,
+    key: &str,
+    parse: fn(&str) -> Result<Glob, ConfigError>,
+) -> Result<Vec<Glob>, ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    globs
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| parse(g.as_ref()).map_err(|e| e.within(&format!("{key}[{i}]"))))
+        .collect()
 }
 
 /// A compiled repository glob.
