@@ -313,15 +313,18 @@ impl Settings {
     /// Keeps one attempt among the endpoint's recent deliveries and hands it to the delivery
     /// log, if there is one.
     fn log_attempt(&self, batch: &Batch, attempt: Attempt<'_>) {
+        // Worked out once for both listeners.
+        let id = message_id(batch);
+        let error = attempt.error.map(|e| self.error_text(e));
         if let Some(m) = &self.metrics {
             m.record_recent(RecentDelivery {
                 at: attempt.started.0.into(),
-                message_id: message_id(batch),
+                message_id: id.clone(),
                 event_ids: batch.iter().take(MAX_IDS).map(|e| e.id.clone()).collect(),
                 events: batch.len(),
                 attempt: attempt.number,
                 status: attempt.status.map(|s| s.as_u16()),
-                error: attempt.error.map(|e| self.error_text(e)),
+                error: error.clone(),
                 duration_ms: attempt.started.1.elapsed().as_secs_f64() * 1e3,
                 outcome: match attempt.outcome {
                     AttemptOutcome::Delivered => "delivered",
@@ -333,12 +336,12 @@ impl Settings {
         if let Some(log) = &self.delivery_log {
             log(DeliveryRecord::Attempt(DeliveryAttempt {
                 endpoint: self.name.clone(),
-                message_id: message_id(batch),
+                message_id: id,
                 batch: batch.clone(),
                 attempt: attempt.number,
                 status: attempt.status,
                 latency: attempt.started.1.elapsed(),
-                error: attempt.error.map(|e| self.error_text(e)),
+                error,
                 outcome: attempt.outcome,
                 retry_in: attempt.retry_in,
                 started: attempt.started.0,
