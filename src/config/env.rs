@@ -34,7 +34,7 @@ impl Config {
     /// - `REGISTRY_NOTIFICATIONS_EVENTCONFIG_INCLUDEREFERENCES` (Distribution's name, from the Go
     ///   field `EventConfig`; `…_EVENTS_…` is accepted too).
     /// - `REGISTRY_HTTP_ADDR`, `_NET`, `_HOST`, `_RELATIVEURLS`, `_PREFIX`, `_DRAINTIMEOUT`,
-    ///   `_DEBUG_ADDR`,
+    ///   `_DEBUG_ADDR`, `_DEBUG_TOKEN`,
     ///   `_DEBUG_PROMETHEUS_ENABLED`, `_DEBUG_PROMETHEUS_PATH`;
     ///   `REGISTRY_STORAGE` (YAML),
     ///   `REGISTRY_STORAGE_DELETE_ENABLED`, `REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY`.
@@ -93,6 +93,10 @@ impl Config {
         match segs.as_slice() {
             ["http"] => self.http = HttpConfig::read(&value()?, &http)?,
             ["http", "debug", "addr"] => self.http.set_debug_addr(&value()?, &http.key("debug"))?,
+            // Taken as it is, never parsed: a parse error would show it.
+            ["http", "debug", "token"] => self
+                .http
+                .set_debug_token(&Value::String(payload.to_owned()), &http.key("debug"))?,
             ["http", "debug", "prometheus", key] => {
                 let at = http.key("debug").key("prometheus");
                 self.http.set_prometheus(key, &value()?, &at)?

@@ -10,7 +10,7 @@ use crate::url;
 type Result<T> = std::result::Result<T, ConfigError>;
 
 /// `http:` — the registry's HTTP interface. Other keys (`secret`, `tls`, `headers`, `http2`,
-/// `h2c`, …, and every key of `debug` but `addr` and `prometheus`) are accepted
+/// `h2c`, …, and every key of `debug` but `addr`, `prometheus` and `token`) are accepted
 /// and ignored.
 ///
 /// Listen addresses are checked when the file is loaded: with `net: tcp` (the default) `addr`
@@ -43,6 +43,39 @@ pub struct HttpConfig {
     pub debug_prometheus: bool,
     /// `debug.prometheus.path` — where on the debug listener. Default `/metrics`.
     pub debug_prometheus_path: String,
+    /// `debug.token` — not Distribution's: the bearer token the debug listener's
+    /// `/notifications/` routes require (`Authorization: Bearer <token>`); `None` when not
+    /// given. `Debug` output shows `***` in its place.
+    pub debug_token: Option<DebugToken>,
+}
+
+/// A bearer token: compared in constant time, never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DebugToken(String);
+
+impl DebugToken {
+    /// A token; `None` when `token` is empty.
+    pub fn new(token: impl Into<String>) -> Option<Self> {
+        let token = token.into();
+        (!token.is_empty()).then_some(Self(token))
+    }
+
+    /// Whether `given` is the token, in time that depends only on the lengths.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        let want = self.0.as_bytes();
+        want.len() == given.len() && want.iter().zip(given).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    /// The token itself, e.g. for a client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DebugToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 impl Default for HttpConfig {
@@ -57,6 +90,7 @@ impl Default for HttpConfig {
             drain_timeout: None,
             debug_prometheus: false,
             debug_prometheus_path: HttpConfig::DEFAULT_PROMETHEUS_PATH.to_owned(),
+            debug_token: None,
         }
     }
 }
@@ -110,9 +144,11 @@ impl HttpConfig {
                 self.debug_addr = None;
                 self.debug_prometheus = false;
                 self.debug_prometheus_path = HttpConfig::DEFAULT_PROMETHEUS_PATH.to_owned();
+                self.debug_token = None;
                 for (k, v) in mapping(v, &p)?.unwrap_or_default() {
                     match k {
                         "addr" => self.set_debug_addr(v, &p)?,
+                        "token" => self.set_debug_token(v, &p)?,
                         "prometheus" => {
                             let pp = p.key("prometheus");
                             for (k, v) in mapping(v, &pp)?.unwrap_or_default() {
@@ -132,6 +168,21 @@ impl HttpConfig {
     pub(crate) fn set_debug_addr(&mut self, v: &Value, at: &Path) -> Result<()> {
         let addr = string(v, &at.key("addr"))?;
         self.debug_addr = (!addr.is_empty()).then_some(addr);
+        Ok(())
+    }
+
+    /// Sets `debug.token` (`at` is the path of `debug`).
+    pub(crate) fn set_debug_token(&mut self, v: &Value, at: &Path) -> Result<()> {
+        let p = at.key("token");
+        // Never echo the value in an error: say what was wrong with it instead.
+        let token = string(v, &p).map_err(|_| ConfigError::at(p.as_str(), "must be a string"))?;
+        if token.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+            return Err(ConfigError::at(
+                p.as_str(),
+                "must be printable ASCII without spaces (it is sent as a bearer token)",
+            ));
+        }
+        self.debug_token = DebugToken::new(token);
         Ok(())
     }
 

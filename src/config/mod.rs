@@ -262,7 +262,7 @@ pub use crate::error::ConfigError;
 pub use delivery::{QueueFsync, QueueSettings, RetryMode, RetrySettings};
 
 pub use endpoint::EndpointConfig;
-pub use http_config::HttpConfig;
+pub use http_config::{DebugToken, HttpConfig};
 pub use nats::{NatsSettings, SubjectBy};
 pub use notifications::{EventsConfig, NotificationsConfig};
 pub use selection::{FilterSettings, IgnoreConfig};

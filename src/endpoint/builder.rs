@@ -28,6 +28,7 @@ pub struct EndpointBuilder {
     queue: QueueConfig,
     durable: Option<DurableConfig>,
     dead_letter: Option<DeadLetterHandler>,
+    keep_dead_letters: usize,
     delivery_log: Option<DeliveryLogHandler>,
     disabled: bool,
     sink: Option<BoxSink>,
@@ -47,6 +48,7 @@ impl EndpointBuilder {
             queue: QueueConfig::default(),
             durable: None,
             dead_letter: None,
+            keep_dead_letters: super::dead_letters::DEFAULT_KEEP,
             delivery_log: None,
             disabled: false,
             sink,
@@ -245,6 +247,16 @@ impl EndpointBuilder {
         self
     }
 
+    /// How many dead-lettered events the endpoint keeps for
+    /// [redelivery](super::EndpointHandle::redeliver) (default
+    /// [`DEFAULT_KEEP_DEAD_LETTERS`](super::DEFAULT_KEEP_DEAD_LETTERS), 0 keeps none); beyond it
+    /// the oldest is forgotten. With a [durable queue](Self::durable_queue) they are kept on disk
+    /// too, in `dead-letters.jsonl` in its directory, and survive a restart.
+    pub fn keep_dead_letters(mut self, events: usize) -> Self {
+        self.keep_dead_letters = events;
+        self
+    }
+
     /// Receives the batches the endpoint gives up on (permanent failure, `max_attempts`,
     /// `max_age`); giving up is logged at WARN either way (count, first id, reason; no bodies).
     pub fn dead_letter(mut self, handler: impl Fn(DeadLetter) + Send + Sync + 'static) -> Self {
@@ -295,6 +307,7 @@ impl EndpointBuilder {
             queue: self.queue,
             durable: self.durable,
             dead_letter: self.dead_letter,
+            keep_dead_letters: self.keep_dead_letters,
             delivery_log: self.delivery_log,
             disabled: self.disabled,
             sink: self.sink,

@@ -45,17 +45,21 @@
 //! ```
 
 mod builder;
+mod dead_letters;
 mod handle;
+mod ping;
 mod sink;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder, ServiceExt};
 
 pub use builder::EndpointBuilder;
+pub use dead_letters::{DeadEvent, Redeliver, RedeliverError, DEFAULT_KEEP as DEFAULT_KEEP_DEAD_LETTERS};
 pub use handle::EndpointHandle;
+pub use ping::PingOutcome;
 pub use sink::EndpointSink;
 
 use crate::error::ConfigError;
@@ -67,7 +71,10 @@ use crate::queue::{DurableConfig, EventQueue, Queue, QueueConfig};
 use crate::retry::{
     DeadLetter, DeadLetterHandler, DeliveryLogHandler, DeliveryRecord, DeliveryRetryLayer, RetryPolicy,
 };
-use crate::sink::BoxSink;
+use crate::sink::{BoxSink, Receipt};
+use dead_letters::DeadLetterStore;
+use handle::Admin;
+use ping::{PingSink, Pinger};
 
 /// Validated settings of one webhook endpoint; see the [module docs](self).
 ///
@@ -86,6 +93,8 @@ pub struct Endpoint {
     queue: QueueConfig,
     durable: Option<DurableConfig>,
     dead_letter: Option<DeadLetterHandler>,
+    /// How many dead-lettered events are kept for redelivery.
+    keep_dead_letters: usize,
     delivery_log: Option<DeliveryLogHandler>,
     disabled: bool,
     /// The innermost stage in place of HTTP ([`Endpoint::builder_for_sink`]).
@@ -243,6 +252,7 @@ impl Endpoint {
             name: self.name.as_str().into(),
             metrics: metrics.clone(),
             queue: None,
+            admin: None,
         };
         if self.disabled {
             return Ok((EndpointSink::disabled(metrics), handle));
@@ -260,22 +270,26 @@ impl Endpoint {
         if let Some(durable) = &self.durable {
             queue = queue.events(self.open_durable(durable, &metrics)?);
         }
-        let retry = self.retry_layer(&metrics);
+        let dead_letters = self.dead_letter_store();
+        let retry = self.retry_layer(&metrics, &dead_letters);
         // filter → queue, whose worker drives retry → HTTP (or the custom sink).
-        let queue = match &self.sink {
+        let (queue, ping) = match &self.sink {
             Some(sink) => {
                 let (queue, worker) = queue.pair(ServiceBuilder::new().layer(retry).service(sink.clone()));
                 tokio::spawn(worker);
-                queue
+                (queue, PingSink::new(sink.clone().map_response(Receipt::from)))
             }
             None => {
-                let http = HttpSink::new(&self.http).metrics(metrics.clone());
+                let http = HttpSink::new(&self.http);
+                let ping = PingSink::new(http.clone());
+                let http = http.metrics(metrics.clone());
                 let (queue, worker) = queue.pair(ServiceBuilder::new().layer(retry).service(http));
                 tokio::spawn(worker);
-                queue
+                (queue, ping)
             }
         };
         handle.queue = Some(queue.handle());
+        handle.admin = Some(self.admin(&metrics, dead_letters, BoxSink::new(queue.clone()), ping));
         let front = ServiceBuilder::new()
             .layer(EventFilterLayer::new(self.filter.clone()).metrics(metrics))
             .service(queue);
@@ -297,32 +311,84 @@ impl Endpoint {
     /// order. Queue settings are unused; the handle's `queued` is always 0.
     pub fn spawn_unqueued(self) -> (BoxSink, EndpointHandle) {
         let metrics = Arc::new(EndpointMetrics::new(self.name.clone(), &self.redacted_url));
-        let handle = EndpointHandle {
+        let mut handle = EndpointHandle {
             name: self.name.as_str().into(),
             metrics: metrics.clone(),
             queue: None,
+            admin: None,
         };
         if self.disabled {
             return (BoxSink::new(EndpointSink::disabled(metrics)), handle);
         }
-        let stack = ServiceBuilder::new()
-            .layer(EventFilterLayer::new(self.filter.clone()).metrics(metrics.clone()))
-            .layer(self.retry_layer(&metrics));
-        let sink = match &self.sink {
-            Some(sink) => BoxSink::new(stack.service(sink.clone())),
-            None => BoxSink::new(stack.service(HttpSink::new(&self.http).metrics(metrics))),
+        let dead_letters = self.dead_letter_store();
+        let retry = self.retry_layer(&metrics, &dead_letters);
+        let (resend, ping) = match &self.sink {
+            Some(sink) => (
+                BoxSink::new(retry.layer(sink.clone())),
+                PingSink::new(sink.clone().map_response(Receipt::from)),
+            ),
+            None => {
+                let http = HttpSink::new(&self.http);
+                let ping = PingSink::new(http.clone());
+                (BoxSink::new(retry.layer(http.metrics(metrics.clone()))), ping)
+            }
         };
+        let sink = BoxSink::new(
+            EventFilterLayer::new(self.filter.clone())
+                .metrics(metrics.clone())
+                .layer(resend.clone()),
+        );
+        handle.admin = Some(self.admin(&metrics, dead_letters, resend, ping));
         (sink, handle)
     }
 
-    /// The retry stage of this endpoint (a fresh policy, name, metrics, hooks).
-    fn retry_layer(&self, metrics: &Arc<EndpointMetrics>) -> DeliveryRetryLayer {
+    /// Where this endpoint keeps its dead letters: beside its durable queue, else in memory.
+    fn dead_letter_store(&self) -> Arc<DeadLetterStore> {
+        Arc::new(match &self.durable {
+            Some(durable) if self.keep_dead_letters > 0 => {
+                DeadLetterStore::on_disk(self.keep_dead_letters, &durable.path)
+            }
+            _ => DeadLetterStore::in_memory(self.keep_dead_letters),
+        })
+    }
+
+    /// What the handle of this running endpoint drives.
+    fn admin(
+        &self,
+        metrics: &Arc<EndpointMetrics>,
+        dead_letters: Arc<DeadLetterStore>,
+        resend: BoxSink,
+        ping: PingSink,
+    ) -> Arc<Admin> {
+        Arc::new(Admin {
+            dead_letters,
+            resend,
+            pinger: Pinger {
+                sink: ping,
+                metrics: metrics.clone(),
+                secrets: self.http.secrets().clone(),
+            },
+        })
+    }
+
+    /// The retry stage of this endpoint (a fresh policy, name, metrics, hooks); what it gives
+    /// up on is kept in `dead_letters` before the dead-letter hook hears of it.
+    fn retry_layer(
+        &self,
+        metrics: &Arc<EndpointMetrics>,
+        dead_letters: &Arc<DeadLetterStore>,
+    ) -> DeliveryRetryLayer {
         let mut retry = DeliveryRetryLayer::with_policy(self.retry.clone())
             .name(self.name.as_str())
             .metrics(metrics.clone());
-        if let Some(handler) = self.dead_letter.clone() {
-            retry = retry.dead_letter(handler);
-        }
+        let store = dead_letters.clone();
+        let hook = self.dead_letter.clone();
+        retry = retry.dead_letter(Arc::new(move |letter: DeadLetter| {
+            store.keep(&letter);
+            if let Some(hook) = &hook {
+                hook(letter);
+            }
+        }));
         if let Some(handler) = self.delivery_log.clone() {
             retry = retry.delivery_log(handler);
         }

@@ -31,13 +31,15 @@ pub const CLOUDEVENTS_MEDIA_TYPE: &str = "application/cloudevents+json";
 /// Media type of a batch of CloudEvents (format `cloudevents-batch`).
 pub const CLOUDEVENTS_BATCH_MEDIA_TYPE: &str = "application/cloudevents-batch+json";
 
-/// The CloudEvents `type` of an action: `io.distribution.push` and so on.
+/// The CloudEvents `type` of an action: `io.distribution.push` and so on (`io.distribution.ping`
+/// for a test notification).
 pub fn event_type(action: Action) -> &'static str {
     match action {
         Action::Push => "io.distribution.push",
         Action::Pull => "io.distribution.pull",
         Action::Mount => "io.distribution.mount",
         Action::Delete => "io.distribution.delete",
+        Action::Ping => "io.distribution.ping",
     }
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{SharedStr, Timestamp};
 
-/// What happened to the target: Distribution's four actions.
+/// What happened to the target: Distribution's four actions, and our test notification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -21,16 +21,21 @@ pub enum Action {
     Mount,
     /// A manifest, blob or tag was deleted.
     Delete,
+    /// Not Distribution's: a test notification an operator asked for
+    /// ([`EndpointHandle::ping`](crate::endpoint::EndpointHandle::ping)), with an empty target.
+    /// Receivers that only know the four actions above can ignore it.
+    Ping,
 }
 
 impl Action {
-    /// The wire name: `push`, `pull`, `mount` or `delete`.
+    /// The wire name: `push`, `pull`, `mount`, `delete` or `ping`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Action::Push => "push",
             Action::Pull => "pull",
             Action::Mount => "mount",
             Action::Delete => "delete",
+            Action::Ping => "ping",
         }
     }
 }
@@ -49,8 +54,9 @@ impl std::str::FromStr for Action {
             "pull" => Ok(Action::Pull),
             "mount" => Ok(Action::Mount),
             "delete" => Ok(Action::Delete),
+            "ping" => Ok(Action::Ping),
             other => Err(format!(
-                "unknown action {other:?} (expected push, pull, mount or delete)"
+                "unknown action {other:?} (expected push, pull, mount, delete or ping)"
             )),
         }
     }

@@ -262,7 +262,7 @@ fn ignore_lists_and_actions() {
     assert_eq!(ep("ignore: {actions: delete}").ignore.actions, [Action::Delete]);
     assert_eq!(
         ep_err("ignore: {actions: [push, Push]}"),
-        "notifications.endpoints[0] (\"a\").ignore.actions[1]: unknown action \"Push\" (expected push, pull, mount or delete)"
+        "notifications.endpoints[0] (\"a\").ignore.actions[1]: unknown action \"Push\" (expected push, pull, mount, delete or ping)"
     );
     assert_eq!(
         ep_err("ignore: {action: [push]}"),

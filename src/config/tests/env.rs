@@ -254,3 +254,30 @@ fn http_and_storage() {
          (got \"r.example.com\")"
     );
 }
+
+/// The debug listener's token, from the file or the environment (taken as it is, never
+/// parsed), never shown by `Debug` nor in an error.
+#[test]
+fn debug_token() {
+    let c = with_env("http: {debug: {addr: ':5001', token: s3cr3t-file}}", &[]).unwrap();
+    let token = c.http.debug_token.clone().unwrap();
+    assert_eq!(token.expose(), "s3cr3t-file");
+    assert!(token.matches(b"s3cr3t-file"));
+    assert!(!token.matches(b"s3cr3t-fil") && !token.matches(b"s3cr3t-filf") && !token.matches(b""));
+    assert!(!format!("{c:?}").contains("s3cr3t"), "{c:?}");
+    // A value YAML would read as a number or a mapping is still the token.
+    for raw in ["12345", "{a:b}", "x:y#z"] {
+        let c = with_env("version: 0.1", &[("REGISTRY_HTTP_DEBUG_TOKEN", raw)]).unwrap();
+        assert_eq!(c.http.debug_token.unwrap().expose(), raw);
+    }
+    let c = with_env("http: {debug: {token: a}}", &[("REGISTRY_HTTP_DEBUG_TOKEN", "")]).unwrap();
+    assert_eq!(c.http.debug_token, None, "empty clears it");
+    let errors = [
+        err("http: {debug: {token: 's3cr3t with space'}}"),
+        err("http: {debug: {token: [s3cr3t]}}"),
+        with_env("version: 0.1", &[("REGISTRY_HTTP_DEBUG_TOKEN", "s3cr3t\u{e9}")]).unwrap_err(),
+    ];
+    for e in errors {
+        assert!(e.contains("http.debug.token") && !e.contains("s3cr3t"), "{e}");
+    }
+}

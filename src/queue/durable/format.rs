@@ -56,6 +56,9 @@ pub(crate) const CORRUPT_SUFFIX: &str = ".corrupt";
 pub(crate) const ACK_FILE: &str = "ack";
 /// The file a process holds an exclusive `flock` on while it has the queue open.
 pub(crate) const LOCK_FILE: &str = "lock";
+/// Files the endpoint keeps beside its queue (its dead letters, and their rewrite): not the
+/// queue's to scan, and not strangers either.
+pub(crate) const NEIGHBOURS: &[&str] = &["dead-letters.jsonl", "dead-letters.jsonl.tmp"];
 
 /// The file name of the segment whose first record has sequence number `first`.
 pub(crate) fn segment_name(first: u64) -> String {

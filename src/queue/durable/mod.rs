@@ -120,7 +120,7 @@ use std::time::Duration;
 use crate::error::ConfigError;
 
 #[cfg(feature = "durable")]
-mod format;
+pub(crate) mod format;
 #[cfg(feature = "durable")]
 mod frames;
 #[cfg(feature = "durable")]

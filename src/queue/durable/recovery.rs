@@ -68,7 +68,11 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
             tracing::warn!(queue = %dir.display(), file = ?entry.file_name(), "durable queue: file not ours, ignored");
             continue;
         };
-        if name == format::ACK_FILE || name == format::LOCK_FILE || name.ends_with(format::CORRUPT_SUFFIX) {
+        if name == format::ACK_FILE
+            || name == format::LOCK_FILE
+            || format::NEIGHBOURS.contains(&name)
+            || name.ends_with(format::CORRUPT_SUFFIX)
+        {
             continue;
         }
         let is_file = entry.file_type().is_ok_and(|t| t.is_file());
