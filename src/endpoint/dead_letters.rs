@@ -363,7 +363,7 @@ mod tests {
         store.keep(&letter(2));
         let kept = store.list();
         assert_eq!(kept.len(), 3, "the oldest is forgotten");
-        assert_eq!(kept[0].event.id, first.batch.iter().nth(1).unwrap().id);
+        assert_eq!(kept[0].event.id, first.batch[1].id);
         let id = kept[1].event.id.to_string();
         let taken = store.take(&Redeliver::Id(id.clone()));
         assert_eq!(taken.events().len(), 1);

@@ -17,7 +17,8 @@
 //! timeout, threshold, backoff, ignore rules and our extension keys — and delivers to
 //! them. Without a `notifications` section the layer is not installed at all.
 //! With `http.debug.addr` a debug listener serves `/metrics` (when
-//! `http.debug.prometheus.enabled`), `/debug/health` and `/notifications/status` ([`debug`]).
+//! `http.debug.prometheus.enabled`), `/debug/health`, and the `/notifications/` routes: status,
+//! recent deliveries, dead letters, redelivery and ping ([`debug`]).
 //! Dead letters are appended as JSON lines to `dead-letters.jsonl` beside the config.
 //!
 //! The root crate dev-depends on this package: its tests and benches wrap [`oci::router`]
