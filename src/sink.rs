@@ -77,6 +77,9 @@ pub enum DeliveryError {
     /// the request that produced them must not succeed. The message names the cause; it
     /// never contains secrets.
     NotDurable(String),
+    /// The body could not be made (a [payload template](crate::http_sink) failed while
+    /// rendering): permanent, the batch is dead-lettered.
+    Encode(String),
 }
 
 impl DeliveryError {
@@ -89,7 +92,7 @@ impl DeliveryError {
                 code == 408 || code == 429 || status.is_server_error()
             }
             DeliveryError::Timeout(_) | DeliveryError::Transport(_) => true,
-            DeliveryError::Closed | DeliveryError::NotDurable(_) => false,
+            DeliveryError::Closed | DeliveryError::NotDurable(_) | DeliveryError::Encode(_) => false,
         }
     }
 }
@@ -102,6 +105,7 @@ impl fmt::Display for DeliveryError {
             DeliveryError::Transport(msg) => write!(f, "transport error: {msg}"),
             DeliveryError::Closed => f.write_str("sink: closed"),
             DeliveryError::NotDurable(why) => write!(f, "events not durable: {why}"),
+            DeliveryError::Encode(why) => write!(f, "cannot make the body: {why}"),
         }
     }
 }

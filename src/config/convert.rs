@@ -64,6 +64,13 @@ impl EndpointConfig {
         for secret in &self.signing.secrets {
             builder = builder.signing_secret(secret.clone());
         }
+        let template = self.template.compile(read_files)?;
+        #[cfg(feature = "templates")]
+        if let Some(template) = template {
+            builder = builder.template(template);
+        }
+        #[cfg(not(feature = "templates"))]
+        let _ = template;
         builder.build_relative()
     }
 

@@ -8,6 +8,7 @@ use yaml_serde::Value;
 use super::delivery::{QueueSettings, RetrySettings};
 use super::section::{endpoint_path, Section};
 use super::selection::{FilterSettings, IgnoreConfig};
+use super::template::TemplateSettings;
 use super::trust::{CaSource, SigningSettings, TlsSettings};
 use super::value::{
     boolean, entries, go_duration, integer, mapping, shown, string, string_list, type_error, unknown_key,
@@ -76,6 +77,8 @@ pub struct EndpointConfig {
     pub tls: TlsSettings,
     /// Extension `signing`.
     pub signing: SigningSettings,
+    /// Extension `template` (with `format: template`).
+    pub template: TemplateSettings,
 }
 
 impl Default for EndpointConfig {
@@ -99,6 +102,7 @@ impl Default for EndpointConfig {
             redirects_as_success: false,
             tls: TlsSettings::default(),
             signing: SigningSettings::default(),
+            template: TemplateSettings::default(),
         }
     }
 }
@@ -123,6 +127,7 @@ impl Section for EndpointConfig {
         "redirects",
         "tls",
         "signing",
+        "template",
     ];
 
     fn set(&mut self, key: &str, v: &Value, at: &Path) -> Result<()> {
@@ -148,10 +153,16 @@ impl Section for EndpointConfig {
             "ignore" => self.ignore.apply(v, &p)?,
             "format" => {
                 let f = string(v, &p)?;
-                self.format = if f.is_empty() {
+                self.template.enabled = f == "template";
+                self.format = if f.is_empty() || f == "template" {
                     Format::default()
                 } else {
-                    f.parse::<Format>().map_err(|e| ConfigError::at(p.as_str(), e))?
+                    f.parse::<Format>().map_err(|e| {
+                        ConfigError::at(
+                            p.as_str(),
+                            e.replace(" or cloudevents-batch", ", cloudevents-batch or template"),
+                        )
+                    })?
                 };
             }
             "maxevents" if v.is_null() => self.max_events = 1,
@@ -184,6 +195,12 @@ impl Section for EndpointConfig {
             }
             "tls" => self.tls.apply(v, &p)?,
             "signing" => self.signing.apply(v, &p)?,
+            "template" => {
+                // Set by `format`, in whichever order the keys come.
+                let enabled = self.template.enabled;
+                self.template.apply(v, &p)?;
+                self.template.enabled = enabled;
+            }
             _ => return Err(unknown_key(at, key, Self::KEYS)),
         }
         Ok(())
@@ -415,6 +432,7 @@ impl fmt::Debug for EndpointConfig {
             .field("redirects_as_success", &self.redirects_as_success)
             .field("tls", &self.tls)
             .field("signing", &self.signing)
+            .field("template", &self.template)
             .finish()
     }
 }

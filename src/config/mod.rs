@@ -248,6 +248,7 @@ mod nats;
 mod notifications;
 mod section;
 mod selection;
+mod template;
 mod trust;
 mod value;
 mod yaml;
@@ -266,6 +267,7 @@ pub use http_config::{DebugToken, HttpConfig};
 pub use nats::{NatsSettings, SubjectBy};
 pub use notifications::{EventsConfig, NotificationsConfig};
 pub use selection::{FilterSettings, IgnoreConfig};
+pub use template::TemplateSettings;
 pub use trust::{CaSource, SigningSettings, TlsSettings};
 use value::{boolean, mapping, string, type_error, Path};
 

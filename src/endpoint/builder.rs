@@ -77,6 +77,15 @@ impl EndpointBuilder {
         self
     }
 
+    /// Renders each POST's body with `template` instead of writing the [format](Self::format)'s
+    /// envelope; the `Content-Type` is the template's (see
+    /// [`PayloadTemplate`](crate::http_sink::PayloadTemplate)).
+    #[cfg(feature = "templates")]
+    pub fn template(mut self, template: crate::http_sink::PayloadTemplate) -> Self {
+        self.http.template = Some(template);
+        self
+    }
+
     /// Events per envelope at most (default 1, like Distribution); must be > 0.
     pub fn max_events(mut self, max_events: usize) -> Self {
         self.max_events = max_events;

@@ -42,6 +42,9 @@ pub struct HttpSinkConfig {
     pub(crate) signing_secrets: usize,
     /// The proxy in front of the endpoint, if any.
     pub(crate) proxy_route: Option<ProxyRoute>,
+    /// The body's template, in place of the envelope format.
+    #[cfg(feature = "templates")]
+    pub(crate) template: Option<super::PayloadTemplate>,
 }
 
 impl HttpSinkConfig {
@@ -65,6 +68,12 @@ impl HttpSinkConfig {
         self.proxy_route.as_ref().map(|r| r.redacted.as_str())
     }
 
+    /// The template bodies are rendered with, in place of the [format](Self::format)'s envelope.
+    #[cfg(feature = "templates")]
+    pub fn template(&self) -> Option<&super::PayloadTemplate> {
+        self.template.as_ref()
+    }
+
     /// Whether requests are signed.
     pub fn is_signed(&self) -> bool {
         self.signing_secrets > 0
@@ -86,6 +95,17 @@ impl HttpSinkConfig {
     }
 }
 
+impl HttpSinkConfig {
+    /// What `Debug` shows of the template.
+    fn template_label(&self) -> Option<&dyn fmt::Debug> {
+        #[cfg(feature = "templates")]
+        if let Some(t) = &self.template {
+            return Some(t);
+        }
+        None
+    }
+}
+
 impl fmt::Debug for HttpSinkConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, _)| (n.as_str(), "***")).collect();
@@ -100,6 +120,7 @@ impl fmt::Debug for HttpSinkConfig {
             .field("client_cert", &self.has_client_cert)
             .field("signing_secrets", &self.signing_secrets)
             .field("proxy", &self.proxy())
+            .field("template", &self.template_label())
             .finish()
     }
 }
@@ -118,6 +139,8 @@ pub(crate) struct HttpSinkOptions {
     pub(crate) client_cert: Option<(Vec<u8>, Vec<u8>)>,
     pub(crate) signing_secrets: Vec<String>,
     pub(crate) proxy: Proxy,
+    #[cfg(feature = "templates")]
+    pub(crate) template: Option<super::PayloadTemplate>,
     /// The URL is a label (a custom sink's): the HTTP part is built for a placeholder, unused.
     pub(crate) placeholder: bool,
 }
@@ -137,6 +160,8 @@ impl HttpSinkOptions {
             client_cert: None,
             signing_secrets: Vec::new(),
             proxy: Proxy::FromEnv,
+            #[cfg(feature = "templates")]
+            template: None,
             placeholder: false,
         }
     }
@@ -318,6 +343,8 @@ impl HttpSinkOptions {
             #[cfg(feature = "signing")]
             signer,
             signing_secrets: self.signing_secrets.len(),
+            #[cfg(feature = "templates")]
+            template: self.template,
         })
     }
 }

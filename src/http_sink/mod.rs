@@ -35,6 +35,8 @@
 mod config;
 mod pool;
 mod proxy;
+#[cfg(feature = "templates")]
+mod template;
 #[cfg(feature = "https")]
 pub(crate) mod tls;
 
@@ -68,6 +70,8 @@ pub use config::HttpSinkConfig;
 pub(crate) use config::HttpSinkOptions;
 use proxy::Connector;
 pub use proxy::Proxy;
+#[cfg(feature = "templates")]
+pub use template::{PayloadTemplate, Preset, TemplateError};
 
 /// A sink that POSTs each batch as one envelope; see the [module docs](self).
 ///
@@ -89,6 +93,9 @@ struct Shared {
     headers: HeaderMap,
     timeout: Duration,
     format: Format,
+    /// The body's template, in place of the format's envelope.
+    #[cfg(feature = "templates")]
+    template: Option<PayloadTemplate>,
     redirects_as_success: bool,
     secrets: Arc<Secrets>,
     #[cfg(feature = "signing")]
@@ -132,10 +139,7 @@ impl HttpSink {
         if let Some(host) = host_header(&endpoint.uri) {
             headers.insert(HOST, host);
         }
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static(endpoint.format.media_type()),
-        );
+        headers.insert(CONTENT_TYPE, body_content_type(endpoint));
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         for (name, value) in &endpoint.headers {
             headers.append(name.clone(), value.clone());
@@ -160,6 +164,8 @@ impl HttpSink {
                 headers,
                 timeout: endpoint.timeout,
                 format: endpoint.format,
+                #[cfg(feature = "templates")]
+                template: endpoint.template.clone(),
                 redirects_as_success: endpoint.redirects_as_success,
                 secrets: endpoint.secrets.clone(),
                 #[cfg(feature = "signing")]
@@ -215,6 +221,33 @@ impl Service<Batch> for HttpSink {
     }
 }
 
+impl Shared {
+    fn has_template(&self) -> bool {
+        #[cfg(feature = "templates")]
+        return self.template.is_some();
+        #[cfg(not(feature = "templates"))]
+        false
+    }
+}
+
+/// The `Content-Type` of the bodies `endpoint` sends: its template's, or its format's.
+fn body_content_type(endpoint: &HttpSinkConfig) -> HeaderValue {
+    #[cfg(feature = "templates")]
+    if let Some(t) = &endpoint.template {
+        return t.content_type().clone();
+    }
+    HeaderValue::from_static(endpoint.format.media_type())
+}
+
+/// The body of a POST of `batch`: the template's rendering, or the format's envelope.
+fn encode(shared: &Shared, batch: &Batch) -> Result<Vec<u8>, DeliveryError> {
+    #[cfg(feature = "templates")]
+    if let Some(t) = &shared.template {
+        return t.render(batch).map_err(|e| DeliveryError::Encode(e.to_string()));
+    }
+    Ok(shared.format.encode(batch))
+}
+
 /// W3C Trace Context's header.
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
@@ -224,7 +257,7 @@ const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent
 #[cfg_attr(not(feature = "signing"), allow(unused_variables))]
 fn request_headers(shared: &Shared, batch: &Batch, body: &Bytes) -> HeaderMap {
     let mut headers = shared.headers.clone();
-    if shared.format.media_type_for(batch.len()) != shared.format.media_type() {
+    if !shared.has_template() && shared.format.media_type_for(batch.len()) != shared.format.media_type() {
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static(shared.format.media_type_for(batch.len())),
@@ -263,7 +296,7 @@ async fn attempt(
             f(m);
         }
     };
-    let body = Bytes::from(shared.format.encode(&batch));
+    let body = Bytes::from(encode(shared, &batch)?);
     // The request is built once; only the keep-alive race (see `Pool::send`) builds it again.
     let headers = std::cell::Cell::new(Some(request_headers(shared, &batch, &body)));
     let batch_ref = &batch;

@@ -69,7 +69,7 @@ fn extension_values() {
 fn each_extension_error_names_the_field() {
     let p = "notifications.endpoints[0] (\"a\")";
     let cases: &[(&str, &str)] = &[
-        ("format: events.v3", ".format: unknown format \"events.v3\" (expected events.v1, events.v2, cloudevents or cloudevents-batch)"),
+        ("format: events.v3", ".format: unknown format \"events.v3\" (expected events.v1, events.v2, cloudevents, cloudevents-batch or template)"),
         ("maxevents: 0", ".maxevents must be > 0"),
         ("maxevents: -1", ".maxevents must not be negative"),
         ("maxevents: 1.5", ".maxevents: expected an integer, found a floating-point number"),
@@ -175,4 +175,100 @@ fn tls_ca_sources() {
     );
     assert_eq!(ep("tls: {ca: ''}").tls.ca, None);
     assert_eq!(ep("tls: {}").tls.ca_pem().unwrap(), None);
+}
+
+/// `format: template` with `template:`: a preset, a file (read when the endpoint is built) or
+/// an inline source; each error names the key, and a template that does not compile its line.
+#[cfg(feature = "templates")]
+#[test]
+fn payload_templates() {
+    let e = ep("format: template, template: {preset: discord}");
+    assert!(e.template.enabled);
+    let built = e.to_endpoint().unwrap();
+    let template = built.http().unwrap().template().unwrap();
+    assert_eq!(template.content_type(), "application/json");
+    let e = ep("template: {source: '{{ count }}', contenttype: text/plain}, format: template");
+    let built = e.to_endpoint().unwrap();
+    let template = built.http().unwrap().template().unwrap();
+    assert_eq!(
+        (
+            template.content_type().to_str().unwrap(),
+            template.render(&[]).unwrap()
+        ),
+        ("text/plain", b"0".to_vec())
+    );
+    assert!(ep("format: events.v2")
+        .to_endpoint()
+        .unwrap()
+        .http()
+        .unwrap()
+        .template()
+        .is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.j2");
+    std::fs::write(&good, "{\"n\": {{ count }}}").unwrap();
+    let e = ep(&format!(
+        "format: template, template: {{file: '{}'}}",
+        good.display()
+    ));
+    assert_eq!(
+        e.to_endpoint()
+            .unwrap()
+            .http()
+            .unwrap()
+            .template()
+            .unwrap()
+            .render(&[])
+            .unwrap(),
+        b"{\"n\": 0}"
+    );
+    let bad = dir.path().join("bad.j2");
+    std::fs::write(&bad, "{\n  \"n\": {{ count }\n}").unwrap();
+    let e = ep(&format!(
+        "format: template, template: {{file: '{}'}}",
+        bad.display()
+    ));
+    let err = e.to_endpoint().unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "endpoint \"a\".template.file: {}:2: syntax error",
+            bad.display()
+        )),
+        "{err}"
+    );
+
+    for (extra, want) in [
+        (
+            "format: template",
+            "notifications.endpoints[0] (\"a\").format: `template` needs template.preset, template.file or template.source",
+        ),
+        (
+            "template: {preset: slack}",
+            "notifications.endpoints[0] (\"a\").template: is used only with format: template",
+        ),
+        (
+            "format: template, template: {preset: slack, source: x}",
+            "notifications.endpoints[0] (\"a\").template: give one of preset, file and source",
+        ),
+        (
+            "format: template, template: {preset: matrix}",
+            "notifications.endpoints[0] (\"a\").template.preset: unknown preset \"matrix\" (expected slack, teams or discord)",
+        ),
+        (
+            "format: template, template: {source: \"a\\n{% if %}\"}",
+            "notifications.endpoints[0] (\"a\").template.source: line 2: syntax error",
+        ),
+        (
+            "format: template, template: {preset: slack, colour: red}",
+            "notifications.endpoints[0] (\"a\").template: unknown key \"colour\"",
+        ),
+        (
+            "format: xml",
+            "notifications.endpoints[0] (\"a\").format: unknown format \"xml\" (expected events.v1, events.v2, cloudevents, cloudevents-batch or template)",
+        ),
+    ] {
+        let err = ep_err(extra);
+        assert!(err.starts_with(want), "{extra}: {err}");
+    }
 }
