@@ -3,6 +3,7 @@
 //!
 //! | route | answer |
 //! |---|---|
+//! | `GET /notifications/` | the status page: one self-contained HTML page (no outside assets) showing each endpoint's state, queue, breaker, last error and recent deliveries, with ping and redeliver buttons, refreshing itself every 2 s; it asks for the token (or takes it from `#token=…`) and sends it with its calls |
 //! | `GET /notifications/status` | `{"endpoints": [EndpointStatus, …]}` |
 //! | `GET /notifications/endpoints/{name}/deliveries` | `{"deliveries": [RecentDelivery, …]}`, oldest first |
 //! | `GET /notifications/endpoints/{name}/deadletters` | `{"deadletters": [DeadEvent, …]}`, oldest first |
@@ -10,8 +11,9 @@
 //! | `POST /notifications/endpoints/{name}/ping` | the `PingOutcome`; `200` when the endpoint accepted it, else `502` |
 //!
 //! An unknown endpoint is `404`, a bad query `400`, a redelivery the endpoint refuses `503` (its
-//! events stay kept). With `http.debug.token` every route here answers `401` (with
-//! `WWW-Authenticate: Bearer`) unless the request carries `Authorization: Bearer <token>`.
+//! events stay kept). With `http.debug.token` every route here but the page (which holds no data)
+//! answers `401` (with `WWW-Authenticate: Bearer`) unless the request carries
+//! `Authorization: Bearer <token>`.
 
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
@@ -92,10 +94,30 @@ pub(super) fn routes(debug: &Debug) -> Router<Debug> {
         .route("/notifications/endpoints/{name}/deadletters", get(dead_letters))
         .route("/notifications/endpoints/{name}/redeliver", post(redeliver))
         .route("/notifications/endpoints/{name}/ping", post(ping));
-    match &debug.token {
+    let router = match &debug.token {
         Some(_) => router.route_layer(axum::middleware::from_fn_with_state(debug.clone(), require_token)),
         None => router,
-    }
+    };
+    router
+        .route("/notifications/", get(status_page))
+        .route("/notifications", get(status_page))
+}
+
+/// The status page (`status.html`), which loads nothing from elsewhere.
+async fn status_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        include_str!("status.html"),
+    )
+        .into_response()
 }
 
 /// `401` unless the request carries `Authorization: Bearer <http.debug.token>`.
