@@ -396,4 +396,155 @@ mod tests {
         assert!(matches!(r.next().unwrap().frame, Frame::Record { seq: 4, .. }));
         assert_eq!(r.next().unwrap().frame, Frame::End);
     }
+    /// A version 1 record with `seq` and `payload`.
+    fn record_v1(data: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+        let len = payload.len() as u32;
+        let mut h = crc32fast::Hasher::new();
+        h.update(&len.to_le_bytes());
+        h.update(&seq.to_le_bytes());
+        h.update(payload);
+        data.extend_from_slice(&len.to_le_bytes());
+        data.extend_from_slice(&h.finalize().to_le_bytes());
+        data.extend_from_slice(&seq.to_le_bytes());
+        data.extend_from_slice(payload);
+    }
+
+    /// A version 1 record whose sequence number is not the next one ends the segment, even with
+    /// a valid checksum.
+    #[test]
+    fn version_1_ends_at_a_sequence_number_out_of_turn() {
+        let mut data = Vec::new();
+        for seq in [0u64, 1, 3, 4] {
+            record_v1(&mut data, seq, b"{}");
+        }
+        let mut r = FrameReader::new(&data[..], 0, data.len() as u64).v1(0);
+        let mut got = Vec::new();
+        while let Frame::Record { seq, .. } = r.next().unwrap().frame {
+            got.push(seq);
+        }
+        assert_eq!(got, [0, 1]);
+    }
+
+    /// Bytes past the limit are never read as a frame, even where the buffer still holds
+    /// earlier bytes that would complete one: after a frame is consumed and the rest moved to
+    /// the front, the bytes behind the rest are the old ones. Here the next frame's missing part
+    /// is byte for byte what lies there (the same payload, or the same gap frame).
+    #[test]
+    fn bytes_past_the_limit_are_never_read_as_a_frame() {
+        let payload = [0x5Au8; 64];
+        // Version 2 records: the second is cut halfway through its payload.
+        let mut data = Vec::new();
+        encode_record(&mut data, 0, &payload);
+        encode_record(&mut data, 1, &payload);
+        let one = data.len() / 2;
+        let cut = (one + RECORD_HEADER + 32) as u64;
+        let mut r = FrameReader::new(&data[..], 0, cut);
+        assert!(matches!(r.next().unwrap().frame, Frame::Record { seq: 0, .. }));
+        assert_eq!(r.next().unwrap().frame, Frame::End, "record 1 is not all there");
+
+        // Version 1 records.
+        let mut data = Vec::new();
+        record_v1(&mut data, 0, &payload);
+        record_v1(&mut data, 1, &payload);
+        let one = data.len() / 2;
+        let cut = (one + RECORD_HEADER_V1 + 32) as u64;
+        let mut r = FrameReader::new(&data[..], 0, cut).v1(0);
+        assert!(matches!(r.next().unwrap().frame, Frame::Record { seq: 0, .. }));
+        assert_eq!(r.next().unwrap().frame, Frame::End, "record 1 is not all there");
+
+        // Two identical gap frames, the second cut in half.
+        let mut data = encode_gap(3, 5).to_vec();
+        data.extend_from_slice(&encode_gap(3, 5));
+        let mut r = FrameReader::new(&data[..], 0, (GAP_FRAME + GAP_FRAME / 2) as u64);
+        assert_eq!(r.next().unwrap().frame, Frame::Gap { from: 3, to: 5 });
+        assert_eq!(
+            r.next().unwrap().frame,
+            Frame::End,
+            "the second gap is not all there"
+        );
+    }
+
+    /// A gap frame is read wherever it lies: first in the data, or after other frames.
+    #[test]
+    fn a_gap_frame_first_in_the_data() {
+        let mut data = encode_gap(0, 4).to_vec();
+        encode_record(&mut data, 4, b"{}");
+        let found = frames(&data);
+        assert_eq!(found[0].frame, Frame::Gap { from: 0, to: 4 });
+        assert_eq!(seqs(&found), [4]);
+        assert!(found.iter().all(|n| n.skipped == 0));
+    }
+
+    /// Reads go in chunks: a log that fits in one chunk takes one read, whatever its frames; a
+    /// log of many chunks is read whole, across chunk edges.
+    #[test]
+    fn reads_go_in_chunks() {
+        struct Counting<'a> {
+            data: &'a [u8],
+            reads: usize,
+        }
+        impl io::Read for Counting<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.reads += 1;
+                self.data.read(buf)
+            }
+        }
+        let data = log(100);
+        assert!(data.len() < CHUNK);
+        let mut r = FrameReader::new(
+            Counting {
+                data: &data,
+                reads: 0,
+            },
+            0,
+            data.len() as u64,
+        );
+        let mut n = 0;
+        while let Frame::Record { .. } = r.next().unwrap().frame {
+            n += 1;
+        }
+        assert_eq!((n, r.src.reads), (100, 1));
+
+        let mut big = Vec::new();
+        for seq in 0..3000u64 {
+            encode_record(
+                &mut big,
+                seq,
+                format!("{{\"n\":{seq},\"pad\":\"{}\"}}", "x".repeat(64)).as_bytes(),
+            );
+        }
+        assert!(big.len() > 3 * CHUNK);
+        let found = frames(&big);
+        assert_eq!(seqs(&found), (0..3000).collect::<Vec<_>>());
+        assert!(found.iter().all(|n| n.skipped == 0));
+    }
+
+    /// The buffer grows for a large frame and gives the memory back after it, but keeps up to
+    /// four chunks (no reallocation for each mid-size frame).
+    #[test]
+    fn the_buffer_shrinks_after_a_large_frame() {
+        let mut data = Vec::new();
+        encode_record(&mut data, 0, &vec![b'a'; 1 << 20]);
+        for seq in 1..4 {
+            encode_record(&mut data, seq, b"{}");
+        }
+        let mut r = FrameReader::new(&data[..], 0, data.len() as u64);
+        assert!(matches!(r.next().unwrap().frame, Frame::Record { seq: 0, .. }));
+        assert!(r.buf.capacity() > 1 << 20);
+        assert!(matches!(r.next().unwrap().frame, Frame::Record { seq: 1, .. }));
+        assert!(r.buf.capacity() <= 4 * CHUNK, "{}", r.buf.capacity());
+
+        let mut data = Vec::new();
+        encode_record(&mut data, 0, &vec![b'a'; 2 * CHUNK]);
+        for seq in 1..4 {
+            encode_record(&mut data, seq, b"{}");
+        }
+        let mut r = FrameReader::new(&data[..], 0, data.len() as u64);
+        let mut n = 0;
+        while let Frame::Record { .. } = r.next().unwrap().frame {
+            n += 1;
+            assert!(r.buf.capacity() > 2 * CHUNK, "kept after record {n}");
+        }
+        assert_eq!(n, 4);
+    }
 }
