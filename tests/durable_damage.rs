@@ -418,3 +418,107 @@ async fn pending_stays_exact_across_restarts() {
         expected.clear();
     }
 }
+
+/// What recovery says, and only when there is something to say: the queue's own files (ack,
+/// lock, files set aside, the endpoint's dead letters) are not strangers; a stranger is named;
+/// an ack file is reported only when it is there and not valid; damage only when records were
+/// lost.
+#[tokio::test]
+async fn recovery_logs_what_it_finds_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 10, 32 << 10);
+    for name in ["old.seg.corrupt", "dead-letters.jsonl", "dead-letters.jsonl.tmp"] {
+        std::fs::write(dir.path().join(name), b"").unwrap();
+    }
+    {
+        let (logs, _guard) = support::logs::Logs::capture();
+        let q = open(dir.path());
+        assert_eq!(q.len(), 10);
+        let text = logs.text();
+        assert_eq!(logs.lines("WARN", "durable queue"), 0, "{text}");
+    }
+    // A fresh directory: no ack file yet, nothing to report.
+    let fresh = tempfile::tempdir().unwrap();
+    {
+        let (logs, _guard) = support::logs::Logs::capture();
+        open(fresh.path());
+        assert_eq!(logs.lines("WARN", "durable queue"), 0, "{}", logs.text());
+    }
+    std::fs::write(dir.path().join("NOTES.txt"), b"mine").unwrap();
+    std::fs::write(dir.path().join("ack"), b"not an ack file").unwrap();
+    let mut data = std::fs::read(files(dir.path(), ".seg").pop().unwrap()).unwrap();
+    let at = data.windows(9).position(|w| w == b"\"event-4\"").unwrap();
+    data[at + 2] ^= 0x20;
+    std::fs::write(files(dir.path(), ".seg").pop().unwrap(), data).unwrap();
+    let (logs, _guard) = support::logs::Logs::capture();
+    let q = open(dir.path());
+    assert_eq!(q.len(), 9);
+    assert_eq!(logs.lines("WARN", "file not ours, ignored"), 1, "{}", logs.text());
+    assert_eq!(logs.lines("WARN", "NOTES.txt"), 1);
+    assert_eq!(logs.lines("WARN", "ack file not valid"), 1);
+    assert_eq!(logs.lines("WARN", "damaged records skipped"), 1);
+}
+
+/// A directory named like a segment is moved aside like any file the queue did not write; the
+/// queue opens and loses nothing.
+#[tokio::test]
+async fn a_directory_named_like_a_segment_is_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 10, 32 << 10);
+    let named = dir.path().join(format!("{:020}.seg", 10));
+    std::fs::create_dir(&named).unwrap();
+    let q = open(dir.path());
+    assert_eq!(drain(&q).await, (0..10).collect::<Vec<_>>());
+    assert!(dir.path().join(format!("{:020}.seg.corrupt", 10)).is_dir());
+}
+
+/// The ack file's numbers are bounded like sequence numbers (below 2^63): at the bound it is
+/// not valid, and every event on disk is delivered again.
+#[tokio::test]
+async fn an_ack_file_at_the_bound_is_not_valid() {
+    let bound = i64::MAX as u64;
+    for ack in [ack_slot(bound, 2), ack_slot(3, bound)] {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 10, 64 << 20);
+        std::fs::write(dir.path().join("ack"), &ack).unwrap();
+        let (logs, _guard) = support::logs::Logs::capture();
+        let q = open(dir.path());
+        assert_eq!(q.len(), 10, "{ack:?}");
+        assert_eq!(logs.lines("WARN", "ack file not valid"), 1, "{}", logs.text());
+    }
+}
+
+/// A machine crash can leave the ack file ahead of the records it acknowledges, which were cut
+/// off as a torn tail: an ack head within what the cut bytes could have held is trusted (those
+/// events were delivered); one beyond is not, and everything on disk is delivered again.
+#[tokio::test]
+async fn an_ack_head_in_a_torn_tail_is_trusted_within_reach() {
+    // Records 0..5, then 480 bytes of torn tail: room for 20 record headers.
+    let mut data = header_v2(0);
+    for seq in 0..5 {
+        data.extend(record_v2(seq, &json(seq as usize)));
+    }
+    data.extend(vec![0u8; 480]);
+    for (head, trusted) in [(8u64, true), (25, true), (26, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(format!("{:020}.seg", 0)), &data).unwrap();
+        std::fs::write(
+            dir.path().join("ack"),
+            [ack_slot(7, head), ack_slot(6, 0)].concat(),
+        )
+        .unwrap();
+        let (logs, _guard) = support::logs::Logs::capture();
+        let q = open(dir.path());
+        let beyond = logs.lines("WARN", "names events beyond the last one on disk");
+        if trusted {
+            assert_eq!((q.len(), beyond), (0, 0), "head {head}: {}", logs.text());
+            // The queue goes on after the acknowledged events.
+            q.push(Batch::from(events(head as usize, head as usize + 1)))
+                .unwrap();
+            assert_eq!(drain(&q).await, [head as usize]);
+        } else {
+            assert_eq!((q.len(), beyond), (5, 1), "head {head}: {}", logs.text());
+            assert_eq!(drain(&q).await, (0..5).collect::<Vec<_>>());
+        }
+    }
+}
