@@ -430,20 +430,27 @@ async fn recovery_logs_what_it_finds_and_nothing_else() {
     for name in ["old.seg.corrupt", "dead-letters.jsonl", "dead-letters.jsonl.tmp"] {
         std::fs::write(dir.path().join(name), b"").unwrap();
     }
+    // A valid ack file is left as it is (the queue writes it when it acknowledges, not at open).
+    std::fs::write(dir.path().join("ack"), [ack_slot(5, 2), ack_slot(4, 1)].concat()).unwrap();
     {
         let (logs, _guard) = support::logs::Logs::capture();
         let q = open(dir.path());
-        assert_eq!(q.len(), 10);
+        assert_eq!(q.len(), 8);
         let text = logs.text();
         assert_eq!(logs.lines("WARN", "durable queue"), 0, "{text}");
     }
-    // A fresh directory: no ack file yet, nothing to report.
+    assert_eq!(
+        std::fs::read(dir.path().join("ack")).unwrap(),
+        [ack_slot(5, 2), ack_slot(4, 1)].concat()
+    );
+    // A fresh directory: no ack yet, nothing to report, nothing written.
     let fresh = tempfile::tempdir().unwrap();
     {
         let (logs, _guard) = support::logs::Logs::capture();
         open(fresh.path());
         assert_eq!(logs.lines("WARN", "durable queue"), 0, "{}", logs.text());
     }
+    assert_eq!(std::fs::read(fresh.path().join("ack")).unwrap(), b"");
     std::fs::write(dir.path().join("NOTES.txt"), b"mine").unwrap();
     std::fs::write(dir.path().join("ack"), b"not an ack file").unwrap();
     let mut data = std::fs::read(files(dir.path(), ".seg").pop().unwrap()).unwrap();
@@ -452,7 +459,7 @@ async fn recovery_logs_what_it_finds_and_nothing_else() {
     std::fs::write(files(dir.path(), ".seg").pop().unwrap(), data).unwrap();
     let (logs, _guard) = support::logs::Logs::capture();
     let q = open(dir.path());
-    assert_eq!(q.len(), 9);
+    assert_eq!(q.len(), 9, "the ack file is not valid: every intact event again");
     assert_eq!(logs.lines("WARN", "file not ours, ignored"), 1, "{}", logs.text());
     assert_eq!(logs.lines("WARN", "NOTES.txt"), 1);
     assert_eq!(logs.lines("WARN", "ack file not valid"), 1);
