@@ -529,3 +529,95 @@ async fn an_ack_head_in_a_torn_tail_is_trusted_within_reach() {
         }
     }
 }
+
+fn gap_v2(from: u64, to: u64) -> Vec<u8> {
+    let mut gap = vec![0xFF, b'R', b'N', b'Q', b'g', b'a', b'p', 0xFE];
+    gap.extend_from_slice(&from.to_le_bytes());
+    gap.extend_from_slice(&to.to_le_bytes());
+    let c = crc(&[&gap[8..24]]);
+    gap.extend_from_slice(&c.to_le_bytes());
+    gap.extend_from_slice(&0u32.to_le_bytes());
+    gap
+}
+
+/// Crafted segments after a real log of events 0..10, one case each: jumps and gap frames that
+/// are consistent are kept (a hole, not damage), ones that contradict the file are moved aside,
+/// a segment with only its header is removed; what the queue then delivers says which.
+#[tokio::test]
+async fn crafted_jumps_and_gap_frames() {
+    let seg = |frames: &[Vec<u8>]| [vec![header_v2(20)], frames.to_vec()].concat().concat();
+    let rec = |seq: u64| record_v2(seq, &json(seq as usize));
+    let mut bad_header = header_v2(20);
+    bad_header[10] ^= 0xFF;
+    // (case, the segment named 20, what is delivered after 0..10, set aside)
+    let cases: Vec<(&str, Vec<u8>, Vec<usize>, bool)> = vec![
+        (
+            "a jump, no damage",
+            seg(&[rec(20), rec(21), rec(25)]),
+            vec![20, 21, 25],
+            false,
+        ),
+        (
+            "a record inside a gap",
+            seg(&[gap_v2(20, 25), rec(23)]),
+            vec![],
+            true,
+        ),
+        (
+            "a gap before the name",
+            seg(&[gap_v2(3, 7), rec(20)]),
+            vec![],
+            true,
+        ),
+        (
+            "a gap up to the name",
+            seg(&[gap_v2(10, 20), rec(20)]),
+            vec![20],
+            false,
+        ),
+        (
+            "a hole, then a gap",
+            seg(&[rec(20), rec(21), gap_v2(25, 28), rec(28)]),
+            vec![20, 21, 28],
+            false,
+        ),
+        (
+            "a gap alone, header damaged",
+            [bad_header, gap_v2(20, 25)].concat(),
+            vec![],
+            false,
+        ),
+    ];
+    for (what, bytes, after, aside) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 10, 64 << 20);
+        std::fs::write(dir.path().join(format!("{:020}.seg", 20)), &bytes).unwrap();
+        let q = open(dir.path());
+        let want: Vec<usize> = (0..10).chain(after).collect();
+        assert_eq!(q.len(), want.len(), "{what}");
+        assert_eq!(drain(&q).await, want, "{what}");
+        assert_eq!(q.stats().corrupt_events, 0, "{what}: no damage counted");
+        assert_eq!(files(dir.path(), ".corrupt").len(), usize::from(aside), "{what}");
+    }
+
+    // A segment with its header and nothing else is removed; with damage after the header it
+    // is ours, and the damage a torn tail.
+    for (what, bytes, kept) in [
+        ("header only", header_v2(20), false),
+        (
+            "header and damage",
+            [header_v2(20), vec![0x11; 40]].concat(),
+            true,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 10, 64 << 20);
+        let path = dir.path().join(format!("{:020}.seg", 20));
+        std::fs::write(&path, &bytes).unwrap();
+        let q = open(dir.path());
+        assert_eq!(q.len(), 10, "{what}");
+        assert_eq!(path.exists(), kept, "{what}");
+        assert_eq!(q.stats().corrupt_tails, u64::from(kept), "{what}");
+        assert!(files(dir.path(), ".corrupt").is_empty(), "{what}");
+    }
+}

@@ -40,6 +40,7 @@ impl EndpointConfig {
             .timeout(self.timeout)
             .format(self.format)
             .max_events(self.max_events)
+            .concurrency(self.concurrency)
             .linger(self.linger)
             .retry_shared(self.retry_policy())
             .filter(self.filter_rules()?)

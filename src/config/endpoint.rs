@@ -61,6 +61,10 @@ pub struct EndpointConfig {
     pub format: Format,
     /// Extension `maxevents` — most events per envelope. Default 1 (Distribution never batches).
     pub max_events: usize,
+    /// Extension `concurrency` — ordered lanes delivering at once (default 1): the events of
+    /// one repository always take the same lane, in order. A durable queue keeps lane `i` in
+    /// `queue.path/lane-<i>`.
+    pub concurrency: usize,
     /// Extension `linger` — with `maxevents` above 1, how long a busy endpoint waits for a
     /// partly filled envelope to fill (default 1ms; `0` never waits).
     pub linger: Duration,
@@ -95,6 +99,7 @@ impl Default for EndpointConfig {
             ignore: IgnoreConfig::default(),
             format: Format::EventsV2,
             max_events: 1,
+            concurrency: 1,
             linger: crate::queue::DEFAULT_LINGER,
             queue: QueueSettings::default(),
             retry: RetrySettings::default(),
@@ -120,6 +125,7 @@ impl Section for EndpointConfig {
         "ignore",
         "format",
         "maxevents",
+        "concurrency",
         "linger",
         "queue",
         "retry",
@@ -165,6 +171,8 @@ impl Section for EndpointConfig {
                     })?
                 };
             }
+            "concurrency" if v.is_null() => self.concurrency = 1,
+            "concurrency" => self.concurrency = unsigned(v, &p, usize::MAX as u64)? as usize,
             "maxevents" if v.is_null() => self.max_events = 1,
             "maxevents" => self.max_events = unsigned(v, &p, usize::MAX as u64)? as usize,
             "linger" if v.is_null() => self.linger = crate::queue::DEFAULT_LINGER,
@@ -433,6 +441,7 @@ impl fmt::Debug for EndpointConfig {
             .field("tls", &self.tls)
             .field("signing", &self.signing)
             .field("template", &self.template)
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }

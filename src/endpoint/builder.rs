@@ -29,6 +29,7 @@ pub struct EndpointBuilder {
     durable: Option<DurableConfig>,
     dead_letter: Option<DeadLetterHandler>,
     keep_dead_letters: usize,
+    concurrency: usize,
     delivery_log: Option<DeliveryLogHandler>,
     disabled: bool,
     sink: Option<BoxSink>,
@@ -49,6 +50,7 @@ impl EndpointBuilder {
             durable: None,
             dead_letter: None,
             keep_dead_letters: super::dead_letters::DEFAULT_KEEP,
+            concurrency: 1,
             delivery_log: None,
             disabled: false,
             sink,
@@ -83,6 +85,18 @@ impl EndpointBuilder {
     #[cfg(feature = "templates")]
     pub fn template(mut self, template: crate::http_sink::PayloadTemplate) -> Self {
         self.http.template = Some(template);
+        self
+    }
+
+    /// Delivers in `lanes` ordered lanes (default 1; at most
+    /// [`MAX_CONCURRENCY`](super::MAX_CONCURRENCY)): each lane has its own queue, worker and
+    /// retry (its own breaker), so `lanes` POSTs can be under way at once, while the events of
+    /// one repository always go to the same lane and arrive in order (see
+    /// [`Lanes`](crate::queue::Lanes)). A [durable queue](Self::durable_queue) keeps lane `i`
+    /// in its `lane-<i>` subdirectory (lane 0 in the directory itself); a memory queue's
+    /// capacity is per lane.
+    pub fn concurrency(mut self, lanes: usize) -> Self {
+        self.concurrency = lanes;
         self
     }
 
@@ -317,6 +331,7 @@ impl EndpointBuilder {
             durable: self.durable,
             dead_letter: self.dead_letter,
             keep_dead_letters: self.keep_dead_letters,
+            concurrency: self.concurrency,
             delivery_log: self.delivery_log,
             disabled: self.disabled,
             sink: self.sink,
@@ -329,6 +344,16 @@ impl EndpointBuilder {
     fn validate_stages(&self) -> Result<(), ConfigError> {
         if self.max_events == 0 {
             return Err(ConfigError::field("maxevents", "must be > 0"));
+        }
+        if !(1..=super::MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(ConfigError::field(
+                "concurrency",
+                format!(
+                    "must be from 1 to {} (got {})",
+                    super::MAX_CONCURRENCY,
+                    self.concurrency
+                ),
+            ));
         }
         self.queue.validate()?;
         if let Some(durable) = &self.durable {

@@ -384,8 +384,10 @@ mod tests {
     #[cfg(feature = "durable")]
     #[test]
     fn the_durable_queue_leaves_the_files_alone() {
-        use crate::queue::durable::format::NEIGHBOURS;
+        use crate::queue::durable::format::{LANE_PREFIX, NEIGHBOURS};
         assert_eq!(NEIGHBOURS, [FILE_NAME, TMP_NAME]);
+        // The lanes' directories (`Endpoint::lane_queues`).
+        assert_eq!(LANE_PREFIX, "lane-");
     }
 
     #[test]

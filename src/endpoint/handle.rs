@@ -18,7 +18,8 @@ use crate::sink::BoxSink;
 pub struct EndpointHandle {
     pub(super) name: Arc<str>,
     pub(super) metrics: Arc<EndpointMetrics>,
-    pub(super) queue: Option<QueueHandle>,
+    /// The queue of each lane (none for an unqueued or disabled endpoint).
+    pub(super) queues: Vec<QueueHandle>,
     /// What a running endpoint can do besides delivering; `None` when it is disabled.
     pub(super) admin: Option<Arc<Admin>>,
 }
@@ -42,9 +43,15 @@ impl EndpointHandle {
         self.metrics.snapshot()
     }
 
-    /// Events queued or in flight.
+    /// Events queued or in flight, in all its lanes.
     pub fn queued(&self) -> usize {
-        self.queue.as_ref().map_or(0, QueueHandle::len)
+        self.queues.iter().map(QueueHandle::len).sum()
+    }
+
+    /// How many lanes deliver at once ([`EndpointBuilder::concurrency`](super::EndpointBuilder::concurrency),
+    /// plus lanes of an earlier run still being drained); 0 without a queue.
+    pub fn lanes(&self) -> usize {
+        self.queues.len()
     }
 
     /// The endpoint's last delivery attempts (at most
@@ -57,7 +64,11 @@ impl EndpointHandle {
     /// Bytes the endpoint's backlog takes on disk (a durable queue); `None` for an in-memory
     /// queue, which does not measure it, or an endpoint without a queue.
     pub fn queue_bytes(&self) -> Option<u64> {
-        self.queue.as_ref().and_then(QueueHandle::bytes)
+        self.queues
+            .iter()
+            .map(QueueHandle::bytes)
+            .try_fold(0u64, |sum, b| b.map(|b| sum.saturating_add(b)))
+            .filter(|_| !self.queues.is_empty())
     }
 
     /// The dead letters the endpoint keeps for [redelivery](Self::redeliver), oldest first
@@ -124,28 +135,35 @@ impl EndpointHandle {
     /// until `deadline`, then stops the worker; returns the number of events left
     /// undelivered. Calling it again just reports what is left.
     pub async fn shutdown(&self, deadline: tokio::time::Instant) -> usize {
-        match &self.queue {
-            Some(queue) => {
-                let left = queue.shutdown(deadline).await;
-                if left > 0 && queue.is_persistent() {
-                    tracing::info!(
-                        endpoint = %self.name,
-                        left,
-                        "notifications: endpoint shut down, its backlog waits on disk"
-                    );
-                } else if left > 0 {
-                    tracing::warn!(
-                        endpoint = %self.name,
-                        left,
-                        "notifications: endpoint shut down with undelivered events"
-                    );
-                } else {
-                    tracing::info!(endpoint = %self.name, "notifications: endpoint drained and shut down");
-                }
-                left
-            }
-            None => 0,
+        if self.queues.is_empty() {
+            return 0;
         }
+        // Every lane stops accepting at once and drains in parallel; waiting for each in turn
+        // ends by the same deadline.
+        for queue in &self.queues {
+            let _ = queue.close();
+        }
+        let mut left = 0usize;
+        for queue in &self.queues {
+            left = left.saturating_add(queue.shutdown(deadline).await);
+        }
+        let persistent = self.queues.iter().all(QueueHandle::is_persistent);
+        if left > 0 && persistent {
+            tracing::info!(
+                endpoint = %self.name,
+                left,
+                "notifications: endpoint shut down, its backlog waits on disk"
+            );
+        } else if left > 0 {
+            tracing::warn!(
+                endpoint = %self.name,
+                left,
+                "notifications: endpoint shut down with undelivered events"
+            );
+        } else {
+            tracing::info!(endpoint = %self.name, "notifications: endpoint drained and shut down");
+        }
+        left
     }
 }
 
@@ -154,7 +172,7 @@ impl fmt::Debug for EndpointHandle {
         f.debug_struct("EndpointHandle")
             .field("name", &self.name)
             .field("metrics", &self.metrics.snapshot())
-            .field("queue", &self.queue)
+            .field("queues", &self.queues)
             .finish()
     }
 }

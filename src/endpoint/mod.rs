@@ -62,12 +62,15 @@ pub use handle::EndpointHandle;
 pub use ping::PingOutcome;
 pub use sink::EndpointSink;
 
+/// The most lanes an endpoint may have ([`EndpointBuilder::concurrency`]).
+pub const MAX_CONCURRENCY: usize = 64;
+
 use crate::error::ConfigError;
 use crate::event::Format;
 use crate::filter::{EventFilterLayer, FilterRules};
 use crate::http_sink::{HttpSink, HttpSinkConfig};
 use crate::metrics::EndpointMetrics;
-use crate::queue::{DurableConfig, EventQueue, Queue, QueueConfig};
+use crate::queue::{DurableConfig, EventQueue, Lanes, Queue, QueueConfig};
 use crate::retry::{
     DeadLetter, DeadLetterHandler, DeliveryLogHandler, DeliveryRecord, DeliveryRetryLayer, RetryPolicy,
 };
@@ -95,6 +98,8 @@ pub struct Endpoint {
     dead_letter: Option<DeadLetterHandler>,
     /// How many dead-lettered events are kept for redelivery.
     keep_dead_letters: usize,
+    /// Lanes delivering at once (1: one batch in flight, in order).
+    concurrency: usize,
     delivery_log: Option<DeliveryLogHandler>,
     disabled: bool,
     /// The innermost stage in place of HTTP ([`Endpoint::builder_for_sink`]).
@@ -251,7 +256,7 @@ impl Endpoint {
         let mut handle = EndpointHandle {
             name: self.name.as_str().into(),
             metrics: metrics.clone(),
-            queue: None,
+            queues: Vec::new(),
             admin: None,
         };
         if self.disabled {
@@ -263,36 +268,52 @@ impl Endpoint {
                 "notifications: INSECURE: endpoint accepts any server certificate (danger_accept_invalid_certs / tls.insecureskipverify)"
             );
         }
-        let mut queue = Queue::builder(self.queue.clone())
-            .max_events(self.max_events)
-            .linger(self.linger)
-            .metrics(metrics.clone());
-        if let Some(durable) = &self.durable {
-            queue = queue.events(self.open_durable(durable, &metrics)?);
+        // Each lane's durable queue first: it creates and locks the directory the dead letters
+        // are kept in.
+        let mut stores = Vec::new();
+        for durable in self.lane_queues()? {
+            stores.push(match &durable {
+                Some(durable) => Some(self.open_durable(durable, &metrics)?),
+                None => None,
+            });
         }
         let dead_letters = self.dead_letter_store();
         let retry = self.retry_layer(&metrics, &dead_letters);
-        // filter → queue, whose worker drives retry → HTTP (or the custom sink).
-        let (queue, ping) = match &self.sink {
-            Some(sink) => {
-                let (queue, worker) = queue.pair(ServiceBuilder::new().layer(retry).service(sink.clone()));
-                tokio::spawn(worker);
-                (queue, PingSink::new(sink.clone().map_response(Receipt::from)))
-            }
+        // The innermost stage: HTTP (its clones share one connection pool) or the custom sink.
+        let (inner, ping) = match &self.sink {
+            Some(sink) => (
+                sink.clone(),
+                PingSink::new(sink.clone().map_response(Receipt::from)),
+            ),
             None => {
                 let http = HttpSink::new(&self.http);
                 let ping = PingSink::new(http.clone());
-                let http = http.metrics(metrics.clone());
-                let (queue, worker) = queue.pair(ServiceBuilder::new().layer(retry).service(http));
-                tokio::spawn(worker);
-                (queue, ping)
+                let http = http.metrics(metrics.clone()).map_response(drop);
+                (BoxSink::new(http), ping)
             }
         };
-        handle.queue = Some(queue.handle());
-        handle.admin = Some(self.admin(&metrics, dead_letters, BoxSink::new(queue.clone()), ping));
+        // Each lane: a queue whose worker drives retry → the innermost stage.
+        let mut queues = Vec::new();
+        for store in stores {
+            let mut queue = Queue::builder(self.queue.clone())
+                .max_events(self.max_events)
+                .linger(self.linger)
+                .metrics(metrics.clone());
+            if let Some(store) = store {
+                queue = queue.events(store);
+            }
+            let (queue, worker) =
+                queue.pair(ServiceBuilder::new().layer(retry.clone()).service(inner.clone()));
+            tokio::spawn(worker);
+            queues.push(queue);
+        }
+        let routed = queues.len().min(self.concurrency);
+        let lanes = Lanes::new(queues).routing(routed);
+        handle.queues = lanes.handles();
+        handle.admin = Some(self.admin(&metrics, dead_letters, BoxSink::new(lanes.clone()), ping));
         let front = ServiceBuilder::new()
             .layer(EventFilterLayer::new(self.filter.clone()).metrics(metrics))
-            .service(queue);
+            .service(lanes);
         tracing::info!(
             endpoint = %self.name, url = %self.redacted_url, timeout = ?self.http.timeout,
             format = %self.http.format, max_events = self.max_events, signed = self.is_signed(),
@@ -314,7 +335,7 @@ impl Endpoint {
         let mut handle = EndpointHandle {
             name: self.name.as_str().into(),
             metrics: metrics.clone(),
-            queue: None,
+            queues: Vec::new(),
             admin: None,
         };
         if self.disabled {
@@ -340,6 +361,46 @@ impl Endpoint {
         );
         handle.admin = Some(self.admin(&metrics, dead_letters, resend, ping));
         (sink, handle)
+    }
+
+    /// The durable queue of each lane (`None` for memory queues): lane 0 in the configured
+    /// directory, lane `i` in its `lane-<i>` subdirectory. Lanes left on disk by a run with a
+    /// higher concurrency come after them: they get no new events, but what they hold is
+    /// delivered.
+    fn lane_queues(&self) -> Result<Vec<Option<DurableConfig>>, ConfigError> {
+        let Some(durable) = &self.durable else {
+            return Ok(vec![None; self.concurrency]);
+        };
+        let lane = |i: usize| {
+            let mut config = durable.clone();
+            if i > 0 {
+                config.path = durable.path.join(format!("lane-{i}"));
+            }
+            Some(config)
+        };
+        let mut lanes: Vec<Option<DurableConfig>> = (0..self.concurrency).map(lane).collect();
+        let mut left: Vec<usize> = match std::fs::read_dir(&durable.path) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_prefix("lane-")?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .filter(|&i| i >= self.concurrency && i < MAX_CONCURRENCY)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        left.sort_unstable();
+        if !left.is_empty() {
+            tracing::info!(endpoint = %self.name, lanes = ?left,
+                "notifications: lanes of an earlier run with more concurrency are delivered, and get no new events");
+        }
+        lanes.extend(left.into_iter().map(lane));
+        Ok(lanes)
     }
 
     /// Where this endpoint keeps its dead letters: beside its durable queue, else in memory.

@@ -9,7 +9,7 @@ use tower_service::Service;
 use crate::event::Batch;
 use crate::filter::{EventFilter, FilterFuture};
 use crate::metrics::EndpointMetrics;
-use crate::queue::{Queue, QueueFuture};
+use crate::queue::{Lanes, QueueFuture};
 use crate::sink::BoxError;
 
 /// The sink of a spawned [`Endpoint`](super::Endpoint): its filter in front of its queue
@@ -22,13 +22,13 @@ pub struct EndpointSink {
 
 #[derive(Clone)]
 enum Front {
-    Running(EventFilter<Queue>),
+    Running(EventFilter<Lanes>),
     /// A disabled endpoint: everything is discarded, counted as `filtered`.
     Disabled(Arc<EndpointMetrics>),
 }
 
 impl EndpointSink {
-    pub(super) fn running(front: EventFilter<Queue>) -> Self {
+    pub(super) fn running(front: EventFilter<Lanes>) -> Self {
         Self {
             front: Front::Running(front),
         }

@@ -34,6 +34,33 @@ impl QueueFuture {
             state: State::Persisting(wait),
         }
     }
+
+    /// Resolves once every one of `futures` has (the pushes of a batch split across
+    /// [lanes](super::Lanes)); the first error, if any.
+    pub(crate) fn all(futures: Vec<QueueFuture>) -> Self {
+        let mut error: Option<BoxError> = None;
+        let mut waiting = Vec::new();
+        for f in futures {
+            match f.state {
+                State::Ready(Some(Err(e))) => {
+                    error.get_or_insert(e);
+                }
+                State::Ready(_) => {}
+                State::Persisting(wait) => waiting.push(wait),
+            }
+        }
+        if waiting.is_empty() {
+            return Self::ready(error.map_or(Ok(()), Err));
+        }
+        Self::persisting(Box::pin(async move {
+            for wait in waiting {
+                if let Err(e) = wait.await {
+                    error.get_or_insert(e);
+                }
+            }
+            error.map_or(Ok(()), Err)
+        }))
+    }
 }
 
 impl fmt::Debug for QueueFuture {

@@ -59,6 +59,8 @@ pub(crate) const LOCK_FILE: &str = "lock";
 /// Files the endpoint keeps beside its queue (its dead letters, and their rewrite): not the
 /// queue's to scan, and not strangers either.
 pub(crate) const NEIGHBOURS: &[&str] = &["dead-letters.jsonl", "dead-letters.jsonl.tmp"];
+/// The directories of an endpoint's other lanes (`lane-1`, …), each a queue of its own.
+pub(crate) const LANE_PREFIX: &str = "lane-";
 
 /// The file name of the segment whose first record has sequence number `first`.
 pub(crate) fn segment_name(first: u64) -> String {

@@ -68,14 +68,15 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
             tracing::warn!(queue = %dir.display(), file = ?entry.file_name(), "durable queue: file not ours, ignored");
             continue;
         };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
         if name == format::ACK_FILE
             || name == format::LOCK_FILE
             || format::NEIGHBOURS.contains(&name)
             || name.ends_with(format::CORRUPT_SUFFIX)
+            || (name.starts_with(format::LANE_PREFIX) && !is_file)
         {
             continue;
         }
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
         match format::parse_segment_name(name) {
             Some(first) if is_file => candidates.push((first, entry.path())),
             _ if name.ends_with(&format!(".{}", format::SEGMENT_EXT)) => {
