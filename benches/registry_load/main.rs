@@ -32,17 +32,20 @@
 //! 3. **delivery**: the same one-event envelopes POSTed by the endpoint (queue → retry →
 //!    HTTP sink) and by a raw hyper loop over one kept-alive connection; and with
 //!    `maxevents: 100`;
-//! 4. **latency**: HEAD manifest requests paced at 1000/s against the registry with one
+//! 4. **lanes**: an endpoint with one lane and one with `concurrency: 4`, unbatched, to a
+//!    receiver that answers after 1 ms, the same events of 16 repositories, alternating;
+//! 5. **latency**: HEAD manifest requests paced at 1000/s against the registry with one
 //!    endpoint, unbatched and then with `maxevents: 100` (whose worker lingers only when
 //!    envelopes hold several events); receiver arrival time minus the event's `timestamp`
 //!    (same clock).
 //!
-//! Options: `--quick`, `--concurrency N` (default 32), `--rounds N` (registry rounds per
+//! Options: `--quick`, `--lanes` (phase 4 only), `--concurrency N` (default 32), `--rounds N` (registry rounds per
 //! variant, default 10; the variants' order rotates from round to round), `--round-ms N`
 //! (length of a registry round).
 
 mod content;
 mod delivery;
+mod lanes;
 mod latency;
 mod memory;
 mod opts;
@@ -71,12 +74,18 @@ fn main() {
         opts.concurrency
     );
 
-    // 1. memory, first, while no other phase has grown the heap.
-    let mem = memory::memory_phase(&opts);
-    println!(
-        "memory: {} events queued (endpoint down), VmRSS {} → {} KiB",
-        mem.queued, mem.rss_before_kib, mem.rss_after_kib
-    );
+    // 1. memory, first, while no other phase has grown the heap (skipped by --lanes).
+    let mem = if opts.lanes_only {
+        memory::MemoryReport::default()
+    } else {
+        memory::memory_phase(&opts)
+    };
+    if !opts.lanes_only {
+        println!(
+            "memory: {} events queued (endpoint down), VmRSS {} → {} KiB",
+            mem.queued, mem.rss_before_kib, mem.rss_after_kib
+        );
+    }
 
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -84,6 +93,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("server runtime");
+    if opts.lanes_only {
+        lanes::print(&lanes::lanes_phase(&server_rt, &opts));
+        server_rt.shutdown_background();
+        return;
+    }
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -102,7 +116,10 @@ fn main() {
     // 3. delivery rate.
     let delivery = delivery::delivery_phase(&server_rt, &client_rt, &registry, &mix, &receiver, &opts);
 
-    // 4. event latency at a steady 1000 events/s, unbatched and batched (lingering).
+    // 4. ordered lanes: one lane against four, to a receiver that takes 1 ms.
+    let lanes = lanes::lanes_phase(&server_rt, &opts);
+
+    // 5. event latency at a steady 1000 events/s, unbatched and batched (lingering).
     let digest_path = mix
         .iter()
         .find(|(m, p)| m == Method::HEAD && p.contains("/manifests/sha256:"))
@@ -127,6 +144,7 @@ fn main() {
         &receiver,
         sink_count.load(Ordering::Relaxed),
     );
+    lanes::print(&lanes);
     drop(delivery);
     server_rt.shutdown_background();
 }

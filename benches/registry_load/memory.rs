@@ -15,6 +15,7 @@ use crate::opts::Opts;
 use crate::stats::vm_rss_kib;
 
 /// What the memory phase measured.
+#[derive(Default)]
 pub struct MemoryReport {
     /// Requests made (each derives one event).
     pub events: usize,

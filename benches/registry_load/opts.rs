@@ -23,6 +23,8 @@ pub struct Opts {
     pub batched_events: usize,
     /// Seconds of each latency measurement.
     pub latency_secs: u64,
+    /// `--lanes`: only the lanes phase.
+    pub lanes_only: bool,
 }
 
 /// The options of this run, from the command line.
@@ -44,11 +46,11 @@ pub fn opts() -> Opts {
         if a.starts_with("--")
             && !matches!(
                 a.as_str(),
-                "--quick" | "--concurrency" | "--rounds" | "--round-ms" | "--bench"
+                "--quick" | "--lanes" | "--concurrency" | "--rounds" | "--round-ms" | "--bench"
             )
         {
             eprintln!(
-                "usage: cargo bench --bench registry_load -- [--quick] [--concurrency N] [--rounds N] [--round-ms N]"
+                "usage: cargo bench --bench registry_load -- [--quick] [--lanes] [--concurrency N] [--rounds N] [--round-ms N]"
             );
             std::process::exit(2)
         }
@@ -64,5 +66,6 @@ pub fn opts() -> Opts {
         unbatched_events: if quick { 2_000 } else { 5_000 },
         batched_events: if quick { 30_000 } else { 100_000 },
         latency_secs: if quick { 2 } else { 8 },
+        lanes_only: args.iter().any(|a| a == "--lanes"),
     }
 }

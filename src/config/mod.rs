@@ -143,6 +143,26 @@
 //! linger: 2ms
 //! ```
 //!
+//! **`concurrency`** — ordered lanes delivering at once (default `1`, Distribution's one POST at
+//! a time): the events of one repository always take the same lane and arrive in order, different
+//! repositories go in parallel, with or without `maxevents`. Each lane has its own queue (a
+//! memory queue's `capacity` is per lane), worker and retry; a durable queue keeps lane `i` in
+//! `path/lane-<i>` and a restart keeps each lane's progress. At most 64.
+//!
+//! ```yaml
+//! concurrency: 4
+//! ```
+//!
+//! **`format: template`** with **`template`** (`preset: slack | teams | discord`, or `file`, or
+//! `source`; `contenttype`) renders each POST's body with a template instead of the envelope
+//! (feature `templates`; see [`PayloadTemplate`](crate::http_sink)).
+//!
+//! ```yaml
+//! format: template
+//! template:
+//!   preset: slack
+//! ```
+//!
 //! **`queue`** — the endpoint's in-memory queue is bounded (Distribution's grows without limit
 //! while an endpoint is down). `capacity` counts events (default 100000); `overflow` is
 //! `dropoldest` (default) or `dropnewest`.

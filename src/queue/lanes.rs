@@ -39,8 +39,11 @@ pub fn lane_of(repository: &str, lanes: usize) -> usize {
     (hash % lanes as u64) as usize
 }
 
-/// The queues of an endpoint's lanes, as one service; see the [module docs](self). Cheap to
-/// clone.
+/// The queues of an endpoint's lanes, as one service. Cheap to clone.
+///
+/// Each event goes to the lane of its repository ([`lane_of`]). A batch whose events all go to
+/// one lane is handed on whole; one that spans several is split, keeping the order within each
+/// lane.
 #[derive(Clone)]
 pub struct Lanes {
     queues: Arc<[Queue]>,
