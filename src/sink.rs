@@ -30,6 +30,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// A type-erased, cloneable, `Sync` sink.
 pub type BoxSink = tower::util::BoxCloneSyncService<Batch, (), BoxError>;
 
+/// A type-erased sink that answers with a [`Receipt`] (the HTTP status): an endpoint's
+/// innermost stage, as its retry stage and its ping see it.
+pub(crate) type ReceiptSink = tower::util::BoxCloneSyncService<Batch, Receipt, BoxError>;
+
 /// What the receiver of a delivered batch answered: the response of a successful attempt of
 /// the HTTP sink, read by the retry stage for its delivery log.
 /// A sink answering `()` converts into an empty receipt.

@@ -74,10 +74,10 @@ use crate::queue::{DurableConfig, EventQueue, Lanes, Queue, QueueConfig};
 use crate::retry::{
     DeadLetter, DeadLetterHandler, DeliveryLogHandler, DeliveryRecord, DeliveryRetryLayer, RetryPolicy,
 };
-use crate::sink::{BoxSink, Receipt};
+use crate::sink::{BoxSink, Receipt, ReceiptSink};
 use dead_letters::DeadLetterStore;
 use handle::Admin;
-use ping::{PingSink, Pinger};
+use ping::Pinger;
 
 /// Validated settings of one webhook endpoint; see the [module docs](self).
 ///
@@ -279,17 +279,20 @@ impl Endpoint {
         }
         let dead_letters = self.dead_letter_store();
         let retry = self.retry_layer(&metrics, &dead_letters);
-        // The innermost stage: HTTP (its clones share one connection pool) or the custom sink.
+        // The innermost stage, answering with the status for the retry stage's records: HTTP
+        // (its clones share one connection pool; the ping's counts in no metric) or the custom
+        // sink.
         let (inner, ping) = match &self.sink {
-            Some(sink) => (
-                sink.clone(),
-                PingSink::new(sink.clone().map_response(Receipt::from)),
-            ),
+            Some(sink) => {
+                let sink = ReceiptSink::new(sink.clone().map_response(Receipt::from));
+                (sink.clone(), sink)
+            }
             None => {
                 let http = HttpSink::new(&self.http);
-                let ping = PingSink::new(http.clone());
-                let http = http.metrics(metrics.clone()).map_response(drop);
-                (BoxSink::new(http), ping)
+                (
+                    ReceiptSink::new(http.clone().metrics(metrics.clone())),
+                    ReceiptSink::new(http),
+                )
             }
         };
         // Each lane: a queue whose worker drives retry → the innermost stage.
@@ -346,11 +349,11 @@ impl Endpoint {
         let (resend, ping) = match &self.sink {
             Some(sink) => (
                 BoxSink::new(retry.layer(sink.clone())),
-                PingSink::new(sink.clone().map_response(Receipt::from)),
+                ReceiptSink::new(sink.clone().map_response(Receipt::from)),
             ),
             None => {
                 let http = HttpSink::new(&self.http);
-                let ping = PingSink::new(http.clone());
+                let ping = ReceiptSink::new(http.clone());
                 (BoxSink::new(retry.layer(http.metrics(metrics.clone()))), ping)
             }
         };
@@ -419,7 +422,7 @@ impl Endpoint {
         metrics: &Arc<EndpointMetrics>,
         dead_letters: Arc<DeadLetterStore>,
         resend: BoxSink,
-        ping: PingSink,
+        ping: ReceiptSink,
     ) -> Arc<Admin> {
         Arc::new(Admin {
             dead_letters,

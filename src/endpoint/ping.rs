@@ -10,10 +10,8 @@ use tower::ServiceExt;
 use crate::event::{message_id, Action, Batch, Event, SharedStr, Target, Timestamp};
 use crate::metrics::{EndpointMetrics, RecentDelivery};
 use crate::secret::Secrets;
-use crate::sink::{BoxError, DeliveryError, Receipt};
+use crate::sink::{DeliveryError, ReceiptSink};
 
-/// The endpoint's innermost stage, answering with the status.
-pub(crate) type PingSink = tower::util::BoxCloneSyncService<Batch, Receipt, BoxError>;
 
 /// What a [ping](super::EndpointHandle::ping) came to.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -34,7 +32,7 @@ pub struct PingOutcome {
 /// Sends pings for one endpoint.
 #[derive(Clone)]
 pub(crate) struct Pinger {
-    pub(crate) sink: PingSink,
+    pub(crate) sink: ReceiptSink,
     pub(crate) metrics: Arc<EndpointMetrics>,
     pub(crate) secrets: Arc<Secrets>,
 }

@@ -18,47 +18,17 @@ use support::{free_port, Http, Receiver};
 const TOKEN: &str = "adm1n-t0ken";
 const SECRET: &str = "s3cret-hook-header";
 
-struct Registry {
-    process: support::process::Process,
-    client: Http,
-    debug: Http,
-    debug_port: u16,
-}
-
 /// Starts `registry serve` on `config` (which uses `port` and `debug_port`) in `dir`.
-async fn start(dir: &std::path::Path, config: &str, port: u16, debug_port: u16) -> Registry {
-    let path = dir.join("config.yml");
-    std::fs::write(&path, config).unwrap();
-    let log = dir.join("registry.log");
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut process =
-        support::process::Process::start(support::registry_serve(&path, &log), addr, &log, "registry").await;
-    let debug_addr = format!("127.0.0.1:{debug_port}").parse().unwrap();
-    support::process::wait_listening(&mut process.child, debug_addr, "debug listener").await;
-    Registry {
-        process,
-        client: Http::new(addr),
-        debug: Http::new(debug_addr),
-        debug_port,
-    }
+async fn start(dir: &std::path::Path, config: &str, port: u16, debug_port: u16) -> support::WithDebug {
+    support::start_with_debug(dir, config, port, debug_port).await
 }
 
 /// A config with endpoints `memory` and `durable` (its queue in `dir/queue`), both to
 /// `receiver`, each event in its own POST; the debug listener on `:debug_port` (loopback) with
 /// the token.
 fn config(dir: &std::path::Path, receiver: &Receiver, port: u16, debug_port: u16) -> String {
-    format!(
-        r#"version: 0.1
-http:
-  addr: 127.0.0.1:{port}
-  debug:
-    addr: ":{debug_port}"
-    token: {TOKEN}
-storage:
-  inmemory: {{}}
-notifications:
-  endpoints:
-    - name: memory
+    let endpoints = format!(
+        r#"    - name: memory
       url: {url}?ep=memory
       headers:
         X-Hook-Secret: [{SECRET}]
@@ -73,7 +43,8 @@ notifications:
 "#,
         url = receiver.url(),
         queue = dir.join("queue").display(),
-    )
+    );
+    support::config_with_debug(port, &format!(":{debug_port}"), TOKEN, &endpoints)
 }
 
 /// `method path` on the debug listener with `token` (if any); the status and the JSON answer,
@@ -344,18 +315,8 @@ async fn ping_reports_the_outcome() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (port, debug_port) = (free_port(), free_port());
-    let config = format!(
-        r#"version: 0.1
-http:
-  addr: 127.0.0.1:{port}
-  debug:
-    addr: ":{debug_port}"
-    token: {TOKEN}
-storage:
-  inmemory: {{}}
-notifications:
-  endpoints:
-    - name: up
+    let endpoints = format!(
+        r#"    - name: up
       url: {url}
       headers:
         X-Hook-Secret: [{SECRET}]
@@ -368,6 +329,7 @@ notifications:
 "#,
         url = receiver.url(),
     );
+    let config = support::config_with_debug(port, &format!(":{debug_port}"), TOKEN, &endpoints);
     let r = start(dir.path(), &config, port, debug_port).await;
     let log = r.process.log_tail();
     assert!(

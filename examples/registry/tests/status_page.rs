@@ -158,35 +158,14 @@ async fn the_status_page_shows_each_endpoint_and_ping_changes_its_row() {
     let receiver = Receiver::start(support::receiver::always(200)).await;
     let refused = Receiver::start(support::receiver::always(200)).await.stop();
     let (port, debug_port) = (free_port(), free_port());
-    let config = format!(
-        r#"version: 0.1
-http:
-  addr: 127.0.0.1:{port}
-  debug:
-    addr: 127.0.0.1:{debug_port}
-    token: {TOKEN}
-storage:
-  inmemory: {{}}
-notifications:
-  endpoints:
-    - name: up
-      url: {url}
-      timeout: 2s
-    - name: refusing
-      url: http://{refused}/events
-      timeout: 2s
-"#,
+    let endpoints = format!(
+        "    - name: up\n      url: {url}\n      timeout: 2s\n    - name: refusing\n      url: http://{refused}/events\n      timeout: 2s\n",
         url = receiver.url(),
     );
-    let path = dir.path().join("config.yml");
-    std::fs::write(&path, config).unwrap();
-    let log = dir.path().join("registry.log");
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut registry =
-        support::process::Process::start(support::registry_serve(&path, &log), addr, &log, "registry").await;
-    let debug = format!("127.0.0.1:{debug_port}").parse().unwrap();
-    support::process::wait_listening(&mut registry.child, debug, "debug listener").await;
-    Http::new(addr).push_blob("page/app", b"one event").await;
+    let config = support::config_with_debug(port, &format!("127.0.0.1:{debug_port}"), TOKEN, &endpoints);
+    let registry = support::start_with_debug(dir.path(), &config, port, debug_port).await;
+    let debug = registry.debug.addr;
+    registry.client.push_blob("page/app", b"one event").await;
 
     // The page holds no data: it loads without the token, its calls carry it.
     let page = Http::new(debug).get("/notifications/").await;

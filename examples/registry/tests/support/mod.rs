@@ -269,3 +269,42 @@ pub async fn serve_config(dir: &Path, port: u16, config: &str) -> tokio::process
     process::wait_listening(&mut child, addr, "registry").await;
     child
 }
+
+/// A `registry serve` config: the registry on 127.0.0.1:`port` from memory, its debug listener on
+/// `debug_addr` with the bearer `token`, and `endpoints` (the items of
+/// `notifications.endpoints`, each starting `    - name: …`).
+pub fn config_with_debug(port: u16, debug_addr: &str, token: &str, endpoints: &str) -> String {
+    format!(
+        "version: 0.1\nhttp:\n  addr: 127.0.0.1:{port}\n  debug:\n    addr: \"{debug_addr}\"\n    token: {token}\n\
+         storage:\n  inmemory: {{}}\nnotifications:\n  endpoints:\n{endpoints}"
+    )
+}
+
+/// A `registry serve` process with its debug listener, killed when dropped.
+pub struct WithDebug {
+    pub process: process::Process,
+    /// A client of the registry.
+    pub client: registry_notify_testkit::Http,
+    /// A client of the debug listener.
+    pub debug: registry_notify_testkit::Http,
+    pub debug_port: u16,
+}
+
+/// Writes `config` (listening on `port`, its debug listener on `debug_port`) to
+/// `<dir>/config.yml`, starts `registry serve` on it and returns once both listen; its output
+/// goes to `<dir>/registry.log`.
+pub async fn start_with_debug(dir: &Path, config: &str, port: u16, debug_port: u16) -> WithDebug {
+    let path = dir.join("config.yml");
+    std::fs::write(&path, config).unwrap();
+    let log = dir.join("registry.log");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut process = process::Process::start(registry_serve(&path, &log), addr, &log, "registry").await;
+    let debug_addr: SocketAddr = format!("127.0.0.1:{debug_port}").parse().unwrap();
+    process::wait_listening(&mut process.child, debug_addr, "debug listener").await;
+    WithDebug {
+        process,
+        client: registry_notify_testkit::Http::new(addr),
+        debug: registry_notify_testkit::Http::new(debug_addr),
+        debug_port,
+    }
+}
