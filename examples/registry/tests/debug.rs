@@ -136,6 +136,7 @@ async fn status_follows_a_down_endpoint_and_its_recovery() {
     assert_eq!(code, 200);
     let hook = endpoint(&status, "hook");
     assert_eq!(hook["state"], "ok");
+    assert_eq!(hook["lanes"], 1);
     // (The user info became an Authorization header when the config was read.)
     assert_eq!(hook["url"], format!("http://{}/events?***", receiver.addr));
     assert_eq!(hook["last_success"], Value::Null);

@@ -40,6 +40,8 @@ pub struct EndpointStatus {
     pub state: &'static str,
     /// Events queued or in flight.
     pub pending: u64,
+    /// Lanes delivering at once (`concurrency`, plus lanes of an earlier run still draining).
+    pub lanes: usize,
     /// Events in an HTTP attempt under way.
     pub in_flight: u64,
     /// Events delivered.
@@ -73,6 +75,7 @@ impl EndpointStatus {
             failed: m.failures.saturating_add(m.errors),
             queue_bytes: handle.queue_bytes(),
             dead_letters_kept: handle.dead_letters().len(),
+            lanes: handle.lanes(),
             name: m.name,
             url: m.url,
             pending: m.pending,
