@@ -430,6 +430,8 @@ async fn recovery_logs_what_it_finds_and_nothing_else() {
     for name in ["old.seg.corrupt", "dead-letters.jsonl", "dead-letters.jsonl.tmp"] {
         std::fs::write(dir.path().join(name), b"").unwrap();
     }
+    // Another lane's queue (`concurrency`).
+    std::fs::create_dir(dir.path().join("lane-1")).unwrap();
     // A valid ack file is left as it is (the queue writes it when it acknowledges, not at open).
     std::fs::write(dir.path().join("ack"), [ack_slot(5, 2), ack_slot(4, 1)].concat()).unwrap();
     {
@@ -452,6 +454,8 @@ async fn recovery_logs_what_it_finds_and_nothing_else() {
     }
     assert_eq!(std::fs::read(fresh.path().join("ack")).unwrap(), b"");
     std::fs::write(dir.path().join("NOTES.txt"), b"mine").unwrap();
+    // A file named like a lane is not one.
+    std::fs::write(dir.path().join("lane-notes"), b"mine").unwrap();
     std::fs::write(dir.path().join("ack"), b"not an ack file").unwrap();
     let mut data = std::fs::read(files(dir.path(), ".seg").pop().unwrap()).unwrap();
     let at = data.windows(9).position(|w| w == b"\"event-4\"").unwrap();
@@ -460,8 +464,9 @@ async fn recovery_logs_what_it_finds_and_nothing_else() {
     let (logs, _guard) = support::logs::Logs::capture();
     let q = open(dir.path());
     assert_eq!(q.len(), 9, "the ack file is not valid: every intact event again");
-    assert_eq!(logs.lines("WARN", "file not ours, ignored"), 1, "{}", logs.text());
+    assert_eq!(logs.lines("WARN", "file not ours, ignored"), 2, "{}", logs.text());
     assert_eq!(logs.lines("WARN", "NOTES.txt"), 1);
+    assert_eq!(logs.lines("WARN", "lane-notes"), 1);
     assert_eq!(logs.lines("WARN", "ack file not valid"), 1);
     assert_eq!(logs.lines("WARN", "damaged records skipped"), 1);
 }
