@@ -624,5 +624,13 @@ async fn crafted_jumps_and_gap_frames() {
         assert_eq!(path.exists(), kept, "{what}");
         assert_eq!(q.stats().corrupt_tails, u64::from(kept), "{what}");
         assert!(files(dir.path(), ".corrupt").is_empty(), "{what}");
+        // New events go on after the segment's name (never below it, where the next start
+        // would not trust them): nothing is lost across the restart.
+        q.push(Batch::from(events(100, 102))).unwrap();
+        q.flush().await;
+        drop(q);
+        let q = open(dir.path());
+        assert_eq!(drain(&q).await, (0..10).chain(100..102).collect::<Vec<_>>(), "{what}");
+        assert!(files(dir.path(), ".corrupt").is_empty(), "{what}");
     }
 }
