@@ -630,7 +630,11 @@ async fn crafted_jumps_and_gap_frames() {
         q.flush().await;
         drop(q);
         let q = open(dir.path());
-        assert_eq!(drain(&q).await, (0..10).chain(100..102).collect::<Vec<_>>(), "{what}");
+        assert_eq!(
+            drain(&q).await,
+            (0..10).chain(100..102).collect::<Vec<_>>(),
+            "{what}"
+        );
         assert!(files(dir.path(), ".corrupt").is_empty(), "{what}");
     }
 }

@@ -12,7 +12,6 @@ use crate::metrics::{EndpointMetrics, RecentDelivery};
 use crate::secret::Secrets;
 use crate::sink::{DeliveryError, ReceiptSink};
 
-
 /// What a [ping](super::EndpointHandle::ping) came to.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]

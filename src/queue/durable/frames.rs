@@ -102,6 +102,11 @@ impl<R: Read> FrameReader<R> {
 
     /// Buffers at least `n` bytes if the data (up to the limit) has them; returns how many are
     /// buffered, at most `n`.
+    ///
+    /// (Mutation testing: `>=`→`>` below, `<`→`<=` in the resize and the read loop, and `>`→`>=`
+    /// in the shrink test change only work done — a needless move, a resize to the same
+    /// length, one more read while data is there, a shrink at exactly four chunks — never what
+    /// is returned.)
     fn ensure(&mut self, n: usize) -> io::Result<usize> {
         if self.avail() >= n {
             return Ok(n);
@@ -177,6 +182,8 @@ impl<R: Read> FrameReader<R> {
     }
 
     fn try_record(&mut self) -> io::Result<Option<Frame>> {
+        // (Equivalent under mutation, `<`→`>`: a header read from stale buffer bytes is
+        // followed by the check that the whole record, header included, was read.)
         if self.ensure(RECORD_HEADER)? < RECORD_HEADER {
             return Ok(None);
         }
@@ -218,6 +225,7 @@ impl<R: Read> FrameReader<R> {
             frame: Frame::End,
             skipped: 0,
         };
+        // (Equivalent under mutation, `<`→`>`: as in `try_record`.)
         if self.ensure(RECORD_HEADER_V1)? < RECORD_HEADER_V1 {
             return Ok(end);
         }

@@ -194,6 +194,8 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
     // records): as many records as the cut bytes could have held.
     let reach = next_seq.saturating_add(cut / format::RECORD_HEADER as u64);
     let mut rewrite_ack = false;
+    // (Equivalent under mutation, `h > tail`→`h >= tail`: at `h == tail` the third arm gives
+    // the same head.)
     let head = match (ack_head, oldest) {
         (Some(h), Some(_)) if h > tail && h <= reach => {
             tail = h;
@@ -326,6 +328,8 @@ fn scan_file(path: &Path, first: u64, expected: u64, prev_damaged: bool, head: u
     let mut last_record: Option<u64> = None;
     let mut gaps = 0u64;
     let mut damage_before = prev_damaged;
+    // (Equivalent under mutation: `>`→`>=` in the `seq > next`, `from > next` and `to > next`
+    // tests below, and `<`→`<=` in `next < first` after the loop, only add empty ranges.)
     loop {
         let found = frames.next()?;
         damage_before |= found.skipped > 0;
