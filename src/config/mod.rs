@@ -145,9 +145,10 @@
 //!
 //! **`concurrency`** — ordered lanes delivering at once (default `1`, Distribution's one POST at
 //! a time): the events of one repository always take the same lane and arrive in order, different
-//! repositories go in parallel, with or without `maxevents`. Each lane has its own queue (a
-//! memory queue's `capacity` is per lane), worker and retry; a durable queue keeps lane `i` in
-//! `path/lane-<i>` and a restart keeps each lane's progress. At most 64.
+//! repositories go in parallel, with or without `maxevents`. Each lane has its own queue, worker
+//! and retry; `queue` settings apply per lane (`capacity`, and `maxbytes`: N times as much disk in
+//! all). A durable queue keeps lane `i` in `path/lane-<i>` and a restart keeps each lane's
+//! progress. At most 64.
 //!
 //! ```yaml
 //! concurrency: 4

@@ -93,8 +93,9 @@ impl EndpointBuilder {
     /// retry (its own breaker), so `lanes` POSTs can be under way at once, while the events of
     /// one repository always go to the same lane and arrive in order (see
     /// [`Lanes`](crate::queue::Lanes)). A [durable queue](Self::durable_queue) keeps lane `i`
-    /// in its `lane-<i>` subdirectory (lane 0 in the directory itself); a memory queue's
-    /// capacity is per lane.
+    /// in its `lane-<i>` subdirectory (lane 0 in the directory itself); the queue settings
+    /// apply per lane (a memory queue's capacity, a durable queue's `max_bytes`: `lanes` times
+    /// as much in all).
     pub fn concurrency(mut self, lanes: usize) -> Self {
         self.concurrency = lanes;
         self

@@ -111,7 +111,7 @@ impl Service<Batch> for Lanes {
         let n = self.routed;
         let first = batch.first().map_or(0, |e| self.lane(e));
         if n == 1 || batch.iter().all(|e| self.lane(e) == first) {
-            return self.queues[first].clone().call(batch);
+            return self.queues[first].enqueue(batch);
         }
         let mut parts: Vec<Vec<Event>> = vec![Vec::new(); n];
         for event in batch.iter() {
@@ -121,7 +121,7 @@ impl Service<Batch> for Lanes {
             .into_iter()
             .enumerate()
             .filter(|(_, events)| !events.is_empty())
-            .map(|(lane, events)| self.queues[lane].clone().call(Batch::from(events)))
+            .map(|(lane, events)| self.queues[lane].enqueue(Batch::from(events)))
             .collect();
         QueueFuture::all(futures)
     }

@@ -50,6 +50,12 @@ impl Queue {
     pub fn handle(&self) -> QueueHandle {
         QueueHandle::new(self.shared.clone())
     }
+
+    /// What `call` does, through a shared reference (for [`Lanes`](super::Lanes), which keeps
+    /// its queues in an `Arc`).
+    pub(crate) fn enqueue(&self, batch: Batch) -> QueueFuture {
+        self.shared.call(batch)
+    }
 }
 
 impl QueueBuilder {
