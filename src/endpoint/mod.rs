@@ -279,37 +279,23 @@ impl Endpoint {
         }
         let dead_letters = self.dead_letter_store();
         let retry = self.retry_layer(&metrics, &dead_letters);
-        // The innermost stage, answering with the status for the retry stage's records: HTTP
-        // (its clones share one connection pool; the ping's counts in no metric) or the custom
-        // sink.
-        let (inner, ping) = match &self.sink {
-            Some(sink) => {
-                let sink = ReceiptSink::new(sink.clone().map_response(Receipt::from));
-                (sink.clone(), sink)
-            }
+        // Each lane: a queue whose worker drives retry → the innermost stage, HTTP (its clones
+        // share one connection pool) or the custom sink. The ping uses the same stage, counted
+        // in no metric.
+        let (queues, ping) = match &self.sink {
+            Some(sink) => (
+                self.spawn_lanes(stores, &retry, &metrics, sink.clone()),
+                ReceiptSink::new(sink.clone().map_response(Receipt::from)),
+            ),
             None => {
                 let http = HttpSink::new(&self.http);
+                let ping = ReceiptSink::new(http.clone());
                 (
-                    ReceiptSink::new(http.clone().metrics(metrics.clone())),
-                    ReceiptSink::new(http),
+                    self.spawn_lanes(stores, &retry, &metrics, http.metrics(metrics.clone())),
+                    ping,
                 )
             }
         };
-        // Each lane: a queue whose worker drives retry → the innermost stage.
-        let mut queues = Vec::new();
-        for store in stores {
-            let mut queue = Queue::builder(self.queue.clone())
-                .max_events(self.max_events)
-                .linger(self.linger)
-                .metrics(metrics.clone());
-            if let Some(store) = store {
-                queue = queue.events(store);
-            }
-            let (queue, worker) =
-                queue.pair(ServiceBuilder::new().layer(retry.clone()).service(inner.clone()));
-            tokio::spawn(worker);
-            queues.push(queue);
-        }
         let routed = queues.len().min(self.concurrency);
         let lanes = Lanes::new(queues).routing(routed);
         handle.queues = lanes.handles();
@@ -364,6 +350,38 @@ impl Endpoint {
         );
         handle.admin = Some(self.admin(&metrics, dead_letters, resend, ping));
         (sink, handle)
+    }
+
+    /// A queue per lane (over `stores`, a durable queue or a memory one), each with its worker
+    /// spawned, driving `retry` → `inner`.
+    fn spawn_lanes<S>(
+        &self,
+        stores: Vec<Option<Arc<dyn EventQueue>>>,
+        retry: &DeliveryRetryLayer,
+        metrics: &Arc<EndpointMetrics>,
+        inner: S,
+    ) -> Vec<Queue>
+    where
+        S: tower::Service<crate::event::Batch> + Clone + Send + 'static,
+        S::Response: Into<Receipt>,
+        S::Error: Into<crate::sink::BoxError>,
+        S::Future: Send + 'static,
+    {
+        stores
+            .into_iter()
+            .map(|store| {
+                let mut queue = Queue::builder(self.queue.clone())
+                    .max_events(self.max_events)
+                    .linger(self.linger)
+                    .metrics(metrics.clone());
+                if let Some(store) = store {
+                    queue = queue.events(store);
+                }
+                let (queue, worker) = queue.pair(retry.clone().layer(inner.clone()));
+                tokio::spawn(worker);
+                queue
+            })
+            .collect()
     }
 
     /// The durable queue of each lane (`None` for memory queues): lane 0 in the configured
