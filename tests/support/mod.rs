@@ -15,6 +15,7 @@ pub mod nats;
 pub mod python;
 pub mod registries;
 pub mod retry;
+pub mod segments;
 pub mod sinks;
 pub mod skopeo;
 pub mod tls;
