@@ -5,7 +5,8 @@
 //! otherwise, and then none of them is kept; no failed write leaves an empty or partial segment
 //! behind; after a restart the pending count equals the records on disk; once space is free,
 //! pushes succeed again. With `fsync: interval` nothing fails a push, but every lost event is
-//! counted (by reason) and logged once per burst.
+//! counted (by reason) and logged once per burst. Dead letters that no longer fit on the disk
+//! are kept in memory and can still be sent again.
 #![cfg(all(feature = "durable", target_os = "linux"))]
 
 mod support;
@@ -366,4 +367,74 @@ async fn fsync_interval_counts_lost_events_and_resumes() {
     // What is on disk reads back without any damage.
     let q = open(&config, &unbounded()).await;
     assert_eq!((q.stats().corrupt_bytes, q.stats().corrupt_events), (0, 0));
+}
+
+/// Dead letters on a full disk: the endpoint cannot write them to `dead-letters.jsonl`, so it
+/// keeps them in memory (none lost); once there is space again they are sent once more with
+/// their ids, and the file holds only whole lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_on_a_full_disk_are_kept_and_redelivered() {
+    use registry_notify::endpoint::{Endpoint, Redeliver};
+    use std::sync::atomic::{AtomicU16, Ordering};
+    use support::receiver::{gate, response, Receiver};
+    use tower::ServiceExt;
+
+    let Some(fs) = Tmpfs::mount("512k") else {
+        return;
+    };
+    let (open, closed) = gate();
+    let status = Arc::new(AtomicU16::new(400));
+    let answer = status.clone();
+    let receiver = Receiver::start(Arc::new(move |_, _| {
+        let mut closed = closed.clone();
+        let answer = answer.clone();
+        Box::pin(async move {
+            let _ = closed.wait_for(|o| *o).await;
+            response(answer.load(Ordering::SeqCst))
+        })
+    }))
+    .await;
+    let (sink, handle) = Endpoint::builder("full", receiver.url())
+        .durable_queue(DurableConfig::new(fs.path().join("queue")))
+        .max_events(10)
+        .build()
+        .unwrap()
+        .spawn();
+    let sent: Vec<Event> = (0..3).map(event).collect();
+    sink.oneshot(Batch::from(sent.clone())).await.unwrap();
+    // The envelope of all three is held by the receiver: they were read back from the disk.
+    receiver.wait_requests(1).await;
+    assert_eq!(receiver.events().len(), 3);
+    let ballast = fs.path().join("ballast");
+    fill(&ballast);
+    // Refused (400, permanent): dead letters, which no longer fit on the disk.
+    open.send(true).unwrap();
+    support::wait_until("three dead letters", || handle.metrics().dead_lettered == 3).await;
+    let kept = handle.dead_letters();
+    assert_eq!(
+        kept.iter().map(|d| d.event.id.to_string()).collect::<Vec<_>>(),
+        sent.iter().map(|e| e.id.to_string()).collect::<Vec<_>>(),
+        "kept in memory"
+    );
+    let on_disk = fs.path().join("queue").join("dead-letters.jsonl");
+    assert_eq!(
+        std::fs::metadata(&on_disk).unwrap().len(),
+        0,
+        "the disk took none of them"
+    );
+
+    std::fs::remove_file(&ballast).unwrap();
+    status.store(200, Ordering::SeqCst);
+    assert_eq!(handle.redeliver(&Redeliver::All).await, Ok(3));
+    support::wait_until("redelivered", || handle.metrics().delivered == 3).await;
+    let again: Vec<String> = receiver.events()[3..].iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(again, sent.iter().map(|e| e.id.to_string()).collect::<Vec<_>>());
+    assert!(handle.dead_letters().is_empty());
+    let file = std::fs::read_to_string(&on_disk).unwrap();
+    for line in file.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    handle
+        .shutdown(tokio::time::Instant::now() + std::time::Duration::from_secs(5))
+        .await;
 }
