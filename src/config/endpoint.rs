@@ -163,10 +163,15 @@ impl Section for EndpointConfig {
                 self.format = if f.is_empty() || f == "template" {
                     Format::default()
                 } else {
-                    f.parse::<Format>().map_err(|e| {
+                    // The names YAML accepts (the formats, and `template`), said here rather
+                    // than patched into `Format`'s own message.
+                    f.parse::<Format>().map_err(|_| {
                         ConfigError::at(
                             p.as_str(),
-                            e.replace(" or cloudevents-batch", ", cloudevents-batch or template"),
+                            format!(
+                                "unknown format {f:?} (expected events.v1, events.v2, cloudevents, \
+                                 cloudevents-batch or template)"
+                            ),
                         )
                     })?
                 };

@@ -109,8 +109,11 @@ impl Service<Batch> for Lanes {
 
     fn call(&mut self, batch: Batch) -> QueueFuture {
         let n = self.routed;
+        if n == 1 {
+            return self.queues[0].enqueue(batch);
+        }
         let first = batch.first().map_or(0, |e| self.lane(e));
-        if n == 1 || batch.iter().all(|e| self.lane(e) == first) {
+        if batch.iter().all(|e| self.lane(e) == first) {
             return self.queues[first].enqueue(batch);
         }
         let mut parts: Vec<Vec<Event>> = vec![Vec::new(); n];
