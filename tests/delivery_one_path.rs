@@ -122,10 +122,12 @@ async fn an_fsync_always_endpoint_does_not_change_how_the_others_are_driven() {
         alone.waits, 0,
         "nothing to wait for without a fail-closed endpoint"
     );
-    assert_eq!(
-        beside.waits, BATCHES,
-        "every request waits for the fail-closed endpoint"
-    );
+    // A request is handed something to wait for unless the fail-closed endpoint's fsync has
+    // already completed when the dispatcher looks (then there is nothing left to wait for):
+    // how many of the two depends on the disk's speed, so only the bound is checked here.
+    // (`run` checks that the dispatcher waits for sinks at all; `durable_fail_closed.rs`
+    // that a request's answer waits for its events to be on disk.)
+    assert!(beside.waits <= BATCHES, "{} waits", beside.waits);
     assert_eq!(alone.sink_calls, BATCHES);
     // Endpoint "a" and the sink of your own saw exactly the same with "b" beside them.
     assert_eq!(
