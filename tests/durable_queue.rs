@@ -114,12 +114,12 @@ async fn a_rich_event_survives_byte_for_byte() {
     e.target.url = "http://127.0.0.1:5000/v2/library/test/manifests/sha256:abc".into();
     e.target.tag = "latest".into();
     let mut child = Descriptor::new("application/vnd.oci.image.manifest.v1+json", "sha256:def", 7);
-    child.platform = Some(Platform {
+    child.platform = Some(Box::new(Platform {
         architecture: "arm64".into(),
         os: "linux".into(),
         variant: "v8".into(),
         ..Platform::default()
-    });
+    }));
     child.data = Some("e30=".into());
     e.target.references = vec![child];
     e.request.addr = "10.0.0.1:5555".into();

@@ -176,7 +176,11 @@ fn full_descriptor() -> impl Strategy<Value = Descriptor> {
         (text(), text(), size()),
         prop::collection::vec(text(), 0..3),
         prop::collection::btree_map(text(), text(), 0..3),
-        (some_text(), prop::option::of(platform()), some_text()),
+        (
+            some_text(),
+            prop::option::of(platform().prop_map(Box::new)),
+            some_text(),
+        ),
     )
         .prop_map(
             |((m, d, s), urls, annotations, (data, platform, artifact_type))| Descriptor {

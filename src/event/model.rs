@@ -104,9 +104,10 @@ pub struct Descriptor {
     /// Embedded content, base64.
     #[serde(default)]
     pub data: Option<String>,
-    /// Platform of an index child.
+    /// Platform of an index child (boxed: most descriptors have none, and an event's
+    /// target is a descriptor, so this keeps every event 112 bytes smaller).
     #[serde(default)]
-    pub platform: Option<Platform>,
+    pub platform: Option<Box<Platform>>,
     /// Artifact type.
     #[serde(default)]
     pub artifact_type: Option<String>,

@@ -141,12 +141,14 @@ impl RawDescriptor {
         descriptor.annotations = self.annotations.unwrap_or_default();
         descriptor.data = self.data;
         descriptor.artifact_type = self.artifact_type;
-        descriptor.platform = self.platform.map(|p| Platform {
-            architecture: p.architecture.unwrap_or_default(),
-            os: p.os.unwrap_or_default(),
-            os_version: p.os_version.unwrap_or_default(),
-            os_features: p.os_features.unwrap_or_default(),
-            variant: p.variant.unwrap_or_default(),
+        descriptor.platform = self.platform.map(|p| {
+            Box::new(Platform {
+                architecture: p.architecture.unwrap_or_default(),
+                os: p.os.unwrap_or_default(),
+                os_version: p.os_version.unwrap_or_default(),
+                os_features: p.os_features.unwrap_or_default(),
+                variant: p.variant.unwrap_or_default(),
+            })
         });
         Ok(descriptor)
     }
