@@ -64,7 +64,7 @@ pub(crate) fn parse(path: &str) -> Option<Parsed<'_>> {
     let route = match (m, b) {
         (Some(i), _) => {
             let (name, reference) = (&rest[..i], &rest[i + "/manifests/".len()..]);
-            let reference = if reference.contains(':') {
+            let reference = if reference.as_bytes().contains(&b':') {
                 Reference::Digest(valid_digest(reference)?)
             } else {
                 Reference::Tag(valid_tag(reference)?)
@@ -124,11 +124,13 @@ pub(crate) fn valid_name(name: &str) -> Option<&str> {
     if name.is_empty() || name.len() > 255 {
         return None;
     }
-    name.split('/').all(valid_component).then_some(name)
+    name.as_bytes()
+        .split(|&c| c == b'/')
+        .all(valid_component)
+        .then_some(name)
 }
 
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
+fn valid_component(b: &[u8]) -> bool {
     if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
         return false;
     }
