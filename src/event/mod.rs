@@ -18,12 +18,13 @@ mod writer;
 
 pub use format::{Format, EVENTS_V1_MEDIA_TYPE, EVENTS_V2_MEDIA_TYPE};
 pub use message_id::message_id;
-pub(crate) use model::write_new_id;
 pub use model::{
     instance_id, Action, ActorRecord, Batch, Descriptor, Envelope, Event, Platform, RequestRecord,
     SourceRecord, Target,
 };
+pub(crate) use model::{write_new_id, write_new_id_at};
 pub use shared_str::SharedStr;
 pub(crate) use shared_str::{build as build_strings, Frozen, Span, StrBuf};
 pub use timestamp::{ParseTimestampError, Timestamp};
+pub(crate) use writer::any_special;
 pub(crate) use writer::decimal;

@@ -342,17 +342,26 @@ pub(crate) fn new_id() -> String {
     id
 }
 
-/// Appends a fresh id (see [`new_id`]) to `out`.
+/// Appends a fresh id (see [`new_id`]) to `out`, reading the clock.
 pub(crate) fn write_new_id(out: &mut String) {
+    write_new_id_at(out, Timestamp::now());
+}
+
+/// Appends a fresh id (see [`new_id`]) made at `now`: an event's id carries the time of its
+/// `timestamp` without a second read of the clock.
+///
+/// Ids are unique, not secret: the 60-bit stamp (milliseconds and sequence) is strictly
+/// increasing within the process, so no two ids of one process are equal whatever the
+/// random bits, and 62 random bits tell processes apart. They come from a small per-thread
+/// generator (wyrand) seeded from the operating system's, a few instructions per id instead
+/// of a ChaCha block's share.
+pub(crate) fn write_new_id_at(out: &mut String, now: Timestamp) {
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::{SystemTime, UNIX_EPOCH};
     // Milliseconds since the epoch (48 bits) and the sequence (12 bits), as one number.
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let millis = (nanos / 1_000_000) as u64 & ((1 << 48) - 1);
-    let sub = ((nanos % 1_000_000) as u64 * 4096) / 1_000_000;
+    let (secs, nanos) = (now.unix_seconds().max(0) as u64, u64::from(now.subsec_nanos()));
+    let millis = secs.wrapping_mul(1000).wrapping_add(nanos / 1_000_000) & ((1 << 48) - 1);
+    let sub = ((nanos % 1_000_000) * 4096) / 1_000_000;
     let mut stamp = (millis << 12) | sub;
     let mut last = LAST.load(Ordering::Relaxed);
     loop {
@@ -365,10 +374,25 @@ pub(crate) fn write_new_id(out: &mut String) {
         }
     }
     let high = ((stamp >> 12) << 16) | 0x7000 | (stamp & 0x0fff);
-    let low = (rand::random::<u64>() >> 2) | 0x8000_0000_0000_0000;
+    let low = (random_u64() >> 2) | 0x8000_0000_0000_0000;
     let uuid = uuid::Uuid::from_u64_pair(high, low);
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     out.push_str(uuid.hyphenated().encode_lower(&mut buf));
+}
+
+/// 64 bits from the thread's wyrand generator, seeded once per thread from the operating
+/// system's generator (through `rand`).
+fn random_u64() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(rand::random());
+    }
+    STATE.with(|state| {
+        let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) ^ t) as u64
+    })
 }
 
 /// The per-process instance id (`source.instanceID`).
@@ -377,9 +401,11 @@ pub fn instance_id() -> &'static str {
     ID.get_or_init(|| uuid::Uuid::now_v7().to_string())
 }
 
-/// The per-process instance id as a static [`SharedStr`] (no reference count to share).
+/// The per-process instance id as a [`SharedStr`], made once: known to be plain, so that
+/// encoders copy it without looking at it.
 pub(crate) fn instance_id_shared() -> SharedStr {
-    SharedStr::from_static(instance_id())
+    static ID: std::sync::OnceLock<SharedStr> = std::sync::OnceLock::new();
+    ID.get_or_init(|| SharedStr::from(instance_id())).clone()
 }
 
 #[cfg(test)]
@@ -399,5 +425,33 @@ mod tests {
             .unwrap()
             .as_secs();
         assert!(secs.abs_diff(now) < 5);
+    }
+
+    /// An id made at a given time carries that time (to the millisecond, unless ids made
+    /// later already took it: then just after), and ids made at one instant still differ
+    /// and keep their order; their random halves differ too.
+    #[test]
+    fn ids_made_at_a_time_carry_it() {
+        let at = super::Timestamp::now();
+        let ids: Vec<String> = (0..1000)
+            .map(|_| {
+                let mut s = String::new();
+                super::write_new_id_at(&mut s, at);
+                s
+            })
+            .collect();
+        let at_ms = at.unix_nanos() / 1_000_000;
+        let first = uuid::Uuid::parse_str(&ids[0]).unwrap();
+        let (secs, nanos) = first.get_timestamp().unwrap().to_unix();
+        let ms = i128::from(secs) * 1000 + i128::from(nanos / 1_000_000);
+        assert!((at_ms..at_ms + 1000).contains(&ms), "{ms} vs {at_ms}");
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} !< {}", pair[0], pair[1]);
+        }
+        let randoms: std::collections::HashSet<u64> = ids
+            .iter()
+            .map(|id| uuid::Uuid::parse_str(id).unwrap().as_u64_pair().1 & 0x3fff_ffff_ffff_ffff)
+            .collect();
+        assert_eq!(randoms.len(), ids.len(), "random halves repeat");
     }
 }

@@ -39,13 +39,17 @@ pub struct SharedStr(Repr);
 #[derive(Clone)]
 enum Repr {
     Static(&'static str),
-    /// `buf[start..end]`; the bounds are always on character boundaries.
+    /// `buf[start & !PLAIN..end]`; the bounds are always on character boundaries, and below
+    /// 2³¹. The top bit of `start` says the text is [plain](SharedStr::is_plain).
     Slice {
         buf: Arc<str>,
         start: u32,
         end: u32,
     },
 }
+
+/// The flag bit of [`Repr::Slice`]'s `start`.
+const PLAIN: u32 = 1 << 31;
 
 impl SharedStr {
     /// The empty string (no allocation).
@@ -72,21 +76,39 @@ impl SharedStr {
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Static(s) => s,
-            Repr::Slice { buf, start, end } => buf.get(*start as usize..*end as usize).unwrap_or(""),
+            Repr::Slice { buf, start, end } => {
+                buf.get((*start & !PLAIN) as usize..*end as usize).unwrap_or("")
+            }
         }
     }
 
+    /// Whether the text is known to need no escape in JSON (no control character, `"`,
+    /// `\`, `<`, `>`, `&` or non-ASCII byte), so that an encoder copies it as it is.
+    /// `false` only means "not known": static strings and text never checked say `false`.
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(&self.0, Repr::Slice { start, .. } if start & PLAIN != 0)
+    }
+
     /// A slice of a shared buffer; `range` must lie on character boundaries of `buf`
-    /// and within `u32` (checked: anything else gives the empty string).
-    fn slice(buf: &Arc<str>, range: Range<usize>) -> Self {
+    /// and below 2³¹ (checked: anything else gives the empty string). `plain`: the text
+    /// needs no escape in JSON (see [`is_plain`](Self::is_plain)).
+    fn slice(buf: &Arc<str>, range: Range<usize>, plain: bool) -> Self {
         match (u32::try_from(range.start), u32::try_from(range.end)) {
-            (Ok(start), Ok(end)) if start < end && buf.get(range).is_some() => SharedStr(Repr::Slice {
-                buf: buf.clone(),
-                start,
-                end,
-            }),
+            (Ok(start), Ok(end)) if start < end && end < PLAIN && buf.get(range).is_some() => {
+                SharedStr(Repr::Slice {
+                    buf: buf.clone(),
+                    start: if plain { start | PLAIN } else { start },
+                    end,
+                })
+            }
             _ => SharedStr::new(),
         }
+    }
+
+    /// A slice of `buf` whose plainness is checked here, once, rather than at each encoding.
+    fn checked(buf: &Arc<str>) -> Self {
+        let plain = !super::writer::any_special(buf.as_bytes());
+        SharedStr::slice(buf, 0..buf.len(), plain)
     }
 }
 
@@ -120,9 +142,7 @@ impl From<&str> for SharedStr {
         if s.is_empty() {
             return SharedStr::new();
         }
-        let buf: Arc<str> = Arc::from(s);
-        let end = buf.len();
-        SharedStr::slice(&buf, 0..end)
+        SharedStr::checked(&Arc::from(s))
     }
 }
 
@@ -146,8 +166,7 @@ impl From<Box<str>> for SharedStr {
 
 impl From<Arc<str>> for SharedStr {
     fn from(buf: Arc<str>) -> Self {
-        let end = buf.len();
-        SharedStr::slice(&buf, 0..end)
+        SharedStr::checked(&buf)
     }
 }
 
@@ -239,16 +258,28 @@ impl<'de> Deserialize<'de> for SharedStr {
     }
 }
 
-/// Where a string was written in a [`StrBuf`].
+/// Where a string was written in a [`StrBuf`], and whether it is known to be plain
+/// ([`SharedStr::is_plain`]): `start` carries that flag in its top bit, as a slice does.
+/// A span past 2³¹ bytes is empty (no event's strings come near it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Span {
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl Span {
+    fn new(start: usize, end: usize, plain: bool) -> Self {
+        match (u32::try_from(start), u32::try_from(end)) {
+            (Ok(start), Ok(end)) if start <= end && end < PLAIN => Span {
+                start: if plain { start | PLAIN } else { start },
+                end,
+            },
+            _ => Span::default(),
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
-        self.start == self.end
+        self.start & !PLAIN == self.end
     }
 }
 
@@ -264,22 +295,41 @@ pub(crate) struct StrBuf<'a> {
 impl StrBuf<'_> {
     /// Appends `s`.
     pub(crate) fn push(&mut self, s: &str) -> Span {
-        let start = self.buf.len();
-        self.buf.push_str(s);
-        Span {
-            start,
-            end: self.buf.len(),
-        }
+        self.push_as(s, false)
     }
 
-    /// Appends what `write` writes into the buffer (it must only append).
-    pub(crate) fn span(&mut self, write: impl FnOnce(&mut String)) -> Span {
+    /// Appends `s`, which the caller validated as [plain](SharedStr::is_plain) (a digest, a
+    /// repository name, a tag: their grammars allow nothing JSON escapes).
+    pub(crate) fn push_plain(&mut self, s: &str) -> Span {
+        debug_assert!(!super::writer::any_special(s.as_bytes()), "{s:?} is not plain");
+        self.push_as(s, true)
+    }
+
+    /// Appends `s`, looking once whether it is [plain](SharedStr::is_plain) (text from a
+    /// header: the look here spares one at each encoding of the events).
+    pub(crate) fn push_checked(&mut self, s: &str) -> Span {
+        self.push_as(s, !super::writer::any_special(s.as_bytes()))
+    }
+
+    fn push_as(&mut self, s: &str, plain: bool) -> Span {
         let start = self.buf.len();
-        write(self.buf);
-        Span {
-            start: start.min(self.buf.len()),
-            end: self.buf.len(),
-        }
+        self.buf.push_str(s);
+        Span::new(start, self.buf.len(), plain)
+    }
+
+    /// Appends what `write` writes into the buffer (it must only append), which is
+    /// [plain](SharedStr::is_plain) if `write` says so by returning `true` (an id, a URL of
+    /// validated parts).
+    pub(crate) fn span_plain(&mut self, write: impl FnOnce(&mut String) -> bool) -> Span {
+        let start = self.buf.len();
+        let plain = write(self.buf);
+        let start = start.min(self.buf.len());
+        debug_assert!(
+            !plain || !super::writer::any_special(&self.buf.as_bytes()[start..]),
+            "{:?} is not plain",
+            &self.buf[start..]
+        );
+        Span::new(start, self.buf.len(), plain)
     }
 }
 
@@ -291,7 +341,11 @@ impl Frozen {
     /// The string at `span` (the empty static string for an empty span).
     pub(crate) fn get(&self, span: Span) -> SharedStr {
         match &self.0 {
-            Some(buf) if !span.is_empty() => SharedStr::slice(buf, span.start..span.end),
+            Some(buf) if !span.is_empty() => SharedStr::slice(
+                buf,
+                (span.start & !PLAIN) as usize..span.end as usize,
+                span.start & PLAIN != 0,
+            ),
             _ => SharedStr::new(),
         }
     }
@@ -339,7 +393,10 @@ mod tests {
         let (frozen, (a, b, e)) = build(|b| {
             let a = b.push("library/alpine");
             let e = b.push("");
-            let x = b.span(|s| s.push_str("sha256:ab"));
+            let x = b.span_plain(|s| {
+                s.push_str("sha256:ab");
+                true
+            });
             (a, x, e)
         });
         let (a, b, e) = (frozen.get(a), frozen.get(b), frozen.get(e));
@@ -358,6 +415,56 @@ mod tests {
         assert_eq!(b, "sha256:ab");
     }
 
+    /// Plainness is kept exactly: what is pushed as plain, or checked and found plain, is
+    /// plain; text with anything JSON escapes is never; static and empty strings are not
+    /// known to be; a slice keeps its flag through clones and next to unflagged neighbours.
+    #[test]
+    fn plain_flags() {
+        let (frozen, spans) = build(|b| {
+            [
+                b.push_plain("library/alpine"),
+                b.push("library/alpine"),
+                b.push_checked("skopeo/1.9.3"),
+                b.push_checked("a\"quote"),
+                b.push_checked("caf\u{e9}"),
+                b.push_checked("<tag>"),
+                b.span_plain(|s| {
+                    s.push_str("sha256:ab");
+                    true
+                }),
+                b.span_plain(|s| {
+                    s.push_str("x&y");
+                    false
+                }),
+                b.push_checked(""),
+            ]
+        });
+        let got: Vec<(String, bool)> = spans
+            .iter()
+            .map(|s| frozen.get(*s))
+            .map(|s| (s.to_string(), s.clone().is_plain()))
+            .collect();
+        let want = [
+            ("library/alpine", true),
+            ("library/alpine", false),
+            ("skopeo/1.9.3", true),
+            ("a\"quote", false),
+            ("caf\u{e9}", false),
+            ("<tag>", false),
+            ("sha256:ab", true),
+            ("x&y", false),
+            ("", false),
+        ];
+        let want: Vec<(String, bool)> = want.iter().map(|(s, p)| (s.to_string(), *p)).collect();
+        assert_eq!(got, want);
+        assert!(SharedStr::from("plain").is_plain());
+        assert!(SharedStr::from(String::from("also plain")).is_plain());
+        assert!(!SharedStr::from("tab\there").is_plain());
+        assert!(!SharedStr::from("\u{2028}").is_plain());
+        assert!(!SharedStr::from_static("GET").is_plain());
+        assert!(!SharedStr::new().is_plain());
+    }
+
     #[test]
     fn nested_builds_and_multibyte_text() {
         let (outer, (s, inner)) = build(|b| {
@@ -369,8 +476,8 @@ mod tests {
         assert_eq!(inner, "inner");
         // Out-of-range or mid-character spans give the empty string, never a panic.
         let buf: Arc<str> = Arc::from("✓");
-        assert_eq!(SharedStr::slice(&buf, 1..3), "");
-        assert_eq!(SharedStr::slice(&buf, 0..9), "");
+        assert_eq!(SharedStr::slice(&buf, 1..3, false), "");
+        assert_eq!(SharedStr::slice(&buf, 0..9, false), "");
     }
 
     #[test]

@@ -119,6 +119,12 @@ impl Timestamp {
     /// Writes the RFC 3339 form into `buf`, returning it as a string. Years outside
     /// 0..=9999 take the general (slower) path.
     pub(crate) fn write_rfc3339<'a>(&self, buf: &'a mut [u8; 32]) -> Option<&'a str> {
+        std::str::from_utf8(self.write_rfc3339_ascii(buf)?).ok()
+    }
+
+    /// [`write_rfc3339`](Self::write_rfc3339) as bytes, all ASCII digits and `-T:.Z` (no
+    /// UTF-8 check needed, nothing a JSON string escapes).
+    pub(crate) fn write_rfc3339_ascii<'a>(&self, buf: &'a mut [u8; 32]) -> Option<&'a [u8]> {
         let days = self.secs.div_euclid(86_400);
         let rem = self.secs.rem_euclid(86_400);
         let (y, mo, d) = civil_from_days(days);
@@ -138,25 +144,40 @@ impl Timestamp {
         put(11, (rem / 3600) as u64, 2);
         put(14, ((rem / 60) % 60) as u64, 2);
         put(17, (rem % 60) as u64, 2);
-        put(20, u64::from(self.nanos), 9);
         buf[4] = b'-';
         buf[7] = b'-';
         buf[10] = b'T';
         buf[13] = b':';
         buf[16] = b':';
-        buf[19] = b'.';
-        let mut end = 29;
-        // Trailing zeros of the fraction go, and the dot with them when it is zero.
-        while end > 20 && buf[end - 1] == b'0' {
-            end -= 1;
-        }
-        if end == 20 {
-            end = 19;
-        }
-        buf[end] = b'Z';
-        std::str::from_utf8(&buf[..end + 1]).ok()
+        let len = write_fraction(buf, self.nanos);
+        Some(&buf[..len])
     }
 }
+
+/// Writes the fraction of a second and the zone (`.123456789Z`, trailing zeros dropped, the
+/// dot too for a whole second) after the 19 bytes of date and time in `buf`; returns the
+/// length of the whole. A writer keeping the date and time of the last second rewrites only
+/// this part (`nanos` is below 10⁹ in every [`Timestamp`]).
+pub(crate) fn write_fraction(buf: &mut [u8; 32], nanos: u32) -> usize {
+    let mut v = nanos;
+    for i in (20..29).rev() {
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    buf[19] = b'.';
+    let mut end = 29;
+    // Trailing zeros of the fraction go, and the dot with them when it is zero.
+    while end > 20 && buf[end - 1] == b'0' {
+        end -= 1;
+    }
+    if end == 20 {
+        end = 19;
+    }
+    buf[end] = b'Z';
+    end + 1
+}
+
+impl Timestamp {}
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

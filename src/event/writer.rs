@@ -9,7 +9,7 @@
 use serde::Serializer as _;
 
 use super::go_json::GoFormatter;
-use super::{Event, Format};
+use super::{Event, Format, SharedStr};
 
 /// Whether [`write_envelope`] can write `e` in `format`.
 pub(super) fn handles(e: &Event, format: Format) -> bool {
@@ -37,9 +37,10 @@ pub(super) fn write_envelope(events: &[Event], format: Format, out: &mut Vec<u8>
     // Sized up front: growing a buffer of many events copies all of them again.
     out.reserve(events.iter().map(estimated_len).sum::<usize>() + 32);
     out.extend_from_slice(b"{\n   \"events\": [");
+    let mut stamps = Stamps::default();
     for (i, e) in events.iter().enumerate() {
         out.extend_from_slice(if i == 0 { b"\n      {" } else { b",\n      {" });
-        write_event(e, format, out);
+        write_event(e, format, out, &mut stamps);
         out.extend_from_slice(b"\n      }");
     }
     out.extend_from_slice(b"\n   ]\n}");
@@ -124,12 +125,29 @@ impl<'a> Obj<'a> {
     }
 
     /// `key` comes from [`str_key!`]: it already holds the opening quote.
-    fn str(&mut self, key: &'static str, value: &str) {
+    fn text(&mut self, key: &'static str, value: &str) {
         self.key(key);
         write_str_rest(self.out, value);
     }
 
-    fn str_nonempty(&mut self, key: &'static str, value: &str) {
+    /// [`text`](Self::text) for a field: copied without a look when it is known to be plain.
+    fn str(&mut self, key: &'static str, value: &SharedStr) {
+        if value.is_plain() {
+            self.ascii(key, value.as_bytes());
+        } else {
+            self.text(key, value);
+        }
+    }
+
+    /// Like [`str`](Self::str) for a value known to need no escape (checked in debug builds).
+    fn ascii(&mut self, key: &'static str, value: &[u8]) {
+        debug_assert!(!any_special(value));
+        self.key(key);
+        self.out.extend_from_slice(value);
+        self.out.push(b'"');
+    }
+
+    fn str_nonempty(&mut self, key: &'static str, value: &SharedStr) {
         if !value.is_empty() {
             self.str(key, value);
         }
@@ -156,7 +174,28 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn write_event(e: &Event, format: Format, out: &mut Vec<u8>) {
+/// The RFC 3339 text of the last timestamp written: the events of a batch mostly share their
+/// second, whose date and time are then kept and only the fraction is written again.
+#[derive(Default)]
+struct Stamps {
+    second: Option<i64>,
+    buf: [u8; 32],
+}
+
+impl Stamps {
+    fn write(&mut self, t: &super::Timestamp) -> Option<&[u8]> {
+        if self.second == Some(t.unix_seconds()) {
+            let len = super::timestamp::write_fraction(&mut self.buf, t.subsec_nanos());
+            return Some(&self.buf[..len]);
+        }
+        self.second = None;
+        let len = t.write_rfc3339_ascii(&mut self.buf)?.len();
+        self.second = Some(t.unix_seconds());
+        Some(&self.buf[..len])
+    }
+}
+
+fn write_event(e: &Event, format: Format, out: &mut Vec<u8>, stamps: &mut Stamps) {
     // The event's own `{` is written by the caller; its members are at depth 3.
     let mut o = Obj {
         out,
@@ -164,12 +203,11 @@ fn write_event(e: &Event, format: Format, out: &mut Vec<u8>) {
         empty: true,
     };
     o.str_nonempty(str_key!(event_key, "id"), &e.id);
-    let mut buf = [0u8; 32];
-    match e.timestamp.write_rfc3339(&mut buf) {
-        Some(ts) => o.str(str_key!(event_key, "timestamp"), ts),
-        None => o.str(str_key!(event_key, "timestamp"), &e.timestamp.to_string()),
+    match stamps.write(&e.timestamp) {
+        Some(ts) => o.ascii(str_key!(event_key, "timestamp"), ts),
+        None => o.text(str_key!(event_key, "timestamp"), &e.timestamp.to_string()),
     }
-    o.str(str_key!(event_key, "action"), e.action.as_str());
+    o.ascii(str_key!(event_key, "action"), e.action.as_str().as_bytes());
 
     let t = &e.target;
     let d = &t.descriptor;
@@ -223,7 +261,7 @@ fn write_event(e: &Event, format: Format, out: &mut Vec<u8>) {
 /// Eight bytes at a time with word arithmetic (the tail padded with a harmless byte),
 /// without `unsafe`: `"` and `&` are found together as `x | 0x04 == 0x26`, `<` and `>` as
 /// `x | 0x02 == 0x3E`.
-fn any_special(b: &[u8]) -> bool {
+pub(crate) fn any_special(b: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     /// High bit set in the bytes of `x` that are zero (exact as an "any" test: a false
@@ -285,11 +323,17 @@ fn write_int(out: &mut Vec<u8>, v: i64) {
     if v < 0 {
         out.push(b'-');
     }
-    out.extend_from_slice(decimal(v.unsigned_abs(), &mut [0; 20]).as_bytes());
+    out.extend_from_slice(decimal_ascii(v.unsigned_abs(), &mut [0; 20]));
 }
 
 /// `n` in decimal, written into the end of `buf` (20 digits hold every `u64`).
-pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    // ASCII digits only.
+    std::str::from_utf8(decimal_ascii(n, buf)).unwrap_or_default()
+}
+
+/// [`decimal`] as bytes, for a writer of bytes (no UTF-8 check).
+fn decimal_ascii(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -299,8 +343,7 @@ pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
             break;
         }
     }
-    // ASCII digits only.
-    std::str::from_utf8(&buf[i..]).unwrap_or_default()
+    &buf[i..]
 }
 
 #[cfg(test)]
@@ -349,6 +392,50 @@ mod tests {
                     assert_eq!(any_special(&b), special(c), "byte {c:#x} at {at} of {len}");
                 }
             }
+        }
+    }
+
+    /// Events that share their second, then do not, then do again (and one whose year
+    /// takes the general path between them): each timestamp is written whole, as the
+    /// serde reference writes it, and plain and escaped fields agree with it too.
+    #[test]
+    fn timestamps_of_one_second_and_of_others() {
+        use crate::event::{Action, Target, Timestamp};
+        let second = 1_733_000_000;
+        let times = [
+            (second, 0),
+            (second, 5),
+            (second, 123_456_789),
+            (second, 100_000_000),
+            (second + 1, 999_999_999),
+            (second, 7_000),
+            (253_402_300_800, 10),
+            (253_402_300_800, 20),
+            (second, 0),
+        ];
+        let events: Vec<Event> = times
+            .iter()
+            .enumerate()
+            .map(|(i, (secs, nanos))| {
+                let mut e = Event::new(Action::Pull, Target::default());
+                e.timestamp = Timestamp::from_unix(*secs, *nanos);
+                e.target.repository = if i % 2 == 0 {
+                    "a/b".into()
+                } else {
+                    "a<b>\"c".into()
+                };
+                e
+            })
+            .collect();
+        for format in [Format::EventsV1, Format::EventsV2] {
+            let mut fast = Vec::new();
+            write_envelope(&events, format, &mut fast);
+            let mut reference = Vec::new();
+            super::super::wire::encode_envelope(&events, format, &mut reference);
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                String::from_utf8(reference).unwrap()
+            );
         }
     }
 

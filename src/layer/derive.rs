@@ -25,7 +25,7 @@ use super::headers::{
 use super::route;
 use super::shared::Shared;
 use crate::event::{
-    build_strings, write_new_id, Action, Descriptor, Event, SharedStr, StrBuf, Target, Timestamp,
+    build_strings, write_new_id_at, Action, Descriptor, Event, SharedStr, StrBuf, Target, Timestamp,
 };
 use crate::hint::EventHint;
 use draft::{event_digest, remember_verified, remembered, Draft, Piece};
@@ -95,28 +95,37 @@ impl Pending {
         }
     }
 
-    /// Appends `<base>/v2/<name>/<kind>/<digest>`, the target URL.
-    fn write_target_url(&self, url: &mut String, shared: &Shared, kind: &str, digest: &str) {
+    /// Appends `<base>/v2/<name>/<kind>/<digest>`, the target URL; says whether it is
+    /// [plain](SharedStr::is_plain) (the name and digest are; the base may not be).
+    fn write_target_url(&self, url: &mut String, shared: &Shared, kind: &str, digest: &str) -> bool {
         let scheme = self.scheme.as_ref().map_or("http", |s| s.as_str());
-        match (&shared.base_url, &self.forwarded_base) {
+        let plain = match (&shared.base_url, &self.forwarded_base) {
             (Some(b), _) => {
+                let start = url.len();
                 url.push_str(b.trim_end_matches('/'));
                 url.push_str(&self.prefix);
+                !crate::event::any_special(&url.as_bytes()[start..])
             }
-            (None, Some(f)) => url.push_str(f),
+            (None, Some(f)) => {
+                url.push_str(f);
+                !crate::event::any_special(f.as_bytes())
+            }
             (None, None) => {
                 url.push_str(scheme);
                 url.push_str("://");
                 url.push_str(&self.request.host);
                 url.push_str(&self.prefix);
+                // The host was looked at when the request came; a scheme is plain.
+                self.request.host.is_plain() && !crate::event::any_special(self.prefix.as_bytes())
             }
-        }
+        };
         url.push_str("/v2/");
         url.push_str(&self.name);
         url.push('/');
         url.push_str(kind);
         url.push('/');
         url.push_str(digest);
+        plain
     }
 
     /// Whether the response is one Distribution emits events for.
@@ -179,8 +188,15 @@ impl Pending {
             return (self.delete_events(digest, hint, shared, at), missing);
         }
         // The strings this response adds (event id, URL, digest, …) share one buffer.
-        let (strings, draft) =
-            build_strings(|b| self.draft(kind, b, status, headers, hint, shared, &mut missing));
+        let (strings, draft) = build_strings(|b| {
+            let mut draft = self.draft(kind, b, status, headers, hint, shared, &mut missing)?;
+            // The id carries the time of the timestamp: one read of the clock for both.
+            draft.id = b.span_plain(|s| {
+                write_new_id_at(s, at);
+                true
+            });
+            Some(draft)
+        });
         let Some(draft) = draft else {
             return (Vec::new(), missing);
         };
@@ -224,7 +240,13 @@ impl Pending {
         let (strings, spans) = build_strings(|b| {
             std::iter::once("")
                 .chain(tags.iter().map(String::as_str))
-                .map(|tag| (b.span(write_new_id), b.push(tag)))
+                .map(|tag| {
+                    let id = b.span_plain(|s| {
+                        write_new_id_at(s, at);
+                        true
+                    });
+                    (id, b.push(tag))
+                })
                 .collect::<Vec<_>>()
         });
         let mut events = Vec::with_capacity(spans.len());
@@ -291,7 +313,7 @@ impl Pending {
                 });
                 missing.manifest = size.is_none() || draft.media_type.is_empty();
                 draft.size = size.unwrap_or(0);
-                draft.url = Some(b.span(|s| self.write_target_url(s, shared, "manifests", d.as_str())));
+                draft.url = Some(b.span_plain(|s| self.write_target_url(s, shared, "manifests", d.as_str())));
                 if shared.include_references {
                     match self.references(d.as_str(), hint, shared) {
                         Some(refs) => draft.references = refs,
@@ -377,7 +399,6 @@ impl Pending {
                 self.blob(&mut draft, b, shared, piece, d.as_str(), size);
             }
         }
-        draft.id = b.span(write_new_id);
         Some(draft)
     }
 
@@ -416,7 +437,7 @@ impl Pending {
         text: &str,
         size: Option<i64>,
     ) {
-        draft.url = Some(b.span(|s| self.write_target_url(s, shared, "blobs", text)));
+        draft.url = Some(b.span_plain(|s| self.write_target_url(s, shared, "blobs", text)));
         draft.media_type = SharedStr::from_static(BLOB_MEDIA_TYPE);
         draft.digest = digest;
         draft.size = size.unwrap_or(0);

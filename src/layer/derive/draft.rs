@@ -54,7 +54,7 @@ pub(super) fn event_digest<'a>(
         (Some(r), Some(q)) if r == q.as_str() => {
             Some((DigestText::Requested(q.clone()), Piece::Shared(q.clone())))
         }
-        (Some(r), _) => Some((DigestText::Reported(r), Piece::At(b.push(r)))),
+        (Some(r), _) => Some((DigestText::Reported(r), Piece::At(b.push_plain(r)))),
         (None, Some(q)) => Some((DigestText::Requested(q.clone()), Piece::Shared(q.clone()))),
         (None, None) => None,
     }

@@ -35,15 +35,18 @@ fn basic_user(authorization: Option<&HeaderValue>) -> Option<String> {
 /// Appends the request id: the [`RequestId`] extension, a sane `X-Request-Id`, or a new id.
 fn write_request_id<B>(out: &mut StrBuf<'_>, req: &Request<B>, h: &RequestHeaders<'_>) -> Span {
     if let Some(RequestId(id)) = req.extensions().get::<RequestId>() {
-        return out.push(id);
+        return out.push_checked(id);
     }
     if let Some(id) = value_str(h.x_request_id) {
         let id = id.trim();
         if !id.is_empty() && id.len() <= 200 && id.bytes().all(|c| c.is_ascii_graphic()) {
-            return out.push(id);
+            return out.push_checked(id);
         }
     }
-    out.span(write_new_id)
+    out.span_plain(|s| {
+        write_new_id(s);
+        true
+    })
 }
 
 /// The request's host: `Host`, or the URI authority (HTTP/2).
@@ -185,19 +188,23 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
     });
     // Every string of the request in one buffer.
     let (strings, (kind, name, id, addr, host, useragent, user, traceparent)) = build_strings(|b| {
-        let kind = kind.map(|s| b.push(&s));
-        let name = b.push(parsed.name());
+        // Tags, digests and names passed their grammars: nothing in them needs escaping.
+        let kind = kind.map(|s| b.push_plain(&s));
+        let name = b.push_plain(parsed.name());
         let id = write_request_id(b, req, &headers);
-        let addr = b.span(|s| {
+        let addr = b.span_plain(|s| {
+            let start = s.len();
             write_remote_addr(
                 s,
                 &headers,
                 peer_addr(req.extensions()),
                 shared.trusted_proxies.as_ref(),
-            )
+            );
+            !crate::event::any_special(&s.as_bytes()[start..])
         });
-        let host = b.push(host);
-        let useragent = b.push(value_str(headers.user_agent).unwrap_or(""));
+        // Text from headers is looked at once here, so that encoders need not.
+        let host = b.push_checked(host);
+        let useragent = b.push_checked(value_str(headers.user_agent).unwrap_or(""));
         let user = match req.extensions().get::<AuthenticatedUser>() {
             Some(AuthenticatedUser(name)) => b.push(name),
             None => basic_user(headers.authorization)
