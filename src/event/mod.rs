@@ -24,7 +24,7 @@ pub use model::{
 };
 pub(crate) use model::{write_new_id, write_new_id_at};
 pub use shared_str::SharedStr;
-pub(crate) use shared_str::{build as build_strings, Frozen, Span, StrBuf};
+pub(crate) use shared_str::{build as build_strings, Frozen, PlainTable, Span, StrBuf};
 pub use timestamp::{ParseTimestampError, Timestamp};
 pub(crate) use writer::any_special;
 pub(crate) use writer::decimal;

@@ -351,6 +351,33 @@ impl Frozen {
     }
 }
 
+/// Shared, [plain](SharedStr::is_plain) copies of a fixed table of static strings (media
+/// types, methods), made on first use: a static string is not known to be plain, so an
+/// encoder would look at it in every event; a copy from here costs a reference count
+/// instead.
+pub(crate) struct PlainTable {
+    source: &'static [&'static str],
+    strings: std::sync::OnceLock<Box<[SharedStr]>>,
+}
+
+impl PlainTable {
+    pub(crate) const fn new(source: &'static [&'static str]) -> Self {
+        Self {
+            source,
+            strings: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The shared copy of `s`, if the table has it (a plain one when `s` is plain).
+    pub(crate) fn find(&self, s: &str) -> Option<SharedStr> {
+        let i = self.source.iter().position(|m| *m == s)?;
+        let strings = self
+            .strings
+            .get_or_init(|| self.source.iter().map(|s| SharedStr::from(*s)).collect());
+        strings.get(i).cloned()
+    }
+}
+
 thread_local! {
     static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
 }
@@ -463,6 +490,17 @@ mod tests {
         assert!(!SharedStr::from("\u{2028}").is_plain());
         assert!(!SharedStr::from_static("GET").is_plain());
         assert!(!SharedStr::new().is_plain());
+    }
+
+    #[test]
+    fn plain_tables() {
+        static TABLE: PlainTable = PlainTable::new(&["GET", "application/json", "a<b"]);
+        let get = TABLE.find("GET").unwrap();
+        assert_eq!((get.as_str(), get.is_plain()), ("GET", true));
+        assert!(TABLE.find("application/json").unwrap().is_plain());
+        let odd = TABLE.find("a<b").unwrap();
+        assert_eq!((odd.as_str(), odd.is_plain()), ("a<b", false));
+        assert!(TABLE.find("PUT").is_none());
     }
 
     #[test]

@@ -438,7 +438,7 @@ impl Pending {
         size: Option<i64>,
     ) {
         draft.url = Some(b.span_plain(|s| self.write_target_url(s, shared, "blobs", text)));
-        draft.media_type = SharedStr::from_static(BLOB_MEDIA_TYPE);
+        draft.media_type = media_type_str(BLOB_MEDIA_TYPE);
         draft.digest = digest;
         draft.size = size.unwrap_or(0);
     }

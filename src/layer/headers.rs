@@ -4,7 +4,7 @@
 
 use http::header::{HeaderMap, HeaderValue, CONTENT_RANGE};
 
-use crate::event::SharedStr;
+use crate::event::{PlainTable, SharedStr};
 
 pub(crate) fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query
@@ -155,12 +155,14 @@ const KNOWN_MEDIA_TYPES: &[&str] = &[
     BLOB_MEDIA_TYPE,
 ];
 
-/// `media_type` as a [`SharedStr`]: static when it is a well-known one.
+/// The well-known media types, shared and known to be plain.
+static KNOWN: PlainTable = PlainTable::new(KNOWN_MEDIA_TYPES);
+
+/// `media_type` as a [`SharedStr`]: a shared copy when it is a well-known one.
 pub(crate) fn media_type_str(media_type: &str) -> SharedStr {
-    match KNOWN_MEDIA_TYPES.iter().find(|m| **m == media_type) {
-        Some(m) => SharedStr::from_static(m),
-        None => SharedStr::from(media_type),
-    }
+    KNOWN
+        .find(media_type)
+        .unwrap_or_else(|| SharedStr::from(media_type))
 }
 
 /// The complete length a `Content-Range` states: `bytes <first>-<last>/<complete>` (a

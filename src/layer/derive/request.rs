@@ -6,7 +6,9 @@ use http::header::HeaderValue;
 use http::{Method, Request};
 
 use super::pending::{Kind, Pending};
-use crate::event::{build_strings, write_new_id, ActorRecord, RequestRecord, SharedStr, Span, StrBuf};
+use crate::event::{
+    build_strings, write_new_id, ActorRecord, PlainTable, RequestRecord, SharedStr, Span, StrBuf,
+};
 use crate::hint::{AuthenticatedUser, RequestId};
 use crate::layer::addr::{peer_addr, write_remote_addr};
 use crate::layer::headers::{
@@ -57,13 +59,13 @@ fn request_host<'a, B>(req: &'a Request<B>, h: &RequestHeaders<'a>) -> &'a str {
     }
 }
 
-/// The method as a static [`SharedStr`] (any other method is copied).
+/// The method as a shared, plain [`SharedStr`] (any other method is copied).
 fn method_str(method: &Method) -> SharedStr {
-    const METHODS: &[&str] = &["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"];
-    match METHODS.iter().find(|m| **m == method.as_str()) {
-        Some(m) => SharedStr::from_static(m),
-        None => SharedStr::from(method.as_str()),
-    }
+    static METHODS: PlainTable =
+        PlainTable::new(&["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"]);
+    METHODS
+        .find(method.as_str())
+        .unwrap_or_else(|| SharedStr::from(method.as_str()))
 }
 
 /// The base of target URLs when `Forwarded` or `X-Forwarded-Proto`/`-Host` set
