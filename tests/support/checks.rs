@@ -50,7 +50,21 @@ pub fn assert_well_formed(e: &Event, context: &str) {
         let body = format.encode(std::slice::from_ref(e));
         let v: Value = serde_json::from_slice(&body).unwrap_or_else(|err| panic!("{context}: {err}"));
         assert_raw_well_formed(&v["events"][0], context);
+        // Go escapes these wherever they are: a string copied without its escapes (text taken
+        // for plain that is not) would show them raw.
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            !text.contains(['<', '>', '&', '\u{2028}', '\u{2029}']),
+            "{context}: unescaped text in {text}"
+        );
     }
+    // What `events.v2` writes reads back as the event (all but `traceparent`, never written).
+    let body = Format::EventsV2.encode(std::slice::from_ref(e));
+    let back: registry_notify::Envelope =
+        serde_json::from_slice(&body).unwrap_or_else(|err| panic!("{context}: {err}"));
+    let mut want = e.clone();
+    want.request.traceparent = Default::default();
+    assert_eq!(back.events, [want], "{context}: read back");
 }
 
 /// [`assert_well_formed`] on an event as received (JSON).
