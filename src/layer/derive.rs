@@ -19,8 +19,8 @@ use http::header::HeaderMap;
 use http::StatusCode;
 
 use super::headers::{
-    content_range_complete, location_path, media_type_of, media_type_str, upload_range_end, value_size,
-    value_str, ResponseHeaders, BLOB_MEDIA_TYPE,
+    content_range_complete, location_path, media_type_of, media_type_str, upload_range_end, value_digest,
+    value_size, value_str, ResponseHeaders, BLOB_MEDIA_TYPE,
 };
 use super::route;
 use super::shared::Shared;
@@ -283,7 +283,7 @@ impl Pending {
         let reported = hint
             .and_then(|h| h.digest.as_deref())
             .and_then(route::valid_digest)
-            .or_else(|| value_str(response.docker_content_digest).and_then(route::valid_digest));
+            .or_else(|| value_digest(response.docker_content_digest));
         // A registry's hint is outside input too: a negative size is no size.
         let hint_size = hint.and_then(|h| h.size).filter(|n| *n >= 0);
         let push = matches!(kind, Kind::ManifestPush { .. });

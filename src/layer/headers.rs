@@ -120,7 +120,19 @@ pub(crate) fn valid_traceparent(value: &str) -> Option<&str> {
 
 /// A size from a header (`Content-Length`): see [`parse_size`].
 pub(crate) fn value_size(v: Option<&HeaderValue>) -> Option<i64> {
-    parse_size(value_str(v)?)
+    parse_size(ascii_value(v)?)
+}
+
+/// A header value that is a valid digest ([`valid_digest`](super::route::valid_digest)).
+pub(crate) fn value_digest(v: Option<&HeaderValue>) -> Option<&str> {
+    super::route::valid_digest(ascii_value(v)?)
+}
+
+/// A header value as text for a parser that takes ASCII only (a size, a digest): checked as
+/// UTF-8 a word at a time, not byte by byte for visible ASCII as [`value_str`] does; the parser
+/// refuses anything else, so both give the same answer.
+fn ascii_value(v: Option<&HeaderValue>) -> Option<&str> {
+    std::str::from_utf8(v?.as_bytes()).ok()
 }
 
 /// A size from outside (a header, a query): one or more ASCII digits, spaces and tabs
@@ -264,6 +276,28 @@ mod tests {
             off[at] = with.as_bytes()[0];
             let off = String::from_utf8(off).unwrap();
             proptest::prop_assert_eq!(valid_traceparent(&off), None);
+        }
+
+        /// Sizes and digests read from any header bytes (obs-text, controls, UTF-8, digits
+        /// with blanks, digests) are what reading the value as visible ASCII first gives.
+        #[test]
+        fn sizes_and_digests_as_through_visible_ascii(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![proptest::strategy::Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff],
+                0..80,
+            ),
+            digits in "[ \t]{0,2}[0-9]{1,21}[ \t]{0,2}",
+            digest in "sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|[a-z0-9+._-]{1,8}:[a-zA-Z0-9=_\t-]{1,70}",
+            utf8 in "\\PC{0,12}",
+        ) {
+            for raw in [bytes, digits.into_bytes(), digest.into_bytes(), utf8.into_bytes()] {
+                let Ok(v) = HeaderValue::from_bytes(&raw) else { continue };
+                proptest::prop_assert_eq!(value_size(Some(&v)), value_str(Some(&v)).and_then(parse_size));
+                proptest::prop_assert_eq!(
+                    value_digest(Some(&v)),
+                    value_str(Some(&v)).and_then(crate::layer::route::valid_digest)
+                );
+            }
         }
     }
 
