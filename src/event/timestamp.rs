@@ -177,8 +177,6 @@ pub(crate) fn write_fraction(buf: &mut [u8; 32], nanos: u32) -> usize {
     end + 1
 }
 
-impl Timestamp {}
-
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buf = [0u8; 32];
