@@ -492,6 +492,31 @@ mod tests {
         assert!(!SharedStr::new().is_plain());
     }
 
+    /// Spans at the 2³¹ bound: the last one below it keeps its bounds and flag; one that
+    /// reaches it, or reversed bounds, is empty (never a slice with the flag bit read as an
+    /// offset).
+    #[test]
+    fn spans_at_the_limit() {
+        let top = PLAIN as usize;
+        let last = Span::new(top - 2, top - 1, true);
+        assert!(!last.is_empty());
+        assert_eq!(
+            (last.start & !PLAIN, last.end, last.start & PLAIN != 0),
+            (PLAIN - 2, PLAIN - 1, true)
+        );
+        let unflagged = Span::new(top - 2, top - 1, false);
+        assert_eq!((unflagged.start, unflagged.end), (PLAIN - 2, PLAIN - 1));
+        for (start, end) in [(0, top), (top - 1, top), (top, top + 1), (5, 4), (0, usize::MAX)] {
+            assert_eq!(Span::new(start, end, true), Span::default(), "{start}..{end}");
+            assert!(Span::new(start, end, true).is_empty());
+        }
+        assert!(Span::new(7, 7, true).is_empty());
+        // A slice never reaches the bound either, whatever the buffer says.
+        let buf: Arc<str> = Arc::from("abc");
+        assert_eq!(SharedStr::slice(&buf, 0..top, true), "");
+        assert!(!SharedStr::slice(&buf, 0..top, true).is_plain());
+    }
+
     #[test]
     fn plain_tables() {
         static TABLE: PlainTable = PlainTable::new(&["GET", "application/json", "a<b"]);
