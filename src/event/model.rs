@@ -273,6 +273,22 @@ impl Batch {
         }
     }
 
+    /// Moves the events of `more` to the end of this batch when each is held by its holder
+    /// alone and the two hold at most `max` events together; gives `more` back otherwise.
+    ///
+    /// The first time events join a batch, room for `max` is made at once, so that a
+    /// batch filled one event at a time moves each event once rather than at every growth.
+    pub(crate) fn absorb(&mut self, more: Batch, max: usize) -> Result<(), Batch> {
+        let fits = self.len().checked_add(more.len()).is_some_and(|n| n <= max);
+        let Some(events) = Arc::get_mut(&mut self.0).filter(|_| fits) else {
+            return Err(more);
+        };
+        let mut added = Arc::try_unwrap(more.0).map_err(Batch)?;
+        events.reserve_exact(max.saturating_sub(events.len()));
+        events.append(&mut added);
+        Ok(())
+    }
+
     /// The events by value: moved out when this is the only handle on them,
     /// cloned otherwise.
     pub(crate) fn into_events(self) -> Vec<Event> {

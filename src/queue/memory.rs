@@ -39,14 +39,21 @@ struct State {
     /// flight): kept as the very batch the worker holds, so a repeated `next` returns it
     /// again without copying, and `ack` just drops it.
     inflight: Option<Batch>,
-    /// The batches behind it, as pushed (never empty); the first `head` events of the
-    /// first one are gone already.
+    /// The batches behind it, as pushed or joined (never empty); the first `head` events
+    /// of the first one are gone already.
     waiting: VecDeque<Batch>,
     head: usize,
     /// Events in `waiting`, less `head`.
     waiting_len: usize,
+    /// The most events a pushed batch may join the one before it to make: what the worker
+    /// last asked for (at most [`COALESCE_MAX`]); 1 until it asks.
+    coalesce: usize,
     closed: bool,
 }
+
+/// The largest batch that pushes make by joining (a batch reserves room for this many events
+/// once it is joined).
+const COALESCE_MAX: usize = 128;
 
 impl State {
     fn inflight_len(&self) -> usize {
@@ -135,6 +142,16 @@ impl State {
             return;
         }
         self.waiting_len += batch.len();
+        // Events pushed one request at a time join the batch before them, up to what the
+        // worker takes at once: it then takes that batch as it is, and each pushed batch is
+        // freed as soon as it was read, not a hundred at a time after a delivery.
+        let batch = match self.waiting.back_mut() {
+            Some(back) => match back.absorb(batch, self.coalesce) {
+                Ok(()) => return,
+                Err(batch) => batch,
+            },
+            None => batch,
+        };
         self.waiting.push_back(batch);
     }
 }
@@ -153,6 +170,7 @@ impl MemoryQueue {
                 waiting: VecDeque::new(),
                 head: 0,
                 waiting_len: 0,
+                coalesce: 1,
                 closed: false,
             }),
             notify: Notify::new(),
@@ -230,6 +248,7 @@ impl EventQueue for MemoryQueue {
             loop {
                 {
                     let mut state = self.lock();
+                    state.coalesce = max_events.min(COALESCE_MAX);
                     let len = state.inflight_len() + state.waiting_len;
                     if len > 0 {
                         let n = max_events.min(len);
@@ -437,6 +456,44 @@ mod tests {
         q.push(Batch::from(all[3..5].to_vec())).unwrap(); // 1 2 3 4
         assert_eq!(q.push(Batch::from(all[5..8].to_vec())).unwrap(), 3); // 1, 2 and 3 go
         assert_eq!(ids(&q.next(10).await.unwrap()), ["4", "5", "6", "7"]);
+    }
+
+    /// Owned batches pushed after the worker asked for `n` events join the one before them
+    /// up to `n` events, which `next` then hands out as it is; a batch held elsewhere too is
+    /// neither joined nor joined to, and a joined batch keeps the events' order.
+    #[tokio::test]
+    async fn pushed_batches_join_up_to_what_the_worker_takes() {
+        let q = MemoryQueue::new(QueueConfig::default());
+        let all = events(14);
+        let batches = |q: &MemoryQueue| q.lock().waiting.iter().map(|b| b.len()).collect::<Vec<_>>();
+        // Before the worker asks, nothing joins.
+        q.push(Batch::from(all[0].clone())).unwrap();
+        q.push(Batch::from(all[1].clone())).unwrap();
+        assert_eq!(batches(&q), [1, 1]);
+        assert_eq!(ids(&q.next(4).await.unwrap()), ["0", "1"]);
+        q.ack(2);
+        // 2 to 5 join up to four events; 6 starts a batch.
+        for e in &all[2..7] {
+            q.push(Batch::from(e.clone())).unwrap();
+        }
+        assert_eq!(batches(&q), [4, 1]);
+        // A shared batch is not joined to the one before, nor is the next joined to it.
+        let shared = Batch::from(all[7..9].to_vec());
+        q.push(shared.clone()).unwrap();
+        q.push(Batch::from(all[9].clone())).unwrap();
+        assert_eq!(batches(&q), [4, 1, 2, 1]);
+        assert_eq!(ids(&shared), ["7", "8"]);
+        // Owned batches of any size join, but not past four events.
+        q.push(Batch::from(all[10..12].to_vec())).unwrap();
+        q.push(Batch::from(all[12].clone())).unwrap();
+        q.push(Batch::from(all[13].clone())).unwrap();
+        assert_eq!(batches(&q), [4, 1, 2, 4, 1]);
+        // The joined batch is handed out whole, in order.
+        assert_eq!(ids(&q.next(4).await.unwrap()), ["2", "3", "4", "5"]);
+        assert_eq!(batches(&q), [1, 2, 4, 1]);
+        q.ack(4);
+        let rest: Vec<String> = (6..14).map(|i| i.to_string()).collect();
+        assert_eq!(ids(&q.next(100).await.unwrap()), rest);
     }
 
     /// The queue against a plain `VecDeque` model, over random pushes (of owned or shared
