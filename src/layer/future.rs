@@ -55,11 +55,11 @@ impl<F: Future> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn tracked(fut: F, pending: Pending, shared: Arc<Shared>) -> Self {
+    pub(crate) fn tracked(fut: F, pending: Box<Pending>, shared: Arc<Shared>) -> Self {
         Self {
             state: State::Tracked {
                 fut,
-                pending: Some(Box::new(pending)),
+                pending: Some(pending),
             },
             shared: Some(shared),
         }

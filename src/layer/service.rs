@@ -141,7 +141,7 @@ where
                 pending.tags_before_delete =
                     Some(lookup::tags_pointing_at(&*lookup, &pending, &digest).await);
                 let result = inner.call(req).await;
-                (Box::new(pending), result)
+                (pending, result)
             };
             return ResponseFuture::deferred(Box::pin(fut), self.shared.clone());
         }
@@ -159,7 +159,7 @@ where
             let fut = async move {
                 pending.upload_status_end = lookup::upload_status_end(&*lookup, &pending).await;
                 let result = inner.call(req).await;
-                (Box::new(pending), result)
+                (pending, result)
             };
             return ResponseFuture::deferred(Box::pin(fut), self.shared.clone());
         }

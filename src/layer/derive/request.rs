@@ -106,7 +106,7 @@ fn forwarded_base<B>(req: &Request<B>, h: &RequestHeaders<'_>, host: &str, prefi
 }
 
 /// Inspects a request; `None` when it cannot yield an event.
-pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
+pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Box<Pending>> {
     let parsed: Parsed<'_> = route::parse(req.uri().path())?;
     let method = req.method();
     let query = req.uri().query().unwrap_or("");
@@ -221,7 +221,9 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         (kind, name, id, addr, host, useragent, user, traceparent)
     });
     let get = |span: Span| strings.get(span);
-    Some(Pending {
+    // Boxed where it is made: it is moved into the response future and on to the events'
+    // hand-off, ≈ 600 bytes each time unboxed.
+    Some(Box::new(Pending {
         kind: kind.map(get),
         name: get(name),
         prefix: parsed.prefix.to_owned(),
@@ -248,7 +250,7 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Pending> {
         body_tap: None,
         lookup: None,
         memo: shared.include_references.then(|| shared.memo.clone()).flatten(),
-    })
+    }))
 }
 
 #[cfg(test)]

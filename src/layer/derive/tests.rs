@@ -143,7 +143,7 @@ fn get(
     if let Some(t) = content_type {
         req = req.header(CONTENT_TYPE, t).header(CONTENT_LENGTH, 7);
     }
-    pending(&req.body(()).unwrap(), shared).unwrap()
+    *pending(&req.body(()).unwrap(), shared).unwrap()
 }
 
 /// A blob pull's size, with no hint and nothing remembered, from the answer itself:
