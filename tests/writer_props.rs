@@ -2,11 +2,13 @@
 //!
 //! `Format::encode` writes ordinary events with a fast direct writer and falls back to the serde
 //! path (the reference) for an envelope holding any event the writer does not handle (references,
-//! `urls`, `annotations`, …). Three properties, on events with arbitrary text (any Unicode,
+//! `urls`, `annotations`, …). Four properties, on events with arbitrary text (any Unicode,
 //! controls, Go's escapes `<`, `>`, `&`, U+2028, U+2029, long strings) in every field:
 //!
 //! - the fast writer and the serde path write the same bytes, in both `events.v1` and
-//!   `events.v2` (an extra event with a reference at the end forces the serde path);
+//!   `events.v2` (an extra event with a reference at the end forces the serde path), also
+//!   where events share all or all but one of their client members (which the fast writer
+//!   copies from the event before when they are the same);
 //! - `events.v2` envelopes of events with every field (annotations, urls, platform, references,
 //!   data, artifactType) equal serde_json's own pretty printer (three-space indent) followed by an
 //!   independent rewrite to Go's escaping: `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`,
@@ -255,27 +257,79 @@ fn with_reference() -> Event {
 
 const ENVELOPE_END: &[u8] = b"\n   ]\n}";
 
+/// Gives `to` the client members of `from` (`request.addr`, `host`, `method`, `useragent`,
+/// `actor`, `source`), all of them or all but the one numbered `except`.
+fn copy_client(from: &Event, to: &mut Event, except: Option<usize>) {
+    let keep = |i: usize| except != Some(i);
+    if keep(0) {
+        to.request.addr = from.request.addr.clone();
+    }
+    if keep(1) {
+        to.request.host = from.request.host.clone();
+    }
+    if keep(2) {
+        to.request.method = from.request.method.clone();
+    }
+    if keep(3) {
+        to.request.useragent = from.request.useragent.clone();
+    }
+    if keep(4) {
+        to.actor = from.actor.clone();
+    }
+    if keep(5) {
+        to.source.addr = from.source.addr.clone();
+    }
+    if keep(6) {
+        to.source.instance_id = from.source.instance_id.clone();
+    }
+}
+
+/// The fast writer's bytes for `events` equal the serde path's, in both Distribution formats.
+fn assert_fast_equals_serde(events: &[Event]) -> Result<(), TestCaseError> {
+    for format in [Format::EventsV1, Format::EventsV2] {
+        let fast = format.encode(events);
+        let mut forced = events.to_vec();
+        forced.push(with_reference());
+        let reference = format.encode(&forced);
+        // `{"events": [e1, …, en` is common; then the reference goes on with its extra event.
+        prop_assert!(fast.ends_with(ENVELOPE_END));
+        let common = fast.len() - ENVELOPE_END.len();
+        prop_assert_eq!(
+            String::from_utf8_lossy(&fast[..common]),
+            String::from_utf8_lossy(&reference[..common.min(reference.len())]),
+            "{}",
+            format
+        );
+        prop_assert!(reference[common..].starts_with(b",\n      {"), "{}", format);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config())]
 
     /// The fast writer equals the serde path, byte for byte, in both Distribution formats.
     #[test]
     fn fast_writer_equals_the_serde_path(events in prop::collection::vec(ordinary_event(false), 1..4)) {
-        for format in [Format::EventsV1, Format::EventsV2] {
-            let fast = format.encode(&events);
-            let mut forced = events.clone();
-            forced.push(with_reference());
-            let reference = format.encode(&forced);
-            // `{"events": [e1, …, en` is common; then the reference goes on with its extra event.
-            prop_assert!(fast.ends_with(ENVELOPE_END));
-            let common = fast.len() - ENVELOPE_END.len();
-            prop_assert_eq!(
-                String::from_utf8_lossy(&fast[..common]),
-                String::from_utf8_lossy(&reference[..common.min(reference.len())]),
-                "{}", format
-            );
-            prop_assert!(reference[common..].starts_with(b",\n      {"), "{}", format);
+        assert_fast_equals_serde(&events)?;
+    }
+
+    /// The same when events come from the same client as an event before them (the writer
+    /// copies the members it wrote for that one), from the same client but for one member, or
+    /// from another: each event's client members are its own.
+    #[test]
+    fn events_of_one_client_are_written_as_their_own(
+        mut events in prop::collection::vec(ordinary_event(false), 2..7),
+        shares in prop::collection::vec((any::<prop::sample::Index>(), prop::option::of(0..7usize), any::<bool>()), 6),
+    ) {
+        for (i, (from, except, share)) in shares.into_iter().enumerate().take(events.len() - 1) {
+            let i = i + 1;
+            if share {
+                let from = events[from.index(i)].clone();
+                copy_client(&from, &mut events[i], except);
+            }
         }
+        assert_fast_equals_serde(&events)?;
     }
 
     /// `events.v2` envelopes of events with every field equal serde_json with Go's escaping.

@@ -82,6 +82,41 @@ impl SharedStr {
         }
     }
 
+    /// The text's bytes, as [`as_str`](Self::as_str) gives them but without its check that the
+    /// bounds fall on character boundaries: they were checked when the slice was made.
+    pub(crate) fn byte_slice(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Static(s) => s.as_bytes(),
+            Repr::Slice { buf, start, end } => buf
+                .as_bytes()
+                .get((*start & !PLAIN) as usize..*end as usize)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether the two hold the same text, known at once for slices of the same bytes (what a
+    /// clone gives).
+    pub(crate) fn same_text(&self, other: &SharedStr) -> bool {
+        if let (
+            Repr::Slice {
+                buf: a,
+                start: s,
+                end: e,
+            },
+            Repr::Slice {
+                buf: b,
+                start: t,
+                end: f,
+            },
+        ) = (&self.0, &other.0)
+        {
+            if Arc::ptr_eq(a, b) && (s & !PLAIN) == (t & !PLAIN) && e == f {
+                return true;
+            }
+        }
+        self.byte_slice() == other.byte_slice()
+    }
+
     /// Whether the text is known to need no escape in JSON (no control character, `"`,
     /// `\`, `<`, `>`, `&` or non-ASCII byte), so that an encoder copies it as it is.
     /// `false` only means "not known": static strings and text never checked say `false`.
@@ -515,6 +550,43 @@ mod tests {
         let buf: Arc<str> = Arc::from("abc");
         assert_eq!(SharedStr::slice(&buf, 0..top, true), "");
         assert!(!SharedStr::slice(&buf, 0..top, true).is_plain());
+    }
+
+    /// `same_text` says whether the texts are equal, whichever way each was made; `byte_slice`
+    /// is the text's bytes.
+    #[test]
+    fn same_text_and_bytes() {
+        let buf: Arc<str> = Arc::from("abcabc✓");
+        let (a, a_plain) = (
+            SharedStr::slice(&buf, 0..3, false),
+            SharedStr::slice(&buf, 0..3, true),
+        );
+        let other: Arc<str> = Arc::from("abc");
+        let texts = [
+            a.clone(),
+            a_plain,
+            SharedStr::slice(&buf, 3..6, false),
+            SharedStr::slice(&other, 0..3, true),
+            SharedStr::from_static("abc"),
+            SharedStr::from("abc"),
+        ];
+        for x in &texts {
+            assert_eq!(x.byte_slice(), b"abc");
+            for y in &texts {
+                assert!(x.same_text(y), "{x:?} {y:?}");
+            }
+        }
+        let unlike = [
+            SharedStr::slice(&buf, 1..4, false),
+            SharedStr::slice(&buf, 0..2, false),
+            SharedStr::slice(&buf, 6..9, false),
+            SharedStr::new(),
+            SharedStr::from_static("abd"),
+        ];
+        for u in &unlike {
+            assert_eq!(u.byte_slice(), u.as_str().as_bytes());
+            assert!(!a.same_text(u) && !u.same_text(&a), "{u:?}");
+        }
     }
 
     #[test]

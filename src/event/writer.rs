@@ -9,7 +9,7 @@
 use serde::Serializer as _;
 
 use super::go_json::GoFormatter;
-use super::{Event, Format, SharedStr};
+use super::{ActorRecord, Event, Format, RequestRecord, SharedStr, SourceRecord};
 
 /// Whether [`write_envelope`] can write `e` in `format`.
 pub(super) fn handles(e: &Event, format: Format) -> bool {
@@ -38,12 +38,51 @@ pub(super) fn write_envelope(events: &[Event], format: Format, out: &mut Vec<u8>
     out.reserve(events.iter().map(estimated_len).sum::<usize>() + 32);
     out.extend_from_slice(b"{\n   \"events\": [");
     let mut stamps = Stamps::default();
+    // The last event whose client members were written, and where they are in `out`.
+    let mut client: Option<(&Event, std::ops::Range<usize>)> = None;
     for (i, e) in events.iter().enumerate() {
         out.extend_from_slice(if i == 0 { b"\n      {" } else { b",\n      {" });
         write_event(e, format, out, &mut stamps);
+        match &client {
+            // The same client as the event before: the same bytes.
+            Some((last, at)) if same_client(last, e) => out.extend_from_within(at.clone()),
+            _ => {
+                let start = out.len();
+                write_client(e, out);
+                client = Some((e, start..out.len()));
+            }
+        }
         out.extend_from_slice(b"\n      }");
     }
     out.extend_from_slice(b"\n   ]\n}");
+}
+
+/// Whether `a` and `b` have the same members from `request.addr` on (see [`write_client`]).
+fn same_client(a: &Event, b: &Event) -> bool {
+    // Every field named, so that a field added to these records is not missed here: the
+    // ids are each event's own, and the trace context is not written.
+    let RequestRecord {
+        id: _,
+        addr,
+        host,
+        method,
+        useragent,
+        traceparent: _,
+    } = &a.request;
+    let ActorRecord { name } = &a.actor;
+    let SourceRecord {
+        addr: source,
+        instance_id,
+    } = &a.source;
+    let r = &b.request;
+    // Those most often shared (clones) first: they compare at once.
+    instance_id.same_text(&b.source.instance_id)
+        && source.same_text(&b.source.addr)
+        && method.same_text(&r.method)
+        && name.same_text(&b.actor.name)
+        && host.same_text(&r.host)
+        && useragent.same_text(&r.useragent)
+        && addr.same_text(&r.addr)
 }
 
 /// About how many bytes `e` takes in an envelope: its strings plus the keys, indentation and
@@ -133,7 +172,7 @@ impl<'a> Obj<'a> {
     /// [`text`](Self::text) for a field: copied without a look when it is known to be plain.
     fn str(&mut self, key: &'static str, value: &SharedStr) {
         if value.is_plain() {
-            self.ascii(key, value.as_bytes());
+            self.ascii(key, value.byte_slice());
         } else {
             self.text(key, value);
         }
@@ -195,6 +234,8 @@ impl Stamps {
     }
 }
 
+/// An event's members up to the `id` of its `request`, whose object is left open for
+/// [`write_client`].
 fn write_event(e: &Event, format: Format, out: &mut Vec<u8>, stamps: &mut Stamps) {
     // The event's own `{` is written by the caller; its members are at depth 3.
     let mut o = Obj {
@@ -235,15 +276,33 @@ fn write_event(e: &Event, format: Format, out: &mut Vec<u8>, stamps: &mut Stamps
     target.str_nonempty(str_key!(nested_key, "tag"), &t.tag);
     target.close();
 
-    let r = &e.request;
     let mut request = o.object(event_key!("request"));
-    request.str(str_key!(nested_key, "id"), &r.id);
+    request.str(str_key!(nested_key, "id"), &e.request.id);
+}
+
+/// The rest of an event after [`write_event`]: the members of `request` after its `id`, then
+/// `actor` and `source`. They say which client sent the request to which registry, so the
+/// events of one client's requests share them: [`write_envelope`] writes them once and copies
+/// them for the events that follow from the same client.
+fn write_client(e: &Event, out: &mut Vec<u8>) {
+    let r = &e.request;
+    // The request object is open, its `id` written.
+    let mut request = Obj {
+        out,
+        indent: 12,
+        empty: false,
+    };
     request.str_nonempty(str_key!(nested_key, "addr"), &r.addr);
     request.str_nonempty(str_key!(nested_key, "host"), &r.host);
     request.str(str_key!(nested_key, "method"), &r.method);
     request.str(str_key!(nested_key, "useragent"), &r.useragent);
     request.close();
 
+    let mut o = Obj {
+        out,
+        indent: 9,
+        empty: false,
+    };
     let mut actor = o.object(event_key!("actor"));
     actor.str_nonempty(str_key!(nested_key, "name"), &e.actor.name);
     actor.close();
