@@ -64,12 +64,12 @@ impl SharedStr {
 
     /// Whether the string is empty.
     pub fn is_empty(&self) -> bool {
-        self.as_str().is_empty()
+        self.len() == 0
     }
 
     /// The length in bytes.
     pub fn len(&self) -> usize {
-        self.as_str().len()
+        self.byte_slice().len()
     }
 
     /// The string.

@@ -136,7 +136,8 @@ macro_rules! str_key {
 ///
 /// Each member is written with one copy of a literal made at compile time (the separator,
 /// the indentation, the quoted key and, for strings, the value's opening quote); the
-/// first member skips the literal's comma.
+/// first member skips the literal's comma. The methods that take a key are inlined, so that
+/// the key's length is a constant and its copy needs no call.
 struct Obj<'a> {
     out: &'a mut Vec<u8>,
     /// Indentation of the members, in spaces.
@@ -157,6 +158,7 @@ impl<'a> Obj<'a> {
     }
 
     /// Writes a member's key literal (see the macros above).
+    #[inline(always)]
     fn key(&mut self, key: &'static str) {
         let start = usize::from(self.empty);
         self.empty = false;
@@ -170,6 +172,7 @@ impl<'a> Obj<'a> {
     }
 
     /// [`text`](Self::text) for a field: copied without a look when it is known to be plain.
+    #[inline(always)]
     fn str(&mut self, key: &'static str, value: &SharedStr) {
         if value.is_plain() {
             self.ascii(key, value.byte_slice());
@@ -179,6 +182,7 @@ impl<'a> Obj<'a> {
     }
 
     /// Like [`str`](Self::str) for a value known to need no escape (checked in debug builds).
+    #[inline(always)]
     fn ascii(&mut self, key: &'static str, value: &[u8]) {
         debug_assert!(!any_special(value));
         self.key(key);
@@ -186,18 +190,21 @@ impl<'a> Obj<'a> {
         self.out.push(b'"');
     }
 
+    #[inline(always)]
     fn str_nonempty(&mut self, key: &'static str, value: &SharedStr) {
         if !value.is_empty() {
             self.str(key, value);
         }
     }
 
+    #[inline(always)]
     fn int(&mut self, key: &'static str, value: i64) {
         self.key(key);
         write_int(self.out, value);
     }
 
     /// Opens a nested object as the value of `key`.
+    #[inline(always)]
     fn object(&mut self, key: &'static str) -> Obj<'_> {
         self.key(key);
         let indent = self.indent + 3;
