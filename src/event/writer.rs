@@ -34,8 +34,11 @@ pub(super) fn write_envelope(events: &[Event], format: Format, out: &mut Vec<u8>
         out.extend_from_slice(b"{}");
         return;
     }
-    // Sized up front: growing a buffer of many events copies all of them again.
-    out.reserve(events.iter().map(estimated_len).sum::<usize>() + 32);
+    // Sized up front: growing a buffer of many events copies all of them again. The events of
+    // a batch are much alike, so the first one's size stands for each (a batch of larger
+    // ones grows the buffer a few times).
+    let each = events.first().map_or(0, estimated_len);
+    out.reserve(each.saturating_mul(events.len()).saturating_add(32));
     out.extend_from_slice(b"{\n   \"events\": [");
     let mut stamps = Stamps::default();
     // The last event whose client members were written, and where they are in `out`.
