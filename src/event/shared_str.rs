@@ -405,7 +405,11 @@ impl PlainTable {
 
     /// The shared copy of `s`, if the table has it (a plain one when `s` is plain).
     pub(crate) fn find(&self, s: &str) -> Option<SharedStr> {
-        let i = self.source.iter().position(|m| *m == s)?;
+        self.get(self.source.iter().position(|m| *m == s)?)
+    }
+
+    /// The shared copy of the table's `i`-th string, if it has that many.
+    pub(crate) fn get(&self, i: usize) -> Option<SharedStr> {
         let strings = self
             .strings
             .get_or_init(|| self.source.iter().map(|s| SharedStr::from(*s)).collect());
