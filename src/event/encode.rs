@@ -7,17 +7,24 @@ impl Format {
     /// Writes `{"events":[…]}` exactly as Distribution's HTTP sink does (or, for the
     /// CloudEvents formats, the event or the array of events).
     pub fn encode(&self, events: &[Event]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(640 * events.len().max(1));
+        // Sized in `encode_into` (the writer's own estimate; a capacity given here would be
+        // reallocated, and copied, when that estimate is larger).
+        let mut out = Vec::new();
         self.encode_into(events, &mut out);
         out
     }
 
     /// Like [`encode`](Self::encode), appending to `out`.
     pub fn encode_into(&self, events: &[Event], out: &mut Vec<u8>) {
+        if !matches!(self, Format::CloudEvents | Format::CloudEventsBatch)
+            && events.iter().all(|e| writer::handles(e, *self))
+        {
+            // It sizes `out` itself.
+            return writer::write_envelope(events, *self, out);
+        }
+        out.reserve(640_usize.saturating_mul(events.len().max(1)));
         if let Format::CloudEvents | Format::CloudEventsBatch = self {
             cloudevents::encode_into(events, *self == Format::CloudEventsBatch, out);
-        } else if events.iter().all(|e| writer::handles(e, *self)) {
-            writer::write_envelope(events, *self, out);
         } else {
             wire::encode_envelope(events, *self, out);
         }

@@ -273,20 +273,36 @@ impl Batch {
         }
     }
 
-    /// Moves the events of `more` to the end of this batch when each is held by its holder
-    /// alone and the two hold at most `max` events together; gives `more` back otherwise.
+    /// Moves events of `more` to the end of this batch, up to `max` events in all, when each
+    /// batch is held by its holder alone; gives back what was not moved (`None` when all was).
     ///
     /// The first time events join a batch, room for `max` is made at once, so that a
     /// batch filled one event at a time moves each event once rather than at every growth.
-    pub(crate) fn absorb(&mut self, more: Batch, max: usize) -> Result<(), Batch> {
-        let fits = self.len().checked_add(more.len()).is_some_and(|n| n <= max);
-        let Some(events) = Arc::get_mut(&mut self.0).filter(|_| fits) else {
-            return Err(more);
+    pub(crate) fn absorb(&mut self, more: Batch, max: usize) -> Option<Batch> {
+        let room = max.saturating_sub(self.len());
+        let Some(events) = Arc::get_mut(&mut self.0).filter(|_| room > 0) else {
+            return Some(more);
         };
-        let mut added = Arc::try_unwrap(more.0).map_err(Batch)?;
+        let mut added = match Arc::try_unwrap(more.0) {
+            Ok(added) => added,
+            Err(shared) => return Some(Batch(shared)),
+        };
         events.reserve_exact(max.saturating_sub(events.len()));
-        events.append(&mut added);
-        Ok(())
+        if added.len() <= room {
+            events.append(&mut added);
+            return None;
+        }
+        events.extend(added.drain(..room));
+        Some(Batch(Arc::new(added)))
+    }
+
+    /// Moves the events `skip..skip + n` out of the batch and drops the `skip` before them,
+    /// when this handle holds the batch alone (else `None`, and the batch is unchanged); the
+    /// batch keeps the events after them.
+    pub(crate) fn take_front(&mut self, skip: usize, n: usize) -> Option<Vec<Event>> {
+        let events = Arc::get_mut(&mut self.0)?;
+        events.drain(..skip.min(events.len()));
+        Some(events.drain(..n.min(events.len())).collect())
     }
 
     /// The events by value: moved out when this is the only handle on them,

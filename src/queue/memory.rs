@@ -101,8 +101,15 @@ impl State {
         removed
     }
 
-    /// Takes the first `n` waiting events as one batch: the pushed batch itself when it
-    /// is exactly that, else events moved (or, from a shared batch, cloned) into a new one.
+    /// Takes up to the first `n` waiting events as one batch: the pushed (or joined) batch
+    /// itself when it is exactly that, else events moved (or, from a shared batch, cloned)
+    /// into a new one.
+    ///
+    /// A take ends where a batch does, short of `n`, rather than inside the batch after one
+    /// it took whole: batches joined up to what the worker takes then stay whole for every
+    /// later take, where one that ended inside a batch would make every later take end
+    /// inside one too (and part of a batch move or be cloned each time). Only a first batch
+    /// larger than `n` is split; one held by the queue alone is split by moving events out.
     fn take_front(&mut self, n: usize) -> Batch {
         let n = n.min(self.waiting_len);
         if self.head == 0 && self.waiting.front().is_some_and(|b| b.len() == n) {
@@ -112,15 +119,24 @@ impl State {
         let mut events = Vec::with_capacity(n);
         while events.len() < n {
             let need = n - events.len();
-            let Some(first) = self.waiting.front() else { break };
+            let Some(first) = self.waiting.front_mut() else {
+                break;
+            };
             let avail = first.len() - self.head;
             if avail <= need {
-                let first = self.waiting.pop_front().unwrap_or_default();
+                let mut first = self.waiting.pop_front().unwrap_or_default();
                 if self.head == 0 {
                     events.extend(first.into_events());
+                } else if let Some(moved) = first.take_front(self.head, avail) {
+                    events.extend(moved);
                 } else {
                     events.extend(first[self.head..].iter().cloned());
                 }
+                self.head = 0;
+            } else if !events.is_empty() {
+                break;
+            } else if let Some(moved) = first.take_front(self.head, need) {
+                events.extend(moved);
                 self.head = 0;
             } else {
                 events.extend(first[self.head..self.head + need].iter().cloned());
@@ -147,8 +163,8 @@ impl State {
         // freed as soon as it was read, not a hundred at a time after a delivery.
         let batch = match self.waiting.back_mut() {
             Some(back) => match back.absorb(batch, self.coalesce) {
-                Ok(()) => return,
-                Err(batch) => batch,
+                None => return,
+                Some(rest) => rest,
             },
             None => batch,
         };
@@ -464,7 +480,7 @@ mod tests {
     #[tokio::test]
     async fn pushed_batches_join_up_to_what_the_worker_takes() {
         let q = MemoryQueue::new(QueueConfig::default());
-        let all = events(14);
+        let all = events(15);
         let batches = |q: &MemoryQueue| q.lock().waiting.iter().map(|b| b.len()).collect::<Vec<_>>();
         // Before the worker asks, nothing joins.
         q.push(Batch::from(all[0].clone())).unwrap();
@@ -483,17 +499,45 @@ mod tests {
         q.push(Batch::from(all[9].clone())).unwrap();
         assert_eq!(batches(&q), [4, 1, 2, 1]);
         assert_eq!(ids(&shared), ["7", "8"]);
-        // Owned batches of any size join, but not past four events.
+        // Owned batches of any size join up to four events; what does not fit starts the
+        // next batch.
         q.push(Batch::from(all[10..12].to_vec())).unwrap();
-        q.push(Batch::from(all[12].clone())).unwrap();
-        q.push(Batch::from(all[13].clone())).unwrap();
-        assert_eq!(batches(&q), [4, 1, 2, 4, 1]);
+        q.push(Batch::from(all[12..15].to_vec())).unwrap();
+        assert_eq!(batches(&q), [4, 1, 2, 4, 2]);
         // The joined batch is handed out whole, in order.
         assert_eq!(ids(&q.next(4).await.unwrap()), ["2", "3", "4", "5"]);
-        assert_eq!(batches(&q), [1, 2, 4, 1]);
+        assert_eq!(batches(&q), [1, 2, 4, 2]);
         q.ack(4);
-        let rest: Vec<String> = (6..14).map(|i| i.to_string()).collect();
+        let rest: Vec<String> = (6..15).map(|i| i.to_string()).collect();
         assert_eq!(ids(&q.next(100).await.unwrap()), rest);
+    }
+
+    /// A take ends at the end of a batch rather than inside the next; a first batch larger
+    /// than the take is split, by moving events out when the queue holds it alone (the rest
+    /// stays, from its start), by cloning them from one held elsewhere too.
+    #[tokio::test]
+    async fn takes_end_with_a_batch_and_split_only_the_first() {
+        let q = MemoryQueue::new(QueueConfig::default());
+        let all = events(10);
+        q.push(Batch::from(all[..6].to_vec())).unwrap();
+        let shared = Batch::from(all[6..].to_vec());
+        q.push(shared.clone()).unwrap();
+        let front = |q: &MemoryQueue| {
+            let s = q.lock();
+            (s.head, s.waiting.front().map_or(0, |b| b.len()))
+        };
+        assert_eq!(ids(&q.next(4).await.unwrap()), ["0", "1", "2", "3"]);
+        assert_eq!(front(&q), (0, 2));
+        q.ack(4);
+        // Not 4, 5, 6 and 7: the take ends with the first batch.
+        assert_eq!(ids(&q.next(4).await.unwrap()), ["4", "5"]);
+        assert_eq!(front(&q), (0, 4));
+        q.ack(2);
+        assert_eq!(ids(&q.next(3).await.unwrap()), ["6", "7", "8"]);
+        assert_eq!(front(&q), (3, 4));
+        assert_eq!(ids(&shared), ["6", "7", "8", "9"]);
+        q.ack(3);
+        assert_eq!(ids(&q.next(4).await.unwrap()), ["9"]);
     }
 
     /// The queue against a plain `VecDeque` model, over random pushes (of owned or shared
@@ -597,11 +641,14 @@ mod tests {
                                 prop_assert!(got.is_none());
                                 continue;
                             }
-                            let got = got.flatten();
-                            let n = k.max(1).min(model.events.len());
-                            model.inflight = n;
-                            let want: Vec<String> = model.events.iter().take(n).map(usize::to_string).collect();
-                            prop_assert_eq!(ids(&got.unwrap()), want);
+                            // At least one event and at most `k` (at least one), from the head:
+                            // a take may end with a batch, short of `k`.
+                            let got = ids(&got.flatten().unwrap());
+                            let most = k.max(1).min(model.events.len());
+                            prop_assert!(!got.is_empty() && got.len() <= most, "{} of {}", got.len(), most);
+                            model.inflight = got.len();
+                            let want: Vec<String> = model.events.iter().take(got.len()).map(usize::to_string).collect();
+                            prop_assert_eq!(got, want);
                         }
                         Op::Ack(n) => {
                             q.ack(n);

@@ -73,9 +73,7 @@ fn method_str(method: &Method) -> SharedStr {
         Method::OPTIONS => 6,
         _ => usize::MAX,
     };
-    METHODS
-        .get(i)
-        .unwrap_or_else(|| SharedStr::from(method.as_str()))
+    METHODS.get(i).unwrap_or_else(|| SharedStr::from(method.as_str()))
 }
 
 /// The base of target URLs when `Forwarded` or `X-Forwarded-Proto`/`-Host` set
