@@ -78,8 +78,18 @@ fn main() {
     let mem = if opts.lanes_only {
         memory::MemoryReport::default()
     } else {
-        memory::memory_phase(&opts)
+        memory::memory_phase(&opts, opts.memory_only.unwrap_or(1))
     };
+    if let Some(max_events) = opts.memory_only {
+        println!(
+            "memory, endpoint down, maxevents {max_events}: {} events queued ({} dropped), VmRSS +{} KiB = {:.0} bytes per queued event",
+            mem.queued,
+            mem.dropped,
+            mem.rss_after_kib.saturating_sub(mem.rss_before_kib),
+            mem.bytes_per_event()
+        );
+        return;
+    }
     if !opts.lanes_only {
         println!(
             "memory: {} events queued (endpoint down), VmRSS {} → {} KiB",

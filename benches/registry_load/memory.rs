@@ -40,9 +40,9 @@ impl MemoryReport {
     }
 }
 
-/// Phase 1: the registry with one endpoint that is down takes `opts.mem_events` requests
-/// in-process; VmRSS before and after.
-pub fn memory_phase(opts: &Opts) -> MemoryReport {
+/// Phase 1: the registry with one endpoint that is down (`maxevents: max_events`) takes
+/// `opts.mem_events` requests in-process; VmRSS before and after.
+pub fn memory_phase(opts: &Opts, max_events: usize) -> MemoryReport {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -55,6 +55,7 @@ pub fn memory_phase(opts: &Opts) -> MemoryReport {
             .unwrap();
         let endpoint = Endpoint::builder("down", format!("http://{closed}/events"))
             .retry(Exponential::default().max_age(None))
+            .max_events(max_events)
             .queue(QueueConfig {
                 capacity: opts.mem_events + 10_000,
                 overflow: Overflow::DropNewest,

@@ -1,4 +1,5 @@
-//! The command line: `--quick`, `--concurrency N`, `--rounds N`, `--round-ms N`.
+//! The command line: `--quick`, `--lanes`, `--memory N`, `--concurrency N`, `--rounds N`,
+//! `--round-ms N`.
 
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub struct Opts {
     pub latency_secs: u64,
     /// `--lanes`: only the lanes phase.
     pub lanes_only: bool,
+    /// `--memory N`: only the memory phase, the endpoint with `maxevents: N` (1 otherwise).
+    pub memory_only: Option<usize>,
 }
 
 /// The options of this run, from the command line.
@@ -46,11 +49,11 @@ pub fn opts() -> Opts {
         if a.starts_with("--")
             && !matches!(
                 a.as_str(),
-                "--quick" | "--lanes" | "--concurrency" | "--rounds" | "--round-ms" | "--bench"
+                "--quick" | "--lanes" | "--memory" | "--concurrency" | "--rounds" | "--round-ms" | "--bench"
             )
         {
             eprintln!(
-                "usage: cargo bench --bench registry_load -- [--quick] [--lanes] [--concurrency N] [--rounds N] [--round-ms N]"
+                "usage: cargo bench --bench registry_load -- [--quick] [--lanes] [--memory N] [--concurrency N] [--rounds N] [--round-ms N]"
             );
             std::process::exit(2)
         }
@@ -67,5 +70,6 @@ pub fn opts() -> Opts {
         batched_events: if quick { 30_000 } else { 100_000 },
         latency_secs: if quick { 2 } else { 8 },
         lanes_only: args.iter().any(|a| a == "--lanes"),
+        memory_only: value("--memory").map(|n| n.max(1) as usize),
     }
 }

@@ -99,9 +99,9 @@ impl QueueBuilder {
         S::Error: Into<BoxError>,
         S::Future: Send + 'static,
     {
-        let events = self
-            .events
-            .unwrap_or_else(|| Arc::new(MemoryQueue::new(self.config)) as Arc<dyn EventQueue>);
+        let events = self.events.unwrap_or_else(|| {
+            Arc::new(MemoryQueue::new(self.config).joining_up_to(self.max_events)) as Arc<dyn EventQueue>
+        });
         let (done, done_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             queue: events,
