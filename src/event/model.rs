@@ -299,7 +299,7 @@ impl Batch {
     /// Moves the events `skip..skip + n` out of the batch and drops the `skip` before them,
     /// when this handle holds the batch alone (else `None`, and the batch is unchanged); the
     /// batch keeps the events after them.
-    pub(crate) fn take_front(&mut self, skip: usize, n: usize) -> Option<Vec<Event>> {
+    pub(crate) fn move_out(&mut self, skip: usize, n: usize) -> Option<Vec<Event>> {
         let events = Arc::get_mut(&mut self.0)?;
         events.drain(..skip.min(events.len()));
         Some(events.drain(..n.min(events.len())).collect())

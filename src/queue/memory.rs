@@ -135,7 +135,7 @@ impl State {
                 let mut first = self.waiting.pop_front().unwrap_or_default();
                 if self.head == 0 {
                     events.extend(first.into_events());
-                } else if let Some(moved) = first.take_front(self.head, avail) {
+                } else if let Some(moved) = first.move_out(self.head, avail) {
                     events.extend(moved);
                 } else {
                     events.extend(first[self.head..].iter().cloned());
@@ -143,7 +143,7 @@ impl State {
                 self.head = 0;
             } else if !events.is_empty() {
                 break;
-            } else if let Some(moved) = first.take_front(self.head, need) {
+            } else if let Some(moved) = first.move_out(self.head, need) {
                 events.extend(moved);
                 self.head = 0;
             } else {
