@@ -120,48 +120,73 @@ fn last_verb(rest: &str) -> Option<(usize, bool)> {
 
 /// Repository name grammar:
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`, ≤ 255 bytes.
+///
+/// One pass of a small automaton over the bytes (two table lookups a byte).
 pub(crate) fn valid_name(name: &str) -> Option<&str> {
     if name.is_empty() || name.len() > 255 {
         return None;
     }
-    name.as_bytes()
-        .split(|&c| c == b'/')
-        .all(valid_component)
-        .then_some(name)
+    let mut state = name::START;
+    for &c in name.as_bytes() {
+        state = name::NEXT[usize::from(state)][usize::from(name::CLASS[usize::from(c)])];
+    }
+    (state == name::ALNUM).then_some(name)
 }
 
-fn valid_component(b: &[u8]) -> bool {
-    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if is_alnum(b[i]) {
-            i += 1;
-            continue;
+/// The automaton of [`valid_name`].
+mod name {
+    /// Byte classes.
+    const OTHER: u8 = 0;
+    const ALNUM_C: u8 = 1;
+    const DOT: u8 = 2;
+    const UNDERSCORE: u8 = 3;
+    const DASH: u8 = 4;
+    const SLASH: u8 = 5;
+
+    /// The class of each byte.
+    pub(super) const CLASS: [u8; 256] = {
+        let mut t = [OTHER; 256];
+        let mut c = 0;
+        while c < 256 {
+            let b = c as u8;
+            t[c] = match b {
+                b'a'..=b'z' | b'0'..=b'9' => ALNUM_C,
+                b'.' => DOT,
+                b'_' => UNDERSCORE,
+                b'-' => DASH,
+                b'/' => SLASH,
+                _ => OTHER,
+            };
+            c += 1;
         }
-        // A separator: ".", "_", "__" or one or more "-", followed by alnum.
-        let start = i;
-        match b[i] {
-            b'.' => i += 1,
-            b'_' => {
-                i += 1;
-                if b.get(i) == Some(&b'_') {
-                    i += 1;
-                }
-            }
-            b'-' => {
-                while b.get(i) == Some(&b'-') {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-        if i == start || !b.get(i).copied().is_some_and(is_alnum) {
-            return false;
-        }
-    }
-    true
+        t
+    };
+
+    /// States: where a component starts (the name's start, after `/`), after an
+    /// alphanumeric (the only accepting state), after a separator (`.`, `_`, `__`, dashes)
+    /// that must be followed by an alphanumeric, and failed.
+    pub(super) const START: u8 = 0;
+    pub(super) const ALNUM: u8 = 1;
+    const AFTER_DOT: u8 = 2;
+    const AFTER_UNDERSCORE: u8 = 3;
+    const AFTER_TWO_UNDERSCORES: u8 = 4;
+    const AFTER_DASH: u8 = 5;
+    const FAILED: u8 = 6;
+
+    /// `NEXT[state][class]`.
+    pub(super) const NEXT: [[u8; 6]; 7] = {
+        let f = FAILED;
+        // Columns: other, alphanumeric, `.`, `_`, `-`, `/`.
+        [
+            [f, ALNUM, f, f, f, f],                                     // START
+            [f, ALNUM, AFTER_DOT, AFTER_UNDERSCORE, AFTER_DASH, START], // ALNUM
+            [f, ALNUM, f, f, f, f],                                     // AFTER_DOT
+            [f, ALNUM, f, AFTER_TWO_UNDERSCORES, f, f],                 // AFTER_UNDERSCORE
+            [f, ALNUM, f, f, f, f],                                     // AFTER_TWO_UNDERSCORES
+            [f, ALNUM, f, f, AFTER_DASH, f],                            // AFTER_DASH
+            [f, f, f, f, f, f],                                         // FAILED
+        ]
+    };
 }
 
 /// Whether every byte is a lowercase hex digit, eight bytes at a time.
@@ -395,6 +420,44 @@ mod tests {
         assert!(parse(&format!("/v2/a/manifests/{}", "t".repeat(129))).is_none());
     }
 
+    /// The name grammar read component by component (the layer's implementation before the
+    /// automaton), to check the automaton against.
+    fn reference_name(name: &str) -> bool {
+        fn component(b: &[u8]) -> bool {
+            if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
+                return false;
+            }
+            let mut i = 0;
+            while i < b.len() {
+                if is_alnum(b[i]) {
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                match b[i] {
+                    b'.' => i += 1,
+                    b'_' => {
+                        i += 1;
+                        if b.get(i) == Some(&b'_') {
+                            i += 1;
+                        }
+                    }
+                    b'-' => {
+                        while b.get(i) == Some(&b'-') {
+                            i += 1;
+                        }
+                    }
+                    _ => return false,
+                }
+                if i == start || !b.get(i).copied().is_some_and(is_alnum) {
+                    return false;
+                }
+            }
+            true
+        }
+        !name.is_empty() && name.len() <= 255 && name.as_bytes().split(|&c| c == b'/').all(component)
+    }
+
     #[test]
     fn grammar() {
         for ok in [
@@ -409,9 +472,14 @@ mod tests {
         ] {
             assert!(valid_name(ok).is_some(), "{ok}");
         }
-        for bad in ["", "A", "a..b", "a._b", "_a", "a/", "/a", "a b"] {
+        for bad in [
+            "", "A", "a..b", "a._b", "_a", "a/", "/a", "a b", "a___b", "a-", "a//b", "a/-b", "a.-b", "a-.b",
+        ] {
             assert!(valid_name(bad).is_none(), "{bad}");
         }
+        let longest = format!("{}/{}", "a".repeat(127), "b".repeat(127));
+        assert!(valid_name(&longest).is_some());
+        assert!(valid_name(&format!("{longest}c")).is_none());
         assert!(valid_digest("sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564").is_some());
         assert!(valid_digest("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_some());
         assert!(valid_digest("sha256:ABCD").is_none());
@@ -506,6 +574,13 @@ mod tests {
             proptest::prop_assume!(!["sha256", "sha384", "sha512"].contains(&alg.as_str()));
             let digest = format!("{alg}:{enc}");
             proptest::prop_assert!(valid_digest(&digest).is_some(), "{}", digest);
+        }
+
+        /// The automaton accepts exactly the names the grammar's reading component by
+        /// component accepts, over text made of the grammar's bytes and a few others.
+        #[test]
+        fn names_as_the_grammar_reads_them(name in "[a-z0-9._/-]{0,24}|[a-zA-Z0-9._/ -]{0,12}|[a-z0-9._-]{250,260}") {
+            proptest::prop_assert_eq!(valid_name(&name).is_some(), reference_name(&name), "{:?}", name);
         }
 
         /// Any path: no panic; a route's name and digest always obey the grammar.
