@@ -303,7 +303,9 @@ pub(crate) struct Span {
 }
 
 impl Span {
-    fn new(start: usize, end: usize, plain: bool) -> Self {
+    /// The span `start..end` of a buffer, [plain](SharedStr::is_plain) if `plain` (empty
+    /// unless `start <= end < 2³¹`).
+    pub(crate) fn new(start: usize, end: usize, plain: bool) -> Self {
         match (u32::try_from(start), u32::try_from(end)) {
             (Ok(start), Ok(end)) if start <= end && end < PLAIN => Span {
                 start: if plain { start | PLAIN } else { start },
@@ -373,6 +375,12 @@ impl StrBuf<'_> {
 pub(crate) struct Frozen(Option<Arc<str>>);
 
 impl Frozen {
+    /// A buffer of text written elsewhere, for [`get`](Self::get) to slice (a span that does
+    /// not fall on its character boundaries gives the empty string).
+    pub(crate) fn from_text(text: &str) -> Self {
+        Frozen((!text.is_empty()).then(|| Arc::from(text)))
+    }
+
     /// The string at `span` (the empty static string for an empty span).
     pub(crate) fn get(&self, span: Span) -> SharedStr {
         match &self.0 {

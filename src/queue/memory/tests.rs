@@ -220,6 +220,68 @@ async fn takes_end_with_a_batch_and_split_only_the_first() {
     assert_eq!(ids(&q.next(4).await.unwrap()), ["9"]);
 }
 
+/// Deep in a backlog, the batches that pushes filled are packed (never the first, nor the
+/// one being filled); the worker gets them back, in order and equal, and a queue that
+/// keeps up packs nothing.
+#[tokio::test]
+async fn a_backlog_is_packed_and_unpacked_in_order() {
+    let q = MemoryQueue::new(QueueConfig::default())
+        .joining_up_to(3)
+        .packing_after(4);
+    let all = events(20);
+    for e in &all {
+        q.push(Batch::from(e.clone())).unwrap();
+    }
+    let kinds = |q: &MemoryQueue| {
+        q.lock()
+            .waiting
+            .iter()
+            .map(|w| match w {
+                Waiting::Batch(b) => format!("b{}", b.len()),
+                Waiting::Packed(p) => format!("p{}", p.len()),
+            })
+            .collect::<Vec<_>>()
+    };
+    // Batches of 3: each filled once more than 4 waited is packed, except the first (taken
+    // next) and the last (still filling).
+    assert_eq!(kinds(&q), ["b3", "p3", "p3", "p3", "p3", "p3", "b2"]);
+    assert_eq!(q.len(), 20);
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        let b = q.next(3).await.unwrap();
+        got.extend(b.iter().cloned());
+        q.ack(b.len());
+    }
+    assert_eq!(got, all);
+    assert!(q.is_empty());
+    // Dropping the oldest evicts packed batches whole, and splits one by unpacking it.
+    let q = MemoryQueue::new(QueueConfig {
+        capacity: 10,
+        overflow: Overflow::DropOldest,
+    })
+    .joining_up_to(3)
+    .packing_after(4);
+    for e in &all[..10] {
+        q.push(Batch::from(e.clone())).unwrap();
+    }
+    assert_eq!(kinds(&q), ["b3", "p3", "p3", "b1"]);
+    assert_eq!(q.push(Batch::from(all[10..17].to_vec())).unwrap(), 7);
+    // The first batch split (6 dropped), the next one joined up to 3 and packed.
+    assert_eq!(kinds(&q), ["b3", "p3", "b5"]);
+    let b = q.next(10).await.unwrap();
+    assert_eq!(ids(&b), ids(&Batch::from(all[7..17].to_vec())));
+    // One at a time, as a worker that keeps up: nothing is packed.
+    let q = MemoryQueue::new(QueueConfig::default())
+        .joining_up_to(3)
+        .packing_after(4);
+    for e in &all {
+        q.push(Batch::from(e.clone())).unwrap();
+        let b = q.next(3).await.unwrap();
+        assert!(kinds(&q).iter().all(|k| k.starts_with('b')));
+        q.ack(b.len());
+    }
+}
+
 /// The queue against a plain `VecDeque` model, over random pushes (of owned or shared
 /// batches), `next` and `ack`, with either overflow policy.
 ///
@@ -296,9 +358,10 @@ mod model {
             capacity in 1..6usize,
             drop_newest in any::<bool>(),
             ops in prop::collection::vec(op(), 0..40),
+            pack_after in prop_oneof![0..4usize, Just(PACK_AFTER)],
         ) {
             let overflow = if drop_newest { Overflow::DropNewest } else { Overflow::DropOldest };
-            let q = MemoryQueue::new(QueueConfig { capacity, overflow });
+            let q = MemoryQueue::new(QueueConfig { capacity, overflow }).packing_after(pack_after);
             let mut model = Model { events: VecDeque::new(), inflight: 0, capacity, overflow };
             let all = events(ops.len() * 7);
             let mut next_id = 0;
