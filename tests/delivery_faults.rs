@@ -83,20 +83,29 @@ async fn receiver_down_then_up() {
 /// Receiver down while a backlog builds far past the few hundred events a memory queue keeps
 /// as they are (the rest it keeps packed): once it is up, every event arrives once, in order,
 /// and each POST is byte for byte the envelope of the events as they were sent — whatever
-/// their text (escapes, non-ASCII), references, or client members shared or not.
+/// their text (escapes, non-ASCII), references, or client members shared or not. With
+/// Distribution's one event a POST, and with batches of 50.
 #[tokio::test]
 async fn deep_backlog_is_delivered_byte_for_byte() {
+    deep_backlog(1, 600).await;
+    deep_backlog(50, 1_500).await;
+}
+
+async fn deep_backlog(max_events: usize, n: usize) {
     use registry_notify::{Descriptor, Event, Format};
-    const N: usize = 1_500;
-    let sent: Vec<Event> = (0..N)
+    let sent: Vec<Event> = (0..n)
         .map(|i| {
             let mut e = support::events::blob_push(i, ["library/a", "team/b", "c"][i % 3]);
             if i % 7 == 0 {
                 e.request.useragent = format!("skopeo <\"{i}\"> é\u{2028}").into();
             }
             if i % 11 == 0 {
-                e.target.references = vec![Descriptor::new("application/json", format!("sha256:{i:064x}"), 2)];
-                e.target.descriptor.annotations.insert("k".into(), format!("v&{i}"));
+                e.target.references =
+                    vec![Descriptor::new("application/json", format!("sha256:{i:064x}"), 2)];
+                e.target
+                    .descriptor
+                    .annotations
+                    .insert("k".into(), format!("v&{i}"));
             }
             if i % 13 == 0 {
                 e.actor.name = "ci-bot".into();
@@ -106,7 +115,7 @@ async fn deep_backlog_is_delivered_byte_for_byte() {
         .collect();
     let addr = dead_addr().await;
     let (sink, handle) = endpoint("down", format!("http://{addr}/events"))
-        .max_events(50)
+        .max_events(max_events)
         .build()
         .unwrap()
         .spawn();
@@ -114,18 +123,22 @@ async fn deep_backlog_is_delivered_byte_for_byte() {
         sink.clone().oneshot(Batch::from(e.clone())).await.unwrap();
     }
     wait_until("2 failed attempts", || handle.metrics().errors >= 2).await;
-    assert_eq!(handle.queued(), N);
+    assert_eq!(handle.queued(), n);
     let server = Receiver::start_on(addr, always(200)).await;
-    wait_until("all delivered", || handle.metrics().delivered == N as u64).await;
+    wait_until("all delivered", || handle.metrics().delivered == n as u64).await;
     drain(&handle).await;
     let mut at = 0;
     for r in server.requests() {
         let n = r.events().len();
         let want = Format::EventsV2.encode(&sent[at..at + n]);
-        assert!(r.body[..] == want[..], "POST of events {at}..{}: not the envelope of what was sent", at + n);
+        assert!(
+            r.body[..] == want[..],
+            "POST of events {at}..{}: not the envelope of what was sent",
+            at + n
+        );
         at += n;
     }
-    assert_eq!(at, N, "every event once");
+    assert_eq!(at, n, "every event once");
 }
 
 /// 500s for a while: delivered after backing off; the gaps between attempts are at least

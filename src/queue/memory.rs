@@ -28,13 +28,14 @@ use packed::Packed;
 /// pushed to two endpoints' queues).
 ///
 /// While an endpoint is down its backlog grows: past the first few hundred events waiting,
-/// each batch the pushes have filled is kept *packed* (its strings' text one after the other,
-/// a few bytes a field; a field equal to the same field of the event before is one byte),
-/// and unpacked when the worker reaches it: a queued pull event then takes about 230 bytes
-/// in batches of 100 and 520 one to a batch, instead of 940 and 1 000. The events that go
-/// first stay as they are, so a queue that keeps up never packs. (Packing and unpacking
-/// happen under the queue's lock, a batch at a time: about 10 µs to pack 128 pull events and
-/// 20 µs to unpack them, paid only while a backlog builds up and drains.)
+/// each batch the pushes have filled is kept *packed* — its strings' text one after the
+/// other and a few bytes a field, a field equal to the same field of the event before one
+/// byte; small batches (Distribution's one event each) join one pack of up to 128 events —
+/// and unpacked when the worker reaches it. A queued pull event then takes about 230 bytes
+/// instead of 940 to 1 000, one event to a batch or a hundred. The events that go first stay
+/// as they are, so a queue that keeps up never packs. (Packing and unpacking happen under the
+/// queue's lock: about 10 µs to pack 128 pull events and 20 µs to unpack them, paid only
+/// while a backlog builds up and drains.)
 ///
 /// ```
 /// use registry_notify::queue::{EventQueue, MemoryQueue, Overflow, QueueConfig};
@@ -71,7 +72,8 @@ struct State {
     closed: bool,
 }
 
-/// A waiting batch: as pushed (or joined), or packed because it waits deep in a backlog.
+/// A waiting batch as pushed (or joined), or batches packed because they wait deep in a
+/// backlog.
 enum Waiting {
     Batch(Batch),
     Packed(Packed),
@@ -84,24 +86,6 @@ impl Waiting {
             Waiting::Packed(p) => p.len(),
         }
     }
-
-    /// The batch, unpacked first if it was packed.
-    fn unpacked(&mut self) -> &mut Batch {
-        match self {
-            Waiting::Batch(b) => b,
-            Waiting::Packed(p) => {
-                *self = Waiting::Batch(Batch::from(p.unpack()));
-                self.unpacked()
-            }
-        }
-    }
-
-    fn into_batch(self) -> Batch {
-        match self {
-            Waiting::Batch(b) => b,
-            Waiting::Packed(p) => Batch::from(p.unpack()),
-        }
-    }
 }
 
 /// The largest batch that pushes make by joining (a batch reserves room for this many events
@@ -112,9 +96,53 @@ const COALESCE_MAX: usize = 128;
 /// of the largest batches, so that a worker that keeps up never meets a packed one.
 const PACK_AFTER: usize = 2 * COALESCE_MAX;
 
+/// The first of `waiting`, its pack unpacked first if it was packed.
+fn front_batch(waiting: &mut VecDeque<Waiting>) -> Option<&mut Batch> {
+    if let Some(Waiting::Packed(_)) = waiting.front() {
+        if let Some(Waiting::Packed(packed)) = waiting.pop_front() {
+            for batch in packed.unpack().into_iter().rev() {
+                waiting.push_front(Waiting::Batch(batch));
+            }
+        }
+    }
+    match waiting.front_mut() {
+        Some(Waiting::Batch(b)) => Some(b),
+        _ => None,
+    }
+}
+
 impl State {
     fn inflight_len(&self) -> usize {
         self.inflight.as_ref().map_or(0, |b| b.len())
+    }
+
+    /// Packs the batch just filled (before the last one), deep in a backlog: it joins the pack
+    /// before it, if that one is open and has room, else it starts a pack of its own, and the
+    /// pack before it is closed. Never the first batch, which the worker takes next.
+    fn pack_filled(&mut self) {
+        let len = self.waiting.len();
+        if self.waiting_len <= self.pack_after || len < 3 {
+            return;
+        }
+        let filled = len - 2;
+        let Some(Waiting::Batch(_)) = self.waiting.get(filled) else {
+            return;
+        };
+        let Some(Waiting::Batch(batch)) = self.waiting.remove(filled) else {
+            return;
+        };
+        let batch = match self.waiting.get_mut(filled - 1) {
+            Some(Waiting::Packed(before)) if filled > 1 => match before.join(batch, COALESCE_MAX) {
+                Ok(()) => return,
+                Err(batch) => {
+                    before.close();
+                    batch
+                }
+            },
+            _ => batch,
+        };
+        self.waiting
+            .insert(filled, Waiting::Packed(Packed::pack(batch, COALESCE_MAX)));
     }
 
     /// Puts the in-flight events back at the front of `waiting`.
@@ -130,8 +158,7 @@ impl State {
     fn normalize_head(&mut self) {
         // (With `head == 0` the copy would change nothing: the test only saves it.)
         if self.head > 0 {
-            if let Some(first) = self.waiting.front_mut() {
-                let first = first.unpacked();
+            if let Some(first) = front_batch(&mut self.waiting) {
                 *first = first[self.head..].iter().cloned().collect();
             }
             self.head = 0;
@@ -151,11 +178,11 @@ impl State {
                 n -= avail;
                 removed.extend(self.waiting.pop_front());
                 self.head = 0;
+            } else if let Waiting::Packed(_) = first {
+                // `head` counts into an unpacked batch only: unpacked, its first batch is looked
+                // at again.
+                front_batch(&mut self.waiting);
             } else {
-                // (Unpacked: `head` counts into an unpacked batch only.)
-                if let Some(first) = self.waiting.front_mut() {
-                    first.unpacked();
-                }
                 self.head += n;
                 n = 0;
             }
@@ -174,27 +201,23 @@ impl State {
     /// larger than `n` is split; one held by the queue alone is split by moving events out.
     fn take_front(&mut self, n: usize) -> Batch {
         let n = n.min(self.waiting_len);
-        if self.head == 0 && self.waiting.front().is_some_and(|b| b.len() == n) {
+        if self.head == 0 && front_batch(&mut self.waiting).is_some_and(|b| b.len() == n) {
             self.waiting_len -= n;
-            return self
-                .waiting
-                .pop_front()
-                .map(Waiting::into_batch)
-                .unwrap_or_default();
+            if let Some(Waiting::Batch(b)) = self.waiting.pop_front() {
+                return b;
+            }
         }
         let mut events = Vec::with_capacity(n);
         while events.len() < n {
             let need = n - events.len();
-            let Some(first) = self.waiting.front_mut().map(Waiting::unpacked) else {
+            let Some(first) = front_batch(&mut self.waiting) else {
                 break;
             };
             let avail = first.len() - self.head;
             if avail <= need {
-                let mut first = self
-                    .waiting
-                    .pop_front()
-                    .map(Waiting::into_batch)
-                    .unwrap_or_default();
+                let Some(Waiting::Batch(mut first)) = self.waiting.pop_front() else {
+                    break;
+                };
                 if self.head == 0 {
                     events.extend(first.into_events());
                 } else if let Some(moved) = first.move_out(self.head, avail) {
@@ -239,16 +262,8 @@ impl State {
             _ => batch,
         };
         self.waiting.push_back(Waiting::Batch(batch));
-        // The batch before it is full: deep in a backlog, it is packed. (Never the first one,
-        // which the worker takes next.)
-        if self.waiting_len > self.pack_after && self.waiting.len() >= 3 {
-            let sealed = self.waiting.len() - 2;
-            if let Some(entry) = self.waiting.get_mut(sealed) {
-                if let Waiting::Batch(b) = entry {
-                    *entry = Waiting::Packed(Packed::pack(b));
-                }
-            }
-        }
+        // The batch before it is full.
+        self.pack_filled();
     }
 }
 

@@ -2,8 +2,10 @@
 //! [`Packed`], what an endpoint that is down keeps of each event it cannot deliver yet.
 //!
 //! An [`Event`] in memory is a 552-byte struct plus the shared buffers of its strings (about
-//! 930 bytes a queued event in all). Packed, a batch is two allocations: the text of its
+//! 930 bytes a queued event in all). Packed, batches are two allocations: the text of their
 //! strings, one after the other, and a few bytes a field saying how long each is (`meta`).
+//! Batches of one event each (Distribution's `maxevents: 1`) join one pack, up to a number of
+//! events, which remembers where each batch ends.
 //! A string equal to the same field of the event before it (the source, the client's
 //! address, host and user agent, a repository pulled again) is one byte and no text. A pull
 //! event packs into about 460 bytes alone, and about 200 after one from the same client.
@@ -24,15 +26,20 @@
 //! empty fields, never a panic.
 
 use crate::event::{
-    Action, ActorRecord, Descriptor, Event, Frozen, Platform, RequestRecord, SharedStr, SourceRecord, Span,
-    Target, Timestamp,
+    Action, ActorRecord, Batch, Descriptor, Event, Frozen, Platform, RequestRecord, SharedStr, SourceRecord,
+    Span, Target, Timestamp,
 };
 
-/// A batch of events, packed (see the module's documentation).
+/// Batches of events, packed (see the module's documentation).
 pub(super) struct Packed {
-    meta: Box<[u8]>,
-    text: Box<str>,
+    meta: Vec<u8>,
+    text: String,
+    /// How many events each batch packed has, in order.
+    batches: Vec<usize>,
     len: usize,
+    /// The last batch packed, while more may join (its last event is what the next event's
+    /// fields are compared with); `None` once closed.
+    last: Option<Batch>,
 }
 
 const EMPTY: u8 = 0;
@@ -47,21 +54,56 @@ const PLATFORM: u8 = 8;
 const ARTIFACT_TYPE: u8 = 16;
 
 impl Packed {
-    /// `events`, packed.
-    pub(super) fn pack(events: &[Event]) -> Packed {
-        let mut w = Writer {
-            meta: Vec::with_capacity(events.len() * 48),
-            text: String::with_capacity(events.len() * 288),
+    /// `batch`, packed; more batches may [join](Self::join) it, up to `max` events in all,
+    /// until it is [closed](Self::close).
+    pub(super) fn pack(batch: Batch, max: usize) -> Packed {
+        let mut packed = Packed {
+            meta: Vec::with_capacity(batch.len() * 48),
+            text: String::with_capacity(batch.len() * 288),
+            batches: Vec::new(),
+            len: 0,
+            last: None,
         };
-        let mut prev: Option<&Event> = None;
-        for e in events {
+        packed.add(batch, max);
+        packed
+    }
+
+    /// Packs `batch` after the others, if the pack is open and holds at most `max` events
+    /// with it; else gives it back.
+    pub(super) fn join(&mut self, batch: Batch, max: usize) -> Result<(), Batch> {
+        if self.last.is_none() || self.len.saturating_add(batch.len()) > max {
+            return Err(batch);
+        }
+        self.add(batch, max);
+        Ok(())
+    }
+
+    /// Packs `batch`; closes the pack when another batch as large would not fit.
+    fn add(&mut self, batch: Batch, max: usize) {
+        let mut w = Writer {
+            meta: &mut self.meta,
+            text: &mut self.text,
+        };
+        let mut prev = self.last.as_ref().and_then(|b| b.last());
+        for e in batch.iter() {
             w.event(e, prev);
             prev = Some(e);
         }
-        Packed {
-            meta: w.meta.into_boxed_slice(),
-            text: w.text.into_boxed_str(),
-            len: events.len(),
+        self.len += batch.len();
+        self.batches.push(batch.len());
+        let full = self.len.saturating_add(batch.len()) > max;
+        self.last = Some(batch);
+        if full {
+            self.close();
+        }
+    }
+
+    /// No more batches join: the last one is let go, and the buffers shrink to what they hold.
+    pub(super) fn close(&mut self) {
+        if self.last.take().is_some() {
+            self.meta.shrink_to_fit();
+            self.text.shrink_to_fit();
+            self.batches.shrink_to_fit();
         }
     }
 
@@ -70,8 +112,8 @@ impl Packed {
         self.len
     }
 
-    /// The events, as they were packed.
-    pub(super) fn unpack(&self) -> Vec<Event> {
+    /// The batches, as they were packed.
+    pub(super) fn unpack(self) -> Vec<Batch> {
         let mut r = Reader {
             meta: &self.meta,
             at: 0,
@@ -84,16 +126,23 @@ impl Packed {
             let e = r.event(events.last());
             events.push(e);
         }
-        events
+        if let [_] = self.batches[..] {
+            return vec![Batch::from(events)];
+        }
+        let mut events = events.into_iter();
+        self.batches
+            .iter()
+            .map(|&n| events.by_ref().take(n).collect())
+            .collect()
     }
 }
 
-struct Writer {
-    meta: Vec<u8>,
-    text: String,
+struct Writer<'a> {
+    meta: &'a mut Vec<u8>,
+    text: &'a mut String,
 }
 
-impl Writer {
+impl Writer<'_> {
     fn varint(&mut self, mut n: u64) {
         while n >= 0x80 {
             self.meta.push((n as u8) | 0x80);

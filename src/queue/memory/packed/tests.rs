@@ -149,14 +149,33 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// What is unpacked equals what was packed; a string said to be plain is, and one that
-    /// was plain and is not the same as the event before's stays plain.
+    /// What is unpacked equals what was packed, batch for batch, whether batches joined an
+    /// open pack or started one (a closed pack takes no more); a string said to be plain is,
+    /// and one that was plain and is not the same as the event before's stays plain.
     #[test]
-    fn round_trip(events in prop::collection::vec(event(), 0..6)) {
-        let packed = Packed::pack(&events);
-        prop_assert_eq!(packed.len(), events.len());
-        let back = packed.unpack();
-        prop_assert_eq!(&back, &events);
+    fn round_trip(batches in prop::collection::vec(prop::collection::vec(event(), 1..4), 1..5), close_at in 0..6usize, max in 1..12usize) {
+        let mut packs = Vec::new();
+        let mut open: Option<Packed> = None;
+        for (i, batch) in batches.iter().enumerate() {
+            let batch = Batch::from(batch.clone());
+            if i == close_at {
+                if let Some(p) = open.as_mut() {
+                    p.close();
+                }
+            }
+            let rest = match open.as_mut() {
+                Some(p) => p.join(batch, max).err(),
+                None => Some(batch),
+            };
+            if let Some(batch) = rest {
+                packs.extend(open.replace(Packed::pack(batch, max)));
+            }
+        }
+        packs.extend(open);
+        prop_assert!(packs.iter().all(|p| p.len() <= max || p.batches.len() == 1), "a joined pack past {}", max);
+        let back: Vec<Vec<Event>> = packs.into_iter().flat_map(Packed::unpack).map(|b| b.to_vec()).collect();
+        prop_assert_eq!(&back, &batches);
+        let (back, events): (Vec<&Event>, Vec<&Event>) = (back.iter().flatten().collect(), batches.iter().flatten().collect());
         for (i, (b, e)) in back.iter().zip(&events).enumerate() {
             for (s, orig) in strings(b).into_iter().zip(strings(e)) {
                 prop_assert!(!s.is_plain() || !any_special(s.as_bytes()), "{:?} said plain", s);
@@ -170,8 +189,9 @@ proptest! {
     /// Damaged bytes (never made by the queue) give events, never a panic.
     #[test]
     fn damaged_bytes_do_not_panic(meta in prop::collection::vec(any::<u8>(), 0..200), text in ".{0,40}", len in 0usize..8) {
-        let packed = Packed { meta: meta.into_boxed_slice(), text: text.into_boxed_str(), len };
-        prop_assert_eq!(packed.unpack().len(), len);
+        let packed = Packed { meta, text, batches: vec![len], len, last: None };
+        let back = packed.unpack();
+        prop_assert_eq!((back.len(), back[0].len()), (1, len));
     }
 }
 
@@ -222,16 +242,34 @@ fn a_pull_packs_small() {
             instance_id: SharedStr::from("0193a1b2-0000-7e5f-8a9b-0c1d2e3f4a5b"),
         },
     };
-    let one = Packed::pack(std::slice::from_ref(&event));
+    let one = Packed::pack(Batch::from(event.clone()), 1);
     let bytes = one.meta.len() + one.text.len();
     assert!(bytes < 480, "{bytes} bytes");
     let mut second = event.clone();
     second.id = SharedStr::from("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5d");
     second.request.id = SharedStr::from("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5e");
-    let two = Packed::pack(&[event.clone(), second.clone()]);
+    let two = Packed::pack(Batch::from(vec![event.clone(), second.clone()]), 2);
     let more = two.meta.len() + two.text.len() - bytes;
     // Two new ids (36 bytes of text each, and their kind and length), a timestamp, the rest
     // a byte each.
     assert!(more < 120, "{more} bytes");
-    assert_eq!(two.unpack(), vec![event, second]);
+    // The same when the second joins as a batch of its own.
+    let mut joined = Packed::pack(Batch::from(event.clone()), 3);
+    assert!(joined.join(Batch::from(second.clone()), 3).is_ok());
+    assert_eq!(joined.meta.len() + joined.text.len(), bytes + more);
+    assert!(
+        joined.join(Batch::from(vec![second.clone(); 2]), 3).is_err(),
+        "past its most"
+    );
+    joined.close();
+    assert!(joined.join(Batch::from(second.clone()), 3).is_err(), "closed");
+    // Closed at once when another batch as large would not fit.
+    let mut full = Packed::pack(Batch::from(event.clone()), 2);
+    assert!(full.join(Batch::from(second.clone()), 2).is_ok());
+    assert!(full.last.is_none());
+    let batches = joined.unpack();
+    assert_eq!(batches.iter().map(|b| b.len()).collect::<Vec<_>>(), [1, 1]);
+    let flat = |batches: Vec<Batch>| batches.iter().flat_map(|b| b.to_vec()).collect::<Vec<_>>();
+    assert_eq!(flat(batches), vec![event.clone(), second.clone()]);
+    assert_eq!(flat(two.unpack()), vec![event, second]);
 }
