@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -27,15 +28,15 @@ use packed::Packed;
 /// between batches, not copied, unless a batch is shared with another holder (the same batch
 /// pushed to two endpoints' queues).
 ///
-/// While an endpoint is down its backlog grows: past the first few hundred events waiting,
-/// each batch the pushes have filled is kept *packed* — its strings' text one after the
-/// other and a few bytes a field, a field equal to the same field of the event before one
-/// byte; small batches (Distribution's one event each) join one pack of up to 128 events —
-/// and unpacked when the worker reaches it. A queued pull event then takes about 230 bytes
-/// instead of 940 to 1 000, one event to a batch or a hundred. The events that go first stay
-/// as they are, so a queue that keeps up never packs. (Packing and unpacking happen under the
-/// queue's lock: about 10 µs to pack 128 pull events and 20 µs to unpack them, paid only
-/// while a backlog builds up and drains.)
+/// While an endpoint is down its backlog grows. Once the worker has taken nothing for a second
+/// (its delivery is being retried, or there is no worker) and more than 256 events wait, the
+/// batches behind the first are kept *packed* — their strings' text one after the other and a
+/// few bytes a field, a field equal to the same field of the event before one byte; small
+/// batches (Distribution's one event each) join one pack of up to 128 events — and unpacked
+/// when the worker reaches them. A queued pull event then takes about 220 bytes instead of 940
+/// to 1 000, one event to a batch or a hundred. A queue whose worker keeps taking never packs,
+/// however many events a burst leaves waiting. (Packing and unpacking happen under the queue's
+/// lock: about 10 µs to pack 128 pull events and 20 µs to unpack them.)
 ///
 /// ```
 /// use registry_notify::queue::{EventQueue, MemoryQueue, Overflow, QueueConfig};
@@ -67,8 +68,15 @@ struct State {
     /// last asked for (at most [`COALESCE_MAX`]); until it asks, what it will ask for when
     /// known (see [`MemoryQueue::joining_up_to`]), else 1.
     coalesce: usize,
-    /// Past this many events waiting, each batch filled by pushes is packed.
+    /// Past this many events waiting, for a worker that has taken nothing for `stall`,
+    /// batches filled by pushes are packed.
     pack_after: usize,
+    stall: Duration,
+    /// When the worker last took events (or the queue was made).
+    last_take: Instant,
+    /// The batches waiting were packed since the worker last took events: only the one just
+    /// filled is left to pack at each push.
+    swept: bool,
     closed: bool,
 }
 
@@ -76,7 +84,8 @@ struct State {
 /// backlog.
 enum Waiting {
     Batch(Batch),
-    Packed(Packed),
+    /// (Boxed: a waiting batch as pushed stays one pointer wide in the queue.)
+    Packed(Box<Packed>),
 }
 
 impl Waiting {
@@ -92,9 +101,14 @@ impl Waiting {
 /// once it is joined).
 const COALESCE_MAX: usize = 128;
 
-/// Events waiting past which the batches that pushes fill are packed: enough for two takes
-/// of the largest batches, so that a worker that keeps up never meets a packed one.
+/// Events waiting past which the batches that pushes fill are packed (when the worker stalls):
+/// enough for two takes of the largest batches.
 const PACK_AFTER: usize = 2 * COALESCE_MAX;
+
+/// How long the worker must have taken nothing (a delivery in flight, retried, or no worker)
+/// before a backlog is packed: far longer than a POST to a receiver that keeps up, so that
+/// such a queue never pays for packing, however many events a burst leaves waiting.
+const STALL: Duration = Duration::from_secs(1);
 
 /// The first of `waiting`, its pack unpacked first if it was packed.
 fn front_batch(waiting: &mut VecDeque<Waiting>) -> Option<&mut Batch> {
@@ -116,33 +130,54 @@ impl State {
         self.inflight.as_ref().map_or(0, |b| b.len())
     }
 
-    /// Packs the batch just filled (before the last one), deep in a backlog: it joins the pack
-    /// before it, if that one is open and has room, else it starts a pack of its own, and the
-    /// pack before it is closed. Never the first batch, which the worker takes next.
+    /// Packs the batches filled, deep in a backlog that waits for a worker which has taken
+    /// nothing for a while (`stall`): the one just filled (before the last one, still filling)
+    /// and, the first time in such a wait, every one behind the first (which the worker takes
+    /// next). A batch joins the pack before it if that one is open and has room.
     fn pack_filled(&mut self) {
-        let len = self.waiting.len();
-        if self.waiting_len <= self.pack_after || len < 3 {
+        if self.waiting_len <= self.pack_after
+            || self.waiting.len() < 3
+            || self.last_take.elapsed() < self.stall
+        {
             return;
         }
-        let filled = len - 2;
-        let Some(Waiting::Batch(_)) = self.waiting.get(filled) else {
+        let Some(filling) = self.waiting.pop_back() else {
             return;
         };
-        let Some(Waiting::Batch(batch)) = self.waiting.remove(filled) else {
-            return;
-        };
-        let batch = match self.waiting.get_mut(filled - 1) {
-            Some(Waiting::Packed(before)) if filled > 1 => match before.join(batch, COALESCE_MAX) {
-                Ok(()) => return,
-                Err(batch) => {
-                    before.close();
-                    batch
+        let from = if self.swept { self.waiting.len() - 1 } else { 1 };
+        self.swept = true;
+        let filled: Vec<Waiting> = self.waiting.drain(from..).collect();
+        for entry in filled {
+            self.push_packed(entry);
+        }
+        self.waiting.push_back(filling);
+    }
+
+    /// Appends `entry` packed: joining the pack at the back if it is open, has room and is not
+    /// the first waiting entry.
+    fn push_packed(&mut self, entry: Waiting) {
+        let not_first = self.waiting.len() > 1;
+        let batch = match (entry, self.waiting.back_mut()) {
+            (Waiting::Batch(batch), Some(Waiting::Packed(before))) if not_first => {
+                match before.join(batch, COALESCE_MAX) {
+                    Ok(()) => return,
+                    Err(batch) => {
+                        before.close();
+                        batch
+                    }
                 }
-            },
-            _ => batch,
+            }
+            (Waiting::Batch(batch), _) => batch,
+            (packed, back) => {
+                if let Some(Waiting::Packed(before)) = back {
+                    before.close();
+                }
+                self.waiting.push_back(packed);
+                return;
+            }
         };
         self.waiting
-            .insert(filled, Waiting::Packed(Packed::pack(batch, COALESCE_MAX)));
+            .push_back(Waiting::Packed(Box::new(Packed::pack(batch, COALESCE_MAX))));
     }
 
     /// Puts the in-flight events back at the front of `waiting`.
@@ -283,6 +318,9 @@ impl MemoryQueue {
                 waiting_len: 0,
                 coalesce: 1,
                 pack_after: PACK_AFTER,
+                stall: STALL,
+                last_take: Instant::now(),
+                swept: false,
                 closed: false,
             }),
             notify: Notify::new(),
@@ -297,10 +335,13 @@ impl MemoryQueue {
         self
     }
 
-    /// Packs the batches filled past `n` events waiting (instead of [`PACK_AFTER`]).
+    /// Packs the batches filled past `n` events waiting (instead of [`PACK_AFTER`]), whether
+    /// the worker stalls or not.
     #[cfg(test)]
     fn packing_after(mut self, n: usize) -> Self {
-        self.state.get_mut().unwrap_or_else(|e| e.into_inner()).pack_after = n;
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        state.pack_after = n;
+        state.stall = Duration::ZERO;
         self
     }
 
@@ -387,6 +428,8 @@ impl EventQueue for MemoryQueue {
                             state.requeue_inflight();
                         }
                         let batch = state.take_front(n);
+                        state.last_take = Instant::now();
+                        state.swept = false;
                         state.inflight = Some(batch.clone());
                         return Some(batch);
                     }

@@ -282,6 +282,54 @@ async fn a_backlog_is_packed_and_unpacked_in_order() {
     }
 }
 
+/// A backlog is packed only once the worker has taken nothing for a second: a burst behind a
+/// worker that keeps taking stays as it is; once it stalls, the next push packs every batch
+/// behind the first, and each later one the batch it filled.
+#[tokio::test]
+async fn only_a_stalled_backlog_is_packed() {
+    let q = MemoryQueue::new(QueueConfig::default()).joining_up_to(2);
+    q.lock().pack_after = 3;
+    let all = events(12);
+    q.push(Batch::from(all[0].clone())).unwrap();
+    let first = q.next(2).await.unwrap();
+    for e in &all[1..9] {
+        q.push(Batch::from(e.clone())).unwrap();
+    }
+    let packed = |q: &MemoryQueue| {
+        q.lock()
+            .waiting
+            .iter()
+            .map(|w| matches!(w, Waiting::Packed(_)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(packed(&q), [false; 4], "taken just now: nothing packed");
+    {
+        let mut state = q.lock();
+        state.last_take = state.last_take.checked_sub(STALL).unwrap_or(state.last_take);
+    }
+    q.push(Batch::from(all[9].clone())).unwrap();
+    assert_eq!(
+        packed(&q),
+        [false, true, false],
+        "swept: all but the first and the last"
+    );
+    q.push(Batch::from(all[10].clone())).unwrap();
+    q.push(Batch::from(all[11].clone())).unwrap();
+    assert_eq!(packed(&q), [false, true, false]);
+    assert_eq!(
+        q.lock().waiting.iter().map(Waiting::len).collect::<Vec<_>>(),
+        [2, 8, 1]
+    );
+    q.ack(first.len());
+    let mut got = Vec::new();
+    while got.len() < 11 {
+        let b = q.next(2).await.unwrap();
+        got.extend(b.iter().cloned());
+        q.ack(b.len());
+    }
+    assert_eq!(got, all[1..]);
+}
+
 /// The queue against a plain `VecDeque` model, over random pushes (of owned or shared
 /// batches), `next` and `ack`, with either overflow policy.
 ///
