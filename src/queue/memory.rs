@@ -134,6 +134,8 @@ impl State {
     /// nothing for a while (`stall`): the one just filled (before the last one, still filling)
     /// and, the first time in such a wait, every one behind the first (which the worker takes
     /// next). A batch joins the pack before it if that one is open and has room.
+    #[cold]
+    #[inline(never)]
     fn pack_filled(&mut self) {
         if self.waiting_len <= self.pack_after
             || self.waiting.len() < 3
@@ -276,6 +278,7 @@ impl State {
     }
 
     /// Appends the events `batch[from..]`.
+    #[inline(always)]
     fn append(&mut self, batch: Batch, from: usize) {
         let batch = if from == 0 {
             batch
@@ -297,8 +300,11 @@ impl State {
             _ => batch,
         };
         self.waiting.push_back(Waiting::Batch(batch));
-        // The batch before it is full.
-        self.pack_filled();
+        // The batch before it is full: deep in a backlog, it may be packed (out of line, so
+        // that pushes to a queue that keeps up pay one comparison).
+        if self.waiting_len > self.pack_after && self.waiting.len() >= 3 {
+            self.pack_filled();
+        }
     }
 }
 
