@@ -239,8 +239,8 @@ impl State {
     fn take_front(&mut self, n: usize) -> Batch {
         let n = n.min(self.waiting_len);
         if self.head == 0 && front_batch(&mut self.waiting).is_some_and(|b| b.len() == n) {
-            self.waiting_len -= n;
             if let Some(Waiting::Batch(b)) = self.waiting.pop_front() {
+                self.waiting_len -= n;
                 return b;
             }
         }

@@ -58,8 +58,8 @@ impl Packed {
     /// until it is [closed](Self::close).
     pub(super) fn pack(batch: Batch, max: usize) -> Packed {
         let mut packed = Packed {
-            meta: Vec::with_capacity(batch.len() * 48),
-            text: String::with_capacity(batch.len() * 288),
+            meta: Vec::with_capacity(batch.len().saturating_mul(48)),
+            text: String::with_capacity(batch.len().saturating_mul(288)),
             batches: Vec::new(),
             len: 0,
             last: None,
