@@ -42,11 +42,14 @@ pub(super) struct Packed {
     last: Option<Batch>,
 }
 
+/// A string's kind: the empty string, the same text as the event before's same field, text
+/// (its length follows), text known to be [plain](SharedStr::is_plain).
 const EMPTY: u8 = 0;
 const SAME: u8 = 1;
 const TEXT: u8 = 2;
 const PLAIN: u8 = 3;
 
+/// The flags of a descriptor's extras that follow it.
 const URLS: u8 = 1;
 const ANNOTATIONS: u8 = 2;
 const DATA: u8 = 4;
