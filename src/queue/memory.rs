@@ -29,7 +29,8 @@ use packed::Packed;
 /// pushed to two endpoints' queues).
 ///
 /// While an endpoint is down its backlog grows. Once the worker has taken nothing for a second
-/// (its delivery is being retried, or there is no worker) and more than 256 events wait, the
+/// (its delivery is being retried, or there is no worker; one that waits on an empty queue is
+/// not stalled) and more than 256 events wait, the
 /// batches behind the first are kept *packed* — their strings' text one after the other and a
 /// few bytes a field, a field equal to the same field of the event before one byte; small
 /// batches (Distribution's one event each) join one pack of up to 128 events — and unpacked
@@ -74,6 +75,9 @@ struct State {
     stall: Duration,
     /// When the worker last took events (or the queue was made).
     last_take: Instant,
+    /// The worker found the queue empty and waits for a push: whatever arrived since is not
+    /// stalled, only not taken yet.
+    idle: bool,
     /// The batches waiting were packed since the worker last took events: only the one just
     /// filled is left to pack at each push.
     swept: bool,
@@ -139,6 +143,7 @@ impl State {
     fn pack_filled(&mut self) {
         if self.waiting_len <= self.pack_after
             || self.waiting.len() < 3
+            || self.idle
             || self.last_take.elapsed() < self.stall
         {
             return;
@@ -326,6 +331,7 @@ impl MemoryQueue {
                 pack_after: PACK_AFTER,
                 stall: STALL,
                 last_take: Instant::now(),
+                idle: false,
                 swept: false,
                 closed: false,
             }),
@@ -435,6 +441,7 @@ impl EventQueue for MemoryQueue {
                         }
                         let batch = state.take_front(n);
                         state.last_take = Instant::now();
+                        state.idle = false;
                         state.swept = false;
                         state.inflight = Some(batch.clone());
                         return Some(batch);
@@ -442,6 +449,7 @@ impl EventQueue for MemoryQueue {
                     if state.closed {
                         return None;
                     }
+                    state.idle = true;
                 }
                 // `notify_one` stores a permit when nobody waits, so a push between the
                 // check above and this await is not missed.

@@ -1,6 +1,7 @@
 //! Unit tests of the memory queue (a file of their own: `memory.rs` had passed 600 lines).
 use super::*;
 use crate::event::{Action, Event, Target};
+use futures_util::FutureExt as _;
 
 fn events(n: usize) -> Vec<Event> {
     (0..n)
@@ -328,6 +329,19 @@ async fn only_a_stalled_backlog_is_packed() {
         q.ack(b.len());
     }
     assert_eq!(got, all[1..]);
+    // A worker that waits on an empty queue is not stalled, however long ago it last took:
+    // a burst that arrives before it wakes is not packed.
+    let q = MemoryQueue::new(QueueConfig::default()).joining_up_to(2);
+    q.lock().pack_after = 3;
+    assert!(q.next(2).now_or_never().is_none(), "waits on the empty queue");
+    {
+        let mut state = q.lock();
+        state.last_take = state.last_take.checked_sub(STALL).unwrap_or(state.last_take);
+    }
+    for e in &all {
+        q.push(Batch::from(e.clone())).unwrap();
+    }
+    assert_eq!(packed(&q), [false; 6]);
 }
 
 /// The queue against a plain `VecDeque` model, over random pushes (of owned or shared
