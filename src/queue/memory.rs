@@ -141,11 +141,8 @@ impl State {
     #[cold]
     #[inline(never)]
     fn pack_filled(&mut self) {
-        if self.waiting_len <= self.pack_after
-            || self.waiting.len() < 3
-            || self.idle
-            || self.last_take.elapsed() < self.stall
-        {
+        // (`append` checked the backlog's length; the entries' count keeps `drain` in range.)
+        if self.waiting.len() < 3 || self.idle || self.last_take.elapsed() < self.stall {
             return;
         }
         let Some(filling) = self.waiting.pop_back() else {
