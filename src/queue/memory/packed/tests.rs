@@ -273,3 +273,22 @@ fn a_pull_packs_small() {
     assert_eq!(flat(batches), vec![event.clone(), second.clone()]);
     assert_eq!(flat(two.unpack()), vec![event, second]);
 }
+
+/// Numbers at their types' limits come back as they were.
+#[test]
+fn numbers_at_their_limits() {
+    let events: Vec<Event> = [i64::MIN, -1, 0, 1, i64::MAX]
+        .into_iter()
+        .map(|n| {
+            let mut e = Event::new(Action::Push, Target::default());
+            e.timestamp = Timestamp::from_unix(n, 999_999_999);
+            e.target.descriptor.size = n;
+            e.target.length = n.wrapping_neg();
+            e.target.references = vec![Descriptor::new("m", "d", n)];
+            e
+        })
+        .collect();
+    let back = Packed::pack(Batch::from(events.clone()), 5).unpack();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].to_vec(), events);
+}
