@@ -11,7 +11,9 @@
 //! difference between its case and the one before:
 //!
 //! * `none`: the registry's side alone: the request, a service answering it, no layer;
-//! * `layer`: + the layer and dispatcher, events handed to a sink of your own that counts
+//! * `pass`: + the layer with nowhere to send (`NotificationLayer::default()`): the wrapping
+//!   of request, response and body that every request pays;
+//! * `layer`: + the layer's derivation and dispatcher, events handed to a sink of your own that counts
 //!   them (`Dispatcher::new`): what the request path pays;
 //! * `queue`: + an endpoint's stack as `Notifications` builds it (filter → queue → worker →
 //!   retry) batching 100 events per delivery, its innermost stage a counting sink;
@@ -38,7 +40,7 @@ use registry_notify::{Batch, Format, NotificationLayer, SourceRecord};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 const DIGEST: &str = "sha256:ae40c5188662bc7902612ed0ceb103e138a8f36d041b758626c5d5b71f517e05";
-const CASES: [&str; 5] = ["none", "layer", "queue", "encode", "http"];
+const CASES: [&str; 6] = ["none", "pass", "layer", "queue", "encode", "http"];
 /// Events per delivery (`maxevents`) on the endpoint cases.
 const BATCH: usize = 100;
 
@@ -113,6 +115,7 @@ async fn run(case: &str, n: usize) {
     let mut child = None;
     let (layer, handle): (Option<NotificationLayer>, Option<NotificationsHandle>) = match case {
         "none" => (None, None),
+        "pass" => (Some(NotificationLayer::default()), None),
         "layer" => (
             Some(NotificationLayer::new(Dispatcher::new(counting_sink(
                 count.clone(),
@@ -141,7 +144,10 @@ async fn run(case: &str, n: usize) {
     match layer {
         Some(layer) => {
             let layer = layer.source(SourceRecord::local("127.0.0.1:5000"));
-            pulls(ServiceBuilder::new().layer(layer).service(registry()), n).await
+            pulls(ServiceBuilder::new().layer(layer).service(registry()), n).await;
+            if case == "pass" {
+                count.store(n, Ordering::Relaxed);
+            }
         }
         None => {
             pulls(registry(), n).await;

@@ -39,7 +39,8 @@
 //!    envelopes hold several events); receiver arrival time minus the event's `timestamp`
 //!    (same clock).
 //!
-//! Options: `--quick`, `--lanes` (phase 4 only), `--concurrency N` (default 32), `--rounds N` (registry rounds per
+//! Options: `--quick`, `--lanes` (phase 4 only), `--stages` (two more registry variants: the
+//! batched endpoint's queue to a counting sink, and to an encoding sink), `--concurrency N` (default 32), `--rounds N` (registry rounds per
 //! variant, default 10; the variants' order rotates from round to round), `--round-ms N`
 //! (length of a registry round).
 
@@ -120,7 +121,7 @@ fn main() {
 
     // 2. registry with and without the layer.
     let sink_count = Arc::new(AtomicU64::new(0));
-    let mut servers = registry::start_servers(&server_rt, &registry, &receiver, &sink_count);
+    let mut servers = registry::start_servers(&server_rt, &registry, &receiver, &sink_count, opts.stages);
     registry::registry_phase(&client_rt, &mut servers, &mix, &opts);
 
     // 3. delivery rate.

@@ -1,4 +1,4 @@
-//! The command line: `--quick`, `--lanes`, `--memory N`, `--concurrency N`, `--rounds N`,
+//! The command line: `--quick`, `--lanes`, `--stages`, `--memory N`, `--concurrency N`, `--rounds N`,
 //! `--round-ms N`.
 
 use std::time::Duration;
@@ -26,6 +26,9 @@ pub struct Opts {
     pub latency_secs: u64,
     /// `--lanes`: only the lanes phase.
     pub lanes_only: bool,
+    /// `--stages`: two more registry variants, the batched endpoint's queue to a counting
+    /// sink and to an encoding sink, which say what its delivery costs stage by stage.
+    pub stages: bool,
     /// `--memory N`: only the memory phase, the endpoint with `maxevents: N` (1 otherwise).
     pub memory_only: Option<usize>,
 }
@@ -49,11 +52,18 @@ pub fn opts() -> Opts {
         if a.starts_with("--")
             && !matches!(
                 a.as_str(),
-                "--quick" | "--lanes" | "--memory" | "--concurrency" | "--rounds" | "--round-ms" | "--bench"
+                "--quick"
+                    | "--lanes"
+                    | "--stages"
+                    | "--memory"
+                    | "--concurrency"
+                    | "--rounds"
+                    | "--round-ms"
+                    | "--bench"
             )
         {
             eprintln!(
-                "usage: cargo bench --bench registry_load -- [--quick] [--lanes] [--memory N] [--concurrency N] [--rounds N] [--round-ms N]"
+                "usage: cargo bench --bench registry_load -- [--quick] [--lanes] [--stages] [--memory N] [--concurrency N] [--rounds N] [--round-ms N]"
             );
             std::process::exit(2)
         }
@@ -70,6 +80,7 @@ pub fn opts() -> Opts {
         batched_events: if quick { 30_000 } else { 100_000 },
         latency_secs: if quick { 2 } else { 8 },
         lanes_only: args.iter().any(|a| a == "--lanes"),
+        stages: args.iter().any(|a| a == "--stages"),
         memory_only: value("--memory").map(|n| n.max(1) as usize),
     }
 }

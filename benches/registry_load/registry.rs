@@ -17,7 +17,8 @@ use std::sync::atomic::AtomicU64;
 
 use example_registry::oci;
 use registry_notify::notifications::Notifications;
-use registry_notify::NotificationLayer;
+use registry_notify::sink::{BoxError, BoxSink};
+use registry_notify::{Batch, Format, NotificationLayer};
 
 use crate::content::{counting_sink, registry_app, serve, source};
 use crate::opts::Opts;
@@ -31,6 +32,10 @@ pub enum Variant {
     Sink,
     Endpoint,
     Batched,
+    /// `--stages`: the batched endpoint's queue and worker, its sink counting the batches.
+    BatchedQueue,
+    /// `--stages`: the same, its sink encoding each batch as an envelope (no HTTP).
+    BatchedEncode,
 }
 
 impl Variant {
@@ -42,6 +47,8 @@ impl Variant {
             Variant::Sink => "layer, in-process sink",
             Variant::Endpoint => "layer, 1 endpoint, unbatched",
             Variant::Batched => "layer, 1 endpoint, maxevents 100",
+            Variant::BatchedQueue => "layer, maxevents 100 to a counting sink",
+            Variant::BatchedEncode => "layer, maxevents 100 to an encoding sink",
         }
     }
 }
@@ -158,15 +165,20 @@ pub fn start_servers(
     registry: &oci::Registry,
     receiver: &Receiver,
     sink_count: &Arc<AtomicU64>,
+    stages: bool,
 ) -> Vec<Server> {
     let mut servers: Vec<Server> = Vec::new();
-    for variant in [
+    let mut variants = vec![
         Variant::Bare,
         Variant::Passthrough,
         Variant::Sink,
         Variant::Endpoint,
         Variant::Batched,
-    ] {
+    ];
+    if stages {
+        variants.extend([Variant::BatchedQueue, Variant::BatchedEncode]);
+    }
+    for variant in variants {
         let _enter = server_rt.enter();
         let (layer, handle) = match variant {
             Variant::Bare => (None, None),
@@ -184,6 +196,25 @@ pub fn start_servers(
                 let (l, h) = Notifications::builder()
                     .source(source())
                     .endpoint(endpoint_to(receiver, "bench", max))
+                    .build()
+                    .unwrap();
+                (Some(l), Some(h))
+            }
+            Variant::BatchedQueue | Variant::BatchedEncode => {
+                let encode = variant == Variant::BatchedEncode;
+                let sink = BoxSink::new(tower::service_fn(move |b: Batch| {
+                    if encode {
+                        std::hint::black_box(Format::EventsV2.encode(&b));
+                    }
+                    std::future::ready(Ok::<(), BoxError>(()))
+                }));
+                let endpoint = Endpoint::builder_for_sink("bench", "bench://sink", sink)
+                    .max_events(100)
+                    .build()
+                    .expect("endpoint");
+                let (l, h) = Notifications::builder()
+                    .source(source())
+                    .endpoint(endpoint)
                     .build()
                     .unwrap();
                 (Some(l), Some(h))
