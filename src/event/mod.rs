@@ -22,7 +22,7 @@ pub use model::{
     instance_id, Action, ActorRecord, Batch, Descriptor, Envelope, Event, Platform, RequestRecord,
     SourceRecord, Target,
 };
-pub(crate) use model::{write_new_id, write_new_id_at};
+pub(crate) use model::{reserve_stamps, write_id};
 pub use shared_str::SharedStr;
 pub(crate) use shared_str::{build as build_strings, Frozen, PlainTable, Span, StrBuf};
 pub use timestamp::{ParseTimestampError, Timestamp};

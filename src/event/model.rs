@@ -381,30 +381,46 @@ pub(crate) fn write_new_id(out: &mut String) {
 
 /// Appends a fresh id (see [`new_id`]) made at `now`: an event's id carries the time of its
 /// `timestamp` without a second read of the clock.
+pub(crate) fn write_new_id_at(out: &mut String, now: Timestamp) {
+    write_id(out, reserve_stamps(now, 1));
+}
+
+/// Reserves `n` consecutive stamps made at `now` and gives the first: the ids
+/// [`write_id`] makes of them come in that order, and after every id made before.
 ///
 /// Ids are unique, not secret: the 60-bit stamp (milliseconds and sequence) is strictly
 /// increasing within the process, so no two ids of one process are equal whatever the
-/// random bits, and 62 random bits tell processes apart. They come from a small per-thread
-/// generator (wyrand) seeded from the operating system's, a few instructions per id instead
-/// of a ChaCha block's share.
-pub(crate) fn write_new_id_at(out: &mut String, now: Timestamp) {
+/// random bits, and 62 random bits tell processes apart. The ids of one request (its
+/// request id and its events' ids) take their stamps at once: one update of the shared
+/// stamp for all of them.
+pub(crate) fn reserve_stamps(now: Timestamp, n: u64) -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     // Milliseconds since the epoch (48 bits) and the sequence (12 bits), as one number.
     static LAST: AtomicU64 = AtomicU64::new(0);
     let (secs, nanos) = (now.unix_seconds().max(0) as u64, u64::from(now.subsec_nanos()));
     let millis = secs.wrapping_mul(1000).wrapping_add(nanos / 1_000_000) & ((1 << 48) - 1);
     let sub = ((nanos % 1_000_000) * 4096) / 1_000_000;
-    let mut stamp = (millis << 12) | sub;
+    let now = (millis << 12) | sub;
+    let n = n.max(1);
     let mut last = LAST.load(Ordering::Relaxed);
     loop {
-        if stamp <= last {
-            stamp = last + 1;
-        }
-        match LAST.compare_exchange_weak(last, stamp, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => break,
+        let first = now.max(last.wrapping_add(1));
+        match LAST.compare_exchange_weak(
+            last,
+            first.wrapping_add(n - 1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return first,
             Err(current) => last = current,
         }
     }
+}
+
+/// Appends the UUIDv7 of `stamp` (from [`reserve_stamps`]) with random bits from the thread's
+/// generator (wyrand, seeded from the operating system's: a few instructions per id instead
+/// of a ChaCha block's share).
+pub(crate) fn write_id(out: &mut String, stamp: u64) {
     let high = ((stamp >> 12) << 16) | 0x7000 | (stamp & 0x0fff);
     let low = (random_u64() >> 2) | 0x8000_0000_0000_0000;
     let uuid = uuid::Uuid::from_u64_pair(high, low);
@@ -457,6 +473,31 @@ mod tests {
             .unwrap()
             .as_secs();
         assert!(secs.abs_diff(now) < 5);
+    }
+
+    /// The stamps reserved at once are consecutive, and later ones come after them: a
+    /// request's own id sorts before its events' ids, and both after every earlier id.
+    #[test]
+    fn reserved_stamps_are_consecutive_and_ordered() {
+        let at = super::Timestamp::now();
+        let before = super::new_id();
+        let first = super::reserve_stamps(at, 3);
+        let next = super::reserve_stamps(at, 1);
+        assert_eq!(next, first + 3);
+        let ids: Vec<String> = (first..=next)
+            .map(|stamp| {
+                let mut s = String::new();
+                super::write_id(&mut s, stamp);
+                s
+            })
+            .collect();
+        assert!(before < ids[0], "{before} !< {}", ids[0]);
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} !< {}", pair[0], pair[1]);
+        }
+        // Zero is taken as one: the stamp is still reserved.
+        let zero = super::reserve_stamps(at, 0);
+        assert_eq!(super::reserve_stamps(at, 1), zero + 1);
     }
 
     /// An id made at a given time carries that time (to the millisecond, unless ids made

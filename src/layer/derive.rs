@@ -25,7 +25,7 @@ use super::headers::{
 use super::route;
 use super::shared::Shared;
 use crate::event::{
-    build_strings, write_new_id_at, Action, Descriptor, Event, SharedStr, StrBuf, Target, Timestamp,
+    build_strings, reserve_stamps, write_id, Action, Descriptor, Event, SharedStr, StrBuf, Target, Timestamp,
 };
 use crate::hint::EventHint;
 use draft::{event_digest, remember_verified, remembered, Draft, Piece};
@@ -190,9 +190,18 @@ impl Pending {
         // The strings this response adds (event id, URL, digest, …) share one buffer.
         let (strings, draft) = build_strings(|b| {
             let mut draft = self.draft(kind, b, status, headers, hint, shared, &mut missing)?;
-            // The id carries the time of the timestamp: one read of the clock for both.
+            // The ids carry the time of the timestamp: one read of the clock for all, and one
+            // reservation of their stamps (the request's id first, if it brought none).
+            let new_request_id = self.request.id.is_empty();
+            let stamp = reserve_stamps(at, 1 + u64::from(new_request_id));
+            draft.request_id = new_request_id.then(|| {
+                b.span_plain(|s| {
+                    write_id(s, stamp);
+                    true
+                })
+            });
             draft.id = b.span_plain(|s| {
-                write_new_id_at(s, at);
+                write_id(s, stamp + u64::from(new_request_id));
                 true
             });
             Some(draft)
@@ -200,6 +209,10 @@ impl Pending {
         let Some(draft) = draft else {
             return (Vec::new(), missing);
         };
+        if let Some(span) = draft.request_id {
+            // Every later event of this request (after a lookup) has the same.
+            self.request.id = strings.get(span);
+        }
         // A lookup reads the name, host and credentials of the request later. (Keeping them
         // when no lookup follows would only clone what could be moved: no event changes.)
         let keep = missing.any() && self.lookup.is_some();
@@ -237,18 +250,33 @@ impl Pending {
             .and_then(|h| h.deleted_tags.as_ref())
             .or(self.tags_before_delete.as_ref());
         let tags = tags.map_or(&[][..], Vec::as_slice);
-        let (strings, spans) = build_strings(|b| {
-            std::iter::once("")
+        let new_request_id = self.request.id.is_empty();
+        let count = u64::try_from(tags.len()).unwrap_or(u64::MAX - 2) + 1;
+        let mut stamp = reserve_stamps(at, count + u64::from(new_request_id));
+        let (strings, (request_id, spans)) = build_strings(|b| {
+            let request_id = new_request_id.then(|| {
+                stamp += 1;
+                b.span_plain(|s| {
+                    write_id(s, stamp - 1);
+                    true
+                })
+            });
+            let spans = std::iter::once("")
                 .chain(tags.iter().map(String::as_str))
                 .map(|tag| {
+                    stamp += 1;
                     let id = b.span_plain(|s| {
-                        write_new_id_at(s, at);
+                        write_id(s, stamp - 1);
                         true
                     });
                     (id, b.push(tag))
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (request_id, spans)
         });
+        if let Some(span) = request_id {
+            self.request.id = strings.get(span);
+        }
         let mut events = Vec::with_capacity(spans.len());
         for (i, (id, tag)) in spans.into_iter().enumerate() {
             let mut target = Target {

@@ -64,6 +64,8 @@ pub(super) fn event_digest<'a>(
 #[derive(Debug)]
 pub(super) struct Draft {
     pub(super) id: Span,
+    /// The request's id, when the layer made it with the event's (the request brought none).
+    pub(super) request_id: Option<Span>,
     pub(super) action: Action,
     pub(super) media_type: SharedStr,
     pub(super) digest: Piece,
@@ -78,6 +80,7 @@ impl Default for Draft {
     fn default() -> Self {
         Draft {
             id: Span::default(),
+            request_id: None,
             action: Action::Pull,
             media_type: SharedStr::new(),
             digest: Piece::default(),

@@ -232,3 +232,55 @@ fn monolithic_push_size_from_the_bytes_or_the_header() {
     assert_eq!(push(Some(10), 10), 10);
     assert_eq!(push(Some(10), 0), 10, "the header, when nothing was counted");
 }
+
+/// A request that brings no id gets one with its events, a UUIDv7 that sorts before theirs;
+/// every event of the request has the same (a delete with its tags), and an id the request
+/// brings is kept as it is.
+#[test]
+fn request_ids_are_made_with_the_events() {
+    let layer = NotificationLayer::new(Dispatcher::disabled());
+    let shared = &layer.shared;
+    let request = |method: &str, reference: &str, id: Option<&str>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("/v2/a/b/manifests/{reference}"));
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        pending(&req.body(()).unwrap(), shared).unwrap()
+    };
+    let mut pull = HeaderMap::new();
+    pull.insert("docker-content-digest", d(1).parse().unwrap());
+    pull.insert(
+        CONTENT_TYPE,
+        "application/vnd.oci.image.manifest.v1+json".parse().unwrap(),
+    );
+    pull.insert(CONTENT_LENGTH, 10.into());
+    let v7 = |id: &str| uuid::Uuid::parse_str(id).map(|u| u.get_version_num()).ok();
+
+    let (events, _) = request("GET", "t", None).events(StatusCode::OK, &pull, None, shared);
+    let e = &events[0];
+    assert_eq!(v7(&e.request.id), Some(7));
+    assert!(
+        e.request.id.as_str() < e.id.as_str(),
+        "{} !< {}",
+        e.request.id,
+        e.id
+    );
+
+    let (events, _) = request("GET", "t", Some("mine")).events(StatusCode::OK, &pull, None, shared);
+    assert_eq!(events[0].request.id, "mine");
+
+    let hint = crate::EventHint {
+        deleted_tags: Some(vec!["x".into(), "y".into()]),
+        ..Default::default()
+    };
+    let (events, _) =
+        request("DELETE", &d(1), None).events(StatusCode::ACCEPTED, &HeaderMap::new(), Some(&hint), shared);
+    assert_eq!(events.len(), 3);
+    assert_eq!(v7(&events[0].request.id), Some(7));
+    for e in events.iter() {
+        assert_eq!(e.request.id, events[0].request.id);
+        assert!(e.request.id.as_str() < e.id.as_str());
+    }
+}
