@@ -116,7 +116,8 @@ fn action() -> impl Strategy<Value = Action> {
 fn ordinary_event(readable: bool) -> impl Strategy<Value = Event> {
     (
         (text(), timestamp(readable), action()),
-        (text(), text(), size(), size()),
+        // `length` is mostly `size` again, as in the events the layer makes.
+        (text(), text(), size(), prop::option::of(size())),
         (text(), text(), text(), text()),
         (text(), text(), text(), text(), text()),
         (text(), text(), text()),
@@ -127,7 +128,7 @@ fn ordinary_event(readable: bool) -> impl Strategy<Value = Event> {
             action,
             target: Target {
                 descriptor: Descriptor::new(d.0, d.1, d.2),
-                length: d.3,
+                length: d.3.unwrap_or(d.2),
                 repository: t.0.into(),
                 from_repository: t.1.into(),
                 url: t.2.into(),

@@ -159,11 +159,19 @@ impl Timestamp {
 /// length of the whole. A writer keeping the date and time of the last second rewrites only
 /// this part (`nanos` is below 10⁹ in every [`Timestamp`]).
 pub(crate) fn write_fraction(buf: &mut [u8; 32], nanos: u32) -> usize {
-    let mut v = nanos;
-    for i in (20..29).rev() {
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
+    // Two digits at a time, from the last.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut v = nanos % 1_000_000_000;
+    for i in [27, 25, 23, 21] {
+        let pair = (v % 100) as usize * 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        v /= 100;
     }
+    buf[20] = b'0' + v as u8;
     buf[19] = b'.';
     let mut end = 29;
     // Trailing zeros of the fraction go, and the dot with them when it is zero.

@@ -206,6 +206,13 @@ impl<'a> Obj<'a> {
         write_int(self.out, value);
     }
 
+    /// A member whose value is `json` as it is (a number's digits).
+    #[inline(always)]
+    fn raw(&mut self, key: &'static str, json: &[u8]) {
+        self.key(key);
+        self.out.extend_from_slice(json);
+    }
+
     /// Opens a nested object as the value of `key`.
     #[inline(always)]
     fn object(&mut self, key: &'static str) -> Obj<'_> {
@@ -263,21 +270,29 @@ fn write_event(e: &Event, format: Format, out: &mut Vec<u8>, stamps: &mut Stamps
     let t = &e.target;
     let d = &t.descriptor;
     let mut target = o.object(event_key!("target"));
+    // `length` is `size` again (Distribution's backwards compatibility): its digits are
+    // written once and copied.
+    let mut size_buf = [0; 21];
+    let size = int_ascii(d.size, &mut size_buf);
     match format {
         Format::EventsV1 => {
             target.str_nonempty(str_key!(nested_key, "mediaType"), &d.media_type);
             if d.size != 0 {
-                target.int(nested_key!("size"), d.size);
+                target.raw(nested_key!("size"), size);
             }
             target.str_nonempty(str_key!(nested_key, "digest"), &d.digest);
         }
         Format::EventsV2 | Format::CloudEvents | Format::CloudEventsBatch => {
             target.str(str_key!(nested_key, "mediaType"), &d.media_type);
             target.str(str_key!(nested_key, "digest"), &d.digest);
-            target.int(nested_key!("size"), d.size);
+            target.raw(nested_key!("size"), size);
         }
     }
-    if t.length != 0 {
+    if t.length == d.size {
+        if t.length != 0 {
+            target.raw(nested_key!("length"), size);
+        }
+    } else if t.length != 0 {
         target.int(nested_key!("length"), t.length);
     }
     target.str_nonempty(str_key!(nested_key, "repository"), &t.repository);
@@ -395,14 +410,26 @@ fn write_int(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(decimal_ascii(v.unsigned_abs(), &mut [0; 20]));
 }
 
+/// `v` in decimal, with its sign, written into the end of `buf`.
+fn int_ascii(v: i64, buf: &mut [u8; 21]) -> &[u8] {
+    let start = buf.len() - decimal_ascii(v.unsigned_abs(), buf).len();
+    if v < 0 {
+        buf[start - 1] = b'-';
+        return &buf[start - 1..];
+    }
+    &buf[start..]
+}
+
 /// `n` in decimal, written into the end of `buf` (20 digits hold every `u64`).
 pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
     // ASCII digits only.
     std::str::from_utf8(decimal_ascii(n, buf)).unwrap_or_default()
 }
 
-/// [`decimal`] as bytes, for a writer of bytes (no UTF-8 check).
-fn decimal_ascii(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+/// [`decimal`] as bytes, for a writer of bytes (no UTF-8 check), at the end of `buf` (at least
+/// 20 bytes long).
+fn decimal_ascii<const N: usize>(mut n: u64, buf: &mut [u8; N]) -> &[u8] {
+    const { assert!(N >= 20, "20 digits hold every u64") };
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -418,6 +445,16 @@ fn decimal_ascii(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Numbers with their sign, at the limits of `i64` too (a size is never negative in an
+    /// event the layer made, but an event of your own may say anything).
+    #[test]
+    fn integers_as_text() {
+        for v in [0, 1, -1, 9, 10, 555, -555, i64::MAX, i64::MIN, i64::MIN + 1] {
+            let mut buf = [0; 21];
+            assert_eq!(int_ascii(v, &mut buf), v.to_string().as_bytes(), "{v}");
+        }
+    }
 
     /// Go's escaping through serde, the reference for `write_str`.
     fn reference(s: &str) -> Vec<u8> {

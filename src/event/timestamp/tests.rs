@@ -297,3 +297,31 @@ mod props {
         }
     }
 }
+
+/// The fraction written two digits at a time is `{:09}`'s digits, trimmed of trailing zeros
+/// (and of the dot when none is left), for values with every digit and zero in every place.
+#[test]
+fn fractions_digit_by_digit() {
+    let reference = |nanos: u32| {
+        let digits = format!("{nanos:09}");
+        let digits = digits.trim_end_matches('0');
+        if digits.is_empty() {
+            "Z".to_owned()
+        } else {
+            format!(".{digits}Z")
+        }
+    };
+    let samples = (0..200_000u64)
+        .map(|k| (k * 1_000_003 % 1_000_000_000) as u32)
+        .chain((0..9).map(|p| 10u32.pow(p)))
+        .chain([999_999_999, 100_000_001, 10_101_010]);
+    for nanos in samples {
+        let mut buf = [0u8; 32];
+        let end = super::write_fraction(&mut buf, nanos);
+        assert_eq!(
+            std::str::from_utf8(&buf[19..end]).unwrap(),
+            reference(nanos),
+            "{nanos}"
+        );
+    }
+}
