@@ -16,7 +16,13 @@
 //!     )
 //!     .build()?;
 //! let registry: axum::Router = axum::Router::new(); // the registry's routes
-//! let app: axum::Router = axum::Router::new().fallback_service(tower::Layer::layer(&layer, registry));
+//! // One service in front of the whole router (README, "With axum").
+//! let app = tower::ServiceBuilder::new()
+//!     .map_response(|r: axum::response::Response<registry_notify::layer::ResponseBody<axum::body::Body>>| {
+//!         r.map(axum::body::Body::new)
+//!     })
+//!     .layer(layer)
+//!     .service(registry);
 //! # let _ = app;
 //! // … serve `app`; on shutdown:
 //! let report = handle.shutdown(Duration::from_secs(5)).await;

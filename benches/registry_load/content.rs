@@ -1,12 +1,12 @@
 //! The registry under load: seeded content and its pull mix, the variants' apps, requests
 //! in-process, and the events the layer derives.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::serve::ListenerExt;
-use example_registry::app::with_peer_addr;
 use example_registry::oci;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -80,18 +80,32 @@ pub async fn seed(app: &axum::Router) -> Content {
     Content { mix }
 }
 
-/// The example registry over `registry`, wrapped by `layer` if given.
-pub fn registry_app(registry: &oci::Registry, layer: Option<NotificationLayer>) -> axum::Router {
-    let mut app = oci::router(registry.clone());
-    if let Some(layer) = layer {
-        app = app.layer(layer);
-    }
-    // As the registry binary does: the peer address for `request.addr`, outside the layer.
-    with_peer_addr(app)
+/// The example registry over `registry`, wrapped by `layer` if given, as the registry binary
+/// serves it (`example_registry::app::service`): the layer in front of the whole router, the
+/// peer address for `request.addr` outside it.
+pub fn registry_app(
+    registry: &oci::Registry,
+    layer: Option<NotificationLayer>,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + 'static {
+    example_registry::app::service(oci::router(registry.clone()), layer)
 }
 
 /// Serves `app` on a fresh 127.0.0.1 port on `rt`.
-pub fn serve(rt: &tokio::runtime::Runtime, app: axum::Router) -> SocketAddr {
+pub fn serve<S>(rt: &tokio::runtime::Runtime, app: S) -> SocketAddr
+where
+    S: tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
@@ -101,7 +115,8 @@ pub fn serve(rt: &tokio::runtime::Runtime, app: axum::Router) -> SocketAddr {
             .tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+        let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+        let _ = axum::serve(listener, app).await;
     });
     addr
 }

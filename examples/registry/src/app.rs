@@ -9,12 +9,18 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use std::convert::Infallible;
+
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
+use axum::ServiceExt as _;
 use registry_notify::config::{Config, StorageDriver};
 use registry_notify::endpoint::Endpoint;
 use registry_notify::layer::PeerAddr;
+use registry_notify::layer::ResponseBody;
 use registry_notify::notifications::{Notifications, NotificationsHandle};
 use registry_notify::{NotificationLayer, SourceRecord};
+use tower::util::Either;
 use tower_http::trace::TraceLayer;
 
 use crate::common::{
@@ -105,7 +111,7 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Box<dyn Error>> {
-        let (app, handle) = router(self.registry, self.notifications);
+        let handle = self.notifications.as_ref().map(|(_, handle)| handle.clone());
         if let Some(handle) = &handle {
             log_endpoints(handle.endpoints());
         }
@@ -125,10 +131,14 @@ impl App {
             listener.local_addr().map(|a| a.to_string()).unwrap_or(addr),
             notifications_state(handle.as_ref())
         );
-        let app = app.layer(TraceLayer::new_for_http());
-        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let routes = oci::router(self.registry).layer(TraceLayer::new_for_http());
+        let layer = self.notifications.map(|(layer, _)| layer);
+        let served = axum::serve(
+            listener,
+            service(routes, layer).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         if let Err(e) = served {
             eprintln!("serve: {e}");
         }
@@ -139,28 +149,38 @@ impl App {
     }
 }
 
-/// The registry's router wrapped by `notifications` (when given), with the peer address
-/// inserted outside the layer (see [`with_peer_addr`]). Metrics are on the debug listener
-/// ([`crate::debug`]).
-pub fn router(
-    registry: oci::Registry,
-    notifications: Option<(NotificationLayer, NotificationsHandle)>,
-) -> (axum::Router, Option<NotificationsHandle>) {
-    let (app, handle) = match notifications {
-        Some((layer, handle)) => (oci::router(registry).layer(layer), Some(handle)),
-        None => (oci::router(registry), None),
-    };
-    (with_peer_addr(app), handle)
+/// What the registry binary serves: `routes` wrapped by `layer` (when given) as a whole, as
+/// README shows, with the peer address inserted outside the layer for `request.addr`. Serve it
+/// with `into_make_service_with_connect_info::<SocketAddr>` (axum's `ServiceExt`).
+///
+/// The layer is one service in front of the router, not a layer of each route
+/// (`routes.layer(layer)`, which axum boxes and clones for every request) nor the fallback of
+/// another router (which routes twice). The layer's wrapping then costs about 1 300
+/// instructions a request here, against 3 000 and 5 300 (`benches/registry_instructions.sh`,
+/// BENCHMARKS.md).
+pub fn service(
+    routes: axum::Router,
+    layer: Option<NotificationLayer>,
+) -> impl tower::Service<Request, Response = axum::response::Response, Error = Infallible, Future = impl Send>
+       + Clone
+       + Send
+       + 'static {
+    use tower::ServiceBuilder;
+    let peer = ServiceBuilder::new().map_request(insert_peer_addr);
+    match layer {
+        Some(layer) => Either::Left(
+            peer.map_response(|r: http::Response<ResponseBody<Body>>| r.map(Body::new))
+                .layer(layer)
+                .service(routes),
+        ),
+        None => Either::Right(peer.service(routes)),
+    }
 }
 
-/// `app` with the client's address (axum's `ConnectInfo`, so the app must be served with
-/// `into_make_service_with_connect_info::<SocketAddr>`) inserted as [`PeerAddr`] for
-/// `request.addr`, outside the layer.
-pub fn with_peer_addr(app: axum::Router) -> axum::Router {
-    app.layer(axum::middleware::map_request(
-        |ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request| async move {
-            req.extensions_mut().insert(PeerAddr(peer));
-            req
-        },
-    ))
+/// Inserts the client's address (axum's `ConnectInfo`) as [`PeerAddr`].
+fn insert_peer_addr(mut req: Request) -> Request {
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        req.extensions_mut().insert(PeerAddr(peer));
+    }
+    req
 }

@@ -84,6 +84,12 @@ notifications:
         "chunked upload size from the registry's hint"
     );
     assert_eq!(got[5].target.tag, "latest");
+    // The client's own address, from the connection (the layer is in front of the router).
+    for e in &got {
+        assert!(e.request.addr.starts_with("127.0.0.1:"), "{:?}", e.request.addr);
+        assert_ne!(e.request.addr, format!("127.0.0.1:{port}"));
+        assert_eq!(e.request.host, format!("127.0.0.1:{port}"));
+    }
     {
         let posts = first.requests();
         assert_eq!(posts.len(), 6);
