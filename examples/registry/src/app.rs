@@ -3,21 +3,19 @@
 //! notification layer, with the debug listener (`http.debug.addr`: metrics, health, endpoint
 //! status), the peer address for `request.addr`, and request logs.
 
+use std::convert::Infallible;
 use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use std::convert::Infallible;
-
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::ServiceExt as _;
 use registry_notify::config::{Config, StorageDriver};
 use registry_notify::endpoint::Endpoint;
-use registry_notify::layer::PeerAddr;
-use registry_notify::layer::ResponseBody;
+use registry_notify::layer::{PeerAddr, ResponseBody};
 use registry_notify::notifications::{Notifications, NotificationsHandle};
 use registry_notify::{NotificationLayer, SourceRecord};
 use tower::util::Either;
