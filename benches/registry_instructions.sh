@@ -16,28 +16,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-2048} connections=${2:-16}
-for t in valgrind python3 curl sha256sum; do
-  command -v "$t" >/dev/null || { echo "registry_instructions: $t is not on PATH" >&2; exit 2; }
-done
-
 export CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
-cargo build --release -q -p example-registry --bin registry
-cargo build --release -q --example receiver
-target=${CARGO_TARGET_DIR:-target}
-registry=$target/release/registry
-receiver=$target/release/examples/receiver
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq 1 600); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "registry_instructions: $1 did not answer" >&2; exit 1; }
+name=registry_instructions tools=valgrind
+. benches/registry_common.sh
 
 hook=$(port) plain=$(port) pass=$(port) notified=$(port)
 "$receiver" --listen "127.0.0.1:$hook" --out "$work/events.jsonl" > /dev/null &
@@ -80,26 +61,13 @@ print(events, posts)
 PY
 touch "$work/events.jsonl"
 
-# One image (a config blob, a layer, a manifest tagged `latest`) in each registry's storage.
-printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' > "$work/config"
-head -c 4096 /dev/zero | tr '\0' 'x' > "$work/layer"
-digest() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
-size() { wc -c < "$1" | tr -d ' '; }
-cfg=$(digest "$work/config") lay=$(digest "$work/layer")
-cat > "$work/manifest" <<EOF
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"$cfg","size":$(size "$work/config")},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"$lay","size":$(size "$work/layer")}]}
-EOF
+# One image in each registry's storage.
 for v in plain pass notified; do
   p=${!v}
   "$registry" serve "$work/$v.yml" > "$work/$v.seed.log" 2>&1 &
   pid=$!
   wait_for "http://127.0.0.1:$p/v2/"
-  for blob in config layer; do
-    curl -sf -X POST -H 'Content-Type: application/octet-stream' --data-binary "@$work/$blob" \
-      "http://127.0.0.1:$p/v2/library/test/blobs/uploads/?digest=$(digest "$work/$blob")" -o /dev/null
-  done
-  curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "@$work/manifest" \
-    "http://127.0.0.1:$p/v2/library/test/manifests/latest" -o /dev/null
+  seed_image "$p"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
 

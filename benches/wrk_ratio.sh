@@ -10,28 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5} seconds=${2:-3} connections=${3:-32}
-for t in wrk curl sha256sum; do
-  command -v "$t" >/dev/null || { echo "wrk_ratio: $t is not on PATH (apt-get install wrk curl)" >&2; exit 2; }
-done
-
-cargo build --release -q -p example-registry --bin registry
-cargo build --release -q --example receiver
-target=${CARGO_TARGET_DIR:-target}
-registry=$target/release/registry
-receiver=$target/release/examples/receiver
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# A free port on 127.0.0.1.
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "wrk_ratio: $1 did not answer" >&2; exit 1; }
+name=wrk_ratio tools=wrk
+. benches/registry_common.sh
 
 hook=$(port) plain=$(port) notified=$(port)
 "$receiver" --listen "127.0.0.1:$hook" --out "$work/events.jsonl" &
@@ -68,23 +48,8 @@ pids+=($!)
 wait_for "http://127.0.0.1:$plain/v2/"
 wait_for "http://127.0.0.1:$notified/v2/"
 
-# One image (a config blob, a layer, a manifest tagged `latest`) in each registry.
-printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' > "$work/config"
-head -c 4096 /dev/zero | tr '\0' 'x' > "$work/layer"
-digest() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
-size() { wc -c < "$1" | tr -d ' '; }
-cfg=$(digest "$work/config") lay=$(digest "$work/layer")
-cat > "$work/manifest" <<EOF
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"$cfg","size":$(size "$work/config")},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"$lay","size":$(size "$work/layer")}]}
-EOF
-for p in "$plain" "$notified"; do
-  for blob in config layer; do
-    curl -sf -X POST -H 'Content-Type: application/octet-stream' --data-binary "@$work/$blob" \
-      "http://127.0.0.1:$p/v2/library/test/blobs/uploads/?digest=$(digest "$work/$blob")" -o /dev/null
-  done
-  curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "@$work/manifest" \
-    "http://127.0.0.1:$p/v2/library/test/manifests/latest" -o /dev/null
-done
+# One image in each registry.
+for p in "$plain" "$notified"; do seed_image "$p"; done
 
 # wrk prints `Requests/sec:` and, with --latency, the `99%` percentile.
 run() {
