@@ -20,13 +20,14 @@ mod third_party_ferro {
 use std::collections::BTreeMap;
 use std::{net::SocketAddr, time::Duration};
 
+use axum::{body::Body, extract::Request, response::Response, ServiceExt};
+use registry_notify::layer::ResponseBody;
 use registry_notify::notifications::NotificationsHandle;
 use registry_notify::{endpoint::Endpoint, notifications::Notifications, SourceRecord};
 use support::golden::{self, App, Counter, Env};
 use support::{skopeo, Http, Receiver};
 use third_party_ferro::golden_diff::{self, Deviation};
 use tokio::sync::oneshot;
-use tower::Layer;
 
 /// ferro-oci-server's own application over in-memory storage, exactly what its binary serves
 /// without `FERRO_OCI_STORAGE_DIR` (`/v2/**`, health probes, `/metrics`).
@@ -59,13 +60,17 @@ async fn readme_main(
         .build()?;
     let notify = notify.include_references(refs); // (test)
 
-    // The whole registry is wrapped (not each route, as `registry.layer(notify)` would),
-    // so the layer can ask it for what an exchange does not show.
-    let app = axum::Router::new().fallback_service(notify.layer(registry));
+    // The whole registry is wrapped, as one service in front of its router: the layer can ask
+    // it for what an exchange does not show, and a request costs the least.
+    let app = tower::ServiceBuilder::new()
+        .map_response(|r: Response<ResponseBody<Body>>| r.map(Body::new))
+        .layer(notify)
+        .service(registry);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let _ = ready.send((listener.local_addr()?, handle.clone())); // (test)
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    let app = ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+    axum::serve(listener, app).await?;
     handle.shutdown(Duration::from_secs(5)).await;
     Ok(())
     // README:end
