@@ -71,7 +71,8 @@ pub fn opts() -> Opts {
     Opts {
         quick,
         concurrency: value("--concurrency").unwrap_or(32) as usize,
-        // A multiple of the 5 variants, so that each runs as often in each position.
+        // A multiple of the 5 variants, so that each runs as often in each position (not of
+        // the 7 with `--stages`: the order still rotates every round).
         rounds: value("--rounds").unwrap_or(if quick { 5 } else { 10 }) as usize,
         round: Duration::from_millis(value("--round-ms").unwrap_or(if quick { 500 } else { 1000 })),
         mem_events: 100_000,

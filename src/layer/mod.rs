@@ -32,7 +32,9 @@
 //! let layer = NotificationLayer::new(Dispatcher::new(sink()))
 //!     .include_references(true)
 //!     .skip_head_pulls(false);
-//! let app: Router = Router::new().route("/v2/", get(|| async { "{}" })).layer(layer);
+//! let registry: Router = Router::new().route("/v2/", get(|| async { "{}" }));
+//! // One service in front of the whole router (README, "With axum"), not `registry.layer(layer)`.
+//! let app = tower::ServiceBuilder::new().layer(layer).service(registry);
 //! ```
 //!
 //! Fields the exchange does not show (the size of a blob committed by a chunked
