@@ -13,6 +13,8 @@
 # batches are as large as the GETs that arrive during a POST make them (the script prints
 # the events per POST), so the share of a POST in an event's cost depends on `connections`.
 # Needs valgrind, python3 and curl; everything listens on 127.0.0.1 and is stopped at the end.
+# With `CALLGRIND_KEEP=<dir>`, the callgrind files are copied there (`cg.<variant>.<requests>`),
+# for `callgrind_annotate` to say where the instructions went.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-2048} connections=${2:-16}
@@ -100,6 +102,9 @@ for v in plain pass notified; do
   b=$(count "$v" "$large")
   per[$v]=$(( (b - a) / (large - small) ))
 done
+if [ -n "${CALLGRIND_KEEP:-}" ]; then
+  mkdir -p "$CALLGRIND_KEEP" && cp "$work"/cg.* "$CALLGRIND_KEEP"/
+fi
 read -r events posts < <(python3 "$work/count.py" "$work/events.jsonl")
 echo "| variant | instructions per GET |"
 echo "|---|---|"
