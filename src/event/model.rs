@@ -1,5 +1,6 @@
 //! The event model: the fields of Distribution's `notifications.Event`.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -241,6 +242,14 @@ impl Event {
     }
 }
 
+/// The largest spare batch a thread keeps for [`Batch::one`], in events.
+const SPARE_CAPACITY: usize = 4;
+
+thread_local! {
+    /// The allocations of a batch of one, emptied by a queue, for the next one made here.
+    static SPARE: Cell<Option<Arc<Vec<Event>>>> = const { Cell::new(None) };
+}
+
 /// A cheap-to-clone, immutable batch of events: what every sink stage carries.
 ///
 /// ```
@@ -278,22 +287,56 @@ impl Batch {
     ///
     /// The first time events join a batch, room for `max` is made at once, so that a
     /// batch filled one event at a time moves each event once rather than at every growth.
-    pub(crate) fn absorb(&mut self, more: Batch, max: usize) -> Option<Batch> {
+    pub(crate) fn absorb(&mut self, mut more: Batch, max: usize) -> Option<Batch> {
         let room = max.saturating_sub(self.len());
         let Some(events) = Arc::get_mut(&mut self.0).filter(|_| room > 0) else {
             return Some(more);
         };
-        let mut added = match Arc::try_unwrap(more.0) {
-            Ok(added) => added,
-            Err(shared) => return Some(Batch(shared)),
+        let Some(added) = Arc::get_mut(&mut more.0) else {
+            return Some(more);
         };
         events.reserve_exact(max.saturating_sub(events.len()));
         if added.len() <= room {
-            events.append(&mut added);
+            events.append(added);
+            // Emptied: its allocations serve the next batch of one made on this thread.
+            Batch::keep_spare(more.0);
             return None;
         }
         events.extend(added.drain(..room));
-        Some(Batch(Arc::new(added)))
+        Some(more)
+    }
+
+    /// The empty batch, shared: no allocation.
+    pub(crate) fn none() -> Batch {
+        static NONE: std::sync::OnceLock<Batch> = std::sync::OnceLock::new();
+        NONE.get_or_init(Batch::default).clone()
+    }
+
+    /// A batch of one event, made in the allocations of the last batch of one that a queue
+    /// [absorbed](Self::absorb) on this thread, if there is one: a request's event then
+    /// costs no allocation of its own batch, where it cost two (the vector and its `Arc`).
+    pub(crate) fn one(event: Event) -> Batch {
+        if let Ok(Some(mut spare)) = SPARE.try_with(Cell::take) {
+            if let Some(events) = Arc::get_mut(&mut spare) {
+                events.push(event);
+                return Batch(spare);
+            }
+        }
+        Batch(Arc::new(vec![event]))
+    }
+
+    /// Keeps `spare` for [`one`](Self::one) if it is empty, small and held here alone (one
+    /// per thread: the one kept before is freed).
+    fn keep_spare(mut spare: Arc<Vec<Event>>) {
+        if Arc::get_mut(&mut spare).is_some_and(|v| v.is_empty() && v.capacity() <= SPARE_CAPACITY) {
+            let _ = SPARE.try_with(|slot| slot.set(Some(spare)));
+        }
+    }
+
+    /// The events, to change them in place: the batch is copied first if another handle
+    /// shares it.
+    pub(crate) fn events_mut(&mut self) -> &mut [Event] {
+        Arc::make_mut(&mut self.0).as_mut_slice()
     }
 
     /// Moves the events `skip..skip + n` out of the batch and drops the `skip` before them,
@@ -458,6 +501,92 @@ pub(crate) fn instance_id_shared() -> SharedStr {
 
 #[cfg(test)]
 mod tests {
+    fn event(n: u8) -> super::Event {
+        let mut e = super::Event::new(super::Action::Pull, super::Target::default());
+        e.target.tag = n.to_string().into();
+        e
+    }
+
+    fn tags(b: &super::Batch) -> Vec<String> {
+        b.iter().map(|e| e.target.tag.to_string()).collect()
+    }
+
+    /// A batch of one that a queue absorbed leaves its allocation to the next batch of one made
+    /// on the thread; the events are those given, in order, whatever allocation holds them.
+    /// (Told apart by capacity: a new batch of one has room for one event, the spare here for
+    /// three; addresses would not tell, since the allocator hands freed ones out again.)
+    #[test]
+    fn a_batch_of_one_reuses_the_one_absorbed_before() {
+        let mut back = super::Batch::one(event(0));
+        let mut roomy = Vec::with_capacity(3);
+        roomy.push(event(1));
+        assert!(back.absorb(super::Batch::from(roomy), 100).is_none());
+        let second = super::Batch::one(event(2));
+        assert_eq!(second.0.capacity(), 3, "the spare was not reused");
+        assert!(back.absorb(second, 100).is_none());
+        assert_eq!(tags(&back), ["0", "1", "2"]);
+        // Taken once, and kept again: the next batch of one has it, the one after is new.
+        let third = super::Batch::one(event(3));
+        let fourth = super::Batch::one(event(4));
+        assert_eq!((third.0.capacity(), fourth.0.capacity()), (3, 1));
+        assert_eq!(
+            (tags(&third), tags(&fourth)),
+            (vec!["3".to_owned()], vec!["4".to_owned()])
+        );
+    }
+
+    /// What a batch cannot absorb stays whole: a batch shared with another handle is given
+    /// back untouched (and kept by no one as a spare), and the events past `max` stay in the
+    /// batch they came in.
+    #[test]
+    fn absorbing_shared_or_overflowing_batches() {
+        let mut back = super::Batch::from(vec![event(0), event(1)]);
+        let shared = super::Batch::one(event(2));
+        let other = shared.clone();
+        let rest = back.absorb(shared, 100).expect("a shared batch is not absorbed");
+        assert_eq!(
+            (tags(&back), tags(&rest), tags(&other)),
+            (vec!["0".into(), "1".into()], vec!["2".into()], vec!["2".into()])
+        );
+        drop(rest);
+
+        let more = super::Batch::from(vec![event(3), event(4), event(5)]);
+        let place = std::sync::Arc::as_ptr(&more.0);
+        let rest = back.absorb(more, 4).expect("past max");
+        assert_eq!(tags(&back), ["0", "1", "3", "4"]);
+        assert_eq!(tags(&rest), ["5"]);
+        assert_eq!(std::sync::Arc::as_ptr(&rest.0), place);
+        // A full batch absorbs nothing.
+        let again = back.absorb(rest, 4).expect("full");
+        assert_eq!(tags(&again), ["5"]);
+    }
+
+    /// A batch emptied by absorbing is kept as a spare only when it is small: a large one is
+    /// freed, and a batch of one is made in an allocation of its own.
+    #[test]
+    fn large_batches_are_not_kept_as_spares() {
+        let mut back = super::Batch::from(Vec::with_capacity(200));
+        let big = super::Batch::from(
+            (0..super::SPARE_CAPACITY as u8 + 1)
+                .map(event)
+                .collect::<Vec<_>>(),
+        );
+        assert!(back.absorb(big, 200).is_none());
+        let one = super::Batch::one(event(9));
+        assert_eq!(one.0.capacity(), 1);
+        assert_eq!(tags(&one), ["9"]);
+    }
+
+    /// Changing the events of a shared batch changes a copy: the other handle keeps its own.
+    #[test]
+    fn events_mut_copies_a_shared_batch() {
+        let mut a = super::Batch::one(event(1));
+        let b = a.clone();
+        a.events_mut()[0].target.tag = "x".into();
+        assert_eq!((tags(&a), tags(&b)), (vec!["x".to_owned()], vec!["1".to_owned()]));
+        assert!(super::Batch::none().is_empty());
+    }
+
     #[test]
     fn ids_are_ordered_v7() {
         let ids: Vec<String> = (0..10_000).map(|_| super::new_id()).collect();

@@ -25,7 +25,8 @@ use super::headers::{
 use super::route;
 use super::shared::Shared;
 use crate::event::{
-    build_strings, reserve_stamps, write_id, Action, Descriptor, Event, SharedStr, StrBuf, Target, Timestamp,
+    build_strings, reserve_stamps, write_id, Action, Batch, Descriptor, Event, SharedStr, StrBuf, Target,
+    Timestamp,
 };
 use crate::hint::EventHint;
 use draft::{event_digest, remember_verified, remembered, Draft, Piece};
@@ -157,12 +158,12 @@ impl Pending {
         headers: &HeaderMap,
         hint: Option<&EventHint>,
         shared: &Shared,
-    ) -> (Vec<Event>, Missing) {
+    ) -> (Batch, Missing) {
         if let Some(memo) = &shared.memo {
             self.remember(memo, status, headers);
         }
         if !self.succeeded(status) {
-            return (Vec::new(), Missing::default());
+            return (Batch::none(), Missing::default());
         }
         // The kind is worked on apart from the rest; its strings may be moved out.
         let placeholder = Kind::TagDelete {
@@ -181,11 +182,11 @@ impl Pending {
         headers: &HeaderMap,
         hint: Option<&EventHint>,
         shared: &Shared,
-    ) -> (Vec<Event>, Missing) {
+    ) -> (Batch, Missing) {
         let mut missing = Missing::default();
         let at = Timestamp::now();
         if let Kind::ManifestDelete { digest } = kind {
-            return (self.delete_events(digest, hint, shared, at), missing);
+            return (Batch::from(self.delete_events(digest, hint, shared, at)), missing);
         }
         // The strings this response adds (event id, URL, digest, …) share one buffer.
         let (strings, draft) = build_strings(|b| {
@@ -207,7 +208,7 @@ impl Pending {
             Some(draft)
         });
         let Some(draft) = draft else {
-            return (Vec::new(), missing);
+            return (Batch::none(), missing);
         };
         if let Some(span) = draft.request_id {
             // Every later event of this request (after a lookup) has the same.
@@ -235,7 +236,7 @@ impl Pending {
             references: draft.references,
         };
         let event = self.event(strings.get(draft.id), draft.action, target, shared, at, keep);
-        (vec![event], missing)
+        (Batch::one(event), missing)
     }
 
     /// A delete by digest: the manifest's event, then one per tag that pointed at it.

@@ -19,7 +19,7 @@ use crate::hint::EventHint;
 
 /// Events derived from one response, on their way to the dispatcher.
 pub(crate) struct Ready {
-    events: Vec<Event>,
+    events: Batch,
     missing: Missing,
     pending: Box<Pending>,
     shared: Arc<Shared>,
@@ -41,19 +41,19 @@ impl Ready {
                     lookup::fill(
                         &*lookup,
                         &pending,
-                        &mut events,
+                        events.events_mut(),
                         missing,
                         shared.include_references,
                     )
                     .await;
                     report_unknown(&pending, &events, true);
-                    shared.dispatcher.dispatch(Batch::from(events));
+                    shared.dispatcher.dispatch(events);
                 });
                 return;
             }
             report_unknown(&pending, &events, false);
         }
-        shared.dispatcher.dispatch(Batch::from(events));
+        shared.dispatcher.dispatch(events);
     }
 
     /// Like [`deliver`](Self::deliver), but returns the hand-off to await before the response
@@ -71,13 +71,13 @@ impl Ready {
                     lookup::fill(
                         &*lookup,
                         &pending,
-                        &mut events,
+                        events.events_mut(),
                         missing,
                         shared.include_references,
                     )
                     .await;
                     report_unknown(&pending, &events, true);
-                    match shared.dispatcher.dispatch_waiting(Batch::from(events)) {
+                    match shared.dispatcher.dispatch_waiting(events) {
                         Some(wait) => wait.await,
                         None => Ok(()),
                     }
@@ -85,7 +85,7 @@ impl Ready {
             }
             report_unknown(&pending, &events, false);
         }
-        shared.dispatcher.dispatch_waiting(Batch::from(events))
+        shared.dispatcher.dispatch_waiting(events)
     }
 
     /// Like [`deliver`](Self::deliver), once the manifest body that passed through was read:
@@ -95,7 +95,7 @@ impl Ready {
         if let Some(body) = body.filter(|b| !b.is_empty()) {
             manifest_from_body(
                 &body,
-                &mut self.events,
+                self.events.events_mut(),
                 &mut self.missing,
                 self.shared.include_references,
             );
@@ -223,9 +223,9 @@ pub(crate) fn finish<B>(mut pending: Box<Pending>, shared: &Arc<Shared>, respons
 }
 
 /// A manifest `PUT` whose body the layer kept as it passed: the fields it gives.
-fn from_request_body(pending: &Pending, shared: &Shared, events: &mut [Event], missing: &mut Missing) {
+fn from_request_body(pending: &Pending, shared: &Shared, events: &mut Batch, missing: &mut Missing) {
     if let Some(body) = pending.body_tap.as_ref().and_then(|t| t.complete()) {
-        manifest_from_body(&body, events, missing, shared.include_references);
+        manifest_from_body(&body, events.events_mut(), missing, shared.include_references);
     }
 }
 
