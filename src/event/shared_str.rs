@@ -416,6 +416,11 @@ impl PlainTable {
         self.get(self.source.iter().position(|m| *m == s)?)
     }
 
+    /// [`find`](Self::find) for text given as bytes, compared as they are.
+    pub(crate) fn find_bytes(&self, b: &[u8]) -> Option<SharedStr> {
+        self.get(self.source.iter().position(|m| m.as_bytes() == b)?)
+    }
+
     /// The shared copy of the table's `i`-th string, if it has that many.
     pub(crate) fn get(&self, i: usize) -> Option<SharedStr> {
         let strings = self

@@ -19,8 +19,8 @@ use http::header::HeaderMap;
 use http::StatusCode;
 
 use super::headers::{
-    content_range_complete, location_path, media_type_of, media_type_str, upload_range_end, value_digest,
-    value_size, value_str, ResponseHeaders, BLOB_MEDIA_TYPE,
+    content_range_complete, location_path, media_type_str, media_type_value, upload_range_end, value_digest,
+    value_size, ResponseHeaders, BLOB_MEDIA_TYPE,
 };
 use super::route;
 use super::shared::Shared;
@@ -329,9 +329,7 @@ impl Pending {
                 draft.media_type = match hint.and_then(|h| h.media_type.as_deref()) {
                     Some(m) => media_type_str(m),
                     None if push => self.req_content_type.clone().unwrap_or_default(),
-                    None => value_str(response.content_type)
-                        .map(|v| media_type_str(media_type_of(v)))
-                        .unwrap_or_default(),
+                    None => media_type_value(response.content_type).unwrap_or_default(),
                 };
                 let size = hint_size.or_else(|| {
                     if push {

@@ -147,6 +147,19 @@ pub(crate) fn parse_size(s: &str) -> Option<i64> {
     i64::try_from(digits.parse::<u64>().ok()?).ok()
 }
 
+/// The media type a `Content-Type` value names, as shared text: a value that is exactly a
+/// known media type is found by comparing its bytes, without checking it as text or
+/// looking for parameters; any other gives its part before `;`, trimmed (as
+/// [`media_type_of`] and [`media_type_str`] make it). `None` without a value, or for one that
+/// is not visible ASCII.
+pub(crate) fn media_type_value(v: Option<&HeaderValue>) -> Option<SharedStr> {
+    let v = v?;
+    if let Some(known) = KNOWN.find_bytes(v.as_bytes()) {
+        return Some(known);
+    }
+    value_str(Some(v)).map(|v| media_type_str(media_type_of(v)))
+}
+
 /// `application/json; charset=utf-8` → `application/json`.
 pub(crate) fn media_type_of(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
@@ -222,6 +235,44 @@ mod tests {
     use super::*;
 
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    /// The fast path of [`media_type_value`] gives what the text path gives, for known
+    /// media types as they are, with parameters, spaces or another case, for unknown ones,
+    /// and for values that are not text; a known one is the table's shared, plain copy.
+    #[test]
+    fn media_type_values_as_the_text_path_gives_them() {
+        let text_path = |v: &HeaderValue| value_str(Some(v)).map(|v| media_type_str(media_type_of(v)));
+        let mut values: Vec<HeaderValue> = Vec::new();
+        for known in KNOWN_MEDIA_TYPES
+            .iter()
+            .chain(["text/plain", "application/x", ""].iter())
+        {
+            for v in [
+                known.to_string(),
+                format!("{known}; charset=utf-8"),
+                format!(" {known} "),
+                format!("{known};"),
+                known.to_uppercase(),
+                format!("{known}x"),
+                known
+                    .get(..known.len().saturating_sub(1))
+                    .unwrap_or("")
+                    .to_owned(),
+            ] {
+                values.push(HeaderValue::from_str(&v).unwrap());
+            }
+        }
+        values.push(HeaderValue::from_bytes(b"application/json\xff").unwrap());
+        values.push(HeaderValue::from_bytes("caf\u{e9}/x".as_bytes()).unwrap());
+        for v in &values {
+            let (fast, text) = (media_type_value(Some(v)), text_path(v));
+            assert_eq!(fast, text, "{v:?}");
+            assert_eq!(fast.map(|m| m.is_plain()), text.map(|m| m.is_plain()), "{v:?}");
+        }
+        assert_eq!(media_type_value(None), None);
+        let known = media_type_value(Some(&HeaderValue::from_static(KNOWN_MEDIA_TYPES[2]))).unwrap();
+        assert!(known.is_plain());
+    }
 
     #[test]
     fn traceparents_of_the_w3c_examples_and_their_breakages() {

@@ -10,7 +10,7 @@ use crate::event::{build_strings, ActorRecord, PlainTable, RequestRecord, Shared
 use crate::hint::{AuthenticatedUser, RequestId};
 use crate::layer::addr::{peer_addr, write_remote_addr};
 use crate::layer::headers::{
-    media_type_of, media_type_str, query_param, valid_traceparent, value_size, value_str, RequestHeaders,
+    media_type_value, query_param, valid_traceparent, value_size, value_str, RequestHeaders,
 };
 use crate::layer::route::{self, Parsed, Reference, Route};
 use crate::layer::shared::Shared;
@@ -244,7 +244,7 @@ pub(crate) fn pending<B>(req: &Request<B>, shared: &Shared) -> Option<Box<Pendin
             traceparent: get(traceparent),
         },
         actor: ActorRecord { name: get(user) },
-        req_content_type: value_str(headers.content_type).map(|v| media_type_str(media_type_of(v))),
+        req_content_type: media_type_value(headers.content_type),
         req_content_length,
         req_body_length,
         upload_key,
