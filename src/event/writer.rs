@@ -202,8 +202,7 @@ impl<'a> Obj<'a> {
 
     #[inline(always)]
     fn int(&mut self, key: &'static str, value: i64) {
-        self.key(key);
-        write_int(self.out, value);
+        self.raw(key, int_ascii(value, &mut [0; 21]));
     }
 
     /// A member whose value is `json` as it is (a number's digits).
@@ -401,13 +400,6 @@ fn write_str_rest(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(b);
     out.push(b'"');
-}
-
-fn write_int(out: &mut Vec<u8>, v: i64) {
-    if v < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(decimal_ascii(v.unsigned_abs(), &mut [0; 20]));
 }
 
 /// `v` in decimal, with its sign, written into the end of `buf`.

@@ -253,25 +253,21 @@ impl Pending {
         let tags = tags.map_or(&[][..], Vec::as_slice);
         let new_request_id = self.request.id.is_empty();
         let count = u64::try_from(tags.len()).unwrap_or(u64::MAX - 2) + 1;
-        let mut stamp = reserve_stamps(at, count + u64::from(new_request_id));
+        let first = reserve_stamps(at, count + u64::from(new_request_id));
         let (strings, (request_id, spans)) = build_strings(|b| {
-            let request_id = new_request_id.then(|| {
-                stamp += 1;
+            // The reserved stamps in order: the request's id first, then each event's.
+            let mut stamps = first..;
+            let mut id = |b: &mut StrBuf<'_>| {
+                let stamp = stamps.next().unwrap_or(first);
                 b.span_plain(|s| {
-                    write_id(s, stamp - 1);
+                    write_id(s, stamp);
                     true
                 })
-            });
+            };
+            let request_id = new_request_id.then(|| id(b));
             let spans = std::iter::once("")
                 .chain(tags.iter().map(String::as_str))
-                .map(|tag| {
-                    stamp += 1;
-                    let id = b.span_plain(|s| {
-                        write_id(s, stamp - 1);
-                        true
-                    });
-                    (id, b.push(tag))
-                })
+                .map(|tag| (id(b), b.push(tag)))
                 .collect::<Vec<_>>();
             (request_id, spans)
         });
